@@ -1,0 +1,3 @@
+module mom
+
+go 1.26

@@ -1,0 +1,381 @@
+package gpu
+
+/*
+#include <stdlib.h>
+#include "shim.h"
+*/
+import "C"
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"unsafe"
+)
+
+// ErrDeviceLost wraps every error reported after the device was lost.
+var ErrDeviceLost = errors.New("webgpu device lost")
+
+// ErrorKind classifies an error the implementation reported.
+type ErrorKind uint32
+
+// Error types of webgpu.h.
+const (
+	ErrNone        ErrorKind = 1
+	ErrValidation  ErrorKind = 2
+	ErrOutOfMemory ErrorKind = 3
+	ErrInternal    ErrorKind = 4
+	ErrUnknown     ErrorKind = 5
+)
+
+func (k ErrorKind) String() string {
+	switch k {
+	case ErrValidation:
+		return "validation error"
+	case ErrOutOfMemory:
+		return "out of memory"
+	case ErrInternal:
+		return "internal error"
+	case ErrNone:
+		return "no error"
+	}
+	return "error"
+}
+
+// DeviceError is an error the WebGPU implementation reported, with what mom
+// was doing when it happened.
+type DeviceError struct {
+	Kind    ErrorKind
+	Context string // e.g. "pipeline gemm.wgsl:main" or "submit [gemm x4, adamw]"
+	Message string
+}
+
+func (e *DeviceError) Error() string {
+	return fmt.Sprintf("%s: %s: %s", e.Context, e.Kind, strings.TrimSpace(e.Message))
+}
+
+// Options select the implementation, the adapter and the device's features.
+type Options struct {
+	Runtime Runtime
+	// Adapter is the index in the list `mom devices` prints; -1 picks the
+	// best one (discrete GPU first, CPU last).
+	Adapter int
+	// Features to enable where the adapter offers them; nil means the engine's
+	// set (shader-f16, subgroups, timestamp-query).
+	Features []Feature
+	// Toggles are Dawn toggles to enable (e.g. "allow_unsafe_apis").
+	Toggles []string
+}
+
+// DefaultFeatures are the optional features the engine uses when offered.
+var DefaultFeatures = []Feature{FeatureShaderF16, FeatureSubgroups, FeatureTimestampQuery}
+
+// Device is an open WebGPU device with its queue, caches and error state.
+// Its methods may be called from several goroutines; calls into the
+// implementation are serialised.
+type Device struct {
+	Lib      *Library
+	Info     AdapterInfo
+	Limits   Limits    // the device's limits (raised to the adapter's)
+	Features []Feature // the features enabled on the device
+
+	mu      sync.Mutex
+	inst    unsafe.Pointer
+	adapter unsafe.Pointer
+	dev     unsafe.Pointer
+	queue   unsafe.Pointer
+	state   *C.mg_device_state
+	op      *C.mg_op
+	closed  bool
+	lost    error
+
+	shaders   map[string]*Shader
+	pipelines map[string]*Pipeline
+	staging   map[int64][]*Buffer
+	live      [C.MG_KIND_COUNT]int
+	tsPeriod  float64
+}
+
+// Open loads the implementation and opens a device on the chosen adapter.
+func Open(o Options) (*Device, error) {
+	lib, err := Load(o.Runtime)
+	if err != nil {
+		return nil, err
+	}
+	return lib.Open(o)
+}
+
+// Open opens a device of this implementation.
+func (l *Library) Open(o Options) (*Device, error) {
+	inst := C.mg_create_instance(l.c)
+	if inst == nil {
+		return nil, fmt.Errorf("%s: wgpuCreateInstance returned null", l.Runtime)
+	}
+	hs, err := l.adapters(inst)
+	if err != nil {
+		C.mg_release(l.c, C.MG_INSTANCE, inst)
+		return nil, err
+	}
+	if len(hs) == 0 {
+		C.mg_release(l.c, C.MG_INSTANCE, inst)
+		return nil, fmt.Errorf("%s (%s): no WebGPU adapter found; on a machine without a GPU install Mesa's lavapipe "+
+			"(mesa-vulkan-drivers 25 from bookworm-backports, `make deps`)", l.Runtime, l.Path)
+	}
+	pick := o.Adapter
+	if pick < 0 {
+		pick = bestAdapter(hs)
+	}
+	if pick >= len(hs) {
+		for _, h := range hs {
+			C.mg_release(l.c, C.MG_ADAPTER, h.ptr)
+		}
+		C.mg_release(l.c, C.MG_INSTANCE, inst)
+		return nil, fmt.Errorf("%s: adapter %d does not exist (there are %d; see `mom devices --runtime %s`)", l.Runtime, pick, len(hs), l.Runtime)
+	}
+	for i, h := range hs {
+		if i != pick {
+			C.mg_release(l.c, C.MG_ADAPTER, h.ptr)
+		}
+	}
+	d := &Device{
+		Lib:       l,
+		Info:      hs[pick].info,
+		inst:      inst,
+		adapter:   hs[pick].ptr,
+		state:     C.mg_state_new(),
+		op:        l.newOp(),
+		shaders:   map[string]*Shader{},
+		pipelines: map[string]*Pipeline{},
+		staging:   map[int64][]*Buffer{},
+	}
+	if err := d.request(o); err != nil {
+		d.Close()
+		return nil, err
+	}
+	return d, nil
+}
+
+// bestAdapter prefers a discrete GPU, then an integrated one, then anything
+// but a CPU, and a modern backend over OpenGL.
+func bestAdapter(hs []adapterHandle) int {
+	score := func(a AdapterInfo) int {
+		s := 0
+		switch a.adapterType {
+		case 1:
+			s += 300
+		case 2:
+			s += 200
+		case 4:
+			s += 100
+		}
+		switch a.backend {
+		case BackendVulkan, BackendMetal, BackendD3D12:
+			s += 10
+		}
+		return s
+	}
+	best := 0
+	for i, h := range hs {
+		if score(h.info) > score(hs[best].info) {
+			best = i
+		}
+	}
+	return best
+}
+
+func (d *Device) request(o Options) error {
+	l := d.Lib
+	want := o.Features
+	if want == nil {
+		want = DefaultFeatures
+	}
+	var ids []C.uint32_t
+	for _, f := range want {
+		if !d.Info.Has(f) {
+			continue
+		}
+		if id, ok := featureID(l.Runtime, f); ok {
+			ids = append(ids, C.uint32_t(id))
+		}
+	}
+	// Ask for every limit the adapter offers, not the WebGPU defaults.
+	var lim C.mg_limits
+	if C.mg_adapter_limits(l.c, d.adapter, &lim) == 0 {
+		return fmt.Errorf("%s: reading the adapter's limits failed", l.Runtime)
+	}
+	for i := range lim.tail {
+		lim.tail[i] = 0xFFFFFFFF
+	}
+	cfeat := (*C.uint32_t)(C.calloc(C.size_t(len(ids)+1), 4))
+	defer C.free(unsafe.Pointer(cfeat))
+	copy(unsafe.Slice(cfeat, len(ids)+1), ids)
+	ctog := make([]*C.char, len(o.Toggles)+1)
+	for i, t := range o.Toggles {
+		ctog[i] = C.CString(t)
+		defer C.free(unsafe.Pointer(ctog[i]))
+	}
+	ctogArr := (**C.char)(C.calloc(C.size_t(len(ctog)), C.size_t(unsafe.Sizeof(uintptr(0)))))
+	defer C.free(unsafe.Pointer(ctogArr))
+	copy(unsafe.Slice(ctogArr, len(ctog)), ctog)
+	r := C.mg_request_device(l.c, d.inst, d.adapter, cfeat, C.size_t(len(ids)), &lim, d.state,
+		ctogArr, C.size_t(len(o.Toggles)), d.op)
+	if r != 1 || d.op.status != 1 || d.op.handle == nil {
+		return fmt.Errorf("%s: requesting a device on %q failed: %s", l.Runtime, d.Info.Name, C.GoString(&d.op.msg[0]))
+	}
+	d.dev = d.op.handle
+	d.queue = C.mg_device_queue(l.c, d.dev)
+	var dl C.mg_limits
+	if C.mg_device_limits(l.c, d.dev, &dl) == 0 {
+		return fmt.Errorf("%s: reading the device's limits failed", l.Runtime)
+	}
+	d.Limits = limitsFromC(&dl)
+	var fids [256]C.uint32_t
+	n := int(C.mg_device_features(l.c, d.dev, &fids[0], C.size_t(len(fids))))
+	for i := 0; i < n; i++ {
+		d.Features = append(d.Features, featureName(l.Runtime, uint32(fids[i])))
+	}
+	d.tsPeriod = float64(C.mg_timestamp_period(l.c, d.queue))
+	return nil
+}
+
+// Has reports whether the device has feature f enabled.
+func (d *Device) Has(f Feature) bool {
+	for _, g := range d.Features {
+		if g == f {
+			return true
+		}
+	}
+	return false
+}
+
+// String names the device for logs: "llvmpipe (Vulkan, CPU) via dawn".
+func (d *Device) String() string {
+	return fmt.Sprintf("%s (%s, %s) via %s", d.Info.Name, d.Info.Backend, d.Info.Type, d.Lib.Runtime)
+}
+
+// errLocked drains errors the device reported outside any scope. It must be
+// called with d.mu held.
+func (d *Device) errLocked(context string) error {
+	if d.lost != nil {
+		return d.lost
+	}
+	var errs []error
+	var buf [1024]C.char
+	for {
+		var typ C.uint32_t
+		r := C.mg_state_take(d.state, &typ, &buf[0], C.size_t(len(buf)))
+		if r == 0 {
+			break
+		}
+		msg := C.GoString(&buf[0])
+		if r == 2 {
+			d.lost = fmt.Errorf("%w during %s (reason %d): %s", ErrDeviceLost, context, uint32(typ), msg)
+			return errors.Join(append(errs, d.lost)...)
+		}
+		errs = append(errs, &DeviceError{Kind: ErrorKind(typ), Context: context, Message: msg})
+	}
+	return errors.Join(errs...)
+}
+
+// Check returns the errors the device reported since the last check.
+func (d *Device) Check(context string) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return errors.New("gpu: device is closed")
+	}
+	C.mg_process_events(d.Lib.c, d.inst, d.dev)
+	return d.errLocked(context)
+}
+
+// scopeLocked runs fn inside validation and out-of-memory error scopes and
+// returns what they caught. It must be called with d.mu held.
+func (d *Device) scopeLocked(context string, fn func()) error {
+	if d.lost != nil {
+		return d.lost
+	}
+	C.mg_push_error_scope(d.Lib.c, d.dev, 2) // out of memory
+	C.mg_push_error_scope(d.Lib.c, d.dev, 1) // validation
+	fn()
+	var errs []error
+	for i := 0; i < 2; i++ {
+		r := C.mg_pop_error_scope(d.Lib.c, d.inst, d.dev, d.op)
+		if r != 1 {
+			errs = append(errs, fmt.Errorf("%s: waiting for the error scope failed", context))
+			continue
+		}
+		if d.op.status == 1 && d.op.kind != 0 && ErrorKind(d.op.kind) != ErrNone {
+			errs = append(errs, &DeviceError{Kind: ErrorKind(d.op.kind), Context: context, Message: C.GoString(&d.op.msg[0])})
+		}
+	}
+	if err := d.errLocked(context); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// LiveObjects returns how many objects this device has created and not yet
+// released, by kind name. Used to prove that nothing leaks.
+func (d *Device) LiveObjects() map[string]int {
+	names := []string{"instance", "adapter", "device", "queue", "buffer", "shader", "pipeline",
+		"bind group layout", "bind group", "encoder", "pass", "command buffer", "query set",
+		"surface", "texture", "texture view", "render pipeline", "render pass"}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	out := map[string]int{}
+	for k, n := range d.live {
+		if n != 0 {
+			out[names[k]] = n
+		}
+	}
+	return out
+}
+
+func (d *Device) created(kind C.int) { d.live[kind]++ }
+
+func (d *Device) release(kind C.int, p unsafe.Pointer) {
+	if p == nil {
+		return
+	}
+	C.mg_release(d.Lib.c, kind, p)
+	d.live[kind]--
+}
+
+// Close releases the device and everything cached on it.
+func (d *Device) Close() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return
+	}
+	d.closed = true
+	for _, p := range d.pipelines {
+		p.releaseLocked()
+	}
+	for _, s := range d.shaders {
+		d.release(C.MG_SHADER, s.ptr)
+	}
+	for _, list := range d.staging {
+		for _, b := range list {
+			b.destroyLocked()
+		}
+	}
+	l := d.Lib.c
+	if d.queue != nil {
+		C.mg_release(l, C.MG_QUEUE, d.queue)
+	}
+	if d.dev != nil {
+		C.mg_device_destroy(l, d.dev)
+		C.mg_release(l, C.MG_DEVICE, d.dev)
+		C.mg_process_events(l, d.inst, nil)
+	}
+	if d.adapter != nil {
+		C.mg_release(l, C.MG_ADAPTER, d.adapter)
+	}
+	if d.inst != nil {
+		C.mg_release(l, C.MG_INSTANCE, d.inst)
+	}
+	C.mg_state_free(d.state)
+	freeOp(d.op)
+}

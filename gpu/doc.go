@@ -1,0 +1,19 @@
+// Package gpu binds the standard WebGPU C API (webgpu.h) with cgo and runs
+// WGSL compute shaders on whatever implementation it finds at run time.
+//
+// Nothing is linked at build time: Load opens Dawn (the npm package
+// bun-webgpu-<platform>) or wgpu-native (the PyPI wheel wgpu) with dlopen,
+// looking at $MOM_WEBGPU_LIB, then the project's .deps folder, then the usual
+// system names. The declarations in shim.h are mom's own, written from the
+// webgpu.h documentation; where the two implementations' headers differ
+// (instance descriptor, feature numbering, the work-done callback, waiting
+// on futures) shim.c branches on the implementation it loaded.
+//
+// The package owns adapters and devices, buffers with upload and
+// (asynchronous) readback, WGSL modules whose compile errors come back as
+// *CompileError with the line, compute pipelines cached by shader, entry
+// point and override constants, bind groups, a Recorder that records many
+// dispatches into one command buffer and one submit, GPU timestamps per
+// dispatch, and error scopes, uncaptured errors and device loss as Go errors.
+// It knows nothing about models.
+package gpu
