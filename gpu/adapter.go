@@ -144,7 +144,7 @@ var featureIDs = map[Runtime]map[uint32]Feature{
 		0x0D: "bgra8unorm-storage", 0x0E: "float32-filterable", 0x0F: "float32-blendable",
 		0x10: "clip-distances", 0x11: "dual-source-blending", 0x12: FeatureSubgroups,
 		0x13: "texture-formats-tier1", 0x14: "texture-formats-tier2", 0x15: "primitive-index",
-		0x16: "texture-component-swizzle",
+		0x16:    "texture-component-swizzle",
 		0x30001: "wgpu:immediates", 0x30008: "wgpu:pipeline-statistics-query",
 		0x3001D: "wgpu:shader-f64", 0x30021: "wgpu:subgroup", 0x30023: "wgpu:subgroup-barrier",
 		0x30024: "wgpu:timestamp-query-inside-encoders", 0x30025: "wgpu:timestamp-query-inside-passes",

@@ -1,0 +1,18 @@
+// Package nn holds the ops of a Mixture-of-Mamba training step, each with an
+// explicit forward and backward recorded onto a gpu.Recorder: Linear (GEMM),
+// GroupedLinear (per-modality GEMM through a routing table), CausalConv1d,
+// SelectiveScan, RMSNorm, Embedding, the losses, AdamW and gradient-norm
+// clipping.
+//
+// An op is built once, before the step loop, from the tensors it reads and
+// writes: construction compiles (or fetches from the cache) its pipelines and
+// creates its bind groups. Recording it allocates nothing. Parameter
+// gradients accumulate (+=), as in llm.c: the trainer zeroes them once per
+// optimizer step.
+//
+// Every kernel has a plain-Go twin in nn/ref with the same name and argument
+// order; the tests compare the two on random inputs at edge sizes.
+//
+// Glossary (as in the Mamba papers): b batch, l sequence length, t = b*l
+// tokens, d d_model, ed = expand*d, n d_state, r dt_rank, m modality.
+package nn

@@ -1,0 +1,84 @@
+package nn
+
+import (
+	"fmt"
+
+	"mom/gpu"
+)
+
+// Tensor is a row-major float32 (or uint32) array on the device.
+type Tensor struct {
+	Name  string
+	Shape []int
+	Buf   *gpu.Buffer
+}
+
+// NewTensor allocates a tensor of the given shape. Its contents are
+// undefined until written.
+func NewTensor(d *gpu.Device, name string, shape ...int) (*Tensor, error) {
+	n := 1
+	for _, s := range shape {
+		if s <= 0 {
+			return nil, fmt.Errorf("nn: tensor %s: bad shape %v", name, shape)
+		}
+		n *= s
+	}
+	b, err := d.NewBuffer(name, int64(4*n), gpu.UsageTensor)
+	if err != nil {
+		return nil, fmt.Errorf("nn: tensor %s %v: %w", name, shape, err)
+	}
+	return &Tensor{Name: name, Shape: append([]int(nil), shape...), Buf: b}, nil
+}
+
+// Len is the number of elements.
+func (t *Tensor) Len() int {
+	n := 1
+	for _, s := range t.Shape {
+		n *= s
+	}
+	return n
+}
+
+// Bytes is the size in bytes.
+func (t *Tensor) Bytes() int64 { return int64(4 * t.Len()) }
+
+// Upload writes v, which must have Len elements.
+func (t *Tensor) Upload(v []float32) error {
+	if len(v) != t.Len() {
+		return fmt.Errorf("nn: upload to %s %v: %d values, want %d", t.Name, t.Shape, len(v), t.Len())
+	}
+	return t.Buf.WriteFloat32(0, v)
+}
+
+// UploadU32 writes uint32 values (ids, routing tables).
+func (t *Tensor) UploadU32(v []uint32) error {
+	if len(v) > t.Len() {
+		return fmt.Errorf("nn: upload to %s %v: %d values, want at most %d", t.Name, t.Shape, len(v), t.Len())
+	}
+	return t.Buf.WriteUint32(0, v)
+}
+
+// Download reads the tensor back.
+func (t *Tensor) Download() ([]float32, error) { return t.Buf.ReadFloat32(0, t.Len()) }
+
+// DownloadU32 reads the tensor back as uint32.
+func (t *Tensor) DownloadU32() ([]uint32, error) { return t.Buf.ReadUint32(0, t.Len()) }
+
+// Release frees the device memory.
+func (t *Tensor) Release() { t.Buf.Release() }
+
+// CheckShape returns an error unless t has the given shape.
+func CheckShape(op string, t *Tensor, shape ...int) error {
+	if t == nil {
+		return fmt.Errorf("nn: %s: missing tensor of shape %v", op, shape)
+	}
+	if len(t.Shape) != len(shape) {
+		return fmt.Errorf("nn: %s: %s has shape %v, want %v", op, t.Name, t.Shape, shape)
+	}
+	for i := range shape {
+		if t.Shape[i] != shape[i] {
+			return fmt.Errorf("nn: %s: %s has shape %v, want %v", op, t.Name, t.Shape, shape)
+		}
+	}
+	return nil
+}

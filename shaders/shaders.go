@@ -1,0 +1,49 @@
+// Package shaders holds mom's WGSL compute shaders (one file per op, embedded
+// with go:embed) and their Go-side descriptors: the bindings in order with
+// their shapes, the workgroup size and the override constants each entry
+// point needs. It holds no model logic; package nn compiles and binds these.
+package shaders
+
+import (
+	"embed"
+	"fmt"
+	"sort"
+	"strings"
+)
+
+//go:embed *.wgsl
+var files embed.FS
+
+// Kernel describes one entry point of one WGSL file.
+type Kernel struct {
+	File      string   // e.g. "gemm.wgsl"
+	Entry     string   // entry point, e.g. "gemm_nt"
+	Bindings  []string // group 0 bindings 0, 1, ... as "name: (shape) access"
+	Workgroup [3]int   // @workgroup_size, as declared or as set by constants
+	Constants []string // override constants the caller must set
+}
+
+// Source returns the WGSL text of file.
+func Source(file string) (string, error) {
+	b, err := files.ReadFile(file)
+	if err != nil {
+		return "", fmt.Errorf("shaders: no WGSL file %q", file)
+	}
+	return string(b), nil
+}
+
+// Files lists the embedded WGSL files.
+func Files() []string {
+	ents, _ := files.ReadDir(".")
+	var out []string
+	for _, e := range ents {
+		if strings.HasSuffix(e.Name(), ".wgsl") {
+			out = append(out, e.Name())
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Name is "file:entry".
+func (k Kernel) Name() string { return k.File + ":" + k.Entry }
