@@ -379,3 +379,10 @@ func (d *Device) Close() {
 	C.mg_state_free(d.state)
 	freeOp(d.op)
 }
+
+// Handles exposes the raw instance, adapter, device and queue pointers and the
+// loaded library for code in this package that drives other parts of the
+// API (surfaces for the window).
+func (d *Device) handles() (inst, adapter, dev, queue unsafe.Pointer) {
+	return d.inst, d.adapter, d.dev, d.queue
+}

@@ -234,6 +234,8 @@ mg_lib *mg_open(const char *path, char *err, size_t errlen) {
 
 int mg_kind(const mg_lib *L) { return L->kind; }
 
+void *mg_sym(const mg_lib *L, const char *name) { return dlsym(L->dl, name); }
+
 void mg_close(mg_lib *L) {
 	// The implementations keep process-wide state (Vulkan instances, worker
 	// threads) that does not survive dlclose cleanly: keep the code mapped.

@@ -86,6 +86,8 @@ typedef struct mg_lib mg_lib;
 // Loading.
 mg_lib *mg_open(const char *path, char *err, size_t errlen);
 int mg_kind(const mg_lib *L);
+// mg_sym looks up any other entry point of the loaded implementation.
+void *mg_sym(const mg_lib *L, const char *name);
 void mg_close(mg_lib *L);
 
 // Instance and adapters.
