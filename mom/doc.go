@@ -1,0 +1,13 @@
+// Package mom is the Mixture-of-Mamba model: its config (presets near the
+// paper's scales and the four per-modality split switches), its parameters
+// and their initialisation, FLOP and parameter counting, and the model's
+// forward and backward composed from the ops of package nn.
+//
+// The dense Mamba baseline is the same code with no splits. A token uses one
+// weight set of every split projection, chosen by its modality, so a
+// Mixture-of-Mamba model costs the dense model's FLOPs per token.
+//
+// Glossary: b batch, l sequence length, t = b·l tokens, d d_model, ed the
+// inner width expand·d, n d_state, r dt_rank, k d_conv, g modalities
+// (weight sets of a split projection), v vocabulary, p patch size.
+package mom
