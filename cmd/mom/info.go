@@ -1,0 +1,92 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"text/tabwriter"
+
+	"mom/mom"
+)
+
+func init() {
+	register(command{"info", "print a preset's parameter counts and FLOPs per token", cmdInfo})
+}
+
+// modelFlags are the flags that choose a model.
+type modelFlags struct {
+	preset, setting, splits *string
+	dense                   *bool
+}
+
+func addModelFlags(fs interface {
+	String(string, string, string) *string
+	Bool(string, bool, string) *bool
+}) modelFlags {
+	return modelFlags{
+		preset:  fs.String("preset", "tiny", "model size: tiny, small, 37m, 94m, 443m, 880m, 1.4b"),
+		setting: fs.String("setting", "three", "training setting: chameleon, transfusion or three (text+image+speech)"),
+		splits:  fs.String("split", "in,x,dt,out", "projections split per modality: any subset of in,x,dt,out"),
+		dense:   fs.Bool("dense", false, "the dense Mamba baseline (no splits; overrides --split)"),
+	}
+}
+
+func (m modelFlags) config() (mom.Config, error) {
+	sp, err := mom.ParseSplits(*m.splits)
+	if err != nil {
+		return mom.Config{}, usagef("--split: %v", err)
+	}
+	if *m.dense {
+		sp = mom.Splits{}
+	}
+	c, err := mom.Preset(*m.preset, mom.Setting(*m.setting), sp)
+	if err != nil {
+		return c, usagef("%v", err)
+	}
+	return c, nil
+}
+
+func cmdInfo(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("info", "info [--preset P] [--setting S] [--split in,x,dt,out | --dense] [--json]", stderr)
+	mf := addModelFlags(fs)
+	asJSON := fs.Bool("json", false, "print JSON")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	c, err := mf.config()
+	if err != nil {
+		return err
+	}
+	total, active := c.ParamCount()
+	fl := c.StepFLOPs()
+	if *asJSON {
+		return json.NewEncoder(stdout).Encode(map[string]any{
+			"config": c, "params_total": total, "params_active_per_token": active,
+			"flops_forward_per_token": fl.ForwardPerToken, "flops_train_per_token": fl.TrainPerToken,
+		})
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "preset\t%s (%s setting)\n", c.Name, c.Setting)
+	fmt.Fprintf(tw, "model\td_model %d, %d layers, d_state %d, d_conv %d, expand %d, dt_rank %d\n", c.DModel, c.Layers, c.DState, c.DConv, c.Expand, c.DtRank)
+	fmt.Fprintf(tw, "modalities\t%v, vocabulary %d\n", c.Modalities, c.Vocab)
+	fmt.Fprintf(tw, "split per modality\t%s\n", c.Splits)
+	fmt.Fprintf(tw, "parameters\t%s total, %s active per token\n", human(float64(total)), human(float64(active)))
+	fmt.Fprintf(tw, "FLOPs per token\t%s forward, %s per training step (3x forward; %.0f%% in matrix products)\n",
+		human(fl.ForwardPerToken), human(fl.TrainPerToken), 100*fl.MatmulShare)
+	fmt.Fprintf(tw, "formula\tper layer 2·D·2E + 2·E·(R+2N) + 2·R·E + 2·E·D (projections) + 2·K·E (conv) + 9·E·N (scan); head 2·V·D; train = 3 × forward\n")
+	return tw.Flush()
+}
+
+func human(x float64) string {
+	switch {
+	case x >= 1e12:
+		return fmt.Sprintf("%.2fT", x/1e12)
+	case x >= 1e9:
+		return fmt.Sprintf("%.2fG", x/1e9)
+	case x >= 1e6:
+		return fmt.Sprintf("%.2fM", x/1e6)
+	case x >= 1e3:
+		return fmt.Sprintf("%.1fk", x/1e3)
+	}
+	return fmt.Sprintf("%.0f", x)
+}
