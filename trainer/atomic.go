@@ -1,0 +1,125 @@
+package trainer
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"syscall"
+)
+
+// WriteFileAtomic replaces the file at path with data so that a crash at any
+// moment leaves either the old contents or the new ones, never a mixture:
+// the data go to a temporary file in the same folder, which is synced,
+// renamed over path, and the folder itself is synced so the rename is
+// durable.
+func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {
+	return WriteAtomic(path, perm, func(w io.Writer) error {
+		_, err := w.Write(data)
+		return err
+	})
+}
+
+// WriteAtomic is WriteFileAtomic for data produced by fill, which writes to a
+// buffered writer. If fill returns an error (or panics), the temporary file
+// is removed and whatever was at path is left untouched.
+func WriteAtomic(path string, perm os.FileMode, fill func(w io.Writer) error) error {
+	p, err := createPending(path, perm)
+	if err != nil {
+		return err
+	}
+	// abort is a no-op after commit; otherwise (an error or a panic inside
+	// fill) it removes the temporary file.
+	defer p.abort()
+	bw := bufio.NewWriterSize(p.f, 1<<20)
+	if err := fill(bw); err != nil {
+		return fmt.Errorf("trainer: writing %s: %w", path, err)
+	}
+	if err := bw.Flush(); err != nil {
+		return fmt.Errorf("trainer: writing %s: %w", path, err)
+	}
+	return p.commit()
+}
+
+// pending is a temporary file that becomes path on commit.
+type pending struct {
+	path string
+	f    *os.File
+	done bool
+}
+
+// createPending opens a temporary file next to path (same folder, so the
+// final rename stays on one file system).
+func createPending(path string, perm os.FileMode) (*pending, error) {
+	dir, base := filepath.Split(path)
+	if dir == "" {
+		dir = "."
+	}
+	if base == "" {
+		return nil, fmt.Errorf("trainer: atomic write: %q names no file", path)
+	}
+	f, err := os.CreateTemp(dir, "."+base+".tmp-*")
+	if err != nil {
+		return nil, fmt.Errorf("trainer: writing %s: %w", path, err)
+	}
+	if err := f.Chmod(perm); err != nil {
+		f.Close()
+		os.Remove(f.Name())
+		return nil, fmt.Errorf("trainer: writing %s: %w", path, err)
+	}
+	return &pending{path: path, f: f}, nil
+}
+
+// commit syncs and closes the temporary file, renames it over the target
+// and syncs the folder.
+func (p *pending) commit() error {
+	if p.done {
+		return fmt.Errorf("trainer: writing %s: already committed or aborted", p.path)
+	}
+	p.done = true
+	tmp := p.f.Name()
+	if err := p.f.Sync(); err != nil {
+		p.f.Close()
+		os.Remove(tmp)
+		return fmt.Errorf("trainer: syncing %s: %w", p.path, err)
+	}
+	if err := p.f.Close(); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("trainer: closing %s: %w", p.path, err)
+	}
+	if err := os.Rename(tmp, p.path); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("trainer: writing %s: %w", p.path, err)
+	}
+	if err := syncDir(filepath.Dir(p.path)); err != nil {
+		return fmt.Errorf("trainer: writing %s: %w", p.path, err)
+	}
+	return nil
+}
+
+// abort removes the temporary file; the target is untouched.
+func (p *pending) abort() {
+	if p.done {
+		return
+	}
+	p.done = true
+	p.f.Close()
+	os.Remove(p.f.Name())
+}
+
+// syncDir fsyncs a folder so that renames and creations inside it are
+// durable. File systems that cannot sync a folder (EINVAL, as some network
+// and Windows file systems answer) are not an error.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil && !errors.Is(err, syscall.EINVAL) && !errors.Is(err, errors.ErrUnsupported) {
+		return fmt.Errorf("syncing folder %s: %w", dir, err)
+	}
+	return nil
+}
