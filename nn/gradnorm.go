@@ -1,0 +1,152 @@
+package nn
+
+import (
+	"fmt"
+
+	"mom/gpu"
+	"mom/shaders"
+)
+
+// GradNorm computes the global L2 norm of many gradient tensors and the clip
+// scale min(1, maxNorm/(norm+1e-6)) on the device, without readback, in a
+// fixed summation order (deterministic): one partial-sums dispatch per
+// tensor (per binding-sized range of a large tensor) into a small buffer,
+// then one finishing dispatch.
+type GradNorm struct {
+	ds                []elemDispatch
+	fin               *gpu.BindGroup
+	part, norm, scale *Tensor
+}
+
+// NewGradNorm prepares the norm of grads with clipping to maxNorm (maxNorm
+// <= 0: Scale is always 1).
+func NewGradNorm(d *gpu.Device, grads []*Tensor, maxNorm float32) (*GradNorm, error) {
+	if len(grads) == 0 {
+		return nil, fmt.Errorf("nn: grad norm: no gradient tensors")
+	}
+	if !finiteF32(maxNorm) {
+		return nil, fmt.Errorf("nn: grad norm: maxNorm %g is not finite", maxNorm)
+	}
+	seen := map[*gpu.Buffer]string{}
+	type slot struct {
+		t      *Tensor
+		s      elemSpan
+		vec4   bool
+		nwg    int
+		offset int
+	}
+	var slots []slot
+	total := 0
+	for i, g := range grads {
+		if g == nil {
+			return nil, fmt.Errorf("nn: grad norm: gradient %d is nil", i)
+		}
+		if prev, ok := seen[g.Buf]; ok {
+			return nil, fmt.Errorf("nn: grad norm: gradient %d (%s) shares its buffer with %s; it would count twice", i, g.Name, prev)
+		}
+		seen[g.Buf] = g.Name
+		for _, s := range elemSpans(d, g.Len()) {
+			v4 := s.n%4 == 0
+			units := s.n
+			if v4 {
+				units /= 4
+			}
+			nwg := min(max(CeilDiv(units, 256*8), 1), 1024)
+			slots = append(slots, slot{g, s, v4, nwg, total})
+			total += CeilDiv(nwg, 64) * 64 // each slot starts 256-byte aligned
+		}
+	}
+	n := &GradNorm{}
+	var err error
+	fail := func(e error) (*GradNorm, error) {
+		releaseTensors([]*Tensor{n.part, n.norm, n.scale})
+		return nil, e
+	}
+	if n.part, err = NewTensor(d, "gradnorm.partials", total); err != nil {
+		return fail(err)
+	}
+	if err := n.part.Upload(make([]float32, total)); err != nil {
+		return fail(err)
+	}
+	if n.norm, err = NewTensor(d, "gradnorm.norm", 1); err != nil {
+		return fail(err)
+	}
+	if n.scale, err = NewTensor(d, "gradnorm.scale", 1); err != nil {
+		return fail(err)
+	}
+	p1, err := Pipeline(d, shaders.SumSq, nil)
+	if err != nil {
+		return fail(fmt.Errorf("nn: grad norm: %w", err))
+	}
+	p4, err := Pipeline(d, shaders.SumSq4, nil)
+	if err != nil {
+		return fail(fmt.Errorf("nn: grad norm: %w", err))
+	}
+	for _, s := range slots {
+		p := p1
+		if s.vec4 {
+			p = p4
+		}
+		g, err := d.BindGroup(p, spanBinding(s.t, s.s), spanBinding(n.part, elemSpan{s.offset, s.nwg}))
+		if err != nil {
+			return fail(fmt.Errorf("nn: grad norm of %s %v: %w", s.t.Name, s.t.Shape, err))
+		}
+		n.ds = append(n.ds, elemDispatch{g, s.nwg, 1})
+	}
+	if n.fin, err = Bind(d, shaders.GradNormFinish, gpu.Constants{"MAX_NORM": float64(maxNorm)}, n.part, n.norm, n.scale); err != nil {
+		return fail(fmt.Errorf("nn: grad norm: %w", err))
+	}
+	return n, nil
+}
+
+// Record records the partial sums and the finish.
+func (n *GradNorm) Record(r *gpu.Recorder) {
+	for _, x := range n.ds {
+		r.Dispatch(x.g, x.x, x.y, 1)
+	}
+	r.Dispatch(n.fin, 1, 1, 1)
+}
+
+// Norm is the global gradient norm, (1).
+func (n *GradNorm) Norm() *Tensor { return n.norm }
+
+// Scale is the clip scale, (1): min(1, maxNorm/(Norm+1e-6)), or 1.
+func (n *GradNorm) Scale() *Tensor { return n.scale }
+
+// Release frees the op's own buffers (not the gradients).
+func (n *GradNorm) Release() { releaseTensors([]*Tensor{n.part, n.norm, n.scale}) }
+
+func init() {
+	RegisterBench(func(size BenchSize) []BenchCase {
+		// A model's gradient list: a few big matrices and many small vectors.
+		sizes := []int{1 << 20, 3 << 19, 1 << 18, 4097, 1024, 1024, 256, 255}
+		if size == BenchLarge {
+			sizes = []int{1 << 25, 3 << 24, 1 << 23, 1 << 23, 4097 * 16, 2048, 2048, 1023}
+		}
+		total := 0
+		for _, s := range sizes {
+			total += s
+		}
+		return []BenchCase{{
+			Name: fmt.Sprintf("gradnorm/tensors=%d/n=%d", len(sizes), total),
+			Setup: func(d *gpu.Device) (*BenchRun, error) {
+				var ts []*Tensor
+				for i, s := range sizes {
+					t, err := NewTensor(d, fmt.Sprintf("g%d", i), s)
+					if err != nil {
+						releaseTensors(ts)
+						return nil, err
+					}
+					ts = append(ts, t)
+				}
+				op, err := NewGradNorm(d, ts, 1)
+				if err != nil {
+					releaseTensors(ts)
+					return nil, err
+				}
+				return &BenchRun{Record: op.Record, FLOPs: float64(2 * total), Bytes: float64(4 * total),
+					Cleanup: func() { op.Release(); releaseTensors(ts) }}, nil
+			},
+		}}
+	})
+}

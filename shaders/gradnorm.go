@@ -1,0 +1,16 @@
+package shaders
+
+// Gradient norm kernels (gradnorm.wgsl).
+var (
+	// SumSq writes, per workgroup w of num_workgroups (at most 65535 in x),
+	// the sum of squares of its grid-strided elements of g to part[w].
+	SumSq = Kernel{File: "gradnorm.wgsl", Entry: "sumsq", Workgroup: [3]int{256, 1, 1},
+		Bindings: []string{"g: (n) read", "part: (num_workgroups) read_write"}}
+	// SumSq4 is SumSq reading vec4 (n divisible by 4).
+	SumSq4 = Kernel{File: "gradnorm.wgsl", Entry: "sumsq4", Workgroup: [3]int{256, 1, 1},
+		Bindings: []string{"g: (n/4) read", "part: (num_workgroups) read_write"}}
+	// GradNormFinish sums all partials (one workgroup): norm = sqrt(sum),
+	// scale = min(1, MAX_NORM/(norm+1e-6)), or 1 when MAX_NORM <= 0.
+	GradNormFinish = Kernel{File: "gradnorm.wgsl", Entry: "finish", Workgroup: [3]int{256, 1, 1},
+		Bindings: []string{"parts: (P) read", "norm: (1) read_write", "scale: (1) read_write"}, Constants: []string{"MAX_NORM"}}
+)
