@@ -66,6 +66,10 @@ type Options struct {
 	Features []Feature
 	// Toggles are Dawn toggles to enable (e.g. "allow_unsafe_apis").
 	Toggles []string
+	// DisabledToggles are Dawn toggles to disable; nil means
+	// "timestamp_quantization", which otherwise rounds GPU timestamps so
+	// coarsely that short kernels time as zero.
+	DisabledToggles []string
 }
 
 // DefaultFeatures are the optional features the engine uses when offered.
@@ -192,6 +196,10 @@ func (d *Device) request(o Options) error {
 	}
 	var ids []C.uint32_t
 	for _, f := range want {
+		if !d.Info.Has(f) && f == FeatureSubgroups && d.Info.Has(wgpuNativeSubgroup) {
+			// wgpu-native offers subgroup operations as its own feature.
+			f = wgpuNativeSubgroup
+		}
 		if !d.Info.Has(f) {
 			continue
 		}
@@ -218,8 +226,20 @@ func (d *Device) request(o Options) error {
 	ctogArr := (**C.char)(C.calloc(C.size_t(len(ctog)), C.size_t(unsafe.Sizeof(uintptr(0)))))
 	defer C.free(unsafe.Pointer(ctogArr))
 	copy(unsafe.Slice(ctogArr, len(ctog)), ctog)
+	disabled := o.DisabledToggles
+	if disabled == nil {
+		disabled = []string{"timestamp_quantization"}
+	}
+	cdis := make([]*C.char, len(disabled)+1)
+	for i, t := range disabled {
+		cdis[i] = C.CString(t)
+		defer C.free(unsafe.Pointer(cdis[i]))
+	}
+	cdisArr := (**C.char)(C.calloc(C.size_t(len(cdis)), C.size_t(unsafe.Sizeof(uintptr(0)))))
+	defer C.free(unsafe.Pointer(cdisArr))
+	copy(unsafe.Slice(cdisArr, len(cdis)), cdis)
 	r := C.mg_request_device(l.c, d.inst, d.adapter, cfeat, C.size_t(len(ids)), &lim, d.state,
-		ctogArr, C.size_t(len(o.Toggles)), d.op)
+		ctogArr, C.size_t(len(o.Toggles)), cdisArr, C.size_t(len(disabled)), d.op)
 	if r != 1 || d.op.status != 1 || d.op.handle == nil {
 		return fmt.Errorf("%s: requesting a device on %q failed: %s", l.Runtime, d.Info.Name, C.GoString(&d.op.msg[0]))
 	}
@@ -239,10 +259,14 @@ func (d *Device) request(o Options) error {
 	return nil
 }
 
-// Has reports whether the device has feature f enabled.
+// wgpuNativeSubgroup is wgpu-native's own subgroup feature (wgpu.h).
+const wgpuNativeSubgroup Feature = "wgpu:subgroup"
+
+// Has reports whether the device has feature f enabled (subgroups counts
+// wgpu-native's own subgroup feature).
 func (d *Device) Has(f Feature) bool {
 	for _, g := range d.Features {
-		if g == f {
+		if g == f || (f == FeatureSubgroups && g == wgpuNativeSubgroup) {
 			return true
 		}
 	}

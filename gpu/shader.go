@@ -2,6 +2,7 @@ package gpu
 
 /*
 #include <stdlib.h>
+#include <string.h>
 #include "shim.h"
 */
 import "C"
@@ -96,11 +97,11 @@ func (d *Device) Shader(name, code string) (*Shader, error) {
 	}
 	cname := C.CString(name)
 	defer C.free(unsafe.Pointer(cname))
-	ccode := C.CString(code)
+	ccode := C.CString(d.adaptWGSL(code))
 	defer C.free(unsafe.Pointer(ccode))
 	var ptr unsafe.Pointer
 	scopeErr := d.scopeLocked("compile "+name, func() {
-		ptr = C.mg_create_shader(d.Lib.c, d.dev, cname, ccode, C.size_t(len(code)))
+		ptr = C.mg_create_shader(d.Lib.c, d.dev, cname, ccode, C.size_t(C.strlen(ccode)))
 	})
 	if ptr != nil {
 		d.created(C.MG_SHADER)
@@ -144,6 +145,23 @@ func (d *Device) Shader(name, code string) (*Shader, error) {
 	s := &Shader{Name: name, Code: code, key: key, ptr: ptr}
 	d.shaders[key] = s
 	return s, nil
+}
+
+// adaptWGSL hides a difference between the implementations: wgpu-native
+// (naga) enables subgroup operations through its own device feature and
+// rejects the `enable subgroups;` directive that Dawn requires, so the
+// directive is blanked out (keeping line numbers) on wgpu-native.
+func (d *Device) adaptWGSL(code string) string {
+	if d.Lib.Runtime != WGPU || !strings.Contains(code, "enable subgroups") {
+		return code
+	}
+	lines := strings.Split(code, "\n")
+	for i, l := range lines {
+		if strings.TrimSpace(l) == "enable subgroups;" {
+			lines[i] = ""
+		}
+	}
+	return strings.Join(lines, "\n")
 }
 
 // Constants are WGSL override constants by name.

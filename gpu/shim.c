@@ -475,15 +475,18 @@ int mg_state_take(mg_device_state *s, uint32_t *type, char *msg, size_t msglen) 
 
 int mg_request_device(const mg_lib *L, void *inst, void *adapter, const uint32_t *features,
                       size_t nfeatures, const mg_limits *limits, mg_device_state *state,
-                      const char *const *toggles, size_t ntoggles, mg_op *op) {
+                      const char *const *toggles, size_t ntoggles,
+                      const char *const *disabled, size_t ndisabled, mg_op *op) {
 	device_desc d;
 	memset(&d, 0, sizeof d);
 	dawn_toggles t;
 	memset(&t, 0, sizeof t);
-	if (L->kind == MG_DAWN && ntoggles > 0) {
+	if (L->kind == MG_DAWN && (ntoggles > 0 || ndisabled > 0)) {
 		t.chain.stype = STYPE_DAWN_TOGGLES;
 		t.n_enabled = ntoggles;
 		t.enabled = toggles;
+		t.n_disabled = ndisabled;
+		t.disabled = disabled;
 		d.next = &t.chain;
 	}
 	d.label = S("mom");

@@ -102,7 +102,8 @@ size_t mg_adapter_features(const mg_lib *L, void *adapter, uint32_t *out, size_t
 // Device.
 int mg_request_device(const mg_lib *L, void *inst, void *adapter, const uint32_t *features,
                       size_t nfeatures, const mg_limits *limits, mg_device_state *state,
-                      const char *const *toggles, size_t ntoggles, mg_op *op);
+                      const char *const *toggles, size_t ntoggles,
+                      const char *const *disabled, size_t ndisabled, mg_op *op);
 int mg_device_limits(const mg_lib *L, void *device, mg_limits *out);
 size_t mg_device_features(const mg_lib *L, void *device, uint32_t *out, size_t max);
 void *mg_device_queue(const mg_lib *L, void *device);
