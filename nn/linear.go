@@ -1,0 +1,405 @@
+package nn
+
+import (
+	"fmt"
+	"runtime"
+	"sync"
+
+	"mom/gpu"
+	"mom/shaders"
+)
+
+// LinearArgs are the tensors of a Linear op.
+type LinearArgs struct {
+	X, W, B, Y     *Tensor // X: (..., K) any leading dims (flattened to rows); W: (N, K); B: (N) or nil; Y: (..., N)
+	DY, DX, DW, DB *Tensor // backward tensors, same shapes; all nil for a forward-only op; DX may be nil (no input gradient); DB nil iff B nil
+	AccumulateY    bool    // forward computes Y += X·Wᵀ(+B) instead of Y =
+	AccumulateDX   bool    // backward computes DX += dY·W instead of DX =
+}
+
+// Linear is Y = X·Wᵀ + B over rows (the leading dims of X flattened), with
+// its backward dX = dY·W, dW += dYᵀ·X, dB += Σ_rows dY. It runs on the tiled
+// GEMM of shaders/gemm.wgsl in three layouts (NT, NN, TN); the weight
+// gradient is split over rows (split-K) when the output alone has too few
+// tiles to fill the device, with a deterministic second pass summing the
+// partials in order.
+type Linear struct {
+	rows, n, k int
+	fwd        *gemmCall
+	dx, dw, db *gemmCall
+	reduce     []*gemmCall // split-K: partial sums into DW (and DB)
+	plan       string
+}
+
+// NewLinear validates the shapes, compiles the pipelines and binds the
+// tensors of a. The backward tensors are optional (a forward-only op).
+func NewLinear(d *gpu.Device, a LinearArgs) (*Linear, error) {
+	const op = "Linear"
+	if a.X == nil || a.W == nil || a.Y == nil {
+		return nil, fmt.Errorf("nn: %s: X, W and Y are required", op)
+	}
+	if len(a.W.Shape) != 2 {
+		return nil, fmt.Errorf("nn: %s: W %s has shape %v, want (N, K)", op, a.W.Name, a.W.Shape)
+	}
+	n, k := a.W.Shape[0], a.W.Shape[1]
+	rows, err := leadingRows(op, a.X, k)
+	if err != nil {
+		return nil, err
+	}
+	yShape := append(append([]int(nil), a.X.Shape[:len(a.X.Shape)-1]...), n)
+	if err := CheckShape(op, a.Y, yShape...); err != nil {
+		return nil, err
+	}
+	if a.B != nil {
+		if err := CheckShape(op, a.B, n); err != nil {
+			return nil, err
+		}
+	}
+	backward := a.DY != nil || a.DX != nil || a.DW != nil || a.DB != nil
+	if backward {
+		if a.DY == nil || a.DW == nil {
+			return nil, fmt.Errorf("nn: %s: a backward needs DY and DW (got DY %v, DW %v)", op, a.DY != nil, a.DW != nil)
+		}
+		if (a.DB == nil) != (a.B == nil) {
+			return nil, fmt.Errorf("nn: %s: DB must be given exactly when B is (B %v, DB %v)", op, a.B != nil, a.DB != nil)
+		}
+		if err := CheckShape(op, a.DY, yShape...); err != nil {
+			return nil, err
+		}
+		if a.DX != nil {
+			if err := CheckShape(op, a.DX, a.X.Shape...); err != nil {
+				return nil, err
+			}
+		}
+		if err := CheckShape(op, a.DW, n, k); err != nil {
+			return nil, err
+		}
+		if a.DB != nil {
+			if err := CheckShape(op, a.DB, n); err != nil {
+				return nil, err
+			}
+		}
+	}
+	l := &Linear{rows: rows, n: n, k: k}
+	wrap := func(err error) error {
+		return fmt.Errorf("nn: %s (rows %d, N %d, K %d): %w", op, rows, n, k, err)
+	}
+	// Forward, NT: Y (rows, N) = X (rows, K) · W (N, K)ᵀ + B.
+	bias := a.B
+	if bias == nil {
+		bias = a.W // bound, never read
+	}
+	l.fwd, err = newGemm(d, gemmSpec{M: rows, N: n, KD: k, Bias: a.B != nil, Accum: a.AccumulateY}, a.X, a.W, bias, a.Y)
+	if err != nil {
+		return nil, wrap(err)
+	}
+	l.plan = "fwd " + l.fwd.plan
+	if !backward {
+		return l, nil
+	}
+	// dX, NN: dX (rows, K) = dY (rows, N) · W (N, K).
+	if a.DX != nil {
+		l.dx, err = newGemm(d, gemmSpec{M: rows, N: k, KD: n, BT: true, Accum: a.AccumulateDX}, a.DY, a.W, a.W, a.DX)
+		if err != nil {
+			return nil, wrap(err)
+		}
+		l.plan += "; dx " + l.dx.plan
+	}
+	// dW, TN: dW (N, K) += dY (rows, N)ᵀ · X (rows, K), reduced over rows,
+	// split into chunks of rows when N·K has too few tiles.
+	tile := gemmTileFor(d, n, k)
+	chunk, splits := splitRows(d, tile, rows, CeilDiv(n, tile.bm)*CeilDiv(k, tile.bn), n*k+n)
+	if splits == 1 {
+		l.dw, err = newGemmTile(d, tile, gemmSpec{M: n, N: k, KD: rows, AT: true, BT: true, Accum: true}, a.DY, a.X, a.W, a.DW)
+		if err != nil {
+			return nil, wrap(err)
+		}
+		if a.DB != nil {
+			l.db, err = newColSum(d, a.DY, a.DB, rows, n, rows, 1, 0, true)
+			if err != nil {
+				return nil, wrap(err)
+			}
+		}
+		l.plan += "; dw " + l.dw.plan
+		return l, nil
+	}
+	scratch, err := gemmScratch(d, splits*(n*k+n))
+	if err != nil {
+		return nil, wrap(err)
+	}
+	l.dw, err = newGemmTile(d, tile, gemmSpec{M: n, N: k, KD: rows, AT: true, BT: true, Chunk: chunk, Splits: splits}, a.DY, a.X, a.W, scratch)
+	if err != nil {
+		return nil, wrap(err)
+	}
+	red, err := newReduce(d, scratch, a.DW, 0, n*k, splits)
+	if err != nil {
+		return nil, wrap(err)
+	}
+	l.reduce = append(l.reduce, red)
+	if a.DB != nil {
+		off := splits * n * k
+		l.db, err = newColSum(d, a.DY, scratch, rows, n, chunk, splits, off, false)
+		if err != nil {
+			return nil, wrap(err)
+		}
+		red, err := newReduce(d, scratch, a.DB, off, n, splits)
+		if err != nil {
+			return nil, wrap(err)
+		}
+		l.reduce = append(l.reduce, red)
+	}
+	l.plan += fmt.Sprintf("; dw %s, split over rows in %d chunks of %d", l.dw.plan, splits, chunk)
+	return l, nil
+}
+
+// RecordForward records Y = X·Wᵀ + B (or Y += with AccumulateY).
+func (l *Linear) RecordForward(r *gpu.Recorder) { l.fwd.record(r) }
+
+// RecordBackward records DX = dY·W (if DX is set; += with AccumulateDX),
+// DW += dYᵀ·X and DB += Σ_rows dY. It records nothing for a forward-only op.
+func (l *Linear) RecordBackward(r *gpu.Recorder) {
+	l.dx.record(r)
+	l.dw.record(r)
+	l.db.record(r)
+	for _, c := range l.reduce {
+		c.record(r)
+	}
+}
+
+// FLOPs counts 2·rows·N·K per GEMM: one forward, two backward (one without
+// DX); bias additions are not counted.
+func (l *Linear) FLOPs() (forward, backward float64) {
+	f := 2 * float64(l.rows) * float64(l.n) * float64(l.k)
+	if l.dw == nil {
+		return f, 0
+	}
+	if l.dx != nil {
+		return f, 2 * f
+	}
+	return f, f
+}
+
+// Plan describes the kernels chosen (tile sizes, vec4 or scalar loads,
+// split-K), for logs and tests.
+func (l *Linear) Plan() string { return l.plan }
+
+// leadingRows checks that x is (..., k) and returns the product of its
+// leading dims.
+func leadingRows(op string, x *Tensor, k int) (int, error) {
+	if len(x.Shape) == 0 || x.Shape[len(x.Shape)-1] != k {
+		return 0, fmt.Errorf("nn: %s: %s has shape %v, want (..., %d)", op, x.Name, x.Shape, k)
+	}
+	return x.Len() / k, nil
+}
+
+// ---- the GEMM kernels of shaders/gemm.wgsl, shared with GroupedLinear ----
+
+// gemmTile is one tile configuration: a workgroup computes bm x bn outputs
+// in reduction steps of bk, each invocation tm x tn of them.
+type gemmTile struct{ bm, bn, bk, tm, tn int }
+
+func (t gemmTile) invocations() int { return (t.bm / t.tm) * (t.bn / t.tn) }
+
+// storage is the workgroup memory of the two padded tiles, in bytes.
+func (t gemmTile) storage() int { return 16 * t.bk * (t.bm/4 + 1 + t.bn/4 + 1) }
+
+func (t gemmTile) fits(d *gpu.Device) bool {
+	l := d.Limits
+	return t.invocations() <= int(l.MaxComputeInvocationsPerWorkgroup) &&
+		t.invocations() <= int(l.MaxComputeWorkgroupSizeX) &&
+		t.storage() <= int(l.MaxComputeWorkgroupStorageSize)
+}
+
+func (t gemmTile) constants() gpu.Constants {
+	return gpu.Constants{"BM": float64(t.bm), "BN": float64(t.bn), "BK": float64(t.bk),
+		"TM": float64(t.tm), "TN": float64(t.tn)}
+}
+
+func (t gemmTile) String() string {
+	return fmt.Sprintf("%dx%dx%d/%dx%d", t.bm, t.bn, t.bk, t.tm, t.tn)
+}
+
+// gemmTileFor picks the tile for an m x n output from the device: 128x128
+// tiles of 8x8 per invocation on a GPU (64 wide along a dimension of 64 or
+// less), 32x32 tiles of 4x4 on a CPU rasteriser (lavapipe), whose workgroups
+// run on few cores and whose registers hold little. Each candidate is checked
+// against the device's limits; the last resort is 16x16 of 4x4.
+func gemmTileFor(d *gpu.Device, m, n int) gemmTile {
+	var cands []gemmTile
+	if d.Info.Type == "CPU" {
+		cands = []gemmTile{{32, 32, 16, 4, 4}}
+	} else {
+		bm, tm := 128, 8
+		if m <= 64 {
+			bm, tm = 64, 4
+		}
+		bn, tn := 128, 8
+		if n <= 64 {
+			bn, tn = 64, 4
+		}
+		cands = []gemmTile{{bm, bn, 16, tm, tn}, {64, 64, 16, 4, 4}, {32, 32, 16, 4, 4}}
+	}
+	for _, t := range cands {
+		if t.fits(d) {
+			return t
+		}
+	}
+	return gemmTile{16, 16, 16, 4, 4}
+}
+
+// splitRows chooses how to cut a reduction over rows (the weight gradient)
+// whose output has tiles tiles: chunks of chunk rows (a multiple of the
+// tile's bk), splits of them, so that tiles*splits reaches a target number of
+// workgroups for the device without chunks shorter than a minimum or a
+// partial-sum scratch (splits x perSplit floats) above 256 MiB or the
+// device's binding limit. splits == 1 means no split.
+func splitRows(d *gpu.Device, t gemmTile, rows, tiles, perSplit int) (chunk, splits int) {
+	target, minChunk := 512, 256
+	if d.Info.Type == "CPU" {
+		target, minChunk = 4*runtime.NumCPU(), 64
+	}
+	s := CeilDiv(target, tiles)
+	s = min(s, CeilDiv(rows, minChunk))
+	maxBytes := min(uint64(256<<20), d.Limits.MaxStorageBufferBindingSize)
+	s = min(s, int(maxBytes/uint64(4*perSplit)))
+	if s <= 1 {
+		return rows, 1
+	}
+	chunk = CeilDiv(CeilDiv(rows, s), t.bk) * t.bk
+	return chunk, CeilDiv(rows, chunk)
+}
+
+// gemmSpec is one GEMM: C[z] (M, N) (=|+=) A·B (+ bias) over reduction chunk
+// z, in the layouts of shaders/gemm.wgsl.
+type gemmSpec struct {
+	M, N, KD int
+	AT, BT   bool // A stored (KD, M); B stored (KD, N)
+	Bias     bool
+	Accum    bool
+	Chunk    int // reduction chunk of a split-K GEMM (0: none)
+	Splits   int // number of chunks (0 or 1: none)
+	COff     int // element offset of C
+}
+
+// vec4 reports whether every leading dimension allows vec4 loads and stores.
+func (s gemmSpec) vec4() bool {
+	if s.N%4 != 0 || s.COff%4 != 0 {
+		return false
+	}
+	if s.AT && s.M%4 != 0 {
+		return false
+	}
+	if (!s.AT || !s.BT) && s.KD%4 != 0 {
+		return false
+	}
+	return true
+}
+
+// gemmCall is one prepared dispatch.
+type gemmCall struct {
+	g       *gpu.BindGroup
+	x, y, z int
+	plan    string
+}
+
+func (c *gemmCall) record(r *gpu.Recorder) {
+	if c != nil {
+		r.Dispatch(c.g, c.x, c.y, c.z)
+	}
+}
+
+func newGemm(d *gpu.Device, s gemmSpec, a, b, bias, c *Tensor) (*gemmCall, error) {
+	return newGemmTile(d, gemmTileFor(d, s.M, s.N), s, a, b, bias, c)
+}
+
+func newGemmTile(d *gpu.Device, t gemmTile, s gemmSpec, a, b, bias, c *Tensor) (*gemmCall, error) {
+	if err := checkU32(s.M, s.N, s.KD, s.COff+max(s.Splits, 1)*s.M*s.N, s.M*s.KD, s.N*s.KD); err != nil {
+		return nil, err
+	}
+	k := shaders.Gemm
+	if s.vec4() {
+		k = shaders.GemmV4
+	}
+	chunk, splits := s.Chunk, s.Splits
+	if splits <= 1 {
+		chunk, splits = max(s.KD, 1), 1
+	}
+	cs := t.constants()
+	cs["M"], cs["N"], cs["KD"] = float64(s.M), float64(s.N), float64(s.KD)
+	cs["A_T"], cs["B_T"], cs["HAS_BIAS"], cs["ACCUM"] = b2f(s.AT), b2f(s.BT), b2f(s.Bias), b2f(s.Accum)
+	cs["CHUNK"], cs["C_OFF"] = float64(chunk), float64(s.COff)
+	g, err := Bind(d, k, cs, a, b, bias, c)
+	if err != nil {
+		return nil, err
+	}
+	x, y := Grid(d, CeilDiv(s.M, t.bm)*CeilDiv(s.N, t.bn))
+	plan := fmt.Sprintf("%s %s", k.Entry, t)
+	return &gemmCall{g: g, x: x, y: y, z: splits, plan: plan}, nil
+}
+
+// newReduce prepares dst[i] += Σ_s part[off + s*n + i] for i < n, s < splits.
+func newReduce(d *gpu.Device, part, dst *Tensor, off, n, splits int) (*gemmCall, error) {
+	g, err := Bind(d, shaders.GemmReduce, gpu.Constants{"LEN": float64(n), "SPLITS": float64(splits), "P_OFF": float64(off)}, part, dst)
+	if err != nil {
+		return nil, err
+	}
+	x, y := Grid(d, CeilDiv(n, 256))
+	return &gemmCall{g: g, x: x, y: y, z: 1}, nil
+}
+
+// newColSum prepares the bias gradient db (+)= column sums of dy (rows, cols)
+// per chunk of rows.
+func newColSum(d *gpu.Device, dy, db *Tensor, rows, cols, chunk, splits, off int, accum bool) (*gemmCall, error) {
+	g, err := Bind(d, shaders.GemmColSum, gpu.Constants{"ROWS": float64(rows), "COLS": float64(cols),
+		"CHUNK": float64(chunk), "ACCUM": b2f(accum), "C_OFF": float64(off)}, dy, db)
+	if err != nil {
+		return nil, err
+	}
+	return &gemmCall{g: g, x: CeilDiv(cols, 256), y: 1, z: splits}, nil
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// checkU32 fails when an index the kernels compute in u32 could overflow.
+func checkU32(vs ...int) error {
+	for _, v := range vs {
+		if v < 0 || v >= 1<<32 {
+			return fmt.Errorf("size %d overflows the kernels' 32-bit indices", v)
+		}
+	}
+	return nil
+}
+
+// The split-K partial sums live in one scratch tensor per device, shared by
+// every GEMM on it (their dispatches run in order). It only grows; a tensor
+// replaced by a larger one stays alive, bound by the ops made before.
+var (
+	scratchMu sync.Mutex
+	scratch   = map[*gpu.Device]*Tensor{}
+)
+
+func gemmScratch(d *gpu.Device, elems int) (*Tensor, error) {
+	scratchMu.Lock()
+	defer scratchMu.Unlock()
+	if t := scratch[d]; t != nil && t.Len() >= elems {
+		return t, nil
+	}
+	if old := scratch[d]; old != nil {
+		elems = max(elems, old.Len()+old.Len()/2)
+	}
+	elems = CeilDiv(elems, 64) * 64
+	if lim := int(d.Limits.MaxStorageBufferBindingSize / 4); elems > lim {
+		elems = lim
+	}
+	t, err := NewTensor(d, "gemm.splitk.scratch", elems)
+	if err != nil {
+		return nil, err
+	}
+	scratch[d] = t
+	return t, nil
+}

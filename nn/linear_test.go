@@ -1,0 +1,159 @@
+package nn_test
+
+import (
+	"fmt"
+	"math"
+	"math/rand"
+	"strings"
+	"testing"
+
+	"mom/gpu"
+	"mom/nn"
+	"mom/nn/internal/ktest"
+	"mom/nn/ref"
+)
+
+// gemmTol is the tolerance of a float32 GEMM output reducing over red terms
+// each of magnitude at most scale: float32 rounding grows like sqrt(red), so
+// |diff| <= 1e-5·sqrt(red)·scale (the sum itself is about sqrt(red)·scale/3
+// for uniform inputs). An indexing bug moves an element by about its own
+// size, orders of magnitude above this.
+func gemmTol(red int, scale float64) ktest.Tol {
+	return ktest.Tol{Abs: 1e-5 * math.Sqrt(float64(red)) * scale, Rel: 1e-6}
+}
+
+type linearCase struct {
+	rows, n, k  int
+	bias, noDX  bool
+	accY, accDX bool
+	leading     []int // leading dims of X (product rows); nil: (rows)
+	wantSplit   bool  // expect the weight gradient split over rows (lavapipe)
+}
+
+func (c linearCase) String() string {
+	s := fmt.Sprintf("rows=%d,n=%d,k=%d", c.rows, c.n, c.k)
+	if c.bias {
+		s += ",bias"
+	}
+	if c.noDX {
+		s += ",noDX"
+	}
+	if c.accY {
+		s += ",accY"
+	}
+	if c.accDX {
+		s += ",accDX"
+	}
+	return s
+}
+
+func TestLinear(t *testing.T) {
+	cases := []linearCase{
+		{rows: 1, n: 1, k: 1, bias: true},
+		{rows: 1, n: 3, k: 17},
+		{rows: 3, n: 17, k: 1, bias: true, accY: true},
+		{rows: 17, n: 63, k: 65, bias: true, accDX: true},
+		{rows: 63, n: 64, k: 64, bias: true},               // vec4 path
+		{rows: 65, n: 64, k: 300, accY: true, accDX: true}, // vec4 path, accumulating
+		{rows: 129, n: 65, k: 63, noDX: true},
+		{rows: 300, n: 3, k: 17, bias: true},   // weight gradient split over rows
+		{rows: 300, n: 64, k: 64, bias: true},  // split, vec4
+		{rows: 64, n: 300, k: 129, bias: true}, // many column tiles
+		{rows: 300, n: 129, k: 1, bias: true, accY: true},
+		{rows: 60, n: 20, k: 12, bias: true, leading: []int{3, 4, 5}}, // leading dims flattened, vec4
+	}
+	ktest.ForEachDevice(t, func(t *testing.T, d *gpu.Device) {
+		rng := rand.New(rand.NewSource(1))
+		for _, c := range cases {
+			t.Run(c.String(), func(t *testing.T) { testLinear(t, d, rng, c) })
+		}
+	})
+}
+
+func testLinear(t *testing.T, d *gpu.Device, rng *rand.Rand, c linearCase) {
+	lead := c.leading
+	if lead == nil {
+		lead = []int{c.rows}
+	}
+	xs := append(append([]int(nil), lead...), c.k)
+	ys := append(append([]int(nil), lead...), c.n)
+	x := ktest.Rand(rng, c.rows*c.k, 1)
+	w := ktest.Rand(rng, c.n*c.k, 1)
+	dy := ktest.Rand(rng, c.rows*c.n, 1)
+	dw0 := ktest.Rand(rng, c.n*c.k, 1)
+	y0 := ktest.Rand(rng, c.rows*c.n, 1)
+	dx0 := ktest.Rand(rng, c.rows*c.k, 1)
+	var b, db0 []float32
+	a := nn.LinearArgs{
+		X:           ktest.Tensor(t, d, "x", x, xs...),
+		W:           ktest.Tensor(t, d, "w", w, c.n, c.k),
+		Y:           ktest.Tensor(t, d, "y", nil, ys...),
+		DY:          ktest.Tensor(t, d, "dy", dy, ys...),
+		DW:          ktest.Tensor(t, d, "dw", dw0, c.n, c.k),
+		AccumulateY: c.accY, AccumulateDX: c.accDX,
+	}
+	if c.bias {
+		b = ktest.Rand(rng, c.n, 1)
+		db0 = ktest.Rand(rng, c.n, 1)
+		a.B = ktest.Tensor(t, d, "b", b, c.n)
+		a.DB = ktest.Tensor(t, d, "db", db0, c.n)
+	}
+	if !c.noDX {
+		a.DX = ktest.Tensor(t, d, "dx", nil, xs...)
+	}
+	// Outputs written with = are poisoned; accumulated ones start random.
+	if c.accY {
+		if err := a.Y.Upload(y0); err != nil {
+			t.Fatal(err)
+		}
+	} else {
+		ktest.Poison(t, a.Y)
+	}
+	if a.DX != nil {
+		if c.accDX {
+			if err := a.DX.Upload(dx0); err != nil {
+				t.Fatal(err)
+			}
+		} else {
+			ktest.Poison(t, a.DX)
+		}
+	}
+	l, err := nn.NewLinear(d, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Log(l.Plan())
+	if c.rows == 300 && c.n*c.k < 5000 && d.Info.Type == "CPU" && !strings.Contains(l.Plan(), "split") {
+		t.Errorf("expected the weight gradient split over rows on lavapipe, plan %q", l.Plan())
+	}
+	ktest.Run(t, d, func(r *gpu.Recorder) {
+		l.RecordForward(r)
+		l.RecordBackward(r)
+	})
+
+	// Reference in float64 on the same float32 inputs.
+	y := ktest.F64(y0)
+	var bb []float64
+	if b != nil {
+		bb = ktest.F64(b)
+	}
+	ref.Linear(y, ktest.F64(x), ktest.F64(w), bb, c.rows, c.n, c.k, c.accY)
+	var dx, db []float64
+	if !c.noDX {
+		dx = ktest.F64(dx0)
+	}
+	if c.bias {
+		db = ktest.F64(db0)
+	}
+	dw := ktest.F64(dw0)
+	ref.LinearBackward(dx, dw, db, ktest.F64(dy), ktest.F64(x), ktest.F64(w), c.rows, c.n, c.k, c.accDX)
+
+	ktest.Close(t, "y", ktest.Download(t, a.Y), y, gemmTol(c.k, 1))
+	if dx != nil {
+		ktest.Close(t, "dx", ktest.Download(t, a.DX), dx, gemmTol(c.n, 1))
+	}
+	ktest.Close(t, "dw", ktest.Download(t, a.DW), dw, gemmTol(c.rows, 1))
+	if db != nil {
+		ktest.Close(t, "db", ktest.Download(t, a.DB), db, gemmTol(c.rows, 1))
+	}
+}

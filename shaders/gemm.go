@@ -1,0 +1,64 @@
+package shaders
+
+// gemmTileConstants are the override constants that size a GEMM tile: a
+// workgroup computes BM x BN outputs in reduction steps of BK, each of its
+// (BM/TM)*(BN/TN) invocations TM x TN of them (TM, TN in {4, 8}).
+var gemmTileConstants = []string{"BM", "BN", "BK", "TM", "TN"}
+
+func gemmConstants(extra ...string) []string {
+	return append(append([]string(nil), extra...), gemmTileConstants...)
+}
+
+var gemmBindings = []string{
+	"a: (M, KD) or (KD, M) if A_T, read",
+	"b: (N, KD) or (KD, N) if B_T, read",
+	"bias: (N), read (any buffer without HAS_BIAS)",
+	"c: C_OFF + (Z, M, N) read_write",
+}
+
+// GemmWorkgroups is the workgroup size of the GEMM kernels for a tile:
+// (BM/TM)*(BN/TN) invocations.
+func GemmWorkgroups(bm, bn, tm, tn int) [3]int { return [3]int{(bm / tm) * (bn / tn), 1, 1} }
+
+var (
+	// Gemm computes C[z] (=|+=) A·B (+ bias) over the reduction chunk z, with
+	// A and B in the layout set by A_T and B_T (NT: Y = X·Wᵀ; NN: dX = dY·W;
+	// TN: dW += dYᵀ·X), scalar loads, any shape. Dispatch
+	// ceil(M/BM)*ceil(N/BN) tiles (split over x and y by nn.Grid) by Z
+	// reduction chunks in z. The workgroup size is set by the tile constants
+	// (GemmWorkgroups).
+	Gemm = Kernel{
+		File:      "gemm.wgsl",
+		Entry:     "gemm",
+		Bindings:  gemmBindings,
+		Constants: gemmConstants("M", "N", "KD", "A_T", "B_T", "HAS_BIAS", "ACCUM", "CHUNK"),
+	}
+	// GemmV4 is Gemm with vec4 loads and stores; every leading dimension
+	// (KD unless both operands are transposed, M if A_T, N) must be a
+	// multiple of 4.
+	GemmV4 = Kernel{
+		File:      "gemm.wgsl",
+		Entry:     "gemm_v4",
+		Bindings:  gemmBindings,
+		Constants: gemmConstants("M", "N", "KD", "A_T", "B_T", "HAS_BIAS", "ACCUM", "CHUNK"),
+	}
+	// GemmReduce sums split-K partials in order: dst[i] += sum_s
+	// part[P_OFF + s*LEN + i]. Dispatch ceil(LEN/256) workgroups (nn.Grid).
+	GemmReduce = Kernel{
+		File:      "gemm.wgsl",
+		Entry:     "gemm_reduce",
+		Bindings:  []string{"part: P_OFF + (SPLITS, LEN) read", "dst: (LEN) read_write"},
+		Workgroup: [3]int{256, 1, 1},
+		Constants: []string{"LEN", "SPLITS"},
+	}
+	// GemmColSum is the bias gradient: column sums of dy over the rows of
+	// chunk z, into db (+=, ACCUM) or its partial z (=). Dispatch
+	// (ceil(COLS/256), 1, Z).
+	GemmColSum = Kernel{
+		File:      "gemm.wgsl",
+		Entry:     "gemm_colsum",
+		Bindings:  []string{"dy: (ROWS, COLS) read", "db: C_OFF + (Z, COLS) read_write"},
+		Workgroup: [3]int{256, 1, 1},
+		Constants: []string{"ROWS", "COLS", "CHUNK", "ACCUM"},
+	}
+)

@@ -1,0 +1,377 @@
+// gemm.wgsl: tiled, register-blocked SGEMM for Linear.
+//
+//   C[z] (M, N)  =  (C[z] if ACCUM)  +  sum_{k in chunk z} A(m, k) * B(k, n)  (+ bias[n] if HAS_BIAS)
+//
+// with the operands read in one of the layouts of a linear layer:
+//   A(m, k) = a[m*KD + k]   (A_T false: A stored (M, KD))   or a[k*M + m]  (A_T true: A stored (KD, M))
+//   B(k, n) = b[n*KD + k]   (B_T false: B stored (N, KD))   or b[k*N + n]  (B_T true: B stored (KD, N))
+//   NT  Y  = X·Wᵀ + bias : A = X (rows, K), B = W (N, K)        A_T false, B_T false
+//   NN  dX = dY·W        : A = dY (rows, N), B = W (N, K)       A_T false, B_T true
+//   TN  dW += dYᵀ·X      : A = dY (rows, N), B = X (rows, K)    A_T true,  B_T true
+//
+// One workgroup computes a BM x BN tile of C, walking the reduction in steps
+// of BK through workgroup memory; each invocation owns TM x TN outputs (TM, TN
+// in {4, 8}) held as vec4 registers. Workgroup z reduces over k in
+// [z*CHUNK, min(KD, (z+1)*CHUNK)): with CHUNK < KD (split-K) each z writes its
+// own partial C[z] = C_OFF + z*M*N (plain =), and gemm_reduce sums the partials
+// in order (deterministic: no atomics). Tiles past the edges of M, N and KD
+// read zeros and skip their stores.
+//
+// Entry points: gemm (scalar loads, any shape) and gemm_v4 (vec4 loads and
+// stores; needs every leading dimension a multiple of 4: KD when A or B is
+// not transposed, M when A_T, N always).
+
+override M: u32 = 1u;              // rows of C
+override N: u32 = 1u;              // columns of C
+override KD: u32 = 1u;             // reduction length
+override A_T: bool = false;        // A stored (KD, M)
+override B_T: bool = false;        // B stored (KD, N)
+override HAS_BIAS: bool = false;   // add bias[n]
+override ACCUM: bool = false;      // C += instead of C =
+override CHUNK: u32 = 0xffffffffu; // split-K chunk (a multiple of BK); >= KD: no split
+override C_OFF: u32 = 0u;          // element offset of C[0] in c
+override BM: u32 = 64u;            // tile rows
+override BN: u32 = 64u;            // tile columns
+override BK: u32 = 16u;            // reduction step (a multiple of 4)
+override TM: u32 = 4u;             // outputs per invocation along m (4 or 8)
+override TN: u32 = 4u;             // outputs per invocation along n (4 or 8)
+
+override TY: u32 = BM / TM;
+override TX: u32 = BN / TN;
+override WG: u32 = TX * TY;
+override TM4: u32 = TM / 4u;
+override TN4: u32 = TN / 4u;
+override SA: u32 = BM / 4u + 1u;   // row stride of As4 in vec4 (padded against bank conflicts)
+override SB: u32 = BN / 4u + 1u;
+override TILES_M: u32 = (M + BM - 1u) / BM;
+override TILES_N: u32 = (N + BN - 1u) / BN;
+
+const MAXV: u32 = 2u;       // TM4, TN4 <= 2
+
+// Scalar views (entry point gemm).
+@group(0) @binding(0) var<storage, read> a: array<f32>;          // (M, KD) or (KD, M)
+@group(0) @binding(1) var<storage, read> b: array<f32>;          // (N, KD) or (KD, N)
+@group(0) @binding(2) var<storage, read> bias: array<f32>;       // (N); any buffer when !HAS_BIAS
+@group(0) @binding(3) var<storage, read_write> c: array<f32>;    // C_OFF + (Z, M, N)
+// vec4 views of the same bindings (entry point gemm_v4).
+@group(0) @binding(0) var<storage, read> a4: array<vec4<f32>>;        // (M, KD/4) or (KD, M/4)
+@group(0) @binding(1) var<storage, read> b4: array<vec4<f32>>;        // (N, KD/4) or (KD, N/4)
+@group(0) @binding(3) var<storage, read_write> c4: array<vec4<f32>>;  // C_OFF/4 + (Z, M, N/4)
+
+// As4[k*SA + m/4][m%4] = A(m0+m, k0+k); Bs4[k*SB + n/4][n%4] = B(k0+k, n0+n).
+var<workgroup> As4: array<vec4<f32>, SA * BK>;
+var<workgroup> Bs4: array<vec4<f32>, SB * BK>;
+
+var<private> li: u32;       // local invocation index
+var<private> tx: u32;       // column group of this invocation
+var<private> ty: u32;       // row group of this invocation
+
+struct Tile {
+	m0: u32,
+	n0: u32,
+	kbeg: u32,
+	kend: u32,
+	ok: bool,
+}
+
+fn tile_of(wg: vec3<u32>, nwg: vec3<u32>, lid: u32) -> Tile {
+	li = lid;
+	tx = lid % TX;
+	ty = lid / TX;
+	let t = wg.x + wg.y * nwg.x;
+	var r: Tile;
+	r.ok = t < TILES_M * TILES_N;
+	r.m0 = (t / TILES_N) * BM;
+	r.n0 = (t % TILES_N) * BN;
+	r.kbeg = wg.z * CHUNK;
+	r.kend = min(KD, r.kbeg + CHUNK);
+	return r;
+}
+
+// ---- tile loads, scalar ----
+
+fn load_a(m0: u32, k0: u32, kend: u32) {
+	for (var e = li; e < BM * BK; e += WG) {
+		var m: u32;
+		var k: u32;
+		if (A_T) {
+			m = e % BM;
+			k = e / BM;
+		} else {
+			k = e % BK;
+			m = e / BK;
+		}
+		let gm = m0 + m;
+		let gk = k0 + k;
+		var v = 0.0;
+		if (gm < M && gk < kend) {
+			if (A_T) {
+				v = a[gk * M + gm];
+			} else {
+				v = a[gm * KD + gk];
+			}
+		}
+		As4[k * SA + m / 4u][m % 4u] = v;
+	}
+}
+
+fn load_b(n0: u32, k0: u32, kend: u32) {
+	for (var e = li; e < BN * BK; e += WG) {
+		var n: u32;
+		var k: u32;
+		if (B_T) {
+			n = e % BN;
+			k = e / BN;
+		} else {
+			k = e % BK;
+			n = e / BK;
+		}
+		let gn = n0 + n;
+		let gk = k0 + k;
+		var v = 0.0;
+		if (gn < N && gk < kend) {
+			if (B_T) {
+				v = b[gk * N + gn];
+			} else {
+				v = b[gn * KD + gk];
+			}
+		}
+		Bs4[k * SB + n / 4u][n % 4u] = v;
+	}
+}
+
+// ---- tile loads, vec4 ----
+
+fn load_a4(m0: u32, k0: u32, kend: u32) {
+	for (var e = li; e < BM * BK / 4u; e += WG) {
+		if (A_T) {
+			let m4 = e % (BM / 4u);
+			let k = e / (BM / 4u);
+			let gm = m0 + 4u * m4;
+			let gk = k0 + k;
+			var v = vec4<f32>(0.0);
+			if (gm < M && gk < kend) {
+				v = a4[(gk * M + gm) / 4u];
+			}
+			As4[k * SA + m4] = v;
+		} else {
+			let k4 = e % (BK / 4u);
+			let m = e / (BK / 4u);
+			let gm = m0 + m;
+			let gk = k0 + 4u * k4;
+			var v = vec4<f32>(0.0);
+			if (gm < M && gk < kend) {
+				v = a4[(gm * KD + gk) / 4u];
+			}
+			let s = 4u * k4 * SA + m / 4u;
+			let q = m % 4u;
+			As4[s][q] = v.x;
+			As4[s + SA][q] = v.y;
+			As4[s + 2u * SA][q] = v.z;
+			As4[s + 3u * SA][q] = v.w;
+		}
+	}
+}
+
+fn load_b4(n0: u32, k0: u32, kend: u32) {
+	for (var e = li; e < BN * BK / 4u; e += WG) {
+		if (B_T) {
+			let n4 = e % (BN / 4u);
+			let k = e / (BN / 4u);
+			let gn = n0 + 4u * n4;
+			let gk = k0 + k;
+			var v = vec4<f32>(0.0);
+			if (gn < N && gk < kend) {
+				v = b4[(gk * N + gn) / 4u];
+			}
+			Bs4[k * SB + n4] = v;
+		} else {
+			let k4 = e % (BK / 4u);
+			let n = e / (BK / 4u);
+			let gn = n0 + n;
+			let gk = k0 + 4u * k4;
+			var v = vec4<f32>(0.0);
+			if (gn < N && gk < kend) {
+				v = b4[(gn * KD + gk) / 4u];
+			}
+			let s = 4u * k4 * SB + n / 4u;
+			let q = n % 4u;
+			Bs4[s][q] = v.x;
+			Bs4[s + SB][q] = v.y;
+			Bs4[s + 2u * SB][q] = v.z;
+			Bs4[s + 3u * SB][q] = v.w;
+		}
+	}
+}
+
+// ---- the inner product over one BK step ----
+
+// acc[(i*4 + r)*TN4 + j] holds C rows m0 + (i*TY + ty)*4 + r, columns
+// n0 + (j*TX + tx)*4 + 0..3.
+fn mma(acc: ptr<function, array<vec4<f32>, 16>>) {
+	for (var kk = 0u; kk < BK; kk++) {
+		var av: array<vec4<f32>, MAXV>;
+		var bv: array<vec4<f32>, MAXV>;
+		for (var i = 0u; i < TM4; i++) {
+			av[i] = As4[kk * SA + i * TY + ty];
+		}
+		for (var j = 0u; j < TN4; j++) {
+			bv[j] = Bs4[kk * SB + j * TX + tx];
+		}
+		for (var i = 0u; i < TM4; i++) {
+			for (var r = 0u; r < 4u; r++) {
+				let x = av[i][r];
+				for (var j = 0u; j < TN4; j++) {
+					let o = (i * 4u + r) * TN4 + j;
+					(*acc)[o] = fma(vec4<f32>(x), bv[j], (*acc)[o]);
+				}
+			}
+		}
+	}
+}
+
+// ---- stores ----
+
+fn store(acc: ptr<function, array<vec4<f32>, 16>>, t: Tile, z: u32) {
+	let base = C_OFF + z * M * N;
+	for (var i = 0u; i < TM4; i++) {
+		for (var r = 0u; r < 4u; r++) {
+			let m = t.m0 + (i * TY + ty) * 4u + r;
+			if (m >= M) {
+				continue;
+			}
+			for (var j = 0u; j < TN4; j++) {
+				let v = (*acc)[(i * 4u + r) * TN4 + j];
+				let n = t.n0 + (j * TX + tx) * 4u;
+				for (var q = 0u; q < 4u; q++) {
+					if (n + q < N) {
+						let o = base + m * N + n + q;
+						var y = v[q];
+						if (HAS_BIAS) {
+							y += bias[n + q];
+						}
+						if (ACCUM) {
+							y += c[o];
+						}
+						c[o] = y;
+					}
+				}
+			}
+		}
+	}
+}
+
+fn store4(acc: ptr<function, array<vec4<f32>, 16>>, t: Tile, z: u32) {
+	let base = C_OFF + z * M * N;
+	for (var i = 0u; i < TM4; i++) {
+		for (var r = 0u; r < 4u; r++) {
+			let m = t.m0 + (i * TY + ty) * 4u + r;
+			if (m >= M) {
+				continue;
+			}
+			for (var j = 0u; j < TN4; j++) {
+				let n = t.n0 + (j * TX + tx) * 4u;
+				if (n < N) {
+					let o = (base + m * N + n) / 4u;
+					var y = (*acc)[(i * 4u + r) * TN4 + j];
+					if (HAS_BIAS) {
+						y += vec4<f32>(bias[n], bias[n + 1u], bias[n + 2u], bias[n + 3u]);
+					}
+					if (ACCUM) {
+						y += c4[o];
+					}
+					c4[o] = y;
+				}
+			}
+		}
+	}
+}
+
+@compute @workgroup_size(WG)
+fn gemm(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+	@builtin(local_invocation_index) lid: u32) {
+	let t = tile_of(wg, nwg, lid);
+	if (!t.ok) {
+		return;
+	}
+	var acc: array<vec4<f32>, 16>;
+	for (var k0 = t.kbeg; k0 < t.kend; k0 += BK) {
+		load_a(t.m0, k0, t.kend);
+		load_b(t.n0, k0, t.kend);
+		workgroupBarrier();
+		mma(&acc);
+		workgroupBarrier();
+	}
+	store(&acc, t, wg.z);
+}
+
+@compute @workgroup_size(WG)
+fn gemm_v4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+	@builtin(local_invocation_index) lid: u32) {
+	let t = tile_of(wg, nwg, lid);
+	if (!t.ok) {
+		return;
+	}
+	var acc: array<vec4<f32>, 16>;
+	for (var k0 = t.kbeg; k0 < t.kend; k0 += BK) {
+		load_a4(t.m0, k0, t.kend);
+		load_b4(t.n0, k0, t.kend);
+		workgroupBarrier();
+		mma(&acc);
+		workgroupBarrier();
+	}
+	store4(&acc, t, wg.z);
+}
+
+// ---- split-K epilogue and bias gradient ----
+
+override LEN: u32 = 1u;            // elements of one output (N*K for dW, N for dB)
+override SPLITS: u32 = 1u;         // partials to sum
+override P_OFF: u32 = 0u;          // element offset of partial 0 in part
+
+@group(0) @binding(0) var<storage, read> part: array<f32>;         // P_OFF + (SPLITS, LEN)
+@group(0) @binding(1) var<storage, read_write> dst: array<f32>;    // (LEN)
+
+// gemm_reduce: dst[i] += sum_{s < SPLITS} part[P_OFF + s*LEN + i], summed in
+// order of s. Dispatch ceil(LEN/256) workgroups (split over y by nn.Grid).
+@compute @workgroup_size(256)
+fn gemm_reduce(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+	@builtin(local_invocation_index) lid: u32) {
+	let i = (wg.x + wg.y * nwg.x) * 256u + lid;
+	if (i >= LEN) {
+		return;
+	}
+	var s = 0.0;
+	for (var z = 0u; z < SPLITS; z++) {
+		s += part[P_OFF + z * LEN + i];
+	}
+	dst[i] += s;
+}
+
+override ROWS: u32 = 1u;           // rows of dy
+override COLS: u32 = 1u;           // columns of dy
+
+@group(0) @binding(0) var<storage, read> dy: array<f32>;           // (ROWS, COLS)
+@group(0) @binding(1) var<storage, read_write> db: array<f32>;     // C_OFF + (Z, COLS)
+
+// gemm_colsum: the bias gradient, db[z][n] (+)= sum over rows t of chunk z of
+// dy[t, n] (ACCUM: += into db, used without split; otherwise = into the
+// partial z). Dispatch (ceil(COLS/256), 1, Z).
+@compute @workgroup_size(256)
+fn gemm_colsum(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+	let n = wg.x * 256u + lid;
+	if (n >= COLS) {
+		return;
+	}
+	let t0 = wg.z * CHUNK;
+	let t1 = min(ROWS, t0 + CHUNK);
+	var s = 0.0;
+	for (var t = t0; t < t1; t++) {
+		s += dy[t * COLS + n];
+	}
+	let o = C_OFF + wg.z * COLS + n;
+	if (ACCUM) {
+		s += db[o];
+	}
+	db[o] = s;
+}
