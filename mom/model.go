@@ -1,0 +1,382 @@
+//go:build momwip
+
+package mom
+
+import (
+	"fmt"
+	"math/rand/v2"
+
+	"mom/gpu"
+	"mom/nn"
+)
+
+// Param is one parameter tensor with its gradient.
+type Param struct {
+	Spec ParamSpec
+	W    *nn.Tensor // value
+	G    *nn.Tensor // gradient (accumulated by the backward kernels)
+}
+
+// projection is a Linear or a GroupedLinear.
+type projection interface {
+	RecordForward(r *gpu.Recorder)
+	RecordBackward(r *gpu.Recorder)
+}
+
+// layer holds one Mamba block's ops and the activations its backward needs.
+type layer struct {
+	norm                         *nn.RMSNorm
+	inX, inZ, xpDt, xpB, xpC, dt projection
+	out                          projection
+	conv                         *nn.CausalConv1d
+	scan                         *nn.SelectiveScan
+	xn                           *nn.Tensor // (t, d) normed input
+	x1, x2, z, delta, y          *nn.Tensor // (t, ed): conv input, conv output (u), gate, dt before softplus, scan output
+	dtLow, bm, cm                *nn.Tensor // (t, r), (t, n), (t, n)
+}
+
+// Model is a Mixture-of-Mamba (or, with no splits, dense Mamba) language
+// model on the GPU, sized for one batch shape. Everything is allocated by
+// NewModel; recording a step allocates nothing.
+type Model struct {
+	Cfg    Config
+	B, L   int // batch size and sequence length
+	T      int // tokens per batch, B·L
+	Params []*Param
+	byName map[string]*Param
+
+	d        *gpu.Device
+	routing  *nn.Routing
+	embed    *nn.Embedding
+	patchIn  *nn.Linear
+	layers   []*layer
+	normF    *nn.RMSNorm
+	head     *nn.Linear
+	xent     *nn.CrossEntropy
+	patchOut *nn.Linear
+	mse      *nn.MSE
+
+	h       []*nn.Tensor // residual stream h[0..layers], (t, d)
+	xf      *nn.Tensor   // (t, d) final normed
+	logits  *nn.Tensor   // (t, v); the cross-entropy overwrites it with its gradient
+	patches *nn.Tensor   // (t, p) noisy patches (Transfusion)
+	noise   *nn.Tensor   // (t, p)
+	pred    *nn.Tensor   // (t, p) predicted noise; then its gradient
+	dpred   *nn.Tensor
+	// gradients shared by all layers
+	dh, dxf, dxn            *nn.Tensor // (t, d)
+	dy, du, ddelta, dz, dx1 *nn.Tensor // (t, ed)
+	dB, dC                  *nn.Tensor // (t, n)
+	ddtLow                  *nn.Tensor // (t, r)
+
+	tensors []*nn.Tensor // every tensor made here, for Release
+	scans   []*nn.SelectiveScan
+}
+
+// NewModel allocates the model's parameters, activations and ops for batches
+// of b sequences of length l.
+func NewModel(d *gpu.Device, c Config, b, l int) (m *Model, err error) {
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	if b <= 0 || l <= 0 {
+		return nil, fmt.Errorf("mom: batch %d x length %d must be positive", b, l)
+	}
+	m = &Model{Cfg: c, B: b, L: l, T: b * l, d: d, byName: map[string]*Param{}}
+	defer func() {
+		if err != nil {
+			m.Release()
+			m = nil
+		}
+	}()
+	T, D, E, N, R, V, G := m.T, c.DModel, c.ED(), c.DState, c.DtRank, c.Vocab, c.Groups()
+	ten := func(name string, shape ...int) *nn.Tensor {
+		if err != nil {
+			return nil
+		}
+		var t *nn.Tensor
+		t, err = nn.NewTensor(d, name, shape...)
+		if err == nil {
+			m.tensors = append(m.tensors, t)
+		}
+		return t
+	}
+	for _, s := range c.ParamSpecs() {
+		p := &Param{Spec: s, W: ten(s.Name, s.Shape...), G: ten("grad."+s.Name, s.Shape...)}
+		m.Params = append(m.Params, p)
+		m.byName[s.Name] = p
+	}
+	for i := 0; i <= c.Layers; i++ {
+		m.h = append(m.h, ten(fmt.Sprintf("h.%d", i), T, D))
+	}
+	m.xf, m.logits = ten("xf", T, D), ten("logits", T, V)
+	m.dh, m.dxf, m.dxn = ten("dh", T, D), ten("dxf", T, D), ten("dxn", T, D)
+	m.dy, m.du, m.ddelta, m.dz, m.dx1 = ten("dy", T, E), ten("du", T, E), ten("ddelta", T, E), ten("dz", T, E), ten("dx1", T, E)
+	m.dB, m.dC, m.ddtLow = ten("dB", T, N), ten("dC", T, N), ten("ddt_low", T, R)
+	if c.Setting == Transfusion {
+		P := c.PatchDim
+		m.patches, m.noise, m.pred, m.dpred = ten("patches", T, P), ten("noise", T, P), ten("pred", T, P), ten("dpred", T, P)
+	}
+	for i := 0; i < c.Layers && err == nil; i++ {
+		m.layers = append(m.layers, &layer{
+			xn: ten(fmt.Sprintf("l%d.xn", i), T, D),
+			x1: ten(fmt.Sprintf("l%d.x1", i), T, E), x2: ten(fmt.Sprintf("l%d.x2", i), T, E),
+			z: ten(fmt.Sprintf("l%d.z", i), T, E), delta: ten(fmt.Sprintf("l%d.delta", i), T, E),
+			y:     ten(fmt.Sprintf("l%d.y", i), T, E),
+			dtLow: ten(fmt.Sprintf("l%d.dt_low", i), T, R),
+			bm:    ten(fmt.Sprintf("l%d.B", i), T, N), cm: ten(fmt.Sprintf("l%d.C", i), T, N),
+		})
+	}
+	if err != nil {
+		return nil, err
+	}
+	if !c.Splits.Dense() {
+		if m.routing, err = nn.NewRouting(d, T, G); err != nil {
+			return nil, err
+		}
+	}
+	if err := m.build(); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// Param returns the parameter called name, or nil.
+func (m *Model) Param(name string) *Param { return m.byName[name] }
+
+// proj makes a projection: grouped over modalities when split, plain otherwise.
+func (m *Model) proj(split bool, x, w, b, y, dy, dx, dw, db *nn.Tensor, accY, accDX bool) (projection, error) {
+	if split {
+		return nn.NewGroupedLinear(m.d, nn.GroupedLinearArgs{X: x, W: w, B: b, Y: y, DY: dy, DX: dx, DW: dw, DB: db,
+			Routing: m.routing, AccumulateY: accY, AccumulateDX: accDX})
+	}
+	return nn.NewLinear(m.d, nn.LinearArgs{X: x, W: w, B: b, Y: y, DY: dy, DX: dx, DW: dw, DB: db,
+		AccumulateY: accY, AccumulateDX: accDX})
+}
+
+func (m *Model) build() error {
+	c, d := m.Cfg, m.d
+	var err error
+	P := func(name string) *Param { return m.byName[name] }
+	emb := P(NameEmbed)
+	if m.embed, err = nn.NewEmbedding(d, nn.EmbeddingArgs{E: emb.W, Out: m.h[0], DOut: m.dh, DE: emb.G}); err != nil {
+		return fmt.Errorf("mom: embedding: %w", err)
+	}
+	if c.Setting == Transfusion {
+		pi := P(NamePatchIn)
+		if m.patchIn, err = nn.NewLinear(d, nn.LinearArgs{X: m.patches, W: pi.W, Y: m.h[0], DY: m.dh, DW: pi.G, AccumulateY: true}); err != nil {
+			return fmt.Errorf("mom: patch_in: %w", err)
+		}
+	}
+	for i, ly := range m.layers {
+		lp := func(name string) *Param { return m.byName[LayerParam(i, name)] }
+		wrap := func(what string, e error) error { return fmt.Errorf("mom: layer %d %s: %w", i, what, e) }
+		nw := lp("norm.weight")
+		if ly.norm, err = nn.NewRMSNorm(d, nn.RMSNormArgs{X: m.h[i], W: nw.W, Y: ly.xn, DY: m.dxn, DX: m.dh, DW: nw.G,
+			Eps: float32(c.Eps), AccumulateDX: true}); err != nil {
+			return wrap("norm", err)
+		}
+		p := lp("mixer.in_proj_x.weight")
+		if ly.inX, err = m.proj(c.Splits.In, ly.xn, p.W, nil, ly.x1, m.dx1, m.dxn, p.G, nil, false, false); err != nil {
+			return wrap("in_proj x", err)
+		}
+		p = lp("mixer.in_proj_z.weight")
+		if ly.inZ, err = m.proj(c.Splits.In, ly.xn, p.W, nil, ly.z, m.dz, m.dxn, p.G, nil, false, true); err != nil {
+			return wrap("in_proj z", err)
+		}
+		cw, cb := lp("mixer.conv1d.weight"), lp("mixer.conv1d.bias")
+		if ly.conv, err = nn.NewCausalConv1d(d, nn.ConvArgs{Batch: m.B, Len: m.L, X: ly.x1, W: cw.W, Bias: cb.W, Y: ly.x2,
+			DY: m.du, DX: m.dx1, DW: cw.G, DBias: cb.G, SiLU: true}); err != nil {
+			return wrap("conv1d", err)
+		}
+		p = lp("mixer.x_proj_dt.weight")
+		if ly.xpDt, err = m.proj(c.Splits.X, ly.x2, p.W, nil, ly.dtLow, m.ddtLow, m.du, p.G, nil, false, true); err != nil {
+			return wrap("x_proj dt", err)
+		}
+		p = lp("mixer.x_proj_B.weight")
+		if ly.xpB, err = m.proj(c.Splits.X, ly.x2, p.W, nil, ly.bm, m.dB, m.du, p.G, nil, false, true); err != nil {
+			return wrap("x_proj B", err)
+		}
+		p = lp("mixer.x_proj_C.weight")
+		if ly.xpC, err = m.proj(c.Splits.X, ly.x2, p.W, nil, ly.cm, m.dC, m.du, p.G, nil, false, true); err != nil {
+			return wrap("x_proj C", err)
+		}
+		dw, db := lp("mixer.dt_proj.weight"), lp("mixer.dt_proj.bias")
+		if ly.dt, err = m.proj(c.Splits.Dt, ly.dtLow, dw.W, db.W, ly.delta, m.ddelta, m.ddtLow, dw.G, db.G, false, false); err != nil {
+			return wrap("dt_proj", err)
+		}
+		al, dd := lp("mixer.A_log"), lp("mixer.D")
+		if ly.scan, err = nn.NewSelectiveScan(d, nn.ScanArgs{Batch: m.B, Len: m.L, U: ly.x2, Delta: ly.delta, ALog: al.W,
+			Bm: ly.bm, Cm: ly.cm, D: dd.W, Z: ly.z, Y: ly.y,
+			DY: m.dy, DU: m.du, DDelta: m.ddelta, DALog: al.G, DB: m.dB, DC: m.dC, DD: dd.G, DZ: m.dz}); err != nil {
+			return wrap("selective scan", err)
+		}
+		m.scans = append(m.scans, ly.scan)
+		p = lp("mixer.out_proj.weight")
+		if ly.out, err = m.proj(c.Splits.Out, ly.y, p.W, nil, m.h[i+1], m.dh, m.dy, p.G, nil, true, false); err != nil {
+			return wrap("out_proj", err)
+		}
+	}
+	nf := P(NameNormF)
+	if m.normF, err = nn.NewRMSNorm(d, nn.RMSNormArgs{X: m.h[c.Layers], W: nf.W, Y: m.xf, DY: m.dxf, DX: m.dh, DW: nf.G, Eps: float32(c.Eps)}); err != nil {
+		return fmt.Errorf("mom: final norm: %w", err)
+	}
+	head := emb
+	if !c.TieEmbeddings {
+		head = P(NameHead)
+	}
+	if m.head, err = nn.NewLinear(d, nn.LinearArgs{X: m.xf, W: head.W, Y: m.logits, DY: m.logits, DX: m.dxf, DW: head.G}); err != nil {
+		return fmt.Errorf("mom: head: %w", err)
+	}
+	if m.xent, err = nn.NewCrossEntropy(d, nn.CrossEntropyArgs{Logits: m.logits, DLogits: m.logits, Groups: c.Groups()}); err != nil {
+		return fmt.Errorf("mom: cross-entropy: %w", err)
+	}
+	if c.Setting == Transfusion {
+		po := P(NamePatchOut)
+		if m.patchOut, err = nn.NewLinear(d, nn.LinearArgs{X: m.xf, W: po.W, Y: m.pred, DY: m.dpred, DX: m.dxf, DW: po.G, AccumulateDX: true}); err != nil {
+			return fmt.Errorf("mom: patch_out: %w", err)
+		}
+		if m.mse, err = nn.NewMSE(d, nn.MSEArgs{Pred: m.pred, Target: m.noise, DPred: m.dpred, Groups: c.Groups()}); err != nil {
+			return fmt.Errorf("mom: diffusion loss: %w", err)
+		}
+	}
+	return nil
+}
+
+// InitParams draws every parameter from its initialiser with seed and
+// uploads it.
+func (m *Model) InitParams(seed uint64) error {
+	rng := rand.New(rand.NewPCG(seed, 0x6d6f6d))
+	for _, p := range m.Params {
+		if err := p.W.Upload(InitParam(p.Spec, rng)); err != nil {
+			return fmt.Errorf("mom: init %s: %w", p.Spec.Name, err)
+		}
+	}
+	return nil
+}
+
+// SetBatch uploads a batch (ids, routing table, targets, patches). accum is
+// the number of micro-batches per optimizer step (the gradients average
+// over them). Nothing is uploaded if the batch is invalid.
+func (m *Model) SetBatch(b *Batch, accum int) error {
+	if err := m.Cfg.ValidateBatch(b, m.T); err != nil {
+		return err
+	}
+	if accum < 1 {
+		return fmt.Errorf("mom: accumulation steps %d must be at least 1", accum)
+	}
+	ce, mse, err := m.Cfg.LossWeights(b, accum)
+	if err != nil {
+		return err
+	}
+	if err := m.embed.Update(b.Inputs); err != nil {
+		return err
+	}
+	if m.routing != nil {
+		if err := m.routing.Update(b.Modality); err != nil {
+			return err
+		}
+	}
+	if err := m.xent.Update(b.Targets, b.TargetModality, ce); err != nil {
+		return err
+	}
+	if m.Cfg.Setting == Transfusion {
+		if err := m.mse.Update(b.Modality, mse); err != nil {
+			return err
+		}
+		if err := m.patches.Upload(b.NoisyPatches); err != nil {
+			return err
+		}
+		if err := m.noise.Upload(b.Noise); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// RecordForward records the forward pass and the losses (whose kernels also
+// write the loss gradients).
+func (m *Model) RecordForward(r *gpu.Recorder) {
+	m.embed.RecordForward(r)
+	if m.patchIn != nil {
+		m.patchIn.RecordForward(r)
+	}
+	for i, ly := range m.layers {
+		ly.norm.RecordForward(r)
+		ly.inX.RecordForward(r)
+		ly.inZ.RecordForward(r)
+		ly.conv.RecordForward(r)
+		ly.xpDt.RecordForward(r)
+		ly.xpB.RecordForward(r)
+		ly.xpC.RecordForward(r)
+		ly.dt.RecordForward(r)
+		ly.scan.RecordForward(r)
+		r.Copy(m.h[i].Buf, 0, m.h[i+1].Buf, 0, m.h[i].Bytes())
+		ly.out.RecordForward(r)
+	}
+	m.normF.RecordForward(r)
+	m.head.RecordForward(r)
+	m.xent.Record(r)
+	if m.patchOut != nil {
+		m.patchOut.RecordForward(r)
+		m.mse.Record(r)
+	}
+}
+
+// RecordBackward records the backward pass; parameter gradients accumulate.
+func (m *Model) RecordBackward(r *gpu.Recorder) {
+	m.head.RecordBackward(r)
+	if m.patchOut != nil {
+		m.patchOut.RecordBackward(r)
+	}
+	m.normF.RecordBackward(r)
+	for i := len(m.layers) - 1; i >= 0; i-- {
+		ly := m.layers[i]
+		ly.out.RecordBackward(r)
+		ly.scan.RecordBackward(r)
+		ly.dt.RecordBackward(r)
+		ly.xpDt.RecordBackward(r)
+		ly.xpB.RecordBackward(r)
+		ly.xpC.RecordBackward(r)
+		ly.conv.RecordBackward(r)
+		ly.inX.RecordBackward(r)
+		ly.inZ.RecordBackward(r)
+		ly.norm.RecordBackward(r)
+	}
+	m.embed.RecordBackward(r)
+	if m.patchIn != nil {
+		m.patchIn.RecordBackward(r)
+	}
+}
+
+// RecordZeroGrads records zeroing every parameter gradient.
+func (m *Model) RecordZeroGrads(r *gpu.Recorder) {
+	for _, p := range m.Params {
+		r.Clear(p.G.Buf, 0, p.G.Bytes())
+	}
+}
+
+// RecordLosses records copying the batch's loss sums and counts into dst at
+// byte offset off (Config.LossSlots floats), for a readback that does not stall.
+func (m *Model) RecordLosses(r *gpu.Recorder, dst *gpu.Buffer, off int64) {
+	G := int64(m.Cfg.Groups()) * 4
+	r.Copy(m.xent.LossSums().Buf, 0, dst, off, G)
+	r.Copy(m.xent.Counts().Buf, 0, dst, off+G, G)
+	if m.mse != nil {
+		r.Copy(m.mse.LossSums().Buf, 0, dst, off+2*G, G)
+		r.Copy(m.mse.Counts().Buf, 0, dst, off+3*G, G)
+	} else {
+		r.Clear(dst, off+2*G, 2*G)
+	}
+}
+
+// Release frees the model's device memory.
+func (m *Model) Release() {
+	for _, s := range m.scans {
+		s.Release()
+	}
+	for _, t := range m.tensors {
+		t.Release()
+	}
+	m.tensors, m.scans = nil, nil
+}
