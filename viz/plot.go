@@ -1,0 +1,670 @@
+package viz
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"image"
+	"image/color"
+	"image/png"
+	"math"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/font"
+	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/vg"
+	"gonum.org/v1/plot/vg/draw"
+	"gonum.org/v1/plot/vg/vgimg"
+)
+
+// XAxis is what the plots put on the horizontal axis.
+type XAxis int
+
+// Horizontal axes.
+const (
+	XSteps XAxis = iota // optimizer steps
+	XFLOPs              // training FLOPs so far
+	XWall               // wall-clock seconds since the run started
+)
+
+func (x XAxis) String() string {
+	switch x {
+	case XFLOPs:
+		return "flops"
+	case XWall:
+		return "wall"
+	}
+	return "steps"
+}
+
+// Label is the axis label.
+func (x XAxis) Label() string {
+	switch x {
+	case XFLOPs:
+		return "training FLOPs"
+	case XWall:
+		return "wall time (s)"
+	}
+	return "step"
+}
+
+// ParseXAxis accepts "steps" (or "step", ""), "flops" and "wall" (or "time").
+func ParseXAxis(s string) (XAxis, error) {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "", "step", "steps":
+		return XSteps, nil
+	case "flops", "flop":
+		return XFLOPs, nil
+	case "wall", "time", "wall_s", "seconds":
+		return XWall, nil
+	}
+	return XSteps, fmt.Errorf("viz: unknown x axis %q: want steps, flops or wall", s)
+}
+
+// The colour scheme. Each modality has one colour in every run: training
+// loss is a line in that colour, held-out loss a line in a darker shade of
+// it with a dot at every evaluation. Runs are told apart by line style: the
+// first run solid, the second dashed, then dotted, dash-dot, long dashes.
+// Legends name each curve "run (dense|MoM) train|eval". Each modality has
+// its own panel (losses of different modalities differ in scale), stacked
+// vertically and sharing the x range.
+var (
+	// ModalityColors are the training-curve colours, in the order of Modalities.
+	ModalityColors = [NumModalities]color.RGBA{
+		{R: 31, G: 119, B: 180, A: 255}, // text: blue
+		{R: 255, G: 127, B: 14, A: 255}, // image: orange
+		{R: 44, G: 160, B: 44, A: 255},  // speech: green
+	}
+	// Background is the colour of the plot area and the margins.
+	Background = color.RGBA{R: 255, G: 255, B: 255, A: 255}
+	gridColor  = color.RGBA{R: 228, G: 228, B: 228, A: 255}
+)
+
+// EvalColor is the held-out curve colour of modality m: ModalityColors[m]
+// at 60% brightness.
+func EvalColor(m int) color.RGBA {
+	c := ModalityColors[m]
+	return color.RGBA{R: uint8(int(c.R) * 6 / 10), G: uint8(int(c.G) * 6 / 10), B: uint8(int(c.B) * 6 / 10), A: 255}
+}
+
+var runDashes = [][]vg.Length{
+	nil,
+	{vg.Points(6), vg.Points(3)},
+	{vg.Points(1.5), vg.Points(2.5)},
+	{vg.Points(6), vg.Points(2.5), vg.Points(1.5), vg.Points(2.5)},
+	{vg.Points(12), vg.Points(4)},
+}
+
+// RunDashes returns the dash pattern of the i-th run (nil: solid).
+func RunDashes(i int) []vg.Length { return runDashes[i%len(runDashes)] }
+
+const (
+	dpi       = 96
+	lineWidth = 1.6 // points: 2.1 pixels at 96 dpi
+)
+
+// PlotOptions configure PlotPNG.
+type PlotOptions struct {
+	X    XAxis
+	LogY bool
+	// Width and Height of the image in pixels; zero: 1000 wide and 300 per
+	// panel plus 60.
+	Width, Height int
+	// Modalities to draw, one panel each; nil: every modality of the runs.
+	Modalities []string
+	// HideTrain and HideEval leave out the training or held-out curves.
+	HideTrain, HideEval bool
+	// Title above the first panel; "" names the runs.
+	Title string
+}
+
+// PlotPNG draws the per-modality training and held-out losses of runs (run
+// folders, or paths to their metrics.jsonl) overlaid, one panel per
+// modality, and writes a PNG to out.
+func PlotPNG(runs []string, out string, opts PlotOptions) error {
+	if len(runs) == 0 {
+		return errors.New("viz: PlotPNG needs at least one run")
+	}
+	var rds []*runData
+	for _, path := range runs {
+		r, err := ReadRun(path)
+		if err != nil {
+			return err
+		}
+		rd := newRunData(RunSource(r))
+		rd.update()
+		rds = append(rds, rd)
+	}
+	v := newView()
+	v.x = opts.X
+	v.logY = opts.LogY
+	v.hideTrain, v.hideEval = opts.HideTrain, opts.HideEval
+	if opts.Modalities != nil {
+		for m := range v.hideMod {
+			v.hideMod[m] = true
+		}
+		for _, name := range opts.Modalities {
+			m := ModalityIndex(name)
+			if m < 0 {
+				return fmt.Errorf("viz: unknown modality %q (want %s)", name, strings.Join(Modalities, ", "))
+			}
+			v.hideMod[m] = false
+		}
+	}
+	v.title = opts.Title
+	w, h := opts.Width, opts.Height
+	if w <= 0 {
+		w = 1000
+	}
+	if h <= 0 {
+		h = 60 + 300*max(1, len(v.panelModalities(rds)))
+	}
+	img, _, err := render(w, h, rds, v)
+	if err != nil {
+		return err
+	}
+	return writePNG(out, img)
+}
+
+func writePNG(out string, img image.Image) error {
+	if dir := filepath.Dir(out); dir != "" {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return fmt.Errorf("viz: %w", err)
+		}
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(out), ".plot-*.png")
+	if err != nil {
+		return fmt.Errorf("viz: %w", err)
+	}
+	bw := bufio.NewWriter(tmp)
+	err = png.Encode(bw, img)
+	if err == nil {
+		err = bw.Flush()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), out)
+	}
+	if err != nil {
+		os.Remove(tmp.Name())
+		return fmt.Errorf("viz: writing %s: %w", out, err)
+	}
+	return nil
+}
+
+// rng is a closed interval.
+type rng struct{ min, max float64 }
+
+// view is what to draw and how: the state the window's keys and mouse
+// change, and PlotPNG's options.
+type view struct {
+	x         XAxis
+	logY      bool
+	hideMod   [NumModalities]bool
+	hideRun   map[int]bool
+	hideTrain bool
+	hideEval  bool
+	xr        *rng                // manual x range; nil follows the data
+	yr        [NumModalities]*rng // manual y ranges per panel
+	cursor    image.Point
+	hasCursor bool
+	title     string
+	footer    string
+}
+
+func newView() *view { return &view{hideRun: map[int]bool{}} }
+
+// panelModalities lists the modalities that get a panel: shown, and with
+// data (or declared in the config) in a shown run.
+func (v *view) panelModalities(runs []*runData) []int {
+	var out []int
+	for m := 0; m < NumModalities; m++ {
+		if v.hideMod[m] {
+			continue
+		}
+		for i, rd := range runs {
+			if !v.hideRun[i] && rd.has[m] {
+				out = append(out, m)
+				break
+			}
+		}
+	}
+	return out
+}
+
+// panel is where one modality was drawn, for mapping pixels to data.
+type panel struct {
+	mod        int
+	rect       image.Rectangle // the data area, in pixels
+	xmin, xmax float64
+	ymin, ymax float64
+	logY       bool
+}
+
+func (p panel) dataX(px float64) float64 {
+	t := (px - float64(p.rect.Min.X)) / float64(p.rect.Dx())
+	return p.xmin + t*(p.xmax-p.xmin)
+}
+
+func (p panel) dataY(py float64) float64 {
+	t := (float64(p.rect.Max.Y) - py) / float64(p.rect.Dy())
+	if p.logY {
+		return math.Exp(math.Log(p.ymin) + t*(math.Log(p.ymax)-math.Log(p.ymin)))
+	}
+	return p.ymin + t*(p.ymax-p.ymin)
+}
+
+func (p panel) pixelX(x float64) float64 {
+	return float64(p.rect.Min.X) + (x-p.xmin)/(p.xmax-p.xmin)*float64(p.rect.Dx())
+}
+
+// curve is one line of one panel.
+type curve struct {
+	run  int
+	eval bool
+	xs   []float64
+	ys   []float64
+}
+
+func finite(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
+
+// curves collects the shown curves of modality m with their finite points.
+func (v *view) curves(runs []*runData, m int) []curve {
+	var out []curve
+	for i, rd := range runs {
+		if v.hideRun[i] {
+			continue
+		}
+		for _, eval := range []bool{false, true} {
+			if (eval && v.hideEval) || (!eval && v.hideTrain) {
+				continue
+			}
+			s := rd.split(eval)
+			xs, ys := s.x(v.x), s.loss[m]
+			c := curve{run: i, eval: eval}
+			for k := range xs {
+				if finite(xs[k]) && finite(ys[k]) && (!v.logY || ys[k] > 0) {
+					c.xs = append(c.xs, xs[k])
+					c.ys = append(c.ys, ys[k])
+				}
+			}
+			if len(c.xs) > 0 {
+				out = append(out, c)
+			}
+		}
+	}
+	return out
+}
+
+// xRange is the shared x range: the manual one, or the data's.
+func (v *view) xRange(runs []*runData, mods []int) rng {
+	if v.xr != nil {
+		return *v.xr
+	}
+	r := rng{math.Inf(1), math.Inf(-1)}
+	for _, m := range mods {
+		for _, c := range v.curves(runs, m) {
+			r.min = math.Min(r.min, c.xs[0])
+			r.max = math.Max(r.max, c.xs[len(c.xs)-1])
+			for _, x := range c.xs { // x need not be sorted (wall time of a resumed run)
+				r.min, r.max = math.Min(r.min, x), math.Max(r.max, x)
+			}
+		}
+	}
+	if r.min > r.max {
+		return rng{0, 1}
+	}
+	if r.min == r.max {
+		return rng{r.min - 0.5, r.max + 0.5}
+	}
+	return r
+}
+
+// yRange is panel m's manual range, or that of its points inside xr, with
+// 5% room above and below (in log space on a log axis).
+func (v *view) yRange(cs []curve, m int, xr rng) rng {
+	if v.yr[m] != nil {
+		return *v.yr[m]
+	}
+	r := rng{math.Inf(1), math.Inf(-1)}
+	for _, c := range cs {
+		for k, x := range c.xs {
+			if x >= xr.min && x <= xr.max {
+				r.min, r.max = math.Min(r.min, c.ys[k]), math.Max(r.max, c.ys[k])
+			}
+		}
+	}
+	if r.min > r.max {
+		if v.logY {
+			return rng{0.1, 10}
+		}
+		return rng{0, 1}
+	}
+	if v.logY {
+		lo, hi := math.Log(r.min), math.Log(r.max)
+		if hi-lo < 1e-9 {
+			lo, hi = lo-0.1, hi+0.1
+		}
+		pad := 0.05 * (hi - lo)
+		return rng{math.Exp(lo - pad), math.Exp(hi + pad)}
+	}
+	if r.max-r.min < 1e-12*math.Max(1, math.Abs(r.max)) {
+		return rng{r.min - 0.5, r.max + 0.5}
+	}
+	pad := 0.05 * (r.max - r.min)
+	return rng{r.min - pad, r.max + pad}
+}
+
+// decimate keeps, of the points in [xr.min, xr.max] (and one on each side),
+// at most four per pixel column: the first, lowest, highest and last, so a
+// long run draws in time proportional to the window's width and looks the
+// same.
+func decimate(xs, ys []float64, xr rng, cols int) plotter.XYs {
+	lo := sort.SearchFloat64s(xs, xr.min)
+	hi := sort.Search(len(xs), func(i int) bool { return xs[i] > xr.max })
+	sorted := sort.Float64sAreSorted(xs)
+	if !sorted {
+		lo, hi = 0, len(xs)
+	} else {
+		if lo > 0 {
+			lo--
+		}
+		if hi < len(xs) {
+			hi++
+		}
+	}
+	n := hi - lo
+	if !sorted || n <= 4*cols || cols <= 0 {
+		out := make(plotter.XYs, n)
+		for k := range out {
+			out[k] = plotter.XY{X: xs[lo+k], Y: ys[lo+k]}
+		}
+		return out
+	}
+	out := make(plotter.XYs, 0, 4*cols+2)
+	width := (xr.max - xr.min) / float64(cols)
+	k := lo
+	for k < hi {
+		col := math.Floor((xs[k] - xr.min) / width)
+		first, minK, maxK, last := k, k, k, k
+		for k < hi && math.Floor((xs[k]-xr.min)/width) == col {
+			if ys[k] < ys[minK] {
+				minK = k
+			}
+			if ys[k] > ys[maxK] {
+				maxK = k
+			}
+			last = k
+			k++
+		}
+		idx := []int{first, minK, maxK, last}
+		sort.Ints(idx)
+		prev := -1
+		for _, j := range idx {
+			if j != prev {
+				out = append(out, plotter.XY{X: xs[j], Y: ys[j]})
+				prev = j
+			}
+		}
+	}
+	return out
+}
+
+// logTicker labels a log axis: powers of ten when the range spans a decade
+// or more, plain ticks (placed on the log scale) inside one decade.
+type logTicker struct{}
+
+func (logTicker) Ticks(min, max float64) []plot.Tick {
+	if max/min >= 10 {
+		return plot.LogTicks{Prec: -1}.Ticks(min, max)
+	}
+	var out []plot.Tick
+	for _, t := range (plot.DefaultTicks{}).Ticks(min, max) {
+		if t.Value > 0 {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// runLabel names a run in legends: "name (dense)" or "name (MoM)", just
+// the name when it already says which.
+func runLabel(rd *runData) string {
+	kind := rd.cfg.Kind()
+	if strings.Contains(strings.ToLower(rd.cfg.Name), strings.ToLower(kind)) {
+		return rd.cfg.Name
+	}
+	return fmt.Sprintf("%s (%s)", rd.cfg.Name, kind)
+}
+
+// render draws the shown runs into a w x h image, one panel per shown
+// modality, and returns it with where each panel's data area is.
+func render(w, h int, runs []*runData, v *view) (*image.RGBA, []panel, error) {
+	if w < 50 || h < 50 {
+		return nil, nil, fmt.Errorf("viz: image %dx%d is too small to plot", w, h)
+	}
+	cv := vgimg.NewWith(vgimg.UseWH(vg.Length(w)*vg.Inch/dpi, vg.Length(h)*vg.Inch/dpi), vgimg.UseDPI(dpi),
+		vgimg.UseBackgroundColor(Background))
+	img, ok := cv.Image().(*image.RGBA)
+	if !ok || img.Bounds().Dx() != w || img.Bounds().Dy() != h {
+		return nil, nil, fmt.Errorf("viz: the plot canvas is %v, want %dx%d RGBA", cv.Image().Bounds(), w, h)
+	}
+	dc := draw.New(cv)
+	mods := v.panelModalities(runs)
+	footerH := vg.Length(0)
+	if v.footer != "" {
+		footerH = vg.Points(14)
+	}
+	area := draw.Crop(dc, 0, 0, footerH, 0)
+	xr := v.xRange(runs, mods)
+	title := v.title
+	if title == "" {
+		var names []string
+		for i, rd := range runs {
+			if !v.hideRun[i] {
+				names = append(names, runLabel(rd))
+			}
+		}
+		title = strings.Join(names, " vs ")
+	}
+	cols := max(1, w)
+	var plots [][]*plot.Plot
+	curvesOf := map[int][]curve{}
+	for pi, m := range mods {
+		p := plot.New()
+		p.BackgroundColor = Background
+		p.Title.Text = Modalities[m] + " loss"
+		if pi == 0 && title != "" {
+			p.Title.Text = title + ": " + p.Title.Text
+		}
+		p.Y.Label.Text = "loss"
+		if v.logY {
+			p.Y.Label.Text = "loss (log)"
+			p.Y.Scale = plot.LogScale{}
+			p.Y.Tick.Marker = logTicker{}
+		}
+		if pi == len(mods)-1 {
+			p.X.Label.Text = v.x.Label()
+		}
+		p.Legend.Top = true
+		p.Legend.Left = false
+		p.Legend.TextStyle.Font.Size = vg.Points(9)
+		p.Legend.XOffs = -vg.Points(6)
+		p.Legend.YOffs = -vg.Points(4)
+		grid := plotter.NewGrid()
+		grid.Vertical.Color = gridColor
+		grid.Horizontal.Color = gridColor
+		p.Add(grid)
+		cs := v.curves(runs, m)
+		curvesOf[m] = cs
+		for _, c := range cs {
+			xys := decimate(c.xs, c.ys, xr, cols)
+			if len(xys) == 0 {
+				continue
+			}
+			line, err := plotter.NewLine(xys)
+			if err != nil {
+				return nil, nil, fmt.Errorf("viz: %s curve of %s: %w", Modalities[m], runs[c.run].cfg.Name, err)
+			}
+			line.LineStyle.Width = vg.Points(lineWidth)
+			line.LineStyle.Dashes = RunDashes(c.run)
+			line.LineStyle.Color = ModalityColors[m]
+			name := runLabel(runs[c.run]) + " train"
+			var thumbs []plot.Thumbnailer
+			p.Add(line)
+			thumbs = append(thumbs, line)
+			if c.eval {
+				line.LineStyle.Color = EvalColor(m)
+				name = runLabel(runs[c.run]) + " eval"
+				if len(xys) <= 400 {
+					dots, err := plotter.NewScatter(xys)
+					if err != nil {
+						return nil, nil, err
+					}
+					dots.GlyphStyle = draw.GlyphStyle{Color: EvalColor(m), Radius: vg.Points(2.2), Shape: draw.CircleGlyph{}}
+					p.Add(dots)
+					thumbs = append(thumbs, dots)
+				}
+			}
+			p.Legend.Add(name, thumbs...)
+		}
+		yr := v.yRange(cs, m, xr)
+		p.X.Min, p.X.Max = xr.min, xr.max
+		p.Y.Min, p.Y.Max = yr.min, yr.max
+		plots = append(plots, []*plot.Plot{p})
+	}
+	if len(plots) == 0 {
+		p := plot.New()
+		p.BackgroundColor = Background
+		p.Title.Text = "no losses to show yet"
+		if title != "" {
+			p.Title.Text = title + ": " + p.Title.Text
+		}
+		p.HideAxes()
+		p.Draw(area)
+		drawFooter(dc, v.footer)
+		return img, nil, nil
+	}
+	tiles := draw.Tiles{
+		Rows: len(plots), Cols: 1,
+		PadTop: vg.Points(4), PadBottom: vg.Points(2), PadLeft: vg.Points(2), PadRight: vg.Points(10),
+		PadY: vg.Points(8),
+	}
+	canvases := plot.Align(plots, tiles, area)
+	var panels []panel
+	for i, row := range plots {
+		p := row[0]
+		c := canvases[i][0]
+		p.Draw(c)
+		da := p.DataCanvas(c)
+		r := image.Rect(
+			int(math.Round(da.Min.X.Dots(dpi))), h-int(math.Round(da.Max.Y.Dots(dpi))),
+			int(math.Round(da.Max.X.Dots(dpi))), h-int(math.Round(da.Min.Y.Dots(dpi))))
+		panels = append(panels, panel{mod: mods[i], rect: r, xmin: p.X.Min, xmax: p.X.Max, ymin: p.Y.Min, ymax: p.Y.Max, logY: v.logY})
+	}
+	if v.hasCursor {
+		drawReadout(dc, h, panels, runs, curvesOf, v)
+	}
+	drawFooter(dc, v.footer)
+	return img, panels, nil
+}
+
+func textStyle(size float64, c color.Color) draw.TextStyle {
+	return draw.TextStyle{
+		Color:   c,
+		Font:    font.From(plot.DefaultFont, vg.Points(size)),
+		XAlign:  draw.XLeft,
+		YAlign:  draw.YBottom,
+		Handler: plot.DefaultTextHandler,
+	}
+}
+
+func drawFooter(dc draw.Canvas, footer string) {
+	if footer == "" {
+		return
+	}
+	sty := textStyle(8.5, color.Gray{Y: 70})
+	dc.FillText(sty, vg.Point{X: dc.Min.X + vg.Points(4), Y: dc.Min.Y + vg.Points(3)}, footer)
+}
+
+// formatX writes an x value for the readout.
+func formatX(kind XAxis, x float64) string {
+	switch kind {
+	case XFLOPs:
+		return fmt.Sprintf("%.3g FLOPs", x)
+	case XWall:
+		return fmt.Sprintf("%.1f s", x)
+	}
+	return fmt.Sprintf("step %.0f", x)
+}
+
+// nearest returns the index of the point of c closest in x to x.
+func nearest(c curve, x float64) int {
+	best, bd := 0, math.Inf(1)
+	for k, cx := range c.xs {
+		if d := math.Abs(cx - x); d < bd {
+			best, bd = k, d
+		}
+	}
+	return best
+}
+
+// drawReadout draws a vertical line at the cursor through every panel and,
+// in the panel under the cursor, the values of each shown curve nearest to
+// the cursor's x.
+func drawReadout(dc draw.Canvas, h int, panels []panel, runs []*runData, curvesOf map[int][]curve, v *view) {
+	var under *panel
+	for i := range panels {
+		if v.cursor.In(panels[i].rect) {
+			under = &panels[i]
+		}
+	}
+	if under == nil {
+		return
+	}
+	x := under.dataX(float64(v.cursor.X))
+	px := vg.Length(float64(v.cursor.X) * 72 / dpi)
+	guide := draw.LineStyle{Color: color.Gray{Y: 150}, Width: vg.Points(0.75), Dashes: []vg.Length{vg.Points(3), vg.Points(2)}}
+	for _, p := range panels {
+		top := vg.Length(float64(h-p.rect.Min.Y) * 72 / dpi)
+		bot := vg.Length(float64(h-p.rect.Max.Y) * 72 / dpi)
+		dc.StrokeLine2(guide, px, bot, px, top)
+	}
+	lines := []string{formatX(v.x, x) + fmt.Sprintf("   loss %.4g", under.dataY(float64(v.cursor.Y)))}
+	var colors []color.Color
+	colors = append(colors, color.Black)
+	for _, c := range curvesOf[under.mod] {
+		k := nearest(c, x)
+		split := "train"
+		col := ModalityColors[under.mod]
+		if c.eval {
+			split, col = "eval", EvalColor(under.mod)
+		}
+		lines = append(lines, fmt.Sprintf("%s %s: %.4f at %s", runLabel(runs[c.run]), split, c.ys[k], formatX(v.x, c.xs[k])))
+		colors = append(colors, col)
+	}
+	sty := textStyle(9, color.Black)
+	lh := sty.Height("Xg") + vg.Points(1)
+	var wmax vg.Length
+	for _, l := range lines {
+		wmax = max(wmax, sty.Width(l))
+	}
+	left := vg.Length(float64(under.rect.Min.X)*72/dpi) + vg.Points(6)
+	top := vg.Length(float64(h-under.rect.Min.Y)*72/dpi) - vg.Points(6)
+	boxH := lh*vg.Length(len(lines)) + vg.Points(4)
+	box := vg.Rectangle{Min: vg.Point{X: left - vg.Points(3), Y: top - boxH}, Max: vg.Point{X: left + wmax + vg.Points(3), Y: top}}
+	dc.SetColor(color.RGBA{R: 250, G: 250, B: 250, A: 235})
+	dc.Fill(box.Path())
+	dc.SetLineStyle(draw.LineStyle{Color: color.Gray{Y: 180}, Width: vg.Points(0.5)})
+	dc.Stroke(box.Path())
+	for i, l := range lines {
+		sty.Color = colors[i]
+		dc.FillText(sty, vg.Point{X: left, Y: top - lh*vg.Length(i+1)}, l)
+	}
+}

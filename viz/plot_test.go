@@ -1,0 +1,221 @@
+package viz
+
+import (
+	"image"
+	"image/color"
+	"image/png"
+	"math"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// artifactDir is where tests leave images a reader can look at:
+// $MOM_ARTIFACTS, else the system's temporary folder.
+func artifactDir(t *testing.T) string {
+	dir := os.Getenv("MOM_ARTIFACTS")
+	if dir == "" {
+		dir = os.TempDir()
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+func near(a, b color.RGBA, tol int) bool {
+	d := func(x, y uint8) int {
+		if x > y {
+			return int(x - y)
+		}
+		return int(y - x)
+	}
+	return d(a.R, b.R) <= tol && d(a.G, b.G) <= tol && d(a.B, b.B) <= tol
+}
+
+func rgbaAt(img image.Image, x, y int) color.RGBA {
+	r, g, b, _ := img.At(x, y).RGBA()
+	return color.RGBA{R: uint8(r >> 8), G: uint8(g >> 8), B: uint8(b >> 8), A: 255}
+}
+
+// countColor counts the pixels of r within tol of c.
+func countColor(img image.Image, r image.Rectangle, c color.RGBA, tol int) int {
+	n := 0
+	for y := r.Min.Y; y < r.Max.Y; y++ {
+		for x := r.Min.X; x < r.Max.X; x++ {
+			if near(rgbaAt(img, x, y), c, tol) {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+// checkPanels checks a rendered plot: in each panel's data area the
+// panel's modality colours (training and held-out) are present and the
+// other modalities' are not, and most pixels are the background; the
+// margins left of the panels are background.
+func checkPanels(t *testing.T, img image.Image, panels []panel, wantMods []int) {
+	t.Helper()
+	if len(panels) != len(wantMods) {
+		t.Fatalf("%d panels, want %d", len(panels), len(wantMods))
+	}
+	for i, p := range panels {
+		if p.mod != wantMods[i] {
+			t.Errorf("panel %d shows %s, want %s", i, Modalities[p.mod], Modalities[wantMods[i]])
+		}
+		inner := p.rect.Inset(2)
+		if inner.Dx() < 100 || inner.Dy() < 50 {
+			t.Fatalf("panel %s data area %v is too small", Modalities[p.mod], p.rect)
+		}
+		for m := 0; m < NumModalities; m++ {
+			train := countColor(img, inner, ModalityColors[m], 12)
+			eval := countColor(img, inner, EvalColor(m), 12)
+			if m == p.mod {
+				if train < 50 {
+					t.Errorf("panel %s: %d pixels of the training colour %v, want many", Modalities[m], train, ModalityColors[m])
+				}
+				if eval < 20 {
+					t.Errorf("panel %s: %d pixels of the held-out colour %v, want many", Modalities[m], eval, EvalColor(m))
+				}
+			} else if train+eval > 0 {
+				t.Errorf("panel %s: %d pixels of %s's colours", Modalities[p.mod], train+eval, Modalities[m])
+			}
+		}
+		bg := countColor(img, inner, Background, 0)
+		if frac := float64(bg) / float64(inner.Dx()*inner.Dy()); frac < 0.7 {
+			t.Errorf("panel %s: only %.0f%% of the data area is background", Modalities[p.mod], 100*frac)
+		}
+	}
+	// A strip left of the y axis labels and the right margin are background.
+	b := img.Bounds()
+	for _, r := range []image.Rectangle{image.Rect(0, 0, 2, b.Dy()), image.Rect(b.Dx()-3, 0, b.Dx(), b.Dy())} {
+		if n := countColor(img, r, Background, 0); n != r.Dx()*r.Dy() {
+			t.Errorf("margin %v: %d of %d pixels are background", r, n, r.Dx()*r.Dy())
+		}
+	}
+}
+
+func testRuns(t *testing.T) []*runData {
+	var out []*runData
+	for _, name := range []string{"dense", "mom"} {
+		r, err := ReadRun(filepath.Join("testdata", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		rd := newRunData(RunSource(r))
+		rd.update()
+		out = append(out, rd)
+	}
+	return out
+}
+
+func TestPlotPNG(t *testing.T) {
+	out := filepath.Join(artifactDir(t), "mom-viz-plot.png")
+	err := PlotPNG([]string{"testdata/dense", "testdata/mom"}, out, PlotOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("plot written to %s", out)
+	f, err := os.Open(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	img, err := png.Decode(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b := img.Bounds(); b.Dx() != 1000 || b.Dy() != 960 {
+		t.Errorf("image is %v, want 1000x960", b)
+	}
+	// The same drawing again, for its panel geometry.
+	_, panels, err := render(1000, 960, testRuns(t), newView())
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkPanels(t, img, panels, []int{0, 1, 2})
+}
+
+func TestPlotOptions(t *testing.T) {
+	runs := testRuns(t)
+	for _, tc := range []struct {
+		name string
+		set  func(v *view)
+		mods []int
+	}{
+		{"log-flops", func(v *view) { v.logY = true; v.x = XFLOPs }, []int{0, 1, 2}},
+		{"wall-image-speech", func(v *view) { v.x = XWall; v.hideMod[0] = true }, []int{1, 2}},
+		{"one-run", func(v *view) { v.hideRun[1] = true; v.hideMod[2] = true }, []int{0, 1}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			v := newView()
+			tc.set(v)
+			img, panels, err := render(900, 700, runs, v)
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkPanels(t, img, panels, tc.mods)
+			p := panels[0]
+			switch v.x {
+			case XFLOPs:
+				if p.xmin < 1.4e12 || p.xmax > 3.1e14 || p.xmax < 2.9e14 {
+					t.Errorf("flops axis %g..%g, want about 1.5e12..3e14", p.xmin, p.xmax)
+				}
+			case XWall:
+				if p.xmax < 9.9 || p.xmax > 10.1 {
+					t.Errorf("wall axis ends at %g, want about 10 s", p.xmax)
+				}
+			default:
+				if p.xmin != 1 || p.xmax != 200 {
+					t.Errorf("step axis %g..%g, want 1..200", p.xmin, p.xmax)
+				}
+			}
+			if v.logY && !p.logY {
+				t.Error("log scale not recorded in the panel")
+			}
+		})
+	}
+}
+
+func TestPlotPNGErrors(t *testing.T) {
+	dir := t.TempDir()
+	if err := PlotPNG(nil, filepath.Join(dir, "x.png"), PlotOptions{}); err == nil {
+		t.Error("no runs: want an error")
+	}
+	if err := PlotPNG([]string{filepath.Join(dir, "missing")}, filepath.Join(dir, "x.png"), PlotOptions{}); err == nil {
+		t.Error("missing run: want an error")
+	}
+	if err := PlotPNG([]string{"testdata/dense"}, filepath.Join(dir, "x.png"), PlotOptions{Modalities: []string{"smell"}}); err == nil {
+		t.Error("unknown modality: want an error")
+	}
+}
+
+func TestDecimate(t *testing.T) {
+	n := 100000
+	xs := make([]float64, n)
+	ys := make([]float64, n)
+	for i := range xs {
+		xs[i] = float64(i)
+		ys[i] = math.Sin(float64(i) / 300)
+	}
+	out := decimate(xs, ys, rng{0, float64(n - 1)}, 500)
+	if len(out) > 4*500+2 || len(out) < 500 {
+		t.Fatalf("decimated to %d points, want between 500 and 2002", len(out))
+	}
+	lo, hi := math.Inf(1), math.Inf(-1)
+	for i, p := range out {
+		lo, hi = math.Min(lo, p.Y), math.Max(hi, p.Y)
+		if i > 0 && p.X < out[i-1].X {
+			t.Fatal("decimated points out of order")
+		}
+	}
+	if lo > -0.9999 || hi < 0.9999 {
+		t.Errorf("decimation lost the extremes: %g..%g", lo, hi)
+	}
+	// A zoomed range keeps one point beyond each side.
+	out = decimate(xs, ys, rng{1000, 1010}, 500)
+	if out[0].X != 999 || out[len(out)-1].X != 1011 {
+		t.Errorf("zoomed decimation spans %g..%g, want 999..1011", out[0].X, out[len(out)-1].X)
+	}
+}

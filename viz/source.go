@@ -1,0 +1,204 @@
+package viz
+
+import (
+	"context"
+	"math"
+	"sync"
+	"time"
+)
+
+// Source is one run the window shows: a run trained in this process (fed
+// with Push), a followed run folder (FollowRun) or a finished run (RunSource).
+//
+// Push never blocks on the window: it appends to an in-memory list under a
+// mutex that the window holds only to copy a slice header. The window reads
+// the new records at its own pace and redraws at most at its frame rate; a
+// slow window draws fewer frames, it never loses records.
+type Source struct {
+	mu      sync.Mutex
+	cfg     RunConfig
+	records []Record // append only
+	err     error    // why a followed folder stopped, shown in the window
+	stop    context.CancelFunc
+}
+
+// NewSource makes a source for a run trained in this process: the trainer
+// calls Push for every record it writes to metrics.jsonl.
+func NewSource(cfg RunConfig) *Source {
+	if cfg.Name == "" {
+		cfg.Name = "run"
+	}
+	return &Source{cfg: cfg}
+}
+
+// RunSource shows a run read whole (ReadRun).
+func RunSource(r *Run) *Source {
+	s := NewSource(r.Config)
+	s.records = append([]Record(nil), r.Records...)
+	return s
+}
+
+// FollowRun shows a run folder that may still be growing: its config is
+// read now and its metrics file polled every interval (DefaultPoll when not
+// positive) until ctx ends or Close is called.
+func FollowRun(ctx context.Context, dir string, interval time.Duration) (*Source, error) {
+	d, _ := runDir(dir)
+	cfg, _, err := ReadRunConfig(d)
+	if err != nil {
+		return nil, err
+	}
+	s := NewSource(cfg)
+	ctx, cancel := context.WithCancel(ctx)
+	s.stop = cancel
+	f := Follow(ctx, dir, interval)
+	go func() {
+		for r := range f.C {
+			s.Push(r)
+		}
+		if err := f.Err(); err != nil {
+			s.mu.Lock()
+			s.err = err
+			s.mu.Unlock()
+		}
+	}()
+	return s, nil
+}
+
+// Push adds a record. It is safe to call from any goroutine and returns at
+// once: no channel send, no waiting for the window.
+func (s *Source) Push(r Record) {
+	s.mu.Lock()
+	s.records = append(s.records, r)
+	s.mu.Unlock()
+}
+
+// Config is the run's configuration.
+func (s *Source) Config() RunConfig { return s.cfg }
+
+// Len is the number of records received.
+func (s *Source) Len() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.records)
+}
+
+// Err is why a followed folder stopped updating (nil while it runs).
+func (s *Source) Err() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.err
+}
+
+// Close stops following a folder; it does nothing for other sources.
+func (s *Source) Close() {
+	if s.stop != nil {
+		s.stop()
+	}
+}
+
+// snapshot returns every record received so far. The slice is shared:
+// records are only ever appended, so the elements seen are never written.
+func (s *Source) snapshot() []Record {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.records
+}
+
+// series holds one run's curves: per split, the x values of each axis kind
+// and each modality's loss, NaN where a record has no value.
+type series struct {
+	step, flops, wall []float64
+	loss              [NumModalities][]float64
+}
+
+func (c *series) len() int { return len(c.step) }
+
+func (c *series) x(kind XAxis) []float64 {
+	switch kind {
+	case XFLOPs:
+		return c.flops
+	case XWall:
+		return c.wall
+	}
+	return c.step
+}
+
+// truncate drops the points at or after step (a run that was restarted
+// from a checkpoint, or a file read again from its start).
+func (c *series) truncate(step float64) {
+	n := len(c.step)
+	for n > 0 && c.step[n-1] >= step {
+		n--
+	}
+	c.step, c.flops, c.wall = c.step[:n], c.flops[:n], c.wall[:n]
+	for m := range c.loss {
+		c.loss[m] = c.loss[m][:n]
+	}
+}
+
+func (c *series) add(r Record) {
+	st := float64(r.Step)
+	if n := len(c.step); n > 0 && c.step[n-1] >= st {
+		c.truncate(st)
+	}
+	c.step = append(c.step, st)
+	c.flops = append(c.flops, r.FLOPs)
+	c.wall = append(c.wall, r.WallS)
+	for m := range c.loss {
+		c.loss[m] = append(c.loss[m], r.ModalityLoss[m])
+	}
+}
+
+// runData is what the plots draw of one run, built incrementally from its
+// source's records.
+type runData struct {
+	src   *Source
+	cfg   RunConfig
+	seen  int // records consumed from src
+	train series
+	eval  series
+	has   [NumModalities]bool // a loss of this modality was seen
+}
+
+func newRunData(src *Source) *runData {
+	rd := &runData{src: src, cfg: src.cfg}
+	for _, m := range src.cfg.Modalities {
+		if i := ModalityIndex(m); i >= 0 {
+			rd.has[i] = true
+		}
+	}
+	return rd
+}
+
+// update consumes new records; it reports whether anything changed.
+func (rd *runData) update() bool {
+	recs := rd.src.snapshot()
+	if len(recs) == rd.seen {
+		return false
+	}
+	for _, r := range recs[rd.seen:] {
+		rd.add(r)
+	}
+	rd.seen = len(recs)
+	return true
+}
+
+func (rd *runData) add(r Record) {
+	if r.Split == SplitEval {
+		rd.eval.add(r)
+	} else {
+		rd.train.add(r)
+	}
+	for m := range r.ModalityLoss {
+		if !math.IsNaN(r.ModalityLoss[m]) {
+			rd.has[m] = true
+		}
+	}
+}
+
+func (rd *runData) split(eval bool) *series {
+	if eval {
+		return &rd.eval
+	}
+	return &rd.train
+}
