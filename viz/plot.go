@@ -659,7 +659,7 @@ func drawReadout(dc draw.Canvas, h int, panels []panel, runs []*runData, curvesO
 	top := vg.Length(float64(h-under.rect.Min.Y)*72/dpi) - vg.Points(6)
 	boxH := lh*vg.Length(len(lines)) + vg.Points(4)
 	box := vg.Rectangle{Min: vg.Point{X: left - vg.Points(3), Y: top - boxH}, Max: vg.Point{X: left + wmax + vg.Points(3), Y: top}}
-	dc.SetColor(color.RGBA{R: 250, G: 250, B: 250, A: 235})
+	dc.SetColor(color.NRGBA{R: 250, G: 250, B: 250, A: 235})
 	dc.Fill(box.Path())
 	dc.SetLineStyle(draw.LineStyle{Color: color.Gray{Y: 180}, Width: vg.Points(0.5)})
 	dc.Stroke(box.Path())
