@@ -62,3 +62,75 @@ var (
 		Constants: []string{"ROWS", "COLS", "CHUNK", "ACCUM"},
 	}
 )
+
+var (
+	groupedGemmBindings = []string{
+		"offsets: (G+1) u32 read", "perm: (ROWS) u32 read",
+		"a: (ROWS, KD) read", "b: (G, N, KD) or (G, KD, N) if B_T, read",
+		"bias: (G, N) read (any buffer without HAS_BIAS)", "c: (ROWS, N) read_write",
+	}
+	groupedTNBindings = []string{
+		"offsets: (G+1) u32 read", "perm: (ROWS) u32 read",
+		"dy: (ROWS, M) read", "x: (ROWS, N) read",
+		"dw: (G, M, N) or partials C_OFF + (Z, M, N), read_write",
+	}
+
+	// GroupedGemm is the grouped GEMM of one dispatch over all modalities:
+	// for every row t of group g (rows gathered through the routing table),
+	// C[t] (=|+=) A[t]·B[g] (+ bias[g]); NT (Y = X·W[g]ᵀ + b[g]) or, with B_T,
+	// NN (dX = dY·W[g]). Scalar loads, any shape. Dispatch
+	// (ceil(ROWS/BM) + G - 1) * ceil(N/BN) workgroups (nn.Grid).
+	GroupedGemm = Kernel{
+		File:      "gemm_grouped.wgsl",
+		Entry:     "grouped_gemm",
+		Bindings:  groupedGemmBindings,
+		Constants: gemmConstants("ROWS", "G", "N", "KD", "B_T", "HAS_BIAS", "ACCUM"),
+	}
+	// GroupedGemmV4 is GroupedGemm with vec4 loads and stores (KD and N
+	// multiples of 4).
+	GroupedGemmV4 = Kernel{
+		File:      "gemm_grouped.wgsl",
+		Entry:     "grouped_gemm_v4",
+		Bindings:  groupedGemmBindings,
+		Constants: gemmConstants("ROWS", "G", "N", "KD", "B_T", "HAS_BIAS", "ACCUM"),
+	}
+	// GroupedTN is the grouped weight gradient dW[g] += Σ_{t in g} dY[t]ᵀ X[t],
+	// each group's rows cut into slots of CHUNK rows: with ACCUM (no split)
+	// each slot adds into dW[g], otherwise it writes its partial and
+	// GroupedReduce sums them. Dispatch ceil(M/BM)*ceil(N/BN) tiles (nn.Grid)
+	// by ceil(ROWS/CHUNK) + G - 1 slots in z.
+	GroupedTN = Kernel{
+		File:      "gemm_grouped.wgsl",
+		Entry:     "grouped_tn",
+		Bindings:  groupedTNBindings,
+		Constants: gemmConstants("ROWS", "G", "M", "N", "ACCUM", "CHUNK"),
+	}
+	// GroupedTNV4 is GroupedTN with vec4 loads and stores (M and N multiples
+	// of 4).
+	GroupedTNV4 = Kernel{
+		File:      "gemm_grouped.wgsl",
+		Entry:     "grouped_tn_v4",
+		Bindings:  groupedTNBindings,
+		Constants: gemmConstants("ROWS", "G", "M", "N", "ACCUM", "CHUNK"),
+	}
+	// GroupedColSum is the grouped bias gradient per slot of CHUNK rows:
+	// db[g] += (ACCUM) or partial z = the column sums of dy over the slot's
+	// rows. Dispatch (ceil(N/256), 1, ceil(ROWS/CHUNK) + G - 1).
+	GroupedColSum = Kernel{
+		File:      "gemm_grouped.wgsl",
+		Entry:     "grouped_colsum",
+		Bindings:  []string{"offsets: (G+1) u32 read", "perm: (ROWS) u32 read", "dy: (ROWS, N) read", "db: (G, N) or partials C_OFF + (Z, N), read_write"},
+		Workgroup: [3]int{256, 1, 1},
+		Constants: []string{"ROWS", "G", "N", "ACCUM", "CHUNK"},
+	}
+	// GroupedReduce adds each group's split-K partials, in order, into
+	// dst[g]; a group without rows is left untouched. Dispatch
+	// ceil(G*LEN/256) workgroups (nn.Grid).
+	GroupedReduce = Kernel{
+		File:      "gemm_grouped.wgsl",
+		Entry:     "grouped_reduce",
+		Bindings:  []string{"offsets: (G+1) u32 read", "part: C_OFF + (Z, LEN) read", "dst: (G, LEN) read_write"},
+		Workgroup: [3]int{256, 1, 1},
+		Constants: []string{"G", "LEN", "CHUNK"},
+	}
+)

@@ -1,0 +1,253 @@
+package nn
+
+import (
+	"fmt"
+
+	"mom/gpu"
+	"mom/shaders"
+)
+
+// GroupedLinearArgs are the tensors of a GroupedLinear op.
+type GroupedLinearArgs struct {
+	X, W, B, Y     *Tensor // X (rows, K) (leading dims flattened); W (G, N, K); B (G, N) or nil; Y (rows, N)
+	DY, DX, DW, DB *Tensor
+	Routing        *Routing
+	AccumulateY    bool
+	AccumulateDX   bool
+}
+
+// GroupedLinear is the per-modality linear layer of Mixture-of-Mamba: row t
+// of modality g = m(t) computes Y[t] = X[t]·W[g]ᵀ + B[g]; the backward is
+// dX[t] = dY[t]·W[g], dW[g] += Σ_{t: m(t)=g} dY[t]ᵀX[t], dB[g] += Σ_{t: m(t)=g}
+// dY[t]. Each pass is one dispatch over all modalities (plus, when the weight
+// gradient is split over rows, a deterministic reduce): the kernels gather
+// the rows of a group through the Routing's permutation, multiply by that
+// group's weights and scatter back. A modality without rows in the batch
+// leaves its DW and DB untouched. The tensor shapes are fixed at
+// construction; the Routing's tables change per batch.
+type GroupedLinear struct {
+	rows, groups, n, k int
+	fwd, dx, dw, db    *gemmCall
+	reduce             []*gemmCall
+	plan               string
+}
+
+// NewGroupedLinear validates the shapes, compiles the pipelines and binds the
+// tensors and the routing tables of a.
+func NewGroupedLinear(d *gpu.Device, a GroupedLinearArgs) (*GroupedLinear, error) {
+	const op = "GroupedLinear"
+	if a.X == nil || a.W == nil || a.Y == nil || a.Routing == nil {
+		return nil, fmt.Errorf("nn: %s: X, W, Y and Routing are required", op)
+	}
+	rt := a.Routing
+	if len(a.W.Shape) != 3 {
+		return nil, fmt.Errorf("nn: %s: W %s has shape %v, want (G, N, K)", op, a.W.Name, a.W.Shape)
+	}
+	groups, n, k := a.W.Shape[0], a.W.Shape[1], a.W.Shape[2]
+	if groups != rt.groups {
+		return nil, fmt.Errorf("nn: %s: W %s has shape %v for %d groups, but the routing has %d", op, a.W.Name, a.W.Shape, groups, rt.groups)
+	}
+	rows, err := leadingRows(op, a.X, k)
+	if err != nil {
+		return nil, err
+	}
+	if rows != rt.rows {
+		return nil, fmt.Errorf("nn: %s: X %s has shape %v, %d rows, but the routing has %d", op, a.X.Name, a.X.Shape, rows, rt.rows)
+	}
+	yShape := append(append([]int(nil), a.X.Shape[:len(a.X.Shape)-1]...), n)
+	if err := CheckShape(op, a.Y, yShape...); err != nil {
+		return nil, err
+	}
+	if a.B != nil {
+		if err := CheckShape(op, a.B, groups, n); err != nil {
+			return nil, err
+		}
+	}
+	backward := a.DY != nil || a.DX != nil || a.DW != nil || a.DB != nil
+	if backward {
+		if a.DY == nil || a.DW == nil {
+			return nil, fmt.Errorf("nn: %s: a backward needs DY and DW (got DY %v, DW %v)", op, a.DY != nil, a.DW != nil)
+		}
+		if (a.DB == nil) != (a.B == nil) {
+			return nil, fmt.Errorf("nn: %s: DB must be given exactly when B is (B %v, DB %v)", op, a.B != nil, a.DB != nil)
+		}
+		if err := CheckShape(op, a.DY, yShape...); err != nil {
+			return nil, err
+		}
+		if a.DX != nil {
+			if err := CheckShape(op, a.DX, a.X.Shape...); err != nil {
+				return nil, err
+			}
+		}
+		if err := CheckShape(op, a.DW, groups, n, k); err != nil {
+			return nil, err
+		}
+		if a.DB != nil {
+			if err := CheckShape(op, a.DB, groups, n); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if err := checkU32(rows*max(n, k), groups*n*k); err != nil {
+		return nil, fmt.Errorf("nn: %s: %w", op, err)
+	}
+	gl := &GroupedLinear{rows: rows, groups: groups, n: n, k: k}
+	wrap := func(err error) error {
+		return fmt.Errorf("nn: %s (rows %d, G %d, N %d, K %d): %w", op, rows, groups, n, k, err)
+	}
+	v4 := n%4 == 0 && k%4 == 0
+	base := func(t gemmTile) gpu.Constants {
+		cs := t.constants()
+		cs["ROWS"], cs["G"] = float64(rows), float64(groups)
+		return cs
+	}
+
+	// Forward, NT per group: Y[t] = X[t]·W[g]ᵀ + B[g].
+	bias := a.B
+	if bias == nil {
+		bias = a.W // bound, never read
+	}
+	gl.fwd, err = newGroupedGemm(d, base, v4, rows, groups, n, k, false, a.B != nil, a.AccumulateY,
+		rt, a.X, a.W, bias, a.Y)
+	if err != nil {
+		return nil, wrap(err)
+	}
+	gl.plan = "fwd " + gl.fwd.plan
+	if !backward {
+		return gl, nil
+	}
+	// dX, NN per group: dX[t] = dY[t]·W[g].
+	if a.DX != nil {
+		gl.dx, err = newGroupedGemm(d, base, v4, rows, groups, k, n, true, false, a.AccumulateDX,
+			rt, a.DY, a.W, a.W, a.DX)
+		if err != nil {
+			return nil, wrap(err)
+		}
+		gl.plan += "; dx " + gl.dx.plan
+	}
+	// dW, TN per group over the group's rows, cut into slots of chunk rows.
+	tile := gemmTileFor(d, n, k)
+	tiles := CeilDiv(n, tile.bm) * CeilDiv(k, tile.bn)
+	chunk, splits := splitRows(d, tile, rows, tiles, n*k+n)
+	slots := CeilDiv(rows, chunk) + groups - 1
+	direct := splits == 1
+	if direct {
+		chunk = rows
+	}
+	cs := base(tile)
+	cs["M"], cs["N"], cs["ACCUM"], cs["CHUNK"] = float64(n), float64(k), b2f(direct), float64(chunk)
+	kern := shaders.GroupedTN
+	if v4 {
+		kern = shaders.GroupedTNV4
+	}
+	dwOut := a.DW
+	var scratch *Tensor
+	if !direct {
+		if scratch, err = gemmScratch(d, slots*(n*k+n)); err != nil {
+			return nil, wrap(err)
+		}
+		dwOut = scratch
+	}
+	if err := checkU32(slots * (n*k + n)); err != nil {
+		return nil, wrap(err)
+	}
+	g, err := Bind(d, kern, cs, rt.offsets, rt.perm, a.DY, a.X, dwOut)
+	if err != nil {
+		return nil, wrap(err)
+	}
+	x, y := Grid(d, tiles)
+	gl.dw = &gemmCall{g: g, x: x, y: y, z: slots, plan: kern.Entry + " " + tile.String()}
+	gl.plan += "; dw " + gl.dw.plan
+	if !direct {
+		gl.plan += fmt.Sprintf(", split over rows in slots of %d (at most %d)", chunk, slots)
+	}
+	if a.DB != nil {
+		dbOut := a.DB
+		if !direct {
+			dbOut = scratch
+		}
+		cs := gpu.Constants{"ROWS": float64(rows), "G": float64(groups), "N": float64(n),
+			"ACCUM": b2f(direct), "CHUNK": float64(chunk), "C_OFF": float64(slots * n * k)}
+		g, err := Bind(d, shaders.GroupedColSum, cs, rt.offsets, rt.perm, a.DY, dbOut)
+		if err != nil {
+			return nil, wrap(err)
+		}
+		gl.db = &gemmCall{g: g, x: CeilDiv(n, 256), y: 1, z: slots}
+	}
+	if !direct {
+		red := func(dst *Tensor, off, n int) error {
+			g, err := Bind(d, shaders.GroupedReduce, gpu.Constants{"G": float64(groups), "LEN": float64(n),
+				"CHUNK": float64(chunk), "C_OFF": float64(off)}, rt.offsets, scratch, dst)
+			if err != nil {
+				return wrap(err)
+			}
+			x, y := Grid(d, CeilDiv(groups*n, 256))
+			gl.reduce = append(gl.reduce, &gemmCall{g: g, x: x, y: y, z: 1})
+			return nil
+		}
+		if err := red(a.DW, 0, n*k); err != nil {
+			return nil, err
+		}
+		if a.DB != nil {
+			if err := red(a.DB, slots*n*k, n); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return gl, nil
+}
+
+// newGroupedGemm prepares the gathered GEMM C[t] (=|+=) A[t]·B[g] (+ bias[g])
+// with C (rows, nOut), reducing over kd: NT (B (G, nOut, kd)) or, with bt,
+// NN (B (G, kd, nOut)).
+func newGroupedGemm(d *gpu.Device, base func(gemmTile) gpu.Constants, v4 bool, rows, groups, nOut, kd int,
+	bt, hasBias, accum bool, rt *Routing, a, b, bias, c *Tensor) (*gemmCall, error) {
+	t := gemmTileFor(d, rows/groups, nOut)
+	cs := base(t)
+	cs["N"], cs["KD"] = float64(nOut), float64(kd)
+	cs["B_T"], cs["HAS_BIAS"], cs["ACCUM"] = b2f(bt), b2f(hasBias), b2f(accum)
+	k := shaders.GroupedGemm
+	if v4 {
+		k = shaders.GroupedGemmV4
+	}
+	g, err := Bind(d, k, cs, rt.offsets, rt.perm, a, b, bias, c)
+	if err != nil {
+		return nil, err
+	}
+	slots := CeilDiv(rows, t.bm) + groups - 1
+	x, y := Grid(d, slots*CeilDiv(nOut, t.bn))
+	return &gemmCall{g: g, x: x, y: y, z: 1, plan: k.Entry + " " + t.String()}, nil
+}
+
+// RecordForward records Y = X·W[m]ᵀ + B[m] for every row (Y += with
+// AccumulateY), reading the routing tables of the last Update.
+func (g *GroupedLinear) RecordForward(r *gpu.Recorder) { g.fwd.record(r) }
+
+// RecordBackward records DX (if set), DW += and DB +=, per modality. It
+// records nothing for a forward-only op.
+func (g *GroupedLinear) RecordBackward(r *gpu.Recorder) {
+	g.dx.record(r)
+	g.dw.record(r)
+	g.db.record(r)
+	for _, c := range g.reduce {
+		c.record(r)
+	}
+}
+
+// FLOPs counts 2·rows·N·K per GEMM (every row uses exactly one weight set,
+// so the cost is that of one dense layer): one forward, two backward (one
+// without DX).
+func (g *GroupedLinear) FLOPs() (forward, backward float64) {
+	f := 2 * float64(g.rows) * float64(g.n) * float64(g.k)
+	if g.dw == nil {
+		return f, 0
+	}
+	if g.dx != nil {
+		return f, 2 * f
+	}
+	return f, f
+}
+
+// Plan describes the kernels chosen (tile sizes, vec4 or scalar loads,
+// split-K), for logs and tests.
+func (g *GroupedLinear) Plan() string { return g.plan }
