@@ -133,6 +133,14 @@ func (e *Elementwise) Record(r *gpu.Recorder) {
 	}
 }
 
+// overrideBool is a WGSL bool override constant's value.
+func overrideBool(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
 func finiteF32(v float32) bool {
 	return !math.IsNaN(float64(v)) && !math.IsInf(float64(v), 0)
 }

@@ -127,7 +127,7 @@ func NewRMSNorm(dev *gpu.Device, a RMSNormArgs) (*RMSNorm, error) {
 		return fail(err)
 	}
 	cb := gpu.Constants{"D": float64(d), "NROWS": float64(rows), "WG": float64(wg), "NC": float64(nc),
-		"ROWS": float64(per), "NCHUNK": float64(chunks), "ACC_DX": rmsnormFlag(a.AccumulateDX)}
+		"ROWS": float64(per), "NCHUNK": float64(chunks), "ACC_DX": overrideBool(a.AccumulateDX)}
 	if n.bwd, err = Bind(dev, shaders.RMSNormBwd, cb, a.X, a.W, a.DY, n.rstd, a.DX, n.dwp); err != nil {
 		return fail(fmt.Errorf("nn: rmsnorm backward of %s %v: %w", a.X.Name, a.X.Shape, err))
 	}
@@ -138,13 +138,6 @@ func NewRMSNorm(dev *gpu.Device, a RMSNormArgs) (*RMSNorm, error) {
 	n.dwGroups = CeilDiv(d, 32)
 	n.backwardReady = true
 	return n, nil
-}
-
-func rmsnormFlag(b bool) float64 {
-	if b {
-		return 1
-	}
-	return 0
 }
 
 // RecordForward records y and the saved rstd.
