@@ -5,11 +5,11 @@ var (
 	// XEnt: one workgroup of WG per row, T workgroups split over y. With
 	// INPLACE, src is a placeholder and dst holds the logits on entry.
 	XEnt = Kernel{File: "xent.wgsl", Entry: "xent", Workgroup: [3]int{0, 1, 1}, // (WG, 1, 1)
-		Bindings: []string{"src: (T, V) read", "dst: (T, V) read_write", "info: (2T+G) read", "rowloss: (T) read_write"},
+		Bindings:  []string{"src: (T, V) read", "dst: (T, V) read_write", "info: (2T+G) read", "rowloss: (T) read_write"},
 		Constants: []string{"V", "T", "G", "WG", "INPLACE"}}
 	// XEnt4 is XEnt on vec4 (V divisible by 4).
 	XEnt4 = Kernel{File: "xent.wgsl", Entry: "xent4", Workgroup: [3]int{0, 1, 1}, // (WG, 1, 1)
-		Bindings: []string{"src: (T, V/4) read", "dst: (T, V/4) read_write", "info: (2T+G) read", "rowloss: (T) read_write"},
+		Bindings:  []string{"src: (T, V/4) read", "dst: (T, V/4) read_write", "info: (2T+G) read", "rowloss: (T) read_write"},
 		Constants: []string{"V", "T", "G", "WG", "INPLACE"}}
 	// XEntSums: one workgroup; per-group sums of the valid rows' losses and
 	// their counts.
