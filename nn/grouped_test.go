@@ -253,3 +253,44 @@ func TestRouting(t *testing.T) {
 		}
 	})
 }
+
+func TestGroupedLinearErrors(t *testing.T) {
+	ktest.ForEachDevice(t, func(t *testing.T, d *gpu.Device) {
+		rt, err := nn.NewRouting(d, 4, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rt.Release()
+		x := ktest.Tensor(t, d, "x", nil, 4, 3)
+		x5 := ktest.Tensor(t, d, "x5", nil, 5, 3)
+		w := ktest.Tensor(t, d, "w", nil, 2, 5, 3)
+		w3 := ktest.Tensor(t, d, "w3", nil, 3, 5, 3)
+		w2d := ktest.Tensor(t, d, "w2d", nil, 5, 3)
+		b := ktest.Tensor(t, d, "b", nil, 2, 5)
+		b1 := ktest.Tensor(t, d, "b1", nil, 5)
+		y := ktest.Tensor(t, d, "y", nil, 4, 5)
+		y5 := ktest.Tensor(t, d, "y5", nil, 5, 5)
+		for _, c := range []struct {
+			name string
+			a    nn.GroupedLinearArgs
+			want string
+		}{
+			{"no routing", nn.GroupedLinearArgs{X: x, W: w, Y: y}, "Routing"},
+			{"W 2-D", nn.GroupedLinearArgs{X: x, W: w2d, Y: y, Routing: rt}, "w2d"},
+			{"W groups", nn.GroupedLinearArgs{X: x, W: w3, Y: y, Routing: rt}, "w3"},
+			{"X rows", nn.GroupedLinearArgs{X: x5, W: w, Y: y5, Routing: rt}, "x5"},
+			{"Y shape", nn.GroupedLinearArgs{X: x, W: w, Y: y5, Routing: rt}, "y5"},
+			{"B per group", nn.GroupedLinearArgs{X: x, W: w, B: b1, Y: y, Routing: rt}, "b1"},
+			{"DW shape", nn.GroupedLinearArgs{X: x, W: w, Y: y, DY: y, DW: w3, Routing: rt}, "w3"},
+			{"DB without B", nn.GroupedLinearArgs{X: x, W: w, Y: y, DY: y, DW: w, DB: b, Routing: rt}, "DB"},
+		} {
+			_, err := nn.NewGroupedLinear(d, c.a)
+			if err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), "GroupedLinear") {
+				t.Errorf("%s: error %v, want one naming GroupedLinear and %q", c.name, err, c.want)
+			}
+		}
+		if _, err := nn.NewGroupedLinear(d, nn.GroupedLinearArgs{X: x, W: w, B: b, Y: y, DY: y, DW: w, DB: b, Routing: rt}); err != nil {
+			t.Errorf("valid args: %v", err)
+		}
+	})
+}

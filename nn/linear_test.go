@@ -157,3 +157,39 @@ func testLinear(t *testing.T, d *gpu.Device, rng *rand.Rand, c linearCase) {
 		ktest.Close(t, "db", ktest.Download(t, a.DB), db, gemmTol(c.rows, 1))
 	}
 }
+
+func TestLinearErrors(t *testing.T) {
+	ktest.ForEachDevice(t, func(t *testing.T, d *gpu.Device) {
+		x := ktest.Tensor(t, d, "x", nil, 4, 3)
+		w := ktest.Tensor(t, d, "w", nil, 5, 3)
+		b := ktest.Tensor(t, d, "b", nil, 5)
+		y := ktest.Tensor(t, d, "y", nil, 4, 5)
+		bad := ktest.Tensor(t, d, "bad", nil, 4, 4)
+		w1 := ktest.Tensor(t, d, "w1", nil, 15)
+		for _, c := range []struct {
+			name string
+			a    nn.LinearArgs
+			want string // in the error
+		}{
+			{"no W", nn.LinearArgs{X: x, Y: y}, "required"},
+			{"W not 2-D", nn.LinearArgs{X: x, W: w1, Y: y}, "w1"},
+			{"X last dim", nn.LinearArgs{X: bad, W: w, Y: y}, "bad"},
+			{"Y shape", nn.LinearArgs{X: x, W: w, Y: bad}, "bad"},
+			{"B shape", nn.LinearArgs{X: x, W: w, B: bad, Y: y}, "bad"},
+			{"DW shape", nn.LinearArgs{X: x, W: w, Y: y, DY: y, DW: bad}, "bad"},
+			{"DX shape", nn.LinearArgs{X: x, W: w, Y: y, DY: y, DW: w, DX: bad}, "bad"},
+			{"DY shape", nn.LinearArgs{X: x, W: w, Y: y, DY: bad, DW: w}, "bad"},
+			{"DY missing", nn.LinearArgs{X: x, W: w, Y: y, DW: w}, "DY"},
+			{"DB without B", nn.LinearArgs{X: x, W: w, Y: y, DY: y, DW: w, DB: b}, "DB"},
+			{"B without DB", nn.LinearArgs{X: x, W: w, B: b, Y: y, DY: y, DW: w}, "DB"},
+		} {
+			_, err := nn.NewLinear(d, c.a)
+			if err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), "Linear") {
+				t.Errorf("%s: error %v, want one naming Linear and %q", c.name, err, c.want)
+			}
+		}
+		if _, err := nn.NewLinear(d, nn.LinearArgs{X: x, W: w, B: b, Y: y, DY: y, DW: w, DB: b}); err != nil {
+			t.Errorf("valid args: %v", err)
+		}
+	})
+}
