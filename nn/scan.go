@@ -1,0 +1,433 @@
+package nn
+
+import (
+	"fmt"
+
+	"mom/gpu"
+	"mom/shaders"
+)
+
+// ScanArgs are the tensors of a selective scan (see shaders/scan.wgsl for the
+// math and the derivation of the backward).
+type ScanArgs struct {
+	Batch, Len int
+	// U, Delta, Z, Y: (Batch, Len, ED); ALog (ED, N); Bm, Cm (Batch, Len, N);
+	// D (ED). Z may be nil (no gate). Delta already holds dt_proj's bias; the
+	// kernel applies softplus.
+	U, Delta, ALog, Bm, Cm, D, Z, Y *Tensor
+	// Backward; all nil for forward-only (DZ nil when Z is). DU, DDelta, DB,
+	// DC, DZ are written (=); DALog, DD accumulate (+=).
+	DY, DU, DDelta, DALog, DB, DC, DD, DZ *Tensor
+}
+
+// ScanOptions tune the scan's kernels; zero fields pick defaults for the
+// device. Tests use them to reach every code path.
+type ScanOptions struct {
+	// Threads per channel along time (P), a power of two; default 16.
+	Threads int
+	// Rows: channels per workgroup (G); default 16. The backward's partial
+	// sums of dB and dC take Batch*ceil(ED/Rows)*N*Len floats each.
+	Rows int
+	// Items: steps per thread per chunk, 1 to 16; default 4. A chunk is
+	// Threads*Items steps.
+	Items int
+	// Subgroups: 0 uses subgroup shuffles for the row scans where the device
+	// has them, 1 requires them, -1 uses workgroup memory only.
+	Subgroups int
+}
+
+// SelectiveScan is the fused selective scan: softplus(delta), the
+// recurrence h = exp(dt*A)*h + dt*B*u, y = (C.h + D*u)*silu(z), and its
+// backward. It keeps the state at the start of every chunk (Batch, ED,
+// nChunks, N) in its workspace between RecordForward and RecordBackward;
+// the backward recomputes everything else.
+type SelectiveScan struct {
+	a               ScanArgs
+	ed, n           int
+	p, g, items     int
+	chunks, blocks  int
+	subgroups       bool
+	ws              *Tensor // workspace, see shaders/scan.wgsl
+	dummyZ, dummyDZ *Tensor
+	fwd, bwd, red   *gpu.BindGroup
+	gx, gy, rx, ry  int
+	offAL, offD     int64 // workspace byte offsets of the input copies
+	offB, offC      int64
+	backward        bool
+	owned           []*Tensor
+	groups          []*gpu.BindGroup
+}
+
+// NewSelectiveScan builds the scan with default options; it allocates the
+// chunk-boundary state tensor and the backward's scratch.
+func NewSelectiveScan(d *gpu.Device, a ScanArgs) (*SelectiveScan, error) {
+	return NewSelectiveScanWith(d, a, ScanOptions{})
+}
+
+// NewSelectiveScanWith builds the scan with explicit options.
+func NewSelectiveScanWith(d *gpu.Device, a ScanArgs, o ScanOptions) (*SelectiveScan, error) {
+	s := &SelectiveScan{a: a}
+	if err := s.check(); err != nil {
+		return nil, err
+	}
+	if err := s.layout(d, o); err != nil {
+		return nil, err
+	}
+	if err := s.build(d); err != nil {
+		s.Release()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *SelectiveScan) check() error {
+	a := s.a
+	const op = "SelectiveScan"
+	if a.Batch <= 0 || a.Len <= 0 {
+		return fmt.Errorf("nn: %s: batch %d and length %d must be positive", op, a.Batch, a.Len)
+	}
+	if a.U == nil || len(a.U.Shape) != 3 {
+		return fmt.Errorf("nn: %s: U must be (Batch, Len, ED), got %v", op, scanShapeOf(a.U))
+	}
+	if a.ALog == nil || len(a.ALog.Shape) != 2 {
+		return fmt.Errorf("nn: %s: ALog must be (ED, N), got %v", op, scanShapeOf(a.ALog))
+	}
+	ed, n := a.U.Shape[2], a.ALog.Shape[1]
+	s.ed, s.n = ed, n
+	b, l := a.Batch, a.Len
+	for _, c := range []struct {
+		t     *Tensor
+		shape []int
+	}{
+		{a.U, []int{b, l, ed}}, {a.Delta, []int{b, l, ed}}, {a.ALog, []int{ed, n}},
+		{a.Bm, []int{b, l, n}}, {a.Cm, []int{b, l, n}}, {a.D, []int{ed}}, {a.Y, []int{b, l, ed}},
+	} {
+		if err := CheckShape(op, c.t, c.shape...); err != nil {
+			return err
+		}
+	}
+	if a.Z != nil {
+		if err := CheckShape(op, a.Z, b, l, ed); err != nil {
+			return err
+		}
+	}
+	bw := []*Tensor{a.DY, a.DU, a.DDelta, a.DALog, a.DB, a.DC, a.DD}
+	set := 0
+	for _, t := range bw {
+		if t != nil {
+			set++
+		}
+	}
+	if set == 0 && a.DZ == nil {
+		return s.alias(op)
+	}
+	if set != len(bw) {
+		return fmt.Errorf("nn: %s: the backward needs all of DY, DU, DDelta, DALog, DB, DC, DD (or none of them for forward only)", op)
+	}
+	if (a.Z == nil) != (a.DZ == nil) {
+		return fmt.Errorf("nn: %s: DZ must be given exactly when Z is", op)
+	}
+	s.backward = true
+	for _, c := range []struct {
+		t     *Tensor
+		shape []int
+	}{
+		{a.DY, []int{b, l, ed}}, {a.DU, []int{b, l, ed}}, {a.DDelta, []int{b, l, ed}}, {a.DALog, []int{ed, n}},
+		{a.DB, []int{b, l, n}}, {a.DC, []int{b, l, n}}, {a.DD, []int{ed}},
+	} {
+		if err := CheckShape(op, c.t, c.shape...); err != nil {
+			return err
+		}
+	}
+	if a.DZ != nil {
+		if err := CheckShape(op, a.DZ, b, l, ed); err != nil {
+			return err
+		}
+	}
+	return s.alias(op)
+}
+
+// alias rejects an output that is also an input or another output.
+func (s *SelectiveScan) alias(op string) error {
+	a := s.a
+	ins := []*Tensor{a.U, a.Delta, a.ALog, a.Bm, a.Cm, a.D, a.Z, a.DY}
+	outs := []*Tensor{a.Y, a.DU, a.DDelta, a.DALog, a.DB, a.DC, a.DD, a.DZ}
+	return scanCheckAliases(op, ins, outs)
+}
+
+func scanShapeOf(t *Tensor) any {
+	if t == nil {
+		return "nil"
+	}
+	return t.Shape
+}
+
+// scanCheckAliases returns an error when an output shares its buffer with an
+// input or another output (WebGPU forbids binding one buffer both read-only
+// and writable in one dispatch, and the results would be wrong anyway).
+func scanCheckAliases(op string, ins, outs []*Tensor) error {
+	for i, o := range outs {
+		if o == nil {
+			continue
+		}
+		for _, in := range ins {
+			if in != nil && in.Buf == o.Buf {
+				return fmt.Errorf("nn: %s: output %s is also the input %s", op, o.Name, in.Name)
+			}
+		}
+		for _, o2 := range outs[i+1:] {
+			if o2 != nil && o2.Buf == o.Buf {
+				return fmt.Errorf("nn: %s: outputs %s and %s share a buffer", op, o.Name, o2.Name)
+			}
+		}
+	}
+	return nil
+}
+
+// scanShared is the workgroup memory of scan_bwd (the larger kernel) in bytes.
+func scanShared(p, g, items, n int) int {
+	wg := p * g
+	return 16*wg + 8*g*n + 8*g*p*items + 4*wg + 4*g*n
+}
+
+func (s *SelectiveScan) layout(d *gpu.Device, o ScanOptions) error {
+	const op = "SelectiveScan"
+	p, g, items := o.Threads, o.Rows, o.Items
+	if p == 0 {
+		p = 16
+	}
+	if g == 0 {
+		g = 16
+	}
+	if items == 0 {
+		items = 4
+	}
+	if p&(p-1) != 0 || p < 1 {
+		return fmt.Errorf("nn: %s: Threads %d is not a power of two", op, p)
+	}
+	if items < 1 || items > shaders.ScanMaxItems || g < 1 {
+		return fmt.Errorf("nn: %s: Items must be in 1..%d and Rows positive, got %d, %d", op, shaders.ScanMaxItems, items, g)
+	}
+	lim := d.Limits
+	explicit := o.Rows != 0 || o.Items != 0
+	for {
+		wg := p * g
+		fits := wg <= int(lim.MaxComputeInvocationsPerWorkgroup) && wg <= int(lim.MaxComputeWorkgroupSizeX) &&
+			scanShared(p, g, items, s.n) <= int(lim.MaxComputeWorkgroupStorageSize)
+		if fits {
+			break
+		}
+		if explicit {
+			return fmt.Errorf("nn: %s: %d threads x %d rows x %d items with N=%d needs %d bytes of workgroup memory and %d invocations; the device allows %d and %d",
+				op, p, g, items, s.n, scanShared(p, g, items, s.n), wg, lim.MaxComputeWorkgroupStorageSize, lim.MaxComputeInvocationsPerWorkgroup)
+		}
+		switch {
+		case items > 1:
+			items /= 2
+		case g > 1:
+			g /= 2
+		case p > 1:
+			p /= 2
+		default:
+			return fmt.Errorf("nn: %s: N=%d does not fit the device's %d bytes of workgroup memory", op, s.n, lim.MaxComputeWorkgroupStorageSize)
+		}
+	}
+	s.p, s.g, s.items = p, g, items
+	s.chunks = CeilDiv(s.a.Len, p*items)
+	s.blocks = CeilDiv(s.ed, g)
+	has := d.Has(gpu.FeatureSubgroups)
+	switch o.Subgroups {
+	case 0:
+		s.subgroups = has
+	case 1:
+		if !has {
+			return fmt.Errorf("nn: %s: subgroups requested but %s does not offer them", op, d)
+		}
+		s.subgroups = true
+	}
+	if n := int(lim.MaxStorageBuffersPerShaderStage); n < 9 {
+		return fmt.Errorf("nn: %s: needs 9 storage buffers per shader stage, %s allows %d", op, d, n)
+	}
+	return nil
+}
+
+// Chunk is the number of steps per chunk (Threads*Items).
+func (s *SelectiveScan) Chunk() int { return s.p * s.items }
+
+// Subgroups reports whether the row scans use subgroup shuffles.
+func (s *SelectiveScan) Subgroups() bool { return s.subgroups }
+
+func (s *SelectiveScan) build(d *gpu.Device) error {
+	a := s.a
+	const op = "SelectiveScan"
+	b, l, ed, n := a.Batch, a.Len, s.ed, s.n
+	// Workspace layout (floats): hs, dB and dC partials, dA, dD, then copies
+	// of A_log, D, B, C.
+	hs := b * ed * s.chunks * n
+	part := b * s.blocks * n * l
+	offDB := hs
+	offDC := offDB + part
+	offDA := offDC + part
+	offDD := offDA + b*ed*n
+	offAL := offDD + b*ed
+	offD := offAL + ed*n
+	offB := offD + ed
+	offC := offB + b*l*n
+	size := offC + b*l*n
+	if !s.backward {
+		size = hs
+	}
+	if int64(4*size) > int64(d.Limits.MaxStorageBufferBindingSize) {
+		return fmt.Errorf("nn: %s: the workspace needs %d bytes, more than the device's largest storage binding (%d); use more Rows or a smaller batch",
+			op, 4*size, d.Limits.MaxStorageBufferBindingSize)
+	}
+	for _, t := range []*Tensor{a.U, a.Y, a.DY} {
+		if t != nil && t.Bytes() > int64(d.Limits.MaxStorageBufferBindingSize) {
+			return fmt.Errorf("nn: %s: %s (%d bytes) exceeds the device's largest storage binding (%d)", op, t.Name, t.Bytes(), d.Limits.MaxStorageBufferBindingSize)
+		}
+	}
+	var err error
+	if s.ws, err = s.tensor(d, "scan.workspace", size); err != nil {
+		return err
+	}
+	if s.dummyZ, err = s.tensor(d, "scan.nogate", 1); err != nil {
+		return err
+	}
+	z := a.Z
+	if z == nil {
+		z = s.dummyZ
+	}
+	c := gpu.Constants{
+		"BATCH": float64(b), "L": float64(l), "ED": float64(ed), "N": float64(n),
+		"P": float64(s.p), "G": float64(s.g), "ITEMS": float64(s.items), "GATE": scanBool(a.Z != nil),
+		"WG": float64(s.p * s.g), "CHUNK": float64(s.p * s.items), "NCH": float64(s.chunks), "NBLK": float64(s.blocks),
+	}
+	name := "scan.wgsl"
+	src, err := shaders.ScanSource(s.subgroups)
+	if err != nil {
+		return err
+	}
+	if s.subgroups {
+		name = "scan.wgsl+subgroups"
+	}
+	bind := func(k shaders.Kernel, c gpu.Constants, ts ...*Tensor) (*gpu.BindGroup, error) {
+		g, err := bindVariant(d, k, name, src, c, ts...)
+		if err != nil {
+			return nil, fmt.Errorf("nn: %s (B=%d L=%d ED=%d N=%d): %w", op, b, l, ed, n, err)
+		}
+		s.groups = append(s.groups, g)
+		return g, nil
+	}
+	if s.fwd, err = bind(shaders.ScanForward, c, a.U, a.Delta, z, a.ALog, a.Bm, a.Cm, a.D, a.Y, s.ws); err != nil {
+		return err
+	}
+	s.gx, s.gy = Grid(d, b*s.blocks)
+	if !s.backward {
+		return nil
+	}
+	cb := gpu.Constants{}
+	for k, v := range c {
+		cb[k] = v
+	}
+	for k, v := range map[string]int{"OFF_DB": offDB, "OFF_DC": offDC, "OFF_DA": offDA, "OFF_DD": offDD,
+		"OFF_AL": offAL, "OFF_D": offD, "OFF_B": offB, "OFF_C": offC} {
+		cb[k] = float64(v)
+	}
+	s.offAL, s.offD, s.offB, s.offC = int64(4*offAL), int64(4*offD), int64(4*offB), int64(4*offC)
+	dz := a.DZ
+	if dz == nil {
+		if s.dummyDZ, err = s.tensor(d, "scan.nogate.grad", 1); err != nil {
+			return err
+		}
+		dz = s.dummyDZ
+	}
+	if s.bwd, err = bind(shaders.ScanBackward, cb, a.U, a.Delta, z, a.DY, a.DU, a.DDelta, dz, s.ws); err != nil {
+		return err
+	}
+	if s.red, err = bind(shaders.ScanBackwardReduce, cb, s.ws, a.DB, a.DC, a.DALog, a.DD); err != nil {
+		return err
+	}
+	s.rx, s.ry = Grid(d, CeilDiv(b*l*n+ed*n+ed, 256))
+	return nil
+}
+
+func (s *SelectiveScan) tensor(d *gpu.Device, name string, n int) (*Tensor, error) {
+	t, err := NewTensor(d, name, n)
+	if err != nil {
+		return nil, err
+	}
+	s.owned = append(s.owned, t)
+	return t, nil
+}
+
+func scanBool(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// bindVariant is Bind for a kernel whose WGSL text is given (a variant of its
+// file) and cached under name.
+func bindVariant(d *gpu.Device, k shaders.Kernel, name, src string, c gpu.Constants, ts ...*Tensor) (*gpu.BindGroup, error) {
+	if len(ts) != len(k.Bindings) {
+		return nil, fmt.Errorf("kernel %s has %d bindings, got %d tensors", k.Name(), len(k.Bindings), len(ts))
+	}
+	for _, nm := range k.Constants {
+		if _, ok := c[nm]; !ok {
+			return nil, fmt.Errorf("kernel %s needs override constant %s", k.Name(), nm)
+		}
+	}
+	sh, err := d.Shader(name, src)
+	if err != nil {
+		return nil, err
+	}
+	p, err := d.Pipeline(sh, k.Entry, c)
+	if err != nil {
+		return nil, err
+	}
+	bs := make([]gpu.Binding, len(ts))
+	for i, t := range ts {
+		if t == nil {
+			return nil, fmt.Errorf("kernel %s: binding %d (%s) is nil", k.Name(), i, k.Bindings[i])
+		}
+		bs[i] = gpu.Buf(t.Buf)
+	}
+	return d.BindGroup(p, bs...)
+}
+
+// RecordForward records y = scan(u, delta, A, B, C, D, z) and stores the
+// chunk-start states for RecordBackward.
+func (s *SelectiveScan) RecordForward(r *gpu.Recorder) {
+	r.Dispatch(s.fwd, s.gx, s.gy, 1)
+}
+
+// RecordBackward records the gradients. It reads the chunk-start states
+// that the last RecordForward (on the same inputs) stored, so record it
+// after that forward. On an op built without backward tensors it records an
+// invalid dispatch, which makes the recorder's Submit fail.
+func (s *SelectiveScan) RecordBackward(r *gpu.Recorder) {
+	if !s.backward {
+		r.Dispatch(nil, 1, 1, 1)
+		return
+	}
+	a := s.a
+	r.Copy(a.ALog.Buf, 0, s.ws.Buf, s.offAL, a.ALog.Bytes())
+	r.Copy(a.D.Buf, 0, s.ws.Buf, s.offD, a.D.Bytes())
+	r.Copy(a.Bm.Buf, 0, s.ws.Buf, s.offB, a.Bm.Bytes())
+	r.Copy(a.Cm.Buf, 0, s.ws.Buf, s.offC, a.Cm.Bytes())
+	r.Dispatch(s.bwd, s.gx, s.gy, 1)
+	r.Dispatch(s.red, s.rx, s.ry, 1)
+}
+
+// Release frees the workspace and the bind groups.
+func (s *SelectiveScan) Release() {
+	for _, g := range s.groups {
+		g.Release()
+	}
+	s.groups = nil
+	for _, t := range s.owned {
+		t.Release()
+	}
+	s.owned = nil
+}

@@ -1,0 +1,284 @@
+package nn_test
+
+import (
+	"fmt"
+	"math"
+	"math/rand"
+	"strings"
+	"testing"
+
+	"mom/gpu"
+	"mom/nn"
+	"mom/nn/internal/ktest"
+	"mom/nn/ref"
+)
+
+// scanTols is the per-tensor tolerance table of the scan test, in the spirit
+// of state-spaces/mamba's tests/ops/test_selective_scan.py: float32 on the
+// GPU against float64 on the same inputs. An element passes when
+// |got-want| <= abs*scale + rel*|want|, scale being the RMS of the tensor
+// (so the absolute part follows the tensor's magnitude). ddelta and dA_log
+// are looser: ddelta multiplies a sum of N cancelling terms by
+// sigmoid(delta), and dA_log sums over every step of the sequence.
+var scanTols = map[string]struct{ abs, rel float64 }{
+	"y":      {2e-5, 1e-4},
+	"du":     {2e-5, 1e-4},
+	"ddelta": {1e-4, 5e-4},
+	"dA_log": {1e-4, 5e-4},
+	"dB":     {2e-5, 2e-4},
+	"dC":     {2e-5, 2e-4},
+	"dD":     {2e-5, 2e-4},
+	"dz":     {2e-5, 1e-4},
+}
+
+func scanClose(t *testing.T, name string, got []float32, want []float64) {
+	t.Helper()
+	tol, ok := scanTols[name]
+	if !ok {
+		t.Fatalf("no tolerance for %s", name)
+	}
+	var ss float64
+	for _, w := range want {
+		ss += w * w
+	}
+	scale := math.Sqrt(ss / float64(len(want)))
+	if scale < 1e-6 {
+		scale = 1e-6
+	}
+	ktest.Close(t, name, got, want, ktest.Tol{Abs: tol.abs * scale, Rel: tol.rel})
+}
+
+type scanCase struct {
+	batch, l, ed, n int
+	gate            bool
+	opt             nn.ScanOptions
+}
+
+func (c scanCase) String() string {
+	return fmt.Sprintf("b%d_l%d_ed%d_n%d_z%v_p%d_g%d_k%d_sg%d", c.batch, c.l, c.ed, c.n, c.gate,
+		c.opt.Threads, c.opt.Rows, c.opt.Items, c.opt.Subgroups)
+}
+
+// scanData are the float32 inputs of one case, in the ranges the model
+// sees (see nn/ref's scan tests).
+type scanData struct {
+	u, delta, aLog, b, c, d, z, dy, daLog0, dd0 []float32
+}
+
+func newScanData(rng *rand.Rand, c scanCase) *scanData {
+	bl := c.batch * c.l
+	uni := func(n int, lo, hi float64) []float32 {
+		out := make([]float32, n)
+		for i := range out {
+			out[i] = float32(lo + (hi-lo)*rng.Float64())
+		}
+		return out
+	}
+	s := &scanData{
+		u: uni(bl*c.ed, -1, 1), delta: uni(bl*c.ed, -4, 1), aLog: uni(c.ed*c.n, -1, 2),
+		b: uni(bl*c.n, -1, 1), c: uni(bl*c.n, -1, 1), d: uni(c.ed, -1, 1), dy: uni(bl*c.ed, -1, 1),
+		daLog0: uni(c.ed*c.n, -1, 1), dd0: uni(c.ed, -1, 1),
+	}
+	if c.gate {
+		s.z = uni(bl*c.ed, -2, 2)
+	}
+	return s
+}
+
+func scanCases() []scanCase {
+	var cs []scanCase
+	// Sequence lengths around the default chunk (16 threads x 4 items = 64).
+	for _, l := range []int{1, 63, 64, 65, 2047, 2049} {
+		ed, n := 5, 16
+		if l > 100 {
+			ed, n = 4, 4
+		}
+		cs = append(cs, scanCase{batch: 1, l: l, ed: ed, n: n, gate: true})
+	}
+	// States, batch, gate.
+	for _, n := range []int{1, 16, 64} {
+		cs = append(cs, scanCase{batch: 3, l: 65, ed: 6, n: n, gate: n != 16})
+	}
+	cs = append(cs,
+		scanCase{batch: 3, l: 130, ed: 8, n: 8, gate: false},
+		// Several channel blocks (ED > Rows): the dB, dC partials are summed.
+		scanCase{batch: 2, l: 70, ed: 40, n: 4, gate: true},
+		// Rows not dividing ED: a dead row in the last block.
+		scanCase{batch: 2, l: 66, ed: 8, n: 3, gate: true, opt: nn.ScanOptions{Rows: 3}},
+		// Layouts: one thread per row, rows within a subgroup, rows spanning
+		// several subgroups, long and short items.
+		scanCase{batch: 1, l: 37, ed: 3, n: 5, gate: true, opt: nn.ScanOptions{Threads: 1, Items: 16}},
+		scanCase{batch: 2, l: 100, ed: 3, n: 5, gate: true, opt: nn.ScanOptions{Threads: 8, Rows: 4, Items: 2}},
+		scanCase{batch: 1, l: 300, ed: 5, n: 4, gate: false, opt: nn.ScanOptions{Threads: 64, Rows: 2, Items: 1}},
+		scanCase{batch: 1, l: 129, ed: 4, n: 4, gate: true, opt: nn.ScanOptions{Threads: 32, Rows: 2, Items: 2}},
+		// The workgroup-memory path where subgroups would be used.
+		scanCase{batch: 2, l: 65, ed: 5, n: 16, gate: true, opt: nn.ScanOptions{Subgroups: -1}},
+		scanCase{batch: 1, l: 129, ed: 4, n: 4, gate: false, opt: nn.ScanOptions{Threads: 32, Rows: 2, Items: 2, Subgroups: -1}},
+	)
+	return cs
+}
+
+func TestSelectiveScan(t *testing.T) {
+	ktest.ForEachDevice(t, func(t *testing.T, d *gpu.Device) {
+		rng := rand.New(rand.NewSource(1))
+		for _, c := range scanCases() {
+			t.Run(c.String(), func(t *testing.T) { scanRun(t, d, rng, c) })
+		}
+	})
+}
+
+// scanRun runs one case forward and backward on the GPU and compares every
+// output with the float64 reference.
+func scanRun(t *testing.T, d *gpu.Device, rng *rand.Rand, c scanCase) {
+	in := newScanData(rng, c)
+	b, l, ed, n := c.batch, c.l, c.ed, c.n
+	tn := func(name string, v []float32, shape ...int) *nn.Tensor { return ktest.Tensor(t, d, name, v, shape...) }
+	a := nn.ScanArgs{
+		Batch: b, Len: l,
+		U: tn("u", in.u, b, l, ed), Delta: tn("delta", in.delta, b, l, ed), ALog: tn("a_log", in.aLog, ed, n),
+		Bm: tn("B", in.b, b, l, n), Cm: tn("C", in.c, b, l, n), D: tn("D", in.d, ed), Y: tn("y", nil, b, l, ed),
+		DY: tn("dy", in.dy, b, l, ed), DU: tn("du", nil, b, l, ed), DDelta: tn("ddelta", nil, b, l, ed),
+		DALog: tn("da_log", in.daLog0, ed, n), DB: tn("dB", nil, b, l, n), DC: tn("dC", nil, b, l, n), DD: tn("dD", in.dd0, ed),
+	}
+	if c.gate {
+		a.Z = tn("z", in.z, b, l, ed)
+		a.DZ = tn("dz", nil, b, l, ed)
+		ktest.Poison(t, a.DZ)
+	}
+	for _, x := range []*nn.Tensor{a.Y, a.DU, a.DDelta, a.DB, a.DC} {
+		ktest.Poison(t, x)
+	}
+	s, err := nn.NewSelectiveScanWith(d, a, c.opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Release()
+	if c.opt.Subgroups == 1 && !s.Subgroups() {
+		t.Fatal("subgroups requested but not used")
+	}
+	ktest.Run(t, d, func(r *gpu.Recorder) {
+		s.RecordForward(r)
+		s.RecordBackward(r)
+	})
+
+	f := ktest.F64
+	var z []float64
+	if c.gate {
+		z = f(in.z)
+	}
+	y := make([]float64, b*l*ed)
+	ref.SelectiveScan(y, f(in.u), f(in.delta), f(in.aLog), f(in.b), f(in.c), f(in.d), z, b, l, ed, n)
+	scanClose(t, "y", ktest.Download(t, a.Y), y)
+
+	du := make([]float64, b*l*ed)
+	ddelta := make([]float64, b*l*ed)
+	daLog := f(in.daLog0)
+	db := make([]float64, b*l*n)
+	dc := make([]float64, b*l*n)
+	dd := f(in.dd0)
+	var dz []float64
+	if c.gate {
+		dz = make([]float64, b*l*ed)
+	}
+	ref.SelectiveScanBackward(du, ddelta, daLog, db, dc, dd, dz, f(in.dy), f(in.u), f(in.delta), f(in.aLog), f(in.b), f(in.c), f(in.d), z, b, l, ed, n)
+	scanClose(t, "du", ktest.Download(t, a.DU), du)
+	scanClose(t, "ddelta", ktest.Download(t, a.DDelta), ddelta)
+	scanClose(t, "dA_log", ktest.Download(t, a.DALog), daLog)
+	scanClose(t, "dB", ktest.Download(t, a.DB), db)
+	scanClose(t, "dC", ktest.Download(t, a.DC), dc)
+	scanClose(t, "dD", ktest.Download(t, a.DD), dd)
+	if c.gate {
+		scanClose(t, "dz", ktest.Download(t, a.DZ), dz)
+	}
+}
+
+// TestSelectiveScanForwardOnly builds the op without backward tensors and
+// checks that a backward on it fails at submit.
+func TestSelectiveScanForwardOnly(t *testing.T) {
+	ktest.ForEachDevice(t, func(t *testing.T, d *gpu.Device) {
+		rng := rand.New(rand.NewSource(2))
+		c := scanCase{batch: 2, l: 70, ed: 3, n: 4, gate: false}
+		in := newScanData(rng, c)
+		b, l, ed, n := c.batch, c.l, c.ed, c.n
+		a := nn.ScanArgs{Batch: b, Len: l,
+			U: ktest.Tensor(t, d, "u", in.u, b, l, ed), Delta: ktest.Tensor(t, d, "delta", in.delta, b, l, ed),
+			ALog: ktest.Tensor(t, d, "a_log", in.aLog, ed, n), Bm: ktest.Tensor(t, d, "B", in.b, b, l, n),
+			Cm: ktest.Tensor(t, d, "C", in.c, b, l, n), D: ktest.Tensor(t, d, "D", in.d, ed), Y: ktest.Tensor(t, d, "y", nil, b, l, ed)}
+		ktest.Poison(t, a.Y)
+		s, err := nn.NewSelectiveScan(d, a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Release()
+		ktest.Run(t, d, s.RecordForward)
+		y := make([]float64, b*l*ed)
+		f := ktest.F64
+		ref.SelectiveScan(y, f(in.u), f(in.delta), f(in.aLog), f(in.b), f(in.c), f(in.d), nil, b, l, ed, n)
+		scanClose(t, "y", ktest.Download(t, a.Y), y)
+		r := d.NewRecorder()
+		s.RecordBackward(r)
+		if err := r.Submit(); err == nil {
+			t.Error("a backward on a forward-only scan submitted without error")
+		}
+	})
+}
+
+func TestSelectiveScanErrors(t *testing.T) {
+	ktest.ForEachDevice(t, func(t *testing.T, d *gpu.Device) {
+		const b, l, ed, n = 2, 5, 3, 4
+		tn := func(name string, shape ...int) *nn.Tensor { return ktest.Tensor(t, d, name, nil, shape...) }
+		good := func() nn.ScanArgs {
+			return nn.ScanArgs{Batch: b, Len: l, U: tn("u", b, l, ed), Delta: tn("delta", b, l, ed), ALog: tn("a_log", ed, n),
+				Bm: tn("B", b, l, n), Cm: tn("C", b, l, n), D: tn("D", ed), Y: tn("y", b, l, ed)}
+		}
+		withBwd := func(a nn.ScanArgs) nn.ScanArgs {
+			a.DY, a.DU, a.DDelta = tn("dy", b, l, ed), tn("du", b, l, ed), tn("ddelta", b, l, ed)
+			a.DALog, a.DB, a.DC, a.DD = tn("da_log", ed, n), tn("dB", b, l, n), tn("dC", b, l, n), tn("dD", ed)
+			return a
+		}
+		if s, err := nn.NewSelectiveScan(d, withBwd(good())); err != nil {
+			t.Fatalf("valid args: %v", err)
+		} else {
+			s.Release()
+		}
+		cases := []struct {
+			name string
+			mod  func(a *nn.ScanArgs)
+			want string
+		}{
+			{"U shape", func(a *nn.ScanArgs) { a.U = tn("u", b, l+1, ed) }, "u has shape"},
+			{"Delta shape", func(a *nn.ScanArgs) { a.Delta = tn("delta", b, l, ed+1) }, "delta has shape"},
+			{"Bm shape", func(a *nn.ScanArgs) { a.Bm = tn("B", b, l, n+1) }, "B has shape"},
+			{"Cm missing", func(a *nn.ScanArgs) { a.Cm = nil }, "missing"},
+			{"D shape", func(a *nn.ScanArgs) { a.D = tn("D", ed, 1) }, "D has shape"},
+			{"Z shape", func(a *nn.ScanArgs) { a.Z = tn("z", b, l) }, "z has shape"},
+			{"Y shape", func(a *nn.ScanArgs) { a.Y = tn("y", b*l*ed) }, "y has shape"},
+			{"ALog rank", func(a *nn.ScanArgs) { a.ALog = tn("a_log", ed*n) }, "ALog must be"},
+			{"batch", func(a *nn.ScanArgs) { a.Batch = 0 }, "positive"},
+			{"partial backward", func(a *nn.ScanArgs) { a.DY = tn("dy", b, l, ed) }, "backward needs all"},
+			{"DB shape", func(a *nn.ScanArgs) { *a = withBwd(*a); a.DB = tn("dB", b, l, ed) }, "dB has shape"},
+			{"DZ without Z", func(a *nn.ScanArgs) { *a = withBwd(*a); a.DZ = tn("dz", b, l, ed) }, "DZ must be given"},
+			{"Z without DZ", func(a *nn.ScanArgs) { *a = withBwd(*a); a.Z = tn("z", b, l, ed) }, "DZ must be given"},
+			{"Y aliases U", func(a *nn.ScanArgs) { a.Y = a.U }, "also the input"},
+		}
+		for _, c := range cases {
+			a := good()
+			c.mod(&a)
+			s, err := nn.NewSelectiveScan(d, a)
+			if err == nil {
+				s.Release()
+				t.Errorf("%s: no error", c.name)
+				continue
+			}
+			if !strings.Contains(err.Error(), c.want) {
+				t.Errorf("%s: error %q does not mention %q", c.name, err, c.want)
+			}
+		}
+		if _, err := nn.NewSelectiveScanWith(d, good(), nn.ScanOptions{Threads: 3}); err == nil {
+			t.Error("Threads 3: no error")
+		}
+		if _, err := nn.NewSelectiveScanWith(d, good(), nn.ScanOptions{Items: 17}); err == nil {
+			t.Error("Items 17: no error")
+		}
+	})
+}
