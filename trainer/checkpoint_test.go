@@ -331,3 +331,36 @@ func TestSaveCheckpointRejects(t *testing.T) {
 	}
 	assertOnlyFiles(t, dir)
 }
+
+// BenchmarkCheckpoint saves and loads a checkpoint of 8M parameters (32 MiB)
+// and 16M optimizer values (64 MiB).
+func BenchmarkCheckpoint(b *testing.B) {
+	dir := b.TempDir()
+	const n = 8 << 20
+	v := make([]float32, n)
+	for i := range v {
+		v[i] = float32(i)
+	}
+	c := &Checkpoint{
+		Step:      1,
+		Params:    []STTensor{F32Tensor("w", []int{n}, v)},
+		Optimizer: []STTensor{F32Tensor("m.w", []int{n}, v), F32Tensor("v.w", []int{n}, v)},
+	}
+	bytes := int64(3 * 4 * n)
+	b.Run("save", func(b *testing.B) {
+		b.SetBytes(bytes)
+		for b.Loop() {
+			if _, err := SaveCheckpoint(dir, c, 1); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("load", func(b *testing.B) {
+		b.SetBytes(bytes)
+		for b.Loop() {
+			if _, err := LoadCheckpoint(dir); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}

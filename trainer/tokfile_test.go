@@ -294,3 +294,29 @@ func FuzzTokFile(f *testing.F) {
 		}
 	})
 }
+
+func BenchmarkTokFileNext(b *testing.B) {
+	p := filepath.Join(b.TempDir(), "b.tok")
+	v := DefaultVocab(all3, 32000, 8192, 1024)
+	ids := make([]uint32, 1<<20)
+	for i := range ids {
+		ids[i] = uint32(i*7919) % uint32(v.Size())
+	}
+	if err := WriteTokFile(p, v, ids, nil); err != nil {
+		b.Fatal(err)
+	}
+	f, err := OpenTokFile(p)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	x := mustBatch(b, 8, 1024, 0)
+	b.ReportAllocs()
+	b.SetBytes(int64(4 * x.B * x.L))
+	for b.Loop() {
+		if err := f.Next(x); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N*x.B*x.L)/b.Elapsed().Seconds(), "tokens/s")
+}
