@@ -129,6 +129,7 @@ struct mg_render {
 	void (*RenderPassEncoderDraw)(void *, uint32_t, uint32_t, uint32_t, uint32_t);
 	void (*RenderPassEncoderEnd)(void *);
 	void *(*CommandEncoderFinish)(void *, const labeled *);
+	void (*DeviceTick)(void *); // Dawn only
 };
 
 #define RSYM(field, name)                                                            \
@@ -165,6 +166,7 @@ mg_render *mg_render_load(const mg_lib *L, char *err, size_t errlen) {
 	RSYM(RenderPassEncoderDraw, "wgpuRenderPassEncoderDraw");
 	RSYM(RenderPassEncoderEnd, "wgpuRenderPassEncoderEnd");
 	RSYM(CommandEncoderFinish, "wgpuCommandEncoderFinish");
+	*(void **)(&R->DeviceTick) = mg_sym(L, "wgpuDeviceTick");
 	return R;
 }
 
@@ -252,6 +254,13 @@ void mg_surface_configure(const mg_render *R, void *surface, void *device, uint3
 }
 
 void mg_surface_unconfigure(const mg_render *R, void *surface) { R->SurfaceUnconfigure(surface); }
+
+// mg_device_tick lets Dawn run its deferred work: an unconfigured surface's
+// Vulkan swapchain is only destroyed once the device has ticked past the
+// serial that last used it. Does nothing on wgpu-native.
+void mg_device_tick(const mg_render *R, void *device) {
+	if (R->DeviceTick) R->DeviceTick(device);
+}
 
 void *mg_surface_acquire(const mg_render *R, void *surface, uint32_t *status) {
 	surface_texture t;

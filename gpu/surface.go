@@ -17,6 +17,7 @@ void mg_surface_configure(const mg_render *R, void *surface, void *device, uint3
                           uint64_t usage, uint32_t width, uint32_t height, uint32_t alpha,
                           uint32_t present);
 void mg_surface_unconfigure(const mg_render *R, void *surface);
+void mg_device_tick(const mg_render *R, void *device);
 void *mg_surface_acquire(const mg_render *R, void *surface, uint32_t *status);
 void mg_surface_present(const mg_render *R, void *surface);
 void *mg_texture_create(const mg_render *R, void *device, const char *label, uint32_t width,
@@ -39,6 +40,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 	"unsafe"
 )
 
@@ -476,7 +478,10 @@ func (s *Surface) DrawFrame(p *RenderPipeline, g *RenderBindGroup, vertices int,
 	return d.errLocked(label)
 }
 
-// Release unconfigures and frees the surface. Release it before its device.
+// Release unconfigures and frees the surface, and waits until the
+// implementation has let go of the native window: afterwards the window may
+// be destroyed and its display connection closed. Release it before its
+// device.
 func (s *Surface) Release() {
 	if s == nil || s.ptr == nil {
 		return
@@ -489,6 +494,21 @@ func (s *Surface) Release() {
 			C.mg_surface_unconfigure(s.r, s.ptr)
 		}
 		d.release(C.MG_SURFACE, s.ptr)
+		// Dawn destroys the swapchain (which presents to the window from
+		// its own thread on Mesa's X11 WSI) only once the GPU has finished
+		// the next submission after the surface let go of it: submit an
+		// empty command buffer, wait for the queue, tick; twice.
+		for i := 0; i < 2; i++ {
+			enc := C.mg_create_encoder(d.Lib.c, d.dev)
+			cmd := C.mg_encoder_finish(d.Lib.c, enc)
+			C.mg_release(d.Lib.c, C.MG_ENCODER, enc)
+			C.mg_queue_submit(d.Lib.c, d.queue, cmd)
+			C.mg_release(d.Lib.c, C.MG_COMMAND_BUFFER, cmd)
+			C.mg_queue_done(d.Lib.c, d.queue, d.op)
+			C.mg_wait(d.Lib.c, d.inst, d.dev, d.op, C.uint64_t(time.Second))
+			C.mg_device_tick(s.r, d.dev)
+			C.mg_process_events(d.Lib.c, d.inst, d.dev)
+		}
 	}
 	s.ptr = nil
 }

@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"runtime"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -25,16 +26,32 @@ var (
 )
 
 func TestMain(m *testing.M) {
+	// Xvfb is started with a parent-death signal, which Linux sends when
+	// the starting thread ends: keep this goroutine on its thread.
+	runtime.LockOSThread()
 	if os.Getenv("DISPLAY") == "" && runtime.GOOS == "linux" {
 		displayErr = startXvfb()
 	}
 	code := m.Run()
 	closeDevices()
-	if xvfb != nil {
-		xvfb.Process.Kill()
-		xvfb.Wait()
-	}
+	stopXvfb()
 	os.Exit(code)
+}
+
+// stopXvfb ends the Xvfb this process started; SIGTERM lets it remove its
+// lock file and socket.
+func stopXvfb() {
+	if xvfb == nil {
+		return
+	}
+	xvfb.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { xvfb.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		xvfb.Process.Kill()
+	}
 }
 
 // startXvfb starts Xvfb on a free display number and points DISPLAY at it.
@@ -45,32 +62,42 @@ func startXvfb() error {
 	}
 	for n := 90 + os.Getpid()%50; n < 140+os.Getpid()%50; n++ {
 		lock := fmt.Sprintf("/tmp/.X%d-lock", n)
+		sock := fmt.Sprintf("/tmp/.X11-unix/X%d", n)
 		if _, err := os.Stat(lock); err == nil {
 			continue
 		}
+		if _, err := os.Stat(sock); err == nil {
+			continue
+		}
 		cmd := exec.Command(bin, fmt.Sprintf(":%d", n), "-screen", "0", "800x600x24", "-nolisten", "tcp")
+		// If this test process dies (a crash in C), Xvfb goes with it.
+		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
 		if err := cmd.Start(); err != nil {
 			return fmt.Errorf("starting Xvfb: %w", err)
 		}
-		sock := fmt.Sprintf("/tmp/.X11-unix/X%d", n)
 		exited := make(chan struct{})
 		go func() { cmd.Wait(); close(exited) }()
-		deadline := time.Now().Add(10 * time.Second)
-		for time.Now().Before(deadline) {
+		started := false
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); {
 			select {
-			case <-exited:
-				deadline = time.Time{} // display taken meanwhile: try the next
+			case <-exited: // display taken meanwhile: try the next
+				deadline = time.Time{}
 				continue
 			default:
 			}
 			if _, err := os.Stat(sock); err == nil {
-				xvfb = cmd
-				os.Setenv("DISPLAY", fmt.Sprintf(":%d", n))
-				return nil
+				started = true
+				break
 			}
 			time.Sleep(20 * time.Millisecond)
 		}
-		cmd.Process.Kill()
+		if started {
+			xvfb = cmd
+			os.Setenv("DISPLAY", fmt.Sprintf(":%d", n))
+			return nil
+		}
+		cmd.Process.Signal(syscall.SIGTERM)
+		<-exited
 	}
 	return errors.New("could not start Xvfb on any display :90..:190")
 }
