@@ -19,3 +19,6 @@ func nativeSurface(w *glfw.Window) (gpu.SurfaceSource, error) {
 }
 
 const windowSystem = "native"
+
+// windowSystemErrors describes window-system errors ignored so far.
+func windowSystemErrors() string { return "" }

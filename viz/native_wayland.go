@@ -17,3 +17,6 @@ func nativeSurface(w *glfw.Window) (gpu.SurfaceSource, error) {
 }
 
 const windowSystem = "Wayland"
+
+// windowSystemErrors describes window-system errors ignored so far.
+func windowSystemErrors() string { return "" }

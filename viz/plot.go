@@ -82,6 +82,8 @@ var (
 	// Background is the colour of the plot area and the margins.
 	Background = color.RGBA{R: 255, G: 255, B: 255, A: 255}
 	gridColor  = color.RGBA{R: 228, G: 228, B: 228, A: 255}
+	// readoutColor fills the box of values under the cursor.
+	readoutColor = color.RGBA{R: 255, G: 250, B: 222, A: 255}
 )
 
 // EvalColor is the held-out curve colour of modality m: ModalityColors[m]
@@ -659,7 +661,7 @@ func drawReadout(dc draw.Canvas, h int, panels []panel, runs []*runData, curvesO
 	top := vg.Length(float64(h-under.rect.Min.Y)*72/dpi) - vg.Points(6)
 	boxH := lh*vg.Length(len(lines)) + vg.Points(4)
 	box := vg.Rectangle{Min: vg.Point{X: left - vg.Points(3), Y: top - boxH}, Max: vg.Point{X: left + wmax + vg.Points(3), Y: top}}
-	dc.SetColor(color.NRGBA{R: 250, G: 250, B: 250, A: 235})
+	dc.SetColor(readoutColor)
 	dc.Fill(box.Path())
 	dc.SetLineStyle(draw.LineStyle{Color: color.Gray{Y: 180}, Width: vg.Points(0.5)})
 	dc.Stroke(box.Path())

@@ -220,3 +220,47 @@ func TestDecimate(t *testing.T) {
 		t.Errorf("zoomed decimation spans %g..%g, want 999..1011", out[0].X, out[len(out)-1].X)
 	}
 }
+
+func TestReadout(t *testing.T) {
+	runs := testRuns(t)
+	v := newView()
+	_, panels, err := render(900, 700, runs, v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := panels[0]
+	box := readoutColor
+	// The cursor over the text panel: a readout box there, none elsewhere.
+	v.cursor, v.hasCursor = image.Pt(text.rect.Min.X+text.rect.Dx()/2, text.rect.Min.Y+text.rect.Dy()/2), true
+	img, panels2, err := render(900, 700, runs, v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if panels2[0].rect != text.rect {
+		t.Fatalf("the readout moved the panel: %v, was %v", panels2[0].rect, text.rect)
+	}
+	if n := countColor(img, text.rect, box, 2); n < 2000 {
+		t.Errorf("%d readout-box pixels in the text panel, want a box", n)
+	}
+	for _, p := range panels2[1:] {
+		if n := countColor(img, p.rect, box, 2); n > 50 {
+			t.Errorf("%d readout-box pixels in the %s panel", n, Modalities[p.mod])
+		}
+	}
+	// Off the panels: no box.
+	v.cursor = image.Pt(1, 1)
+	img, _, err = render(900, 700, runs, v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := countColor(img, img.Bounds(), box, 2); n > 50 {
+		t.Errorf("%d readout-box pixels with the cursor off the panels", n)
+	}
+	// The values shown are the nearest points' (checked on the curves).
+	x := text.dataX(float64(text.rect.Min.X + text.rect.Dx()/2))
+	c := v.curves(runs, 0)[0]
+	k := nearest(c, x)
+	if math.Abs(c.xs[k]-x) > 1 {
+		t.Errorf("nearest point to x=%g is at %g", x, c.xs[k])
+	}
+}

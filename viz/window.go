@@ -439,6 +439,9 @@ func (w *Window) footer() string {
 		mode = "y log"
 	}
 	s := fmt.Sprintf("x %s, %s | %s", w.v.x, mode, help)
+	if e := windowSystemErrors(); e != "" {
+		s = e + " | " + s
+	}
 	for _, src := range w.sources {
 		if err := src.Err(); err != nil {
 			s = fmt.Sprintf("%s stopped updating: %v | %s", src.cfg.Name, err, s)

@@ -171,6 +171,46 @@ func TestWindow(t *testing.T) {
 			checkPanels(t, shot, w.panels, []int{0, 2})
 			w.key(glfw.Key2)
 
+			// Mouse: a wheel step in over the text panel narrows the x
+			// range about the cursor; a drag pans; a right click resets.
+			redraw := func() {
+				t.Helper()
+				w.lastDraw = time.Time{}
+				if err := w.Frame(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			redraw()
+			p := w.panels[0]
+			mid := image.Pt((p.rect.Min.X+p.rect.Max.X)/2, (p.rect.Min.Y+p.rect.Max.Y)/2)
+			w.scroll(mid, 4, zoomX|zoomY)
+			redraw()
+			q := w.panels[0]
+			if span, was := q.xmax-q.xmin, p.xmax-p.xmin; math.Abs(span/was-math.Pow(0.85, 4)) > 0.01 {
+				t.Errorf("wheel zoom: x span %g, was %g", span, was)
+			}
+			w.button(glfw.MouseButtonLeft, glfw.Press, mid)
+			w.cursorMoved(mid.Add(image.Pt(q.rect.Dx()/4, 0)))
+			w.button(glfw.MouseButtonLeft, glfw.Release, mid)
+			redraw()
+			r := w.panels[0]
+			if shift := q.xmin - r.xmin; math.Abs(shift-(q.xmax-q.xmin)/4) > 0.02*(q.xmax-q.xmin) {
+				t.Errorf("drag by a quarter width moved x by %g of %g", shift, q.xmax-q.xmin)
+			}
+			w.key(glfw.KeyX)
+			redraw()
+			if f := w.panels[0]; f.xmax < 2.9e14 {
+				t.Errorf("after X the axis ends at %g, want FLOPs", f.xmax)
+			}
+			w.key(glfw.KeyX)
+			w.key(glfw.KeyX)
+			w.button(glfw.MouseButtonRight, glfw.Press, mid)
+			redraw()
+			if f := w.panels[0]; f.xmin != p.xmin || f.xmax != p.xmax {
+				t.Errorf("after reset x is %g..%g, want %g..%g", f.xmin, f.xmax, p.xmin, p.xmax)
+			}
+			w.v.hasCursor = false
+
 			// A training loop on the same device in another goroutine: GPU
 			// work submitted and waited for each step, a record pushed per
 			// step, while the window draws as fast as it is allowed to.
@@ -203,6 +243,9 @@ func TestWindow(t *testing.T) {
 			}
 			st := <-stepTimes
 			t.Logf("%s: training steps beside the window: mean %.2f ms, max %.2f ms", rt, st[0], st[1])
+			if e := windowSystemErrors(); e != "" {
+				t.Errorf("X errors: %s", e)
+			}
 			if w.Frames < 2 {
 				t.Errorf("%d frames presented", w.Frames)
 			}
