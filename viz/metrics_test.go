@@ -280,3 +280,20 @@ func TestPushNeverWaits(t *testing.T) {
 	}
 	t.Logf("%d pushes in %v (%.0f ns each)", n, time.Since(t0), float64(time.Since(t0).Nanoseconds())/n)
 }
+
+func TestPushLine(t *testing.T) {
+	s := NewSource(RunConfig{Name: "x"})
+	if err := s.PushLine([]byte(line(3, "eval", 2.5))); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PushLine([]byte("  \n")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PushLine([]byte("{bad")); err == nil {
+		t.Error("bad line: want an error")
+	}
+	recs := s.snapshot()
+	if len(recs) != 1 || recs[0].Step != 3 || recs[0].Split != SplitEval || recs[0].ModalityLoss[0] != 2.5 {
+		t.Errorf("pushed %+v", recs)
+	}
+}

@@ -1,7 +1,9 @@
 package viz
 
 import (
+	"bytes"
 	"context"
+	"fmt"
 	"math"
 	"sync"
 	"time"
@@ -70,6 +72,20 @@ func (s *Source) Push(r Record) {
 	s.mu.Lock()
 	s.records = append(s.records, r)
 	s.mu.Unlock()
+}
+
+// PushLine parses one metrics.jsonl line (as the trainer writes it) and
+// pushes it. Empty lines are ignored.
+func (s *Source) PushLine(line []byte) error {
+	if len(bytes.TrimSpace(line)) == 0 {
+		return nil
+	}
+	r, err := ParseRecord(line)
+	if err != nil {
+		return fmt.Errorf("viz: metrics record for %s: %w", s.cfg.Name, err)
+	}
+	s.Push(r)
+	return nil
 }
 
 // Config is the run's configuration.

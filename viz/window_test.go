@@ -1,6 +1,7 @@
 package viz
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"image"
@@ -209,14 +210,48 @@ func TestWindow(t *testing.T) {
 			if f := w.panels[0]; f.xmin != p.xmin || f.xmax != p.xmax {
 				t.Errorf("after reset x is %g..%g, want %g..%g", f.xmin, f.xmax, p.xmin, p.xmax)
 			}
+			// The readout box follows the cursor.
+			w.cursorMoved(mid)
+			shot = windowShot(t, w, func(img *image.RGBA) error {
+				if n := countColor(img, w.panels[0].rect, readoutColor, 3); n < 1000 {
+					return fmt.Errorf("%d readout pixels under the cursor", n)
+				}
+				return nil
+			})
+			out = filepath.Join(artifactDir(t), fmt.Sprintf("mom-viz-screenshot-readout-%s.png", rt))
+			if err := writePNG(out, shot); err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("screenshot with the readout written to %s", out)
 			w.v.hasCursor = false
+
+			// A resize reconfigures the surface and redraws to the new size.
+			w.win.SetSize(560, 420)
+			deadline := time.Now().Add(5 * time.Second)
+			for (w.fbW != 560 || w.fbH != 420) && time.Now().Before(deadline) {
+				glfw.WaitEventsTimeout(0.01)
+			}
+			if w.fbW != 560 || w.fbH != 420 || w.tex.Width != 560 || w.surf.Config().Height != 420 {
+				t.Fatalf("after resizing: framebuffer %dx%d, texture %dx%d, surface %+v", w.fbW, w.fbH, w.tex.Width, w.tex.Height, w.surf.Config())
+			}
+			shot = windowShot(t, w, func(img *image.RGBA) error {
+				for _, p := range w.panels {
+					if !p.rect.In(image.Rect(0, 0, 560, 420)) {
+						return fmt.Errorf("panel %v outside the resized window", p.rect)
+					}
+					if err := hasColor(img, p.rect, p.mod, 30); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
 
 			// A training loop on the same device in another goroutine: GPU
 			// work submitted and waited for each step, a record pushed per
 			// step, while the window draws as fast as it is allowed to.
 			w.opts.MaxFPS = 1000
 			steps, stepTimes, trainErr := fakeTraining(d, live, 400)
-			deadline := time.Now().Add(20 * time.Second)
+			deadline = time.Now().Add(20 * time.Second)
 			for time.Now().Before(deadline) {
 				if err := w.Frame(); err != nil {
 					t.Fatal(err)
@@ -243,6 +278,16 @@ func TestWindow(t *testing.T) {
 			}
 			st := <-stepTimes
 			t.Logf("%s: training steps beside the window: mean %.2f ms, max %.2f ms", rt, st[0], st[1])
+			// Run returns when its context ends, and at once once closed.
+			ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+			if err := w.Run(ctx); err != nil {
+				t.Errorf("Run: %v", err)
+			}
+			cancel()
+			w.key(glfw.KeyEscape)
+			if err := w.Run(context.Background()); err != nil {
+				t.Errorf("Run after Esc: %v", err)
+			}
 			if e := windowSystemErrors(); e != "" {
 				t.Errorf("X errors: %s", e)
 			}
