@@ -78,7 +78,7 @@ func NewMSE(d *gpu.Device, a MSEArgs) (*MSE, error) {
 		return fail(fmt.Errorf("nn: mse of %s %v: %w", a.Pred.Name, a.Pred.Shape, err))
 	}
 	m.rx, m.ry = Grid(d, t)
-	cs := gpu.Constants{"T": float64(t), "G": float64(a.Groups)}
+	cs := gpu.Constants{"T": float64(t), "G": float64(a.Groups), "WGS": float64(sumThreads(d, t))}
 	if m.sum, err = Bind(d, shaders.MSESums, cs, m.info, m.rowLoss, m.sums, m.counts); err != nil {
 		return fail(fmt.Errorf("nn: mse sums of %s %v: %w", a.Pred.Name, a.Pred.Shape, err))
 	}

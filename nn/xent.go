@@ -24,12 +24,12 @@ type CrossEntropyArgs struct {
 // rows per modality in a fixed order (deterministic).
 type CrossEntropy struct {
 	t, v, groups int
-	meta         *Tensor // (2T + G) u32: targets, modality, weight bits
-	rowLoss      *Tensor // (T)
-	sums, counts *Tensor // (G)
-	dummy        *Tensor // the placeholder source binding when in place
-	row, sum     *gpu.BindGroup
-	rx, ry       int
+	meta         *Tensor        // (2T + G) u32: targets, modality, weight bits
+	rowLoss      *Tensor        // (T)
+	sums, counts *Tensor        // (G)
+	dummy        *Tensor        // the placeholder source binding when in place
+	rows         []elemDispatch // one per row span
+	sum          *gpu.BindGroup
 	host         []uint32
 }
 
@@ -77,12 +77,10 @@ func NewCrossEntropy(d *gpu.Device, a CrossEntropyArgs) (*CrossEntropy, error) {
 	if err := c.meta.UploadU32(c.host); err != nil {
 		return fail(err)
 	}
-	src := a.Logits
 	if inplace {
 		if c.dummy, err = NewTensor(d, "xent.placeholder", 4); err != nil {
 			return fail(err)
 		}
-		src = c.dummy
 	}
 	k, per := shaders.XEnt, 1
 	if v%4 == 0 {
@@ -93,12 +91,36 @@ func NewCrossEntropy(d *gpu.Device, a CrossEntropyArgs) (*CrossEntropy, error) {
 	for wg*2 <= most && wg*8 < v/per {
 		wg *= 2
 	}
-	cr := gpu.Constants{"V": float64(v), "T": float64(t), "G": float64(a.Groups), "WG": float64(wg), "INPLACE": overrideBool(inplace)}
-	if c.row, err = Bind(d, k, cr, src, a.DLogits, c.meta, c.rowLoss); err != nil {
-		return fail(fmt.Errorf("nn: cross-entropy of %s %v: %w", a.Logits.Name, a.Logits.Shape, err))
+	// Logits larger than one storage binding are bound in spans of rows, a
+	// multiple of 64 rows each so that every span starts 256-byte aligned.
+	span := t
+	if lim := d.Limits.MaxStorageBufferBindingSize; uint64(t)*uint64(v)*4 > lim {
+		span = int(lim/(uint64(v)*4)) / 64 * 64
+		if span == 0 {
+			return fail(fmt.Errorf("nn: cross-entropy: 64 rows of %d logits exceed the device's storage binding limit (%d bytes)", v, lim))
+		}
 	}
-	c.rx, c.ry = Grid(d, t)
-	cs := gpu.Constants{"T": float64(t), "G": float64(a.Groups)}
+	for r0 := 0; r0 < t; r0 += span {
+		ts := min(span, t-r0)
+		cr := gpu.Constants{"V": float64(v), "T": float64(t), "TS": float64(ts), "ROW0": float64(r0),
+			"G": float64(a.Groups), "WG": float64(wg), "INPLACE": overrideBool(inplace)}
+		p, err := Pipeline(d, k, cr)
+		if err != nil {
+			return fail(fmt.Errorf("nn: cross-entropy of %s %v: %w", a.Logits.Name, a.Logits.Shape, err))
+		}
+		rs := elemSpan{r0 * v, ts * v}
+		sb := spanBinding(a.Logits, rs)
+		if inplace {
+			sb = gpu.Buf(c.dummy.Buf)
+		}
+		g, err := d.BindGroup(p, sb, spanBinding(a.DLogits, rs), gpu.Buf(c.meta.Buf), gpu.Buf(c.rowLoss.Buf))
+		if err != nil {
+			return fail(fmt.Errorf("nn: cross-entropy of %s %v: %w", a.Logits.Name, a.Logits.Shape, err))
+		}
+		x, y := Grid(d, ts)
+		c.rows = append(c.rows, elemDispatch{g, x, y})
+	}
+	cs := gpu.Constants{"T": float64(t), "G": float64(a.Groups), "WGS": float64(sumThreads(d, t))}
 	if c.sum, err = Bind(d, shaders.XEntSums, cs, c.meta, c.rowLoss, c.sums, c.counts); err != nil {
 		return fail(fmt.Errorf("nn: cross-entropy sums of %s %v: %w", a.Logits.Name, a.Logits.Shape, err))
 	}
@@ -142,7 +164,9 @@ func (c *CrossEntropy) Update(targets, modality []uint32, weights []float32) err
 
 // Record records the fused loss and gradient, then the per-group sums.
 func (c *CrossEntropy) Record(r *gpu.Recorder) {
-	r.Dispatch(c.row, c.rx, c.ry, 1)
+	for _, x := range c.rows {
+		r.Dispatch(x.g, x.x, x.y, 1)
+	}
 	r.Dispatch(c.sum, 1, 1, 1)
 }
 
@@ -154,6 +178,16 @@ func (c *CrossEntropy) Counts() *Tensor { return c.counts }
 
 // RowLosses is (T): each row's −log p(target), 0 for ignored rows.
 func (c *CrossEntropy) RowLosses() *Tensor { return c.rowLoss }
+
+// sumThreads is the workgroup size of a one-workgroup reduction over t rows.
+func sumThreads(d *gpu.Device, t int) int {
+	most := int(min(d.Limits.MaxComputeInvocationsPerWorkgroup, d.Limits.MaxComputeWorkgroupSizeX, 1024))
+	n := 32
+	for n*2 <= most && n < t {
+		n *= 2
+	}
+	return n
+}
 
 // Release frees the op's own buffers.
 func (c *CrossEntropy) Release() {

@@ -19,18 +19,27 @@ func TestCrossEntropy(t *testing.T) {
 		for _, c := range []struct {
 			t, v    int
 			inplace bool
+			limit   uint64 // a lowered storage binding limit: logits bound in row spans
 		}{
-			{1, 1, false},
-			{63, 7, true},
-			{64, 64, false},
-			{65, 130, true},
-			{2049, 33, false},
-			{2049, 12, true},
-			{3, 65536, false},
-			{2, 65536, true},
-			{2, 65535, false},
+			{1, 1, false, 0},
+			{63, 7, true, 0},
+			{64, 64, false, 0},
+			{65, 130, true, 0},
+			{2049, 33, false, 0},
+			{2049, 12, true, 0},
+			{3, 65536, false, 0},
+			{2, 65536, true, 0},
+			{2, 65535, false, 0},
+			{130, 33, false, 64 * 33 * 4},     // spans of 64, 64 and 2 rows
+			{130, 36, true, 64*36*4 + 100},    // vec4, in place
+			{200, 20, false, 128*20*4 + 5000}, // spans of 128 and 72 rows
 		} {
-			t.Run(fmt.Sprint(c.t, c.v, c.inplace), func(t *testing.T) {
+			t.Run(fmt.Sprint(c.t, c.v, c.inplace, c.limit), func(t *testing.T) {
+				if c.limit > 0 {
+					old := d.Limits.MaxStorageBufferBindingSize
+					d.Limits.MaxStorageBufferBindingSize = c.limit
+					defer func() { d.Limits.MaxStorageBufferBindingSize = old }()
+				}
 				const groups = 3 // group 2 never appears
 				n := c.t * c.v
 				lv := ktest.Rand(rng, n, 5)

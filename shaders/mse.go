@@ -7,9 +7,9 @@ var (
 		Bindings: []string{"pred: (T, P) read", "target: (T, P) read", "dpred: (T, P) read_write",
 			"info: (T+G) read", "rowloss: (T) read_write"},
 		Constants: []string{"P", "T", "G", "WG"}}
-	// MSESums: one workgroup; per-group sums of the row losses and counts of
+	// MSESums: one workgroup of WGS; per-group sums of the row losses and counts of
 	// the rows of groups with nonzero weight.
-	MSESums = Kernel{File: "mse.wgsl", Entry: "mse_sums", Workgroup: [3]int{256, 1, 1},
+	MSESums = Kernel{File: "mse.wgsl", Entry: "mse_sums", Workgroup: [3]int{0, 1, 1}, // (WGS, 1, 1)
 		Bindings:  []string{"info: (T+G) read", "rowloss: (T) read", "sums: (G) read_write", "counts: (G) read_write"},
-		Constants: []string{"T", "G"}}
+		Constants: []string{"T", "G", "WGS"}}
 )

@@ -14,6 +14,7 @@ override P: u32;         // values per row
 override T: u32;         // rows
 override G: u32;         // groups (modalities)
 override WG: u32 = 64u;  // threads per row, a power of two
+override WGS: u32 = 256u; // mse_sums threads, a power of two
 
 // mse
 @group(0) @binding(0) var<storage, read> pred: array<f32>;          // (T, P)
@@ -57,16 +58,16 @@ fn mse(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3
 	}
 }
 
-var<workgroup> sum_l: array<f32, 256>;
-var<workgroup> sum_c: array<f32, 256>;
+var<workgroup> sum_l: array<f32, WGS>;
+var<workgroup> sum_c: array<f32, WGS>;
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WGS)
 fn mse_sums(@builtin(local_invocation_index) tid: u32) {
 	for (var g = 0u; g < G; g++) {
 		var l = 0.0;
 		var c = 0.0;
 		if (bitcast<f32>(sinfo[T + g]) != 0.0) {
-			for (var t = tid; t < T; t += 256u) {
+			for (var t = tid; t < T; t += WGS) {
 				if (sinfo[t] == g) {
 					l += sloss[t];
 					c += 1.0;
@@ -76,7 +77,7 @@ fn mse_sums(@builtin(local_invocation_index) tid: u32) {
 		sum_l[tid] = l;
 		sum_c[tid] = c;
 		workgroupBarrier();
-		for (var s = 128u; s > 0u; s >>= 1u) {
+		for (var s = WGS / 2u; s > 0u; s >>= 1u) {
 			if (tid < s) {
 				sum_l[tid] += sum_l[tid + s];
 				sum_c[tid] += sum_c[tid + s];

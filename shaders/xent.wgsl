@@ -1,7 +1,9 @@
 // xent.wgsl: softmax cross-entropy over rows of V logits with the gradient
 // fused in (as in llm.c), and deterministic per-modality loss sums.
 //
-// xent / xent4: one workgroup of WG per row. Pass 1 reads the row once with
+// xent / xent4: one workgroup of WG per row of a span of TS rows starting at
+// row ROW0 (logits larger than one storage binding are bound in row spans;
+// src and dst hold the span, info and rowloss all rows). Pass 1 reads the row once with
 // an online max and sum of exponentials per thread, then a fixed-order
 // workgroup reduction gives lse = max + log(sum). Pass 2 reads the row again
 // and writes dlogits = weight[m] * (softmax - onehot(target)); the row's
@@ -9,7 +11,7 @@
 // gets a zero gradient and loss 0. With INPLACE the logits are read from
 // dst, which the gradient then overwrites (src is a placeholder binding);
 // every read of a row happens before the barrier after which it is written.
-// xent_sums: one workgroup adds the row losses and counts of the valid rows
+// xent_sums: one workgroup of WGS adds the row losses and counts of the valid rows
 // of each group, in row order per thread and a fixed tree across threads.
 //
 // info layout (u32): [0, T) targets, [T, 2T) modality of each row (< G),
@@ -17,6 +19,9 @@
 
 override V: u32;          // vocabulary (row length)
 override T: u32;          // rows
+override TS: u32 = 0u;    // rows of this span (xent, xent4)
+override ROW0: u32 = 0u;  // first row of this span
+override WGS: u32 = 256u; // xent_sums threads, a power of two
 override G: u32;          // groups (modalities)
 override WG: u32 = 256u;  // threads per row, a power of two
 override INPLACE: bool = false;
@@ -25,13 +30,13 @@ const IGNORE: u32 = 0xFFFFFFFFu;
 const LOWEST: f32 = -3.0e38; // below any logit, and exp(LOWEST - x) = 0 without NaN
 
 // xent
-@group(0) @binding(0) var<storage, read> src: array<f32>;          // (T, V) logits, or a placeholder if INPLACE
-@group(0) @binding(1) var<storage, read_write> dst: array<f32>;    // (T, V) dlogits (the logits on entry if INPLACE)
+@group(0) @binding(0) var<storage, read> src: array<f32>;          // (TS, V) logits, or a placeholder if INPLACE
+@group(0) @binding(1) var<storage, read_write> dst: array<f32>;    // (TS, V) dlogits (the logits on entry if INPLACE)
 @group(0) @binding(2) var<storage, read> info: array<u32>;         // (2T + G)
 @group(0) @binding(3) var<storage, read_write> rowloss: array<f32>; // (T)
 // xent4: bindings 2 and 3 as above
-@group(0) @binding(0) var<storage, read> src4: array<vec4<f32>>;       // (T, V/4)
-@group(0) @binding(1) var<storage, read_write> dst4: array<vec4<f32>>; // (T, V/4)
+@group(0) @binding(0) var<storage, read> src4: array<vec4<f32>>;       // (TS, V/4)
+@group(0) @binding(1) var<storage, read_write> dst4: array<vec4<f32>>; // (TS, V/4)
 // xent_sums
 @group(0) @binding(0) var<storage, read> sinfo: array<u32>;          // (2T + G)
 @group(0) @binding(1) var<storage, read> sloss: array<f32>;          // (T)
@@ -77,11 +82,12 @@ fn lse_reduce(tid: u32, mx: f32, se: f32) -> f32 {
 @compute @workgroup_size(WG)
 fn xent(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
 	@builtin(local_invocation_index) tid: u32) {
-	let row = wid.x + wid.y * nwg.x;
-	if (row >= T) {
+	let local = wid.x + wid.y * nwg.x;
+	if (local >= TS) {
 		return;
 	}
-	let base = row * V;
+	let row = ROW0 + local;
+	let base = local * V;
 	let tgt = info[row];
 	let valid = tgt != IGNORE;
 	var tl = 0.0;
@@ -123,12 +129,13 @@ fn xent(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 @compute @workgroup_size(WG)
 fn xent4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
 	@builtin(local_invocation_index) tid: u32) {
-	let row = wid.x + wid.y * nwg.x;
-	if (row >= T) {
+	let local = wid.x + wid.y * nwg.x;
+	if (local >= TS) {
 		return;
 	}
+	let row = ROW0 + local;
 	let v4 = V / 4u;
-	let base = row * v4;
+	let base = local * v4;
 	let tgt = info[row];
 	let valid = tgt != IGNORE;
 	var tl = 0.0;
@@ -168,15 +175,15 @@ fn xent4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: ve
 	}
 }
 
-var<workgroup> sum_l: array<f32, 256>;
-var<workgroup> sum_c: array<f32, 256>;
+var<workgroup> sum_l: array<f32, WGS>;
+var<workgroup> sum_c: array<f32, WGS>;
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WGS)
 fn xent_sums(@builtin(local_invocation_index) tid: u32) {
 	for (var g = 0u; g < G; g++) {
 		var l = 0.0;
 		var c = 0.0;
-		for (var t = tid; t < T; t += 256u) {
+		for (var t = tid; t < T; t += WGS) {
 			if (sinfo[t] != IGNORE && sinfo[T + t] == g) {
 				l += sloss[t];
 				c += 1.0;
@@ -185,7 +192,7 @@ fn xent_sums(@builtin(local_invocation_index) tid: u32) {
 		sum_l[tid] = l;
 		sum_c[tid] = c;
 		workgroupBarrier();
-		for (var s = 128u; s > 0u; s >>= 1u) {
+		for (var s = WGS / 2u; s > 0u; s >>= 1u) {
 			if (tid < s) {
 				sum_l[tid] += sum_l[tid + s];
 				sum_c[tid] += sum_c[tid + s];
