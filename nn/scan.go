@@ -298,9 +298,21 @@ func (s *SelectiveScan) build(d *gpu.Device) error {
 		z = s.dummyZ
 	}
 	c := gpu.Constants{
-		"BATCH": float64(b), "L": float64(l), "ED": float64(ed), "N": float64(n),
-		"P": float64(s.p), "G": float64(s.g), "ITEMS": float64(s.items), "GATE": scanBool(a.Z != nil),
-		"WG": float64(s.p * s.g), "CHUNK": float64(s.p * s.items), "NCH": float64(s.chunks), "NBLK": float64(s.blocks),
+		"N": float64(n), "P": float64(s.p), "G": float64(s.g), "ITEMS": float64(s.items), "GATE": scanBool(a.Z != nil),
+		"WG": float64(s.p * s.g), "CHUNK": float64(s.p * s.items),
+	}
+	dimsBuf, err := d.NewBuffer("scan.dims", 4*shaders.ScanDimsWords, gpu.UsageUniform|gpu.UsageCopyDst)
+	if err != nil {
+		return fmt.Errorf("nn: %s: %w", op, err)
+	}
+	dims := &Tensor{Name: "scan.dims", Shape: []int{shaders.ScanDimsWords}, Buf: dimsBuf}
+	s.owned = append(s.owned, dims)
+	words := make([]uint32, shaders.ScanDimsWords)
+	for i, v := range []int{b, l, ed, s.chunks, s.blocks, offDB, offDC, offDA, offDD, offAL, offD, offB, offC} {
+		words[i] = uint32(v)
+	}
+	if err := dims.UploadU32(words); err != nil {
+		return fmt.Errorf("nn: %s: %w", op, err)
 	}
 	name := "scan.wgsl"
 	src, err := shaders.ScanSource(s.subgroups)
@@ -318,20 +330,12 @@ func (s *SelectiveScan) build(d *gpu.Device) error {
 		s.groups = append(s.groups, g)
 		return g, nil
 	}
-	if s.fwd, err = bind(shaders.ScanForward, c, a.U, a.Delta, z, a.ALog, a.Bm, a.Cm, a.D, a.Y, s.ws); err != nil {
+	if s.fwd, err = bind(shaders.ScanForward, c, a.U, a.Delta, z, a.ALog, a.Bm, a.Cm, a.D, a.Y, s.ws, dims); err != nil {
 		return err
 	}
 	s.gx, s.gy = Grid(d, b*s.blocks)
 	if !s.backward {
 		return nil
-	}
-	cb := gpu.Constants{}
-	for k, v := range c {
-		cb[k] = v
-	}
-	for k, v := range map[string]int{"OFF_DB": offDB, "OFF_DC": offDC, "OFF_DA": offDA, "OFF_DD": offDD,
-		"OFF_AL": offAL, "OFF_D": offD, "OFF_B": offB, "OFF_C": offC} {
-		cb[k] = float64(v)
 	}
 	s.offAL, s.offD, s.offB, s.offC = int64(4*offAL), int64(4*offD), int64(4*offB), int64(4*offC)
 	dz := a.DZ
@@ -341,10 +345,10 @@ func (s *SelectiveScan) build(d *gpu.Device) error {
 		}
 		dz = s.dummyDZ
 	}
-	if s.bwd, err = bind(shaders.ScanBackward, cb, a.U, a.Delta, z, a.DY, a.DU, a.DDelta, dz, s.ws); err != nil {
+	if s.bwd, err = bind(shaders.ScanBackward, c, a.U, a.Delta, z, a.DY, a.DU, a.DDelta, dz, s.ws, dims); err != nil {
 		return err
 	}
-	if s.red, err = bind(shaders.ScanBackwardReduce, cb, s.ws, a.DB, a.DC, a.DALog, a.DD); err != nil {
+	if s.red, err = bind(shaders.ScanBackwardReduce, c, s.ws, a.DB, a.DC, a.DALog, a.DD, dims); err != nil {
 		return err
 	}
 	s.rx, s.ry = Grid(d, CeilDiv(b*l*n+ed*n+ed, 256))

@@ -85,35 +85,38 @@ func newScanData(rng *rand.Rand, c scanCase) *scanData {
 	return s
 }
 
+// scanCases cover the edge sizes with few distinct pipelines (each costs a
+// shader compile on lavapipe): the pipeline depends on N, the gate and the
+// layout options, not on the batch, the length or ED.
 func scanCases() []scanCase {
 	var cs []scanCase
 	// Sequence lengths around the default chunk (16 threads x 4 items = 64).
 	for _, l := range []int{1, 63, 64, 65, 2047, 2049} {
-		ed, n := 5, 16
+		ed := 5
 		if l > 100 {
-			ed, n = 4, 4
+			ed = 4
 		}
-		cs = append(cs, scanCase{batch: 1, l: l, ed: ed, n: n, gate: true})
-	}
-	// States, batch, gate.
-	for _, n := range []int{1, 16, 64} {
-		cs = append(cs, scanCase{batch: 3, l: 65, ed: 6, n: n, gate: n != 16})
+		cs = append(cs, scanCase{batch: 1, l: l, ed: ed, n: 16, gate: true})
 	}
 	cs = append(cs,
-		scanCase{batch: 3, l: 130, ed: 8, n: 8, gate: false},
+		// States, batch, gate.
+		scanCase{batch: 3, l: 65, ed: 6, n: 16, gate: true},
+		scanCase{batch: 3, l: 65, ed: 6, n: 1, gate: false},
+		scanCase{batch: 3, l: 130, ed: 7, n: 1, gate: false},
+		scanCase{batch: 3, l: 65, ed: 6, n: 64, gate: true},
 		// Several channel blocks (ED > Rows): the dB, dC partials are summed.
-		scanCase{batch: 2, l: 70, ed: 40, n: 4, gate: true},
-		// Rows not dividing ED: a dead row in the last block.
-		scanCase{batch: 2, l: 66, ed: 8, n: 3, gate: true, opt: nn.ScanOptions{Rows: 3}},
-		// Layouts: one thread per row, rows within a subgroup, rows spanning
-		// several subgroups, long and short items.
+		scanCase{batch: 2, l: 70, ed: 40, n: 16, gate: true},
+		// Rows not dividing ED (a dead row in the last block), rows shorter
+		// than a subgroup.
+		scanCase{batch: 2, l: 66, ed: 8, n: 3, gate: true, opt: nn.ScanOptions{Threads: 8, Rows: 3, Items: 2}},
+		scanCase{batch: 1, l: 100, ed: 4, n: 3, gate: true, opt: nn.ScanOptions{Threads: 8, Rows: 3, Items: 2}},
+		// One thread per row, long items.
 		scanCase{batch: 1, l: 37, ed: 3, n: 5, gate: true, opt: nn.ScanOptions{Threads: 1, Items: 16}},
-		scanCase{batch: 2, l: 100, ed: 3, n: 5, gate: true, opt: nn.ScanOptions{Threads: 8, Rows: 4, Items: 2}},
+		// Rows spanning several subgroups, one item per thread.
 		scanCase{batch: 1, l: 300, ed: 5, n: 4, gate: false, opt: nn.ScanOptions{Threads: 64, Rows: 2, Items: 1}},
-		scanCase{batch: 1, l: 129, ed: 4, n: 4, gate: true, opt: nn.ScanOptions{Threads: 32, Rows: 2, Items: 2}},
-		// The workgroup-memory path where subgroups would be used.
-		scanCase{batch: 2, l: 65, ed: 5, n: 16, gate: true, opt: nn.ScanOptions{Subgroups: -1}},
-		scanCase{batch: 1, l: 129, ed: 4, n: 4, gate: false, opt: nn.ScanOptions{Threads: 32, Rows: 2, Items: 2, Subgroups: -1}},
+		// The workgroup-memory row scan where subgroups would be used.
+		scanCase{batch: 2, l: 129, ed: 5, n: 4, gate: false, opt: nn.ScanOptions{Subgroups: -1}},
+		scanCase{batch: 1, l: 64, ed: 3, n: 4, gate: false, opt: nn.ScanOptions{Subgroups: -1}},
 	)
 	return cs
 }

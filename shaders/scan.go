@@ -5,14 +5,12 @@ import (
 	"strings"
 )
 
-// scanConstants are the override constants of the scan kernels: sizes
-// (BATCH, L, ED, N), the layout (P threads per row along time, G rows of one
-// channel each per workgroup, ITEMS steps per thread per chunk, WG = G*P,
-// CHUNK = P*ITEMS, NCH chunks, NBLK = ceil(ED/G) channel blocks), the gate
-// switch and the workspace offsets.
-var scanConstants = []string{"BATCH", "L", "ED", "N", "P", "G", "ITEMS", "GATE", "WG", "CHUNK", "NCH", "NBLK"}
-
-var scanOffsets = []string{"OFF_DB", "OFF_DC", "OFF_DA", "OFF_DD", "OFF_AL", "OFF_D", "OFF_B", "OFF_C"}
+// scanConstants are the override constants of the scan kernels: the state
+// size N and the layout (P threads per row along time, G rows of one channel
+// each per workgroup, ITEMS steps per thread per chunk, WG = G*P, CHUNK =
+// P*ITEMS) and the gate switch. The sizes that vary between calls come in
+// the uniform Dims (see scan.wgsl), bound last.
+var scanConstants = []string{"N", "P", "G", "ITEMS", "GATE", "WG", "CHUNK"}
 
 // ScanForward is the selective scan's forward: one workgroup of G*P threads
 // per (batch, block of G channels), chunks of P*ITEMS steps, over B*NBLK
@@ -23,7 +21,7 @@ var ScanForward = Kernel{
 	Bindings: []string{
 		"u: (B, L, ED) read", "delta: (B, L, ED) read", "z: (B, L, ED) or (1) read",
 		"a_log: (ED, N) read", "bm: (B, L, N) read", "cm: (B, L, N) read", "dskip: (ED) read",
-		"y: (B, L, ED) read_write", "ws: workspace, hs (B, ED, NCH, N) at 0, read_write",
+		"y: (B, L, ED) read_write", "ws: workspace, hs (B, ED, NCH, N) at 0, read_write", "dims: Dims uniform",
 	},
 	Workgroup: [3]int{0, 1, 1}, // WG = G*P
 	Constants: scanConstants,
@@ -39,10 +37,10 @@ var ScanBackward = Kernel{
 	Bindings: []string{
 		"u: (B, L, ED) read", "delta: (B, L, ED) read", "z: (B, L, ED) or (1) read", "dy: (B, L, ED) read",
 		"du: (B, L, ED) read_write", "ddelta: (B, L, ED) read_write", "dz: (B, L, ED) or (1) read_write",
-		"ws: workspace read_write",
+		"ws: workspace read_write", "dims: Dims uniform",
 	},
 	Workgroup: [3]int{0, 1, 1},
-	Constants: append(append([]string(nil), scanConstants...), scanOffsets...),
+	Constants: scanConstants,
 }
 
 // ScanBackwardReduce sums the dB, dC partials (written =) and adds dA_log
@@ -53,11 +51,15 @@ var ScanBackwardReduce = Kernel{
 	Entry: "scan_bwd_reduce",
 	Bindings: []string{
 		"ws: workspace read", "db: (B, L, N) read_write", "dc: (B, L, N) read_write",
-		"da_log: (ED, N) read_write", "dd: (ED) read_write",
+		"da_log: (ED, N) read_write", "dd: (ED) read_write", "dims: Dims uniform",
 	},
 	Workgroup: [3]int{256, 1, 1},
-	Constants: append(append([]string(nil), scanConstants...), scanOffsets...),
+	Constants: scanConstants,
 }
+
+// ScanDimsWords is the size of the uniform Dims in 32-bit words, padded to
+// 16 bytes.
+const ScanDimsWords = 16
 
 // ScanMaxItems is the most steps per thread per chunk (MAXI in scan.wgsl).
 const ScanMaxItems = 16

@@ -67,9 +67,9 @@
 // invocations [k*size, (k+1)*size) of the workgroup, as Vulkan devices lay
 // out one-dimensional workgroups, and power-of-two sizes.
 
-override BATCH: u32;
-override L: u32;
-override ED: u32;
+// Sizes that vary between calls (batch, length) or between layers come in a
+// small uniform (Dims, one per op, written once); the constants shape the
+// workgroup (its memory and the unrolled loops).
 override N: u32;
 override P: u32 = 32u;        // threads per row (along time), a power of two
 override G: u32 = 4u;         // rows (channels) per workgroup
@@ -77,8 +77,25 @@ override ITEMS: u32 = 4u;     // steps per thread per chunk, at most MAXI
 override GATE: bool = true;   // multiply by silu(z)
 override WG: u32 = P * G;
 override CHUNK: u32 = P * ITEMS;
-override NCH: u32 = (L + CHUNK - 1u) / CHUNK;
-override NBLK: u32 = (ED + G - 1u) / G;
+
+// Dims: the batch, the length, ED, the number of chunks ceil(L/CHUNK) and of
+// channel blocks ceil(ED/G), and the backward's workspace offsets in floats
+// (see scan_bwd).
+struct Dims {
+	batch: u32,
+	len: u32,
+	ed: u32,
+	nch: u32,
+	nblk: u32,
+	off_db: u32,
+	off_dc: u32,
+	off_da: u32,
+	off_dd: u32,
+	off_al: u32,
+	off_d: u32,
+	off_b: u32,
+	off_c: u32,
+}
 
 const MAXI: u32 = 16u;
 
@@ -216,6 +233,7 @@ fn row_scan(base: u32, p: u32, rev: bool, v: vec2<f32>, sg_size: u32) -> vec2<f3
 @group(0) @binding(6) var<storage, read> dskip: array<f32>;      // (ED)
 @group(0) @binding(7) var<storage, read_write> y: array<f32>;    // (B, L, ED)
 @group(0) @binding(8) var<storage, read_write> ws: array<f32>;   // workspace: hs (B, ED, NCH, N) at 0, the state at each chunk's start
+@group(0) @binding(9) var<uniform> dims_f: Dims;
 
 // scan_fwd: one workgroup per (batch, block of G channels), WG = G*P threads.
 @compute @workgroup_size(WG)
@@ -229,6 +247,11 @@ fn scan_fwd(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: 
 //#else
 	let sgs = 0u;
 //#endif
+	let BATCH = dims_f.batch;
+	let L = dims_f.len;
+	let ED = dims_f.ed;
+	let NCH = dims_f.nch;
+	let NBLK = dims_f.nblk;
 	let wid = wg.x + wg.y * nwg.x;
 	if (wid >= BATCH * NBLK) {
 		return;
@@ -320,14 +343,6 @@ fn scan_fwd(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: 
 //   dA     (B, ED, N)        d a_log of this call, per batch row
 //   dD     (B, ED)           d D of this call, per batch row
 //   A_log  (ED, N), D (ED), B, C (B, L, N): copies of the inputs
-override OFF_DB: u32;
-override OFF_DC: u32;
-override OFF_DA: u32;
-override OFF_DD: u32;
-override OFF_AL: u32;
-override OFF_D: u32;
-override OFF_B: u32;
-override OFF_C: u32;
 
 var<workgroup> red_b: array<f32, G * CHUNK>;
 var<workgroup> red_c: array<f32, G * CHUNK>;
@@ -338,7 +353,8 @@ var<workgroup> dacc: array<f32, G * N>;
 @group(0) @binding(4) var<storage, read_write> du: array<f32>;       // (B, L, ED)
 @group(0) @binding(5) var<storage, read_write> ddelta: array<f32>;   // (B, L, ED)
 @group(0) @binding(6) var<storage, read_write> dz: array<f32>;       // (B, L, ED), or (1) without a gate
-@group(0) @binding(7) var<storage, read_write> wsb: array<f32>;      // workspace, see OFF_*
+@group(0) @binding(7) var<storage, read_write> wsb: array<f32>;      // workspace, see above
+@group(0) @binding(8) var<uniform> dims_b: Dims;
 
 // scan_bwd: the same workgroup layout as scan_fwd, chunks in reverse.
 @compute @workgroup_size(WG)
@@ -352,6 +368,19 @@ fn scan_bwd(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: 
 //#else
 	let sgs = 0u;
 //#endif
+	let BATCH = dims_b.batch;
+	let L = dims_b.len;
+	let ED = dims_b.ed;
+	let NCH = dims_b.nch;
+	let NBLK = dims_b.nblk;
+	let OFF_DB = dims_b.off_db;
+	let OFF_DC = dims_b.off_dc;
+	let OFF_DA = dims_b.off_da;
+	let OFF_DD = dims_b.off_dd;
+	let OFF_AL = dims_b.off_al;
+	let OFF_D = dims_b.off_d;
+	let OFF_B = dims_b.off_b;
+	let OFF_C = dims_b.off_c;
 	let wid = wg.x + wg.y * nwg.x;
 	if (wid >= BATCH * NBLK) {
 		return;
@@ -517,17 +546,26 @@ fn scan_bwd(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: 
 	}
 }
 
-@group(0) @binding(0) var<storage, read> wsr: array<f32>;             // workspace, see OFF_*
+@group(0) @binding(0) var<storage, read> wsr: array<f32>;             // workspace, see scan_bwd
 @group(0) @binding(1) var<storage, read_write> db_out: array<f32>;    // (B, L, N)
 @group(0) @binding(2) var<storage, read_write> dc_out: array<f32>;    // (B, L, N)
 @group(0) @binding(3) var<storage, read_write> dalog_out: array<f32>; // (ED, N), +=
 @group(0) @binding(4) var<storage, read_write> dd_out: array<f32>;    // (ED), +=
+@group(0) @binding(5) var<uniform> dims_r: Dims;
 
 // scan_bwd_reduce: dB, dC = the sum of the NBLK partials in a fixed order;
 // d a_log, d D += this call's. One thread per output, 256 per workgroup,
 // split over y when above the x limit.
 @compute @workgroup_size(256)
 fn scan_bwd_reduce(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+	let BATCH = dims_r.batch;
+	let L = dims_r.len;
+	let ED = dims_r.ed;
+	let NBLK = dims_r.nblk;
+	let OFF_DB = dims_r.off_db;
+	let OFF_DC = dims_r.off_dc;
+	let OFF_DA = dims_r.off_da;
+	let OFF_DD = dims_r.off_dd;
 	let idx = gid.x + gid.y * nwg.x * 256u;
 	let nbc = BATCH * L * N;
 	if (idx < nbc) {
