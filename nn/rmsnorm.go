@@ -18,10 +18,12 @@ type RMSNormArgs struct {
 	AccumulateDX bool // DX += instead of DX = (the residual stream's gradient)
 }
 
-// RMSNorm is root-mean-square normalisation with a learned scale. The
-// forward saves the per-row reciprocal rms for the backward. The backward is
-// deterministic: the weight gradient is summed over fixed chunks of rows
-// and then over the chunks, with no atomics.
+// RMSNorm is root-mean-square normalisation with a learned scale. One
+// workgroup normalises a row, each thread keeping its columns in registers
+// (rows of up to 8 × the device's workgroup size, 8192 columns with 1024
+// threads). The forward saves the per-row reciprocal rms for the backward.
+// The backward is deterministic: the weight gradient is summed over fixed
+// chunks of rows and then over the chunks, with no atomics.
 type RMSNorm struct {
 	rows, d       int
 	rstd, dwp     *Tensor
