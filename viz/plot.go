@@ -266,17 +266,43 @@ func (p panel) pixelX(x float64) float64 {
 	return float64(p.rect.Min.X) + (x-p.xmin)/(p.xmax-p.xmin)*float64(p.rect.Dx())
 }
 
-// curve is one line of one panel.
+// curve is one line of one panel. xs and ys are the run's own slices
+// (not copied): points with a non-finite value, or y <= 0 on a log axis,
+// are skipped wherever a curve is read.
 type curve struct {
-	run  int
-	eval bool
-	xs   []float64
-	ys   []float64
+	run    int
+	eval   bool
+	xs, ys []float64
+	logY   bool
+	n      int     // valid points
+	lo, hi float64 // x extent of the valid points
+	sorted bool    // xs finite and non-decreasing: binary search works
 }
 
 func finite(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
 
-// curves collects the shown curves of modality m with their finite points.
+func (c *curve) valid(k int) bool {
+	return finite(c.xs[k]) && finite(c.ys[k]) && (!c.logY || c.ys[k] > 0)
+}
+
+// span returns the index range [lo, hi) of the points with x in xr, plus
+// one on each side (the whole curve when x is not sorted).
+func (c *curve) span(xr rng) (int, int) {
+	if !c.sorted {
+		return 0, len(c.xs)
+	}
+	lo := sort.SearchFloat64s(c.xs, xr.min)
+	hi := sort.Search(len(c.xs), func(i int) bool { return c.xs[i] > xr.max })
+	if lo > 0 {
+		lo--
+	}
+	if hi < len(c.xs) {
+		hi++
+	}
+	return lo, hi
+}
+
+// curves collects the shown curves of modality m that have a valid point.
 func (v *view) curves(runs []*runData, m int) []curve {
 	var out []curve
 	for i, rd := range runs {
@@ -288,15 +314,19 @@ func (v *view) curves(runs []*runData, m int) []curve {
 				continue
 			}
 			s := rd.split(eval)
-			xs, ys := s.x(v.x), s.loss[m]
-			c := curve{run: i, eval: eval}
-			for k := range xs {
-				if finite(xs[k]) && finite(ys[k]) && (!v.logY || ys[k] > 0) {
-					c.xs = append(c.xs, xs[k])
-					c.ys = append(c.ys, ys[k])
+			c := curve{run: i, eval: eval, xs: s.x(v.x), ys: s.loss[m], logY: v.logY,
+				lo: math.Inf(1), hi: math.Inf(-1), sorted: true}
+			for k := range c.xs {
+				x := c.xs[k]
+				if !finite(x) || (k > 0 && x < c.xs[k-1]) {
+					c.sorted = false
+				}
+				if c.valid(k) {
+					c.n++
+					c.lo, c.hi = math.Min(c.lo, x), math.Max(c.hi, x)
 				}
 			}
-			if len(c.xs) > 0 {
+			if c.n > 0 {
 				out = append(out, c)
 			}
 		}
@@ -305,18 +335,14 @@ func (v *view) curves(runs []*runData, m int) []curve {
 }
 
 // xRange is the shared x range: the manual one, or the data's.
-func (v *view) xRange(runs []*runData, mods []int) rng {
+func (v *view) xRange(curvesOf map[int][]curve) rng {
 	if v.xr != nil {
 		return *v.xr
 	}
 	r := rng{math.Inf(1), math.Inf(-1)}
-	for _, m := range mods {
-		for _, c := range v.curves(runs, m) {
-			r.min = math.Min(r.min, c.xs[0])
-			r.max = math.Max(r.max, c.xs[len(c.xs)-1])
-			for _, x := range c.xs { // x need not be sorted (wall time of a resumed run)
-				r.min, r.max = math.Min(r.min, x), math.Max(r.max, x)
-			}
+	for _, cs := range curvesOf {
+		for _, c := range cs {
+			r.min, r.max = math.Min(r.min, c.lo), math.Max(r.max, c.hi)
 		}
 	}
 	if r.min > r.max {
@@ -336,8 +362,9 @@ func (v *view) yRange(cs []curve, m int, xr rng) rng {
 	}
 	r := rng{math.Inf(1), math.Inf(-1)}
 	for _, c := range cs {
-		for k, x := range c.xs {
-			if x >= xr.min && x <= xr.max {
+		lo, hi := c.span(xr)
+		for k := lo; k < hi; k++ {
+			if x := c.xs[k]; c.valid(k) && x >= xr.min && x <= xr.max {
 				r.min, r.max = math.Min(r.min, c.ys[k]), math.Max(r.max, c.ys[k])
 			}
 		}
@@ -363,29 +390,18 @@ func (v *view) yRange(cs []curve, m int, xr rng) rng {
 	return rng{r.min - pad, r.max + pad}
 }
 
-// decimate keeps, of the points in [xr.min, xr.max] (and one on each side),
-// at most four per pixel column: the first, lowest, highest and last, so a
-// long run draws in time proportional to the window's width and looks the
-// same.
-func decimate(xs, ys []float64, xr rng, cols int) plotter.XYs {
-	lo := sort.SearchFloat64s(xs, xr.min)
-	hi := sort.Search(len(xs), func(i int) bool { return xs[i] > xr.max })
-	sorted := sort.Float64sAreSorted(xs)
-	if !sorted {
-		lo, hi = 0, len(xs)
-	} else {
-		if lo > 0 {
-			lo--
-		}
-		if hi < len(xs) {
-			hi++
-		}
-	}
-	n := hi - lo
-	if !sorted || n <= 4*cols || cols <= 0 {
-		out := make(plotter.XYs, n)
-		for k := range out {
-			out[k] = plotter.XY{X: xs[lo+k], Y: ys[lo+k]}
+// decimate returns the valid points of c in [xr.min, xr.max] (and one on
+// each side), keeping at most four per pixel column (the first, lowest,
+// highest and last) when there are more than four per column: a long run
+// draws in time proportional to the window's width and looks the same.
+func decimate(c curve, xr rng, cols int) plotter.XYs {
+	lo, hi := c.span(xr)
+	if !c.sorted || hi-lo <= 4*cols || cols <= 0 {
+		out := make(plotter.XYs, 0, hi-lo)
+		for k := lo; k < hi; k++ {
+			if c.valid(k) {
+				out = append(out, plotter.XY{X: c.xs[k], Y: c.ys[k]})
+			}
 		}
 		return out
 	}
@@ -393,29 +409,75 @@ func decimate(xs, ys []float64, xr rng, cols int) plotter.XYs {
 	width := (xr.max - xr.min) / float64(cols)
 	k := lo
 	for k < hi {
-		col := math.Floor((xs[k] - xr.min) / width)
+		if !c.valid(k) {
+			k++
+			continue
+		}
+		col := math.Floor((c.xs[k] - xr.min) / width)
 		first, minK, maxK, last := k, k, k, k
-		for k < hi && math.Floor((xs[k]-xr.min)/width) == col {
-			if ys[k] < ys[minK] {
+		for ; k < hi && math.Floor((c.xs[k]-xr.min)/width) == col; k++ {
+			if !c.valid(k) {
+				continue
+			}
+			if c.ys[k] < c.ys[minK] {
 				minK = k
 			}
-			if ys[k] > ys[maxK] {
+			if c.ys[k] > c.ys[maxK] {
 				maxK = k
 			}
 			last = k
-			k++
 		}
 		idx := []int{first, minK, maxK, last}
 		sort.Ints(idx)
 		prev := -1
 		for _, j := range idx {
 			if j != prev {
-				out = append(out, plotter.XY{X: xs[j], Y: ys[j]})
+				out = append(out, plotter.XY{X: c.xs[j], Y: c.ys[j]})
 				prev = j
 			}
 		}
 	}
 	return out
+}
+
+// chunkedLine is a polyline stroked in pieces of at most chunkPoints
+// points. The rasteriser's cost grows with the cells a single path covers
+// per row, so one stroke of a few thousand points is several times slower
+// than the same points in pieces; the dash pattern carries on across the
+// pieces.
+type chunkedLine struct {
+	xys   plotter.XYs
+	style draw.LineStyle
+}
+
+const chunkPoints = 128
+
+// Plot implements plot.Plotter.
+func (l *chunkedLine) Plot(c draw.Canvas, plt *plot.Plot) {
+	trX, trY := plt.Transforms(&c)
+	ps := make([]vg.Point, len(l.xys))
+	for i, p := range l.xys {
+		ps[i] = vg.Point{X: trX(p.X), Y: trY(p.Y)}
+	}
+	sty := l.style
+	var done vg.Length // path length stroked so far, for the dash offset
+	for _, seg := range c.ClipLinesXY(ps) {
+		for start := 0; start+1 < len(seg); start += chunkPoints {
+			piece := seg[start:min(start+chunkPoints+1, len(seg))]
+			sty.DashOffs = l.style.DashOffs + done
+			c.StrokeLines(sty, piece)
+			for i := 1; i < len(piece); i++ {
+				dx, dy := piece[i].X-piece[i-1].X, piece[i].Y-piece[i-1].Y
+				done += vg.Length(math.Hypot(float64(dx), float64(dy)))
+			}
+		}
+	}
+}
+
+// Thumbnail implements plot.Thumbnailer for the legend.
+func (l *chunkedLine) Thumbnail(c *draw.Canvas) {
+	y := c.Center().Y
+	c.StrokeLine2(l.style, c.Min.X, y, c.Max.X, y)
 }
 
 // logTicker labels a log axis: powers of ten when the range spans a decade
@@ -464,7 +526,11 @@ func render(w, h int, runs []*runData, v *view) (*image.RGBA, []panel, error) {
 		footerH = vg.Points(14)
 	}
 	area := draw.Crop(dc, 0, 0, footerH, 0)
-	xr := v.xRange(runs, mods)
+	curvesOf := map[int][]curve{}
+	for _, m := range mods {
+		curvesOf[m] = v.curves(runs, m)
+	}
+	xr := v.xRange(curvesOf)
 	title := v.title
 	if title == "" {
 		var names []string
@@ -477,7 +543,6 @@ func render(w, h int, runs []*runData, v *view) (*image.RGBA, []panel, error) {
 	}
 	cols := max(1, w)
 	var plots [][]*plot.Plot
-	curvesOf := map[int][]curve{}
 	for pi, m := range mods {
 		p := plot.New()
 		p.BackgroundColor = Background
@@ -503,31 +568,24 @@ func render(w, h int, runs []*runData, v *view) (*image.RGBA, []panel, error) {
 		grid.Vertical.Color = gridColor
 		grid.Horizontal.Color = gridColor
 		p.Add(grid)
-		cs := v.curves(runs, m)
-		curvesOf[m] = cs
+		cs := curvesOf[m]
 		for _, c := range cs {
-			xys := decimate(c.xs, c.ys, xr, cols)
+			xys := decimate(c, xr, cols)
 			if len(xys) == 0 {
 				continue
 			}
-			line, err := plotter.NewLine(xys)
-			if err != nil {
-				return nil, nil, fmt.Errorf("viz: %s curve of %s: %w", Modalities[m], runs[c.run].cfg.Name, err)
-			}
-			line.LineStyle.Width = vg.Points(lineWidth)
-			line.LineStyle.Dashes = RunDashes(c.run)
-			line.LineStyle.Color = ModalityColors[m]
+			line := &chunkedLine{xys: xys, style: draw.LineStyle{
+				Color: ModalityColors[m], Width: vg.Points(lineWidth), Dashes: RunDashes(c.run)}}
 			name := runLabel(runs[c.run]) + " train"
-			var thumbs []plot.Thumbnailer
+			thumbs := []plot.Thumbnailer{line}
 			p.Add(line)
-			thumbs = append(thumbs, line)
 			if c.eval {
-				line.LineStyle.Color = EvalColor(m)
+				line.style.Color = EvalColor(m)
 				name = runLabel(runs[c.run]) + " eval"
 				if len(xys) <= 400 {
 					dots, err := plotter.NewScatter(xys)
 					if err != nil {
-						return nil, nil, err
+						return nil, nil, fmt.Errorf("viz: %s curve of %s: %w", Modalities[m], runs[c.run].cfg.Name, err)
 					}
 					dots.GlyphStyle = draw.GlyphStyle{Color: EvalColor(m), Radius: vg.Points(2.2), Shape: draw.CircleGlyph{}}
 					p.Add(dots)
@@ -606,11 +664,12 @@ func formatX(kind XAxis, x float64) string {
 	return fmt.Sprintf("step %.0f", x)
 }
 
-// nearest returns the index of the point of c closest in x to x.
+// nearest returns the index of the valid point of c closest in x to x
+// (-1 for none).
 func nearest(c curve, x float64) int {
-	best, bd := 0, math.Inf(1)
+	best, bd := -1, math.Inf(1)
 	for k, cx := range c.xs {
-		if d := math.Abs(cx - x); d < bd {
+		if d := math.Abs(cx - x); d < bd && c.valid(k) {
 			best, bd = k, d
 		}
 	}
@@ -643,6 +702,9 @@ func drawReadout(dc draw.Canvas, h int, panels []panel, runs []*runData, curvesO
 	colors = append(colors, color.Black)
 	for _, c := range curvesOf[under.mod] {
 		k := nearest(c, x)
+		if k < 0 {
+			continue
+		}
 		split := "train"
 		col := ModalityColors[under.mod]
 		if c.eval {

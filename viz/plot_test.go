@@ -200,7 +200,8 @@ func TestDecimate(t *testing.T) {
 		xs[i] = float64(i)
 		ys[i] = math.Sin(float64(i) / 300)
 	}
-	out := decimate(xs, ys, rng{0, float64(n - 1)}, 500)
+	c := curve{xs: xs, ys: ys, sorted: true}
+	out := decimate(c, rng{0, float64(n - 1)}, 500)
 	if len(out) > 4*500+2 || len(out) < 500 {
 		t.Fatalf("decimated to %d points, want between 500 and 2002", len(out))
 	}
@@ -215,9 +216,17 @@ func TestDecimate(t *testing.T) {
 		t.Errorf("decimation lost the extremes: %g..%g", lo, hi)
 	}
 	// A zoomed range keeps one point beyond each side.
-	out = decimate(xs, ys, rng{1000, 1010}, 500)
+	out = decimate(c, rng{1000, 1010}, 500)
 	if out[0].X != 999 || out[len(out)-1].X != 1011 {
 		t.Errorf("zoomed decimation spans %g..%g, want 999..1011", out[0].X, out[len(out)-1].X)
+	}
+	// Invalid points are left out; on a log axis so are those <= 0.
+	ys[5], xs[7] = math.NaN(), math.Inf(1)
+	ys[9] = -1
+	c = curve{xs: xs[:12], ys: ys[:12], logY: true}
+	out = decimate(c, rng{0, 11}, 500)
+	if len(out) != 12-3-1 { // NaN y, infinite x, y = -1, and y = sin(0) = 0
+		t.Errorf("%d points kept of 12 with 4 invalid", len(out))
 	}
 }
 
@@ -262,5 +271,56 @@ func TestReadout(t *testing.T) {
 	k := nearest(c, x)
 	if math.Abs(c.xs[k]-x) > 1 {
 		t.Errorf("nearest point to x=%g is at %g", x, c.xs[k])
+	}
+}
+
+// syntheticRun is a run of n training steps and n/100 evaluations.
+func syntheticRun(name string, n int) *runData {
+	src := NewSource(RunConfig{Name: name, Modalities: Modalities})
+	for s := 1; s <= n; s++ {
+		r := Record{Step: int64(s), Split: SplitTrain, FLOPs: float64(s) * 1e12, WallS: float64(s) * 0.01}
+		for m := range r.ModalityLoss {
+			r.ModalityLoss[m] = 2 + float64(m) + 3*math.Exp(-float64(s)/float64(n/5)) + 0.05*math.Sin(float64(s))
+		}
+		src.Push(r)
+		if s%100 == 0 {
+			r.Split = SplitEval
+			src.Push(r)
+		}
+	}
+	rd := newRunData(src)
+	rd.update()
+	return rd
+}
+
+// BenchmarkRender times drawing the plot image on the CPU (what the
+// window does per redraw) at the window's default size.
+func BenchmarkRender(b *testing.B) {
+	var t testing.T
+	for _, bc := range []struct {
+		name string
+		runs []*runData
+	}{
+		{"testdata-2runs-210records", testRuns(&t)},
+		{"synthetic-2runs-100k-steps", []*runData{syntheticRun("dense", 100000), syntheticRun("mom", 100000)}},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			v := newView()
+			for i := 0; i < b.N; i++ {
+				if _, _, err := render(1100, 800, bc.runs, v); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkPush times Source.Push, what training pays per record.
+func BenchmarkPush(b *testing.B) {
+	s := NewSource(RunConfig{Name: "x"})
+	r := Record{Split: SplitTrain}
+	for i := 0; i < b.N; i++ {
+		r.Step = int64(i)
+		s.Push(r)
 	}
 }

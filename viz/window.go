@@ -34,7 +34,8 @@ type WindowOptions struct {
 	X             XAxis
 	LogY          bool
 	// MaxFPS caps redraws per second (default 20). The window redraws only
-	// when data or the view changed; drawing slower than data arrives
+	// when data or the view changed, and waits at least four times the
+	// last redraw's cost between redraws; drawing slower than data arrives
 	// drops frames, never records.
 	MaxFPS float64
 	// PresentMode overrides the choice of present mode (default: mailbox,
@@ -77,6 +78,7 @@ type Window struct {
 
 	dirty    bool
 	lastDraw time.Time
+	lastCost time.Duration // CPU render plus device time of the last redraw
 	fbW, fbH int
 	winW     int // window width in screen units, for cursor scaling
 	winH     int
@@ -103,6 +105,13 @@ func hasDisplay() bool {
 		return os.Getenv("DISPLAY") != "" || os.Getenv("WAYLAND_DISPLAY") != ""
 	}
 	return true
+}
+
+func displayName() string {
+	if d := os.Getenv("WAYLAND_DISPLAY"); d != "" && windowSystem == "Wayland" {
+		return d
+	}
+	return os.Getenv("DISPLAY")
 }
 
 // glfwCall runs fn, turning the panics go-gl/glfw raises for GLFW errors
@@ -151,6 +160,12 @@ func Open(dev *gpu.Device, opts WindowOptions, sources ...*Source) (*Window, err
 func (w *Window) open() error {
 	if err := glfwCall("starting GLFW", glfw.Init); err != nil {
 		return fmt.Errorf("%w: %v", ErrNoDisplay, err)
+	}
+	// go-gl/glfw logs a platform error of glfwInit (no X server at
+	// $DISPLAY) instead of returning it: ask GLFW something that needs it
+	// started.
+	if err := glfwCall("starting GLFW", func() error { glfw.GetPrimaryMonitor(); return nil }); err != nil {
+		return fmt.Errorf("%w: GLFW could not start on the %s display %q", ErrNoDisplay, windowSystem, displayName())
 	}
 	title := w.opts.Title
 	if title == "" {
@@ -395,10 +410,17 @@ func (w *Window) frame() error {
 			return nil // minimised
 		}
 	}
-	if !w.dirty || time.Since(w.lastDraw) < time.Duration(float64(time.Second)/w.opts.MaxFPS) {
+	if !w.dirty || time.Since(w.lastDraw) < w.minGap() {
 		return nil
 	}
 	return w.draw()
+}
+
+// minGap is the least time between redraws: 1/MaxFPS, and at least four
+// times the last redraw's cost, so that drawing takes at most a fifth of a
+// core however long the runs grow.
+func (w *Window) minGap() time.Duration {
+	return max(time.Duration(float64(time.Second)/w.opts.MaxFPS), 4*w.lastCost)
 }
 
 func (w *Window) draw() error {
@@ -418,6 +440,7 @@ func (w *Window) draw() error {
 	err = w.surf.DrawFrame(w.pipe, w.bind, 3, [4]float64{1, 1, 1, 1})
 	w.PresentTime += time.Since(t1)
 	w.lastDraw = time.Now()
+	w.lastCost = w.lastDraw.Sub(t0)
 	switch {
 	case errors.Is(err, gpu.ErrFrameSkipped):
 		w.Skipped++

@@ -113,6 +113,15 @@ func TestWindow(t *testing.T) {
 	for _, rt := range runtimes(t) {
 		t.Run(string(rt), func(t *testing.T) {
 			d := device(t, rt)
+			// The same training loop without a window, for comparison.
+			baseSrc := NewSource(RunConfig{Name: "baseline"})
+			done, times, errc := fakeTraining(d, baseSrc, 400)
+			<-done
+			if err := <-errc; err != nil {
+				t.Fatal(err)
+			}
+			base := <-times
+			t.Logf("%s: training steps without a window: mean %.2f ms, max %.2f ms", rt, base[0], base[1])
 			before := d.LiveObjects()
 			live := NewSource(RunConfig{Name: "live", Modalities: []string{"text"}})
 			w, err := Open(d, WindowOptions{Width: 640, Height: 560, Title: "test"}, RunSource(dense), RunSource(mom), live)
@@ -380,5 +389,48 @@ func TestOpenWithoutDisplay(t *testing.T) {
 	_, err := Open(&gpu.Device{}, WindowOptions{}, NewSource(RunConfig{}))
 	if !errors.Is(err, ErrNoDisplay) {
 		t.Fatalf("Open without a display: %v, want ErrNoDisplay", err)
+	}
+	t.Logf("no display: %v", err)
+	// A display that does not answer: GLFW fails to start.
+	os.Setenv("DISPLAY", ":999")
+	_, err = Open(&gpu.Device{}, WindowOptions{}, NewSource(RunConfig{}))
+	if !errors.Is(err, ErrNoDisplay) {
+		t.Fatalf("Open on a dead display: %v, want ErrNoDisplay", err)
+	}
+	t.Logf("dead display: %v", err)
+}
+
+// BenchmarkWindowFrame times one full redraw of the window per runtime:
+// the plot drawn on the CPU, uploaded, drawn and presented. Needs Xvfb (or
+// a display), like TestWindow.
+func BenchmarkWindowFrame(b *testing.B) {
+	if displayErr != nil || os.Getenv("DISPLAY") == "" {
+		b.Skip("no display")
+	}
+	var t testing.T
+	runs := testRuns(&t)
+	for _, rt := range []gpu.Runtime{gpu.Dawn, gpu.WGPU} {
+		b.Run(string(rt), func(b *testing.B) {
+			d, err := gpu.Open(gpu.Options{Runtime: rt, Adapter: -1})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer d.Close()
+			w, err := Open(d, WindowOptions{Width: 800, Height: 600, MaxFPS: 1e6}, runs[0].src, runs[1].src)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer w.Close()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				w.dirty, w.lastDraw = true, time.Time{}
+				if err := w.Frame(); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.StopTimer()
+			b.ReportMetric(ms(w.RenderTime)/float64(w.Renders), "render-ms/frame")
+			b.ReportMetric(ms(w.PresentTime)/float64(w.Renders), "device-ms/frame")
+		})
 	}
 }
