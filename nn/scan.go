@@ -2,6 +2,7 @@ package nn
 
 import (
 	"fmt"
+	"math"
 
 	"mom/gpu"
 	"mom/shaders"
@@ -301,19 +302,12 @@ func (s *SelectiveScan) build(d *gpu.Device) error {
 		"N": float64(n), "P": float64(s.p), "G": float64(s.g), "ITEMS": float64(s.items), "GATE": scanBool(a.Z != nil),
 		"WG": float64(s.p * s.g), "CHUNK": float64(s.p * s.items),
 	}
-	dimsBuf, err := d.NewBuffer("scan.dims", 4*shaders.ScanDimsWords, gpu.UsageUniform|gpu.UsageCopyDst)
+	dims, err := uniformDims(d, "scan.dims", shaders.ScanDimsWords,
+		b, l, ed, s.chunks, s.blocks, offDB, offDC, offDA, offDD, offAL, offD, offB, offC)
 	if err != nil {
 		return fmt.Errorf("nn: %s: %w", op, err)
 	}
-	dims := &Tensor{Name: "scan.dims", Shape: []int{shaders.ScanDimsWords}, Buf: dimsBuf}
 	s.owned = append(s.owned, dims)
-	words := make([]uint32, shaders.ScanDimsWords)
-	for i, v := range []int{b, l, ed, s.chunks, s.blocks, offDB, offDC, offDA, offDD, offAL, offD, offB, offC} {
-		words[i] = uint32(v)
-	}
-	if err := dims.UploadU32(words); err != nil {
-		return fmt.Errorf("nn: %s: %w", op, err)
-	}
 	name := "scan.wgsl"
 	src, err := shaders.ScanSource(s.subgroups)
 	if err != nil {
@@ -369,6 +363,33 @@ func scanBool(b bool) float64 {
 		return 1
 	}
 	return 0
+}
+
+// uniformDims makes a uniform buffer of words 32-bit words holding vals
+// (the sizes a kernel reads at run time), wrapped as a Tensor so that it
+// binds like one.
+func uniformDims(d *gpu.Device, name string, words int, vals ...int) (*Tensor, error) {
+	if len(vals) > words {
+		return nil, fmt.Errorf("%s: %d values for %d words", name, len(vals), words)
+	}
+	buf, err := d.NewBuffer(name, int64(4*words), gpu.UsageUniform|gpu.UsageCopyDst)
+	if err != nil {
+		return nil, err
+	}
+	t := &Tensor{Name: name, Shape: []int{words}, Buf: buf}
+	w := make([]uint32, words)
+	for i, v := range vals {
+		if v < 0 || v > math.MaxUint32 {
+			t.Release()
+			return nil, fmt.Errorf("%s: value %d does not fit 32 bits", name, v)
+		}
+		w[i] = uint32(v)
+	}
+	if err := t.UploadU32(w); err != nil {
+		t.Release()
+		return nil, err
+	}
+	return t, nil
 }
 
 // bindVariant is Bind for a kernel whose WGSL text is given (a variant of its
