@@ -169,3 +169,57 @@ func (cv *CausalConv1d) Release() {
 	}
 	cv.owned = nil
 }
+
+// Conv FLOPs per output element: forward 2K+1 (+4 for SiLU); backward 6K+7
+// (recompute pre 2K+1, the SiLU derivative ~6 folded in, dx 2K, dw 2K,
+// dbias 1). Compulsory bytes: x (and dy) read once, y (dx) written once,
+// the weights read and their gradients read and written.
+func convBenchCase(b, l, ch, k int, backward bool) BenchCase {
+	kind := "fwd"
+	if backward {
+		kind = "bwd"
+	}
+	return BenchCase{
+		Name: fmt.Sprintf("conv1d_%s/b%d_l%d_c%d_k%d", kind, b, l, ch, k),
+		Setup: func(d *gpu.Device) (*BenchRun, error) {
+			bt := &scanBenchAlloc{d: d}
+			a := ConvArgs{Batch: b, Len: l, SiLU: true,
+				X: bt.new("x", b, l, ch), W: bt.new("w", ch, k), Bias: bt.new("bias", ch), Y: bt.new("y", b, l, ch)}
+			if backward {
+				a.DY, a.DX, a.DW, a.DBias = bt.new("dy", b, l, ch), bt.new("dx", b, l, ch), bt.new("dw", ch, k), bt.new("dbias", ch)
+			}
+			if bt.err != nil {
+				bt.release()
+				return nil, bt.err
+			}
+			cv, err := NewCausalConv1d(d, a)
+			if err != nil {
+				bt.release()
+				return nil, err
+			}
+			n, w := float64(b*l*ch), float64(ch*(k+1))
+			run := &BenchRun{
+				Record:  cv.RecordForward,
+				FLOPs:   n * float64(2*k+5),
+				Bytes:   4 * (2*n + w),
+				Cleanup: func() { cv.Release(); bt.release() },
+			}
+			if backward {
+				run.Record = cv.RecordBackward
+				run.FLOPs = n * float64(6*k+7)
+				run.Bytes = 4 * (3*n + 3*w)
+			}
+			return run, nil
+		},
+	}
+}
+
+func init() {
+	RegisterBench(func(size BenchSize) []BenchCase {
+		b, l, ch := 2, 512, 256
+		if size == BenchLarge {
+			b, l, ch = 8, 2048, 1536
+		}
+		return []BenchCase{convBenchCase(b, l, ch, 4, false), convBenchCase(b, l, ch, 4, true)}
+	})
+}

@@ -456,3 +456,97 @@ func (s *SelectiveScan) Release() {
 	}
 	s.owned = nil
 }
+
+// scanBenchAlloc allocates zeroed tensors for a benchmark and collects them
+// for its cleanup.
+type scanBenchAlloc struct {
+	d   *gpu.Device
+	all []*Tensor
+	err error
+}
+
+func (bt *scanBenchAlloc) new(name string, shape ...int) *Tensor {
+	if bt.err != nil {
+		return nil
+	}
+	t, err := NewTensor(bt.d, name, shape...)
+	if err != nil {
+		bt.err = err
+		return nil
+	}
+	bt.all = append(bt.all, t)
+	return t
+}
+
+func (bt *scanBenchAlloc) release() {
+	for _, t := range bt.all {
+		t.Release()
+	}
+}
+
+// Scan FLOPs, counted for the sequential algorithm (the chunked scan's
+// per-thread composition and row scans are extra work, not counted), per
+// step t and channel e:
+//
+//	forward:  8 per state (dt*A, exp, dt*B*u, a*h+x, C*h accumulated)
+//	          + 12 (softplus 5, D*u and the add 2, the SiLU gate 5);
+//	backward: 29 per state (recompute a, x, h: 6; C*h: 2; g*C, dh, s: 3;
+//	          d dt: 6; du: 3; dA: 4; dB, dC with their sums over e: 5)
+//	          + 25 (softplus, sigmoid, the gate and its derivative, du, dz,
+//	          ddelta, dD).
+//
+// Compulsory bytes: every input read once and every output written once
+// (dA_log, dD read and written); the chunk-start states and partial sums
+// of the workspace are not counted.
+func scanBenchCase(b, l, ed, n int, backward bool) BenchCase {
+	kind := "fwd"
+	if backward {
+		kind = "bwd"
+	}
+	return BenchCase{
+		Name: fmt.Sprintf("scan_%s/b%d_l%d_ed%d_n%d", kind, b, l, ed, n),
+		Setup: func(d *gpu.Device) (*BenchRun, error) {
+			bt := &scanBenchAlloc{d: d}
+			a := ScanArgs{Batch: b, Len: l,
+				U: bt.new("u", b, l, ed), Delta: bt.new("delta", b, l, ed), ALog: bt.new("a_log", ed, n),
+				Bm: bt.new("B", b, l, n), Cm: bt.new("C", b, l, n), D: bt.new("D", ed), Z: bt.new("z", b, l, ed),
+				Y: bt.new("y", b, l, ed)}
+			if backward {
+				a.DY, a.DU, a.DDelta, a.DZ = bt.new("dy", b, l, ed), bt.new("du", b, l, ed), bt.new("ddelta", b, l, ed), bt.new("dz", b, l, ed)
+				a.DALog, a.DB, a.DC, a.DD = bt.new("da_log", ed, n), bt.new("dB", b, l, n), bt.new("dC", b, l, n), bt.new("dD", ed)
+			}
+			if bt.err != nil {
+				bt.release()
+				return nil, bt.err
+			}
+			s, err := NewSelectiveScan(d, a)
+			if err != nil {
+				bt.release()
+				return nil, err
+			}
+			te, tn, en := float64(b*l*ed), float64(b*l*n), float64(ed*n)
+			run := &BenchRun{
+				Record:  s.RecordForward,
+				FLOPs:   te * float64(8*n+12),
+				Bytes:   4 * (4*te + 2*tn + en + float64(ed)),
+				Cleanup: func() { s.Release(); bt.release() },
+			}
+			if backward {
+				run.Record = s.RecordBackward
+				run.FLOPs = te * float64(29*n+25)
+				run.Bytes = 4 * (7*te + 4*tn + 3*en + 3*float64(ed))
+			}
+			return run, nil
+		},
+	}
+}
+
+func init() {
+	RegisterBench(func(size BenchSize) []BenchCase {
+		b, l, ed, n := 2, 512, 256, 16
+		if size == BenchLarge {
+			b, l, ed, n = 8, 2048, 1536, 16
+		}
+		return []BenchCase{scanBenchCase(b, l, ed, n, false), scanBenchCase(b, l, ed, n, true)}
+	})
+}
