@@ -22,7 +22,8 @@ import (
 
 var (
 	xvfb       *exec.Cmd
-	displayErr error // why no display could be had
+	xvfbExited chan struct{} // closed when xvfb has exited
+	displayErr error         // why no display could be had
 )
 
 func TestMain(m *testing.M) {
@@ -45,12 +46,11 @@ func stopXvfb() {
 		return
 	}
 	xvfb.Process.Signal(syscall.SIGTERM)
-	done := make(chan struct{})
-	go func() { xvfb.Wait(); close(done) }()
 	select {
-	case <-done:
+	case <-xvfbExited:
 	case <-time.After(5 * time.Second):
 		xvfb.Process.Kill()
+		<-xvfbExited
 	}
 }
 
@@ -92,7 +92,7 @@ func startXvfb() error {
 			time.Sleep(20 * time.Millisecond)
 		}
 		if started {
-			xvfb = cmd
+			xvfb, xvfbExited = cmd, exited
 			os.Setenv("DISPLAY", fmt.Sprintf(":%d", n))
 			return nil
 		}
