@@ -124,7 +124,9 @@ func TestWindow(t *testing.T) {
 			t.Logf("%s: training steps without a window: mean %.2f ms, max %.2f ms", rt, base[0], base[1])
 			before := d.LiveObjects()
 			live := NewSource(RunConfig{Name: "live", Modalities: []string{"text"}})
-			w, err := Open(d, WindowOptions{Width: 640, Height: 560, Title: "test"}, RunSource(dense), RunSource(mom), live)
+			// MOM_VIZ_PRESENT=fifo|immediate|mailbox tries another present mode.
+			opts := WindowOptions{Width: 640, Height: 560, Title: "test", PresentMode: gpu.PresentMode(os.Getenv("MOM_VIZ_PRESENT"))}
+			w, err := Open(d, opts, RunSource(dense), RunSource(mom), live)
 			if err != nil {
 				t.Fatalf("Open: %v", err)
 			}
