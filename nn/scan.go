@@ -498,7 +498,7 @@ func (bt *scanBenchAlloc) release() {
 // Compulsory bytes: every input read once and every output written once
 // (dA_log, dD read and written); the chunk-start states and partial sums
 // of the workspace are not counted.
-func scanBenchCase(b, l, ed, n int, backward bool) BenchCase {
+func scanBenchCase(b, l, ed, n int, backward bool, o ScanOptions) BenchCase {
 	kind := "fwd"
 	if backward {
 		kind = "bwd"
@@ -519,7 +519,7 @@ func scanBenchCase(b, l, ed, n int, backward bool) BenchCase {
 				bt.release()
 				return nil, bt.err
 			}
-			s, err := NewSelectiveScan(d, a)
+			s, err := NewSelectiveScanWith(d, a, o)
 			if err != nil {
 				bt.release()
 				return nil, err
@@ -547,6 +547,6 @@ func init() {
 		if size == BenchLarge {
 			b, l, ed, n = 8, 2048, 1536, 16
 		}
-		return []BenchCase{scanBenchCase(b, l, ed, n, false), scanBenchCase(b, l, ed, n, true)}
+		return []BenchCase{scanBenchCase(b, l, ed, n, false, ScanOptions{}), scanBenchCase(b, l, ed, n, true, ScanOptions{})}
 	})
 }

@@ -50,11 +50,12 @@
 //   dz[t]     = dy[t] * pre[t] * silu'(z[t]),  silu'(z) = s(z)*(1 + z*(1 - s(z)))
 //   ddelta[t] = d dt[t] * sigmoid(delta[t])     (softplus' = sigmoid)
 //   da_log[i] = dA[i] * A[i]                    (dA/da_log = -exp(a_log) = A)
-// dA and dD are summed over the row's threads in workgroup memory and added
-// (+=) by one thread per channel. dB and dC are shared by all channels: each
+// dA and dD are summed over the row's threads in workgroup memory and
+// written per batch row; dB and dC are shared by all channels: each
 // workgroup sums its G channels in workgroup memory and writes a partial
-// (B, NBLK, N, L), and scan_dbc_reduce adds the NBLK partials in a fixed
-// order (no float atomics, so the result is deterministic).
+// (B, NBLK, N, L). scan_bwd_reduce then sums the partials in a fixed order
+// (no float atomics, so the result is deterministic), writes dB, dC and
+// adds (+=) d a_log and dD.
 //
 // Masking: steps past L and channels past ED load zeros (dt = 0, u = 0, so
 // the map is the identity (1, 0) and every gradient contribution is zero)
@@ -62,8 +63,8 @@
 //
 // Variants: this file as it is uses workgroup memory for the row scans. With
 // subgroups, shaders.ScanSource uncomments the `//|` lines of each
-// `//#if subgroups` block, drops its `//#else` part and prepends
-// `enable subgroups;`. The subgroup path assumes subgroup k holds the
+// `//#if subgroups` block, drops its `//#else` part and puts
+// `enable subgroups;` in place of the first line. The subgroup path assumes subgroup k holds the
 // invocations [k*size, (k+1)*size) of the workgroup, as Vulkan devices lay
 // out one-dimensional workgroups, and power-of-two sizes.
 
