@@ -1,5 +1,3 @@
-//go:build momwip
-
 package mom
 
 import (
@@ -75,18 +73,17 @@ type Model struct {
 
 // NewModel allocates the model's parameters, activations and ops for batches
 // of b sequences of length l.
-func NewModel(d *gpu.Device, c Config, b, l int) (m *Model, err error) {
+func NewModel(d *gpu.Device, c Config, b, l int) (_ *Model, err error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
 	if b <= 0 || l <= 0 {
 		return nil, fmt.Errorf("mom: batch %d x length %d must be positive", b, l)
 	}
-	m = &Model{Cfg: c, B: b, L: l, T: b * l, d: d, byName: map[string]*Param{}}
+	m := &Model{Cfg: c, B: b, L: l, T: b * l, d: d, byName: map[string]*Param{}}
 	defer func() {
 		if err != nil {
 			m.Release()
-			m = nil
 		}
 	}()
 	T, D, E, N, R, V, G := m.T, c.DModel, c.ED(), c.DState, c.DtRank, c.Vocab, c.Groups()
@@ -107,24 +104,24 @@ func NewModel(d *gpu.Device, c Config, b, l int) (m *Model, err error) {
 		m.byName[s.Name] = p
 	}
 	for i := 0; i <= c.Layers; i++ {
-		m.h = append(m.h, ten(fmt.Sprintf("h.%d", i), T, D))
+		m.h = append(m.h, ten(fmt.Sprintf("h.%d", i), b, l, D))
 	}
-	m.xf, m.logits = ten("xf", T, D), ten("logits", T, V)
-	m.dh, m.dxf, m.dxn = ten("dh", T, D), ten("dxf", T, D), ten("dxn", T, D)
-	m.dy, m.du, m.ddelta, m.dz, m.dx1 = ten("dy", T, E), ten("du", T, E), ten("ddelta", T, E), ten("dz", T, E), ten("dx1", T, E)
-	m.dB, m.dC, m.ddtLow = ten("dB", T, N), ten("dC", T, N), ten("ddt_low", T, R)
+	m.xf, m.logits = ten("xf", b, l, D), ten("logits", b, l, V)
+	m.dh, m.dxf, m.dxn = ten("dh", b, l, D), ten("dxf", b, l, D), ten("dxn", b, l, D)
+	m.dy, m.du, m.ddelta, m.dz, m.dx1 = ten("dy", b, l, E), ten("du", b, l, E), ten("ddelta", b, l, E), ten("dz", b, l, E), ten("dx1", b, l, E)
+	m.dB, m.dC, m.ddtLow = ten("dB", b, l, N), ten("dC", b, l, N), ten("ddt_low", b, l, R)
 	if c.Setting == Transfusion {
 		P := c.PatchDim
-		m.patches, m.noise, m.pred, m.dpred = ten("patches", T, P), ten("noise", T, P), ten("pred", T, P), ten("dpred", T, P)
+		m.patches, m.noise, m.pred, m.dpred = ten("patches", b, l, P), ten("noise", b, l, P), ten("pred", b, l, P), ten("dpred", b, l, P)
 	}
 	for i := 0; i < c.Layers && err == nil; i++ {
 		m.layers = append(m.layers, &layer{
-			xn: ten(fmt.Sprintf("l%d.xn", i), T, D),
-			x1: ten(fmt.Sprintf("l%d.x1", i), T, E), x2: ten(fmt.Sprintf("l%d.x2", i), T, E),
-			z: ten(fmt.Sprintf("l%d.z", i), T, E), delta: ten(fmt.Sprintf("l%d.delta", i), T, E),
-			y:     ten(fmt.Sprintf("l%d.y", i), T, E),
-			dtLow: ten(fmt.Sprintf("l%d.dt_low", i), T, R),
-			bm:    ten(fmt.Sprintf("l%d.B", i), T, N), cm: ten(fmt.Sprintf("l%d.C", i), T, N),
+			xn: ten(fmt.Sprintf("l%d.xn", i), b, l, D),
+			x1: ten(fmt.Sprintf("l%d.x1", i), b, l, E), x2: ten(fmt.Sprintf("l%d.x2", i), b, l, E),
+			z: ten(fmt.Sprintf("l%d.z", i), b, l, E), delta: ten(fmt.Sprintf("l%d.delta", i), b, l, E),
+			y:     ten(fmt.Sprintf("l%d.y", i), b, l, E),
+			dtLow: ten(fmt.Sprintf("l%d.dt_low", i), b, l, R),
+			bm:    ten(fmt.Sprintf("l%d.B", i), b, l, N), cm: ten(fmt.Sprintf("l%d.C", i), b, l, N),
 		})
 	}
 	if err != nil {
@@ -158,8 +155,21 @@ func (m *Model) build() error {
 	c, d := m.Cfg, m.d
 	var err error
 	P := func(name string) *Param { return m.byName[name] }
+	flat := func(t *nn.Tensor) *nn.Tensor { // (b, l, x) as (t, x)
+		if err != nil || t == nil {
+			return t
+		}
+		var v *nn.Tensor
+		v, err = t.Reshape(m.T, t.Shape[len(t.Shape)-1])
+		return v
+	}
 	emb := P(NameEmbed)
-	if m.embed, err = nn.NewEmbedding(d, nn.EmbeddingArgs{E: emb.W, Out: m.h[0], DOut: m.dh, DE: emb.G}); err != nil {
+	h0, dh := flat(m.h[0]), flat(m.dh)
+	logits := flat(m.logits)
+	if err != nil {
+		return err
+	}
+	if m.embed, err = nn.NewEmbedding(d, nn.EmbeddingArgs{E: emb.W, Out: h0, DOut: dh, DE: emb.G}); err != nil {
 		return fmt.Errorf("mom: embedding: %w", err)
 	}
 	if c.Setting == Transfusion {
@@ -228,7 +238,7 @@ func (m *Model) build() error {
 	if m.head, err = nn.NewLinear(d, nn.LinearArgs{X: m.xf, W: head.W, Y: m.logits, DY: m.logits, DX: m.dxf, DW: head.G}); err != nil {
 		return fmt.Errorf("mom: head: %w", err)
 	}
-	if m.xent, err = nn.NewCrossEntropy(d, nn.CrossEntropyArgs{Logits: m.logits, DLogits: m.logits, Groups: c.Groups()}); err != nil {
+	if m.xent, err = nn.NewCrossEntropy(d, nn.CrossEntropyArgs{Logits: logits, DLogits: logits, Groups: c.Groups()}); err != nil {
 		return fmt.Errorf("mom: cross-entropy: %w", err)
 	}
 	if c.Setting == Transfusion {
@@ -236,7 +246,11 @@ func (m *Model) build() error {
 		if m.patchOut, err = nn.NewLinear(d, nn.LinearArgs{X: m.xf, W: po.W, Y: m.pred, DY: m.dpred, DX: m.dxf, DW: po.G, AccumulateDX: true}); err != nil {
 			return fmt.Errorf("mom: patch_out: %w", err)
 		}
-		if m.mse, err = nn.NewMSE(d, nn.MSEArgs{Pred: m.pred, Target: m.noise, DPred: m.dpred, Groups: c.Groups()}); err != nil {
+		pred, noise, dpred := flat(m.pred), flat(m.noise), flat(m.dpred)
+		if err != nil {
+			return err
+		}
+		if m.mse, err = nn.NewMSE(d, nn.MSEArgs{Pred: pred, Target: noise, DPred: dpred, Groups: c.Groups()}); err != nil {
 			return fmt.Errorf("mom: diffusion loss: %w", err)
 		}
 	}

@@ -11,6 +11,23 @@ type Tensor struct {
 	Name  string
 	Shape []int
 	Buf   *gpu.Buffer
+	view  bool // shares another tensor's buffer (Reshape); Release is a no-op
+}
+
+// Reshape returns a view of t with another shape of the same length; it
+// shares t's memory and is released with t.
+func (t *Tensor) Reshape(shape ...int) (*Tensor, error) {
+	n := 1
+	for _, s := range shape {
+		if s <= 0 {
+			return nil, fmt.Errorf("nn: reshape %s %v to %v: bad shape", t.Name, t.Shape, shape)
+		}
+		n *= s
+	}
+	if n != t.Len() {
+		return nil, fmt.Errorf("nn: reshape %s %v to %v: %d elements, want %d", t.Name, t.Shape, shape, n, t.Len())
+	}
+	return &Tensor{Name: t.Name, Shape: append([]int(nil), shape...), Buf: t.Buf, view: true}, nil
 }
 
 // NewTensor allocates a tensor of the given shape. Its contents are
@@ -64,8 +81,12 @@ func (t *Tensor) Download() ([]float32, error) { return t.Buf.ReadFloat32(0, t.L
 // DownloadU32 reads the tensor back as uint32.
 func (t *Tensor) DownloadU32() ([]uint32, error) { return t.Buf.ReadUint32(0, t.Len()) }
 
-// Release frees the device memory.
-func (t *Tensor) Release() { t.Buf.Release() }
+// Release frees the device memory (a view leaves it to its tensor).
+func (t *Tensor) Release() {
+	if !t.view {
+		t.Buf.Release()
+	}
+}
 
 // CheckShape returns an error unless t has the given shape.
 func CheckShape(op string, t *Tensor, shape ...int) error {

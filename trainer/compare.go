@@ -145,3 +145,7 @@ func FormatReach(w io.Writer, dense, mom *Run, rs []Reach) {
 		}
 	}
 }
+
+// JSON encodes the record as one line of metrics.jsonl (keys sorted,
+// non-finite numbers as strings).
+func (r Record) JSON() ([]byte, error) { return appendRecord(nil, r) }

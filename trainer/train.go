@@ -1,5 +1,3 @@
-//go:build momwip
-
 package trainer
 
 import (
@@ -148,8 +146,8 @@ type trainer struct {
 
 const lossRing = 8
 
-// pending is a step whose losses are on their way to the host.
-type pending struct {
+// inflight is a step whose losses are on their way to the host.
+type inflight struct {
 	step int
 	rb   *gpu.Readback
 	lr   float64
@@ -229,7 +227,15 @@ func (t *trainer) setup() error {
 	if t.evalAt, err = t.eval.State(); err != nil {
 		return err
 	}
-	t.batch = Batch{}
+	p := 0
+	if c.Setting == mom.Transfusion {
+		p = c.PatchDim
+	}
+	b, err := NewBatch(o.Batch, o.SeqLen, p)
+	if err != nil {
+		return err
+	}
+	t.batch = *b
 	return nil
 }
 
@@ -348,7 +354,7 @@ func (t *trainer) noise(b *Batch) error {
 }
 
 // decode waits for a step's losses and returns them (and the grad norm).
-func (t *trainer) decode(p pending) (mom.Losses, float64, error) {
+func (t *trainer) decode(p inflight) (mom.Losses, float64, error) {
 	raw, err := p.rb.Wait()
 	if err != nil {
 		return mom.Losses{}, 0, err
@@ -397,7 +403,7 @@ func (t *trainer) loop(ctx context.Context) (*Result, error) {
 		defer t.progress.Done()
 	}
 	res := &Result{}
-	var queue []pending
+	var queue []inflight
 	slotBytes := int64(4 * (t.m.Cfg.LossSlots() + 1))
 	tokensPerStep := float64(o.Batch * o.SeqLen * o.Accum)
 	lastDone, lastStep := time.Now(), step
@@ -473,7 +479,7 @@ func (t *trainer) loop(ctx context.Context) (*Result, error) {
 		if err != nil {
 			return res, err
 		}
-		queue = append(queue, pending{step: step, rb: rb, lr: lr})
+		queue = append(queue, inflight{step: step, rb: rb, lr: lr})
 		// Read losses two steps late so the GPU is never idle waiting.
 		if err := flush(2); err != nil {
 			return res, err

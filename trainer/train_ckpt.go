@@ -1,5 +1,3 @@
-//go:build momwip
-
 package trainer
 
 import (

@@ -1,5 +1,3 @@
-//go:build momwip
-
 package main
 
 import (
@@ -12,36 +10,11 @@ import (
 	"sort"
 	"strings"
 
-	"mom/gpu"
 	"mom/trainer"
 )
 
 func init() {
 	register(command{"train", "train a Mixture-of-Mamba (or dense Mamba) model", cmdTrain})
-}
-
-// deviceFlags choose the WebGPU runtime and adapter.
-type deviceFlags struct {
-	runtime *string
-	adapter *int
-}
-
-func addDeviceFlags(fs interface {
-	String(string, string, string) *string
-	Int(string, int, string) *int
-}) deviceFlags {
-	return deviceFlags{
-		runtime: fs.String("runtime", "dawn", "WebGPU implementation: dawn or wgpu"),
-		adapter: fs.Int("adapter", -1, "adapter index from `mom devices` (-1: best)"),
-	}
-}
-
-func (f deviceFlags) open() (*gpu.Device, error) {
-	rt, err := gpu.ParseRuntime(*f.runtime)
-	if err != nil {
-		return nil, usagef("%v", err)
-	}
-	return gpu.Open(gpu.Options{Runtime: rt, Adapter: *f.adapter})
 }
 
 func cmdTrain(args []string, stdout, stderr io.Writer) error {
