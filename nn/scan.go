@@ -188,7 +188,7 @@ func scanCheckAliases(op string, ins, outs []*Tensor) error {
 // scanShared is the workgroup memory of scan_bwd (the larger kernel) in bytes.
 func scanShared(p, g, items, n int) int {
 	wg := p * g
-	return 16*wg + 8*g*n + 8*g*p*items + 4*wg + 4*g*n
+	return 16*wg + 8*g*n + 8*g*p*items + 4*wg + 8*g*n
 }
 
 func (s *SelectiveScan) layout(d *gpu.Device, o ScanOptions) error {
@@ -308,13 +308,13 @@ func (s *SelectiveScan) build(d *gpu.Device) error {
 		return fmt.Errorf("nn: %s: %w", op, err)
 	}
 	s.owned = append(s.owned, dims)
-	name := "scan.wgsl"
-	src, err := shaders.ScanSource(s.subgroups)
+	name := fmt.Sprintf("scan.wgsl(items=%d)", s.items)
+	src, err := shaders.ScanSource(s.subgroups, s.items)
 	if err != nil {
 		return err
 	}
 	if s.subgroups {
-		name = "scan.wgsl+subgroups"
+		name = fmt.Sprintf("scan.wgsl(items=%d,subgroups)", s.items)
 	}
 	bind := func(k shaders.Kernel, c gpu.Constants, ts ...*Tensor) (*gpu.BindGroup, error) {
 		g, err := bindVariant(d, k, name, src, c, ts...)

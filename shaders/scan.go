@@ -64,15 +64,24 @@ const ScanDimsWords = 16
 // ScanMaxItems is the most steps per thread per chunk (MAXI in scan.wgsl).
 const ScanMaxItems = 16
 
-// ScanSource returns the text of scan.wgsl for the workgroup-memory row
-// scan (subgroups false: the file as it is) or for the subgroup one: with
-// `enable subgroups;` first, the `//| ` lines of every `//#if subgroups`
-// block uncommented and its `//#else` part dropped.
-func ScanSource(subgroups bool) (string, error) {
+// ScanSource returns the text of scan.wgsl specialised for items steps per
+// thread (the per-thread arrays, MAXI, get exactly that length), for the
+// workgroup-memory row scan (subgroups false) or for the subgroup one: with
+// `enable subgroups;` in place of the first line, the `//| ` lines of every
+// `//#if subgroups` block uncommented and its `//#else` part dropped.
+func ScanSource(subgroups bool, items int) (string, error) {
 	src, err := Source("scan.wgsl")
 	if err != nil {
 		return "", err
 	}
+	if items < 1 || items > ScanMaxItems {
+		return "", fmt.Errorf("shaders: scan.wgsl: %d items per thread, want 1..%d", items, ScanMaxItems)
+	}
+	const maxi = "const MAXI: u32 = 16u;"
+	if !strings.Contains(src, maxi) {
+		return "", fmt.Errorf("shaders: scan.wgsl lacks %q", maxi)
+	}
+	src = strings.Replace(src, maxi, fmt.Sprintf("const MAXI: u32 = %du;", items), 1)
 	if !subgroups {
 		return src, nil
 	}

@@ -98,6 +98,8 @@ struct Dims {
 	off_c: u32,
 }
 
+// The length of the per-thread arrays; shaders.ScanSource sets it to ITEMS so
+// that the arrays are exactly as long as the unrolled loops over them.
 const MAXI: u32 = 16u;
 
 // Row-scan buffers: (a, b) pairs, one per thread, double-buffered.
@@ -105,6 +107,8 @@ var<workgroup> sc0: array<vec2<f32>, WG>;
 var<workgroup> sc1: array<vec2<f32>, WG>;
 // The carried state (forward) or adjoint (backward), (2, G, N) by chunk parity.
 var<workgroup> carry: array<f32, 2u * G * N>;
+// A = -exp(a_log) of the workgroup's channels, (G, N).
+var<workgroup> a_sh: array<f32, G * N>;
 
 fn softplus(x: f32) -> f32 {
 	if (x > 20.0) {
@@ -268,6 +272,7 @@ fn scan_fwd(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: 
 	let dv = dskip[ec];
 	for (var i = tid; i < G * N; i += WG) {
 		carry[i] = 0.0;
+		a_sh[i] = -exp(a_log[min(blk * G + i / N, ED - 1u) * N + i % N]);
 	}
 	workgroupBarrier();
 
@@ -293,7 +298,7 @@ fn scan_fwd(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: 
 		let cur = (ch & 1u) * G * N + g * N;
 		let nxt = ((ch + 1u) & 1u) * G * N + g * N;
 		for (var i = 0u; i < N; i++) {
-			let A = -exp(a_log[ec * N + i]);
+			let A = a_sh[g * N + i];
 			var m = vec2<f32>(1.0, 0.0);
 			for (var k = 0u; k < ITEMS; k++) {
 				let t = t0 + k;
@@ -398,6 +403,7 @@ fn scan_bwd(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: 
 	for (var i = tid; i < G * N; i += WG) {
 		carry[i] = 0.0;
 		dacc[i] = 0.0;
+		a_sh[i] = -exp(wsb[OFF_AL + min(blk * G + i / N, ED - 1u) * N + i % N]);
 	}
 	workgroupBarrier();
 
@@ -447,7 +453,7 @@ fn scan_bwd(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: 
 		let cur = (cc & 1u) * G * N + g * N;
 		let nxt = ((cc + 1u) & 1u) * G * N + g * N;
 		for (var i = 0u; i < N; i++) {
-			let A = -exp(wsb[OFF_AL + ec * N + i]);
+			let A = a_sh[g * N + i];
 			// (1) the states of the chunk, from its start state.
 			var m = vec2<f32>(1.0, 0.0);
 			for (var k = 0u; k < ITEMS; k++) {
@@ -542,7 +548,7 @@ fn scan_bwd(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: 
 		}
 		wsb[OFF_DD + bi * ED + e] = sd;
 		for (var i = 0u; i < N; i++) {
-			wsb[OFF_DA + (bi * ED + e) * N + i] = dacc[g * N + i] * -exp(wsb[OFF_AL + e * N + i]);
+			wsb[OFF_DA + (bi * ED + e) * N + i] = dacc[g * N + i] * a_sh[g * N + i];
 		}
 	}
 }
