@@ -1,0 +1,214 @@
+package mom
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+
+	"mom/gpu"
+)
+
+var (
+	devMu   sync.Mutex
+	devices = map[gpu.Runtime]*gpu.Device{}
+)
+
+// forEachDevice runs fn per runtime of $MOM_RUNTIMES (default both).
+func forEachDevice(t *testing.T, fn func(t *testing.T, d *gpu.Device)) {
+	rts := []gpu.Runtime{gpu.Dawn, gpu.WGPU}
+	if env := os.Getenv("MOM_RUNTIMES"); env != "" {
+		rts = nil
+		for _, s := range strings.Split(env, ",") {
+			rt, err := gpu.ParseRuntime(s)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rts = append(rts, rt)
+		}
+	}
+	for _, rt := range rts {
+		t.Run(string(rt), func(t *testing.T) {
+			devMu.Lock()
+			d, ok := devices[rt]
+			if !ok {
+				var err error
+				if d, err = gpu.Open(gpu.Options{Runtime: rt, Adapter: -1}); err != nil {
+					devMu.Unlock()
+					t.Fatalf("opening a %s device: %v", rt, err)
+				}
+				devices[rt] = d
+			}
+			devMu.Unlock()
+			fn(t, d)
+		})
+	}
+}
+
+// gpuStep uploads params, runs one forward/backward step of the GPU model on
+// b and returns the loss record and every gradient.
+func gpuStep(t *testing.T, d *gpu.Device, c Config, params map[string][]float64, b *Batch, B, L int) ([]float32, map[string][]float32) {
+	t.Helper()
+	m, err := NewModel(d, c, B, L)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Release()
+	for _, p := range m.Params {
+		v := make([]float32, p.Spec.Len())
+		for i, x := range params[p.Spec.Name] {
+			v[i] = float32(x)
+		}
+		if err := p.W.Upload(v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := m.SetBatch(b, 1); err != nil {
+		t.Fatal(err)
+	}
+	lossBuf, err := d.NewBuffer("losses", int64(4*c.LossSlots()), gpu.UsageTensor)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lossBuf.Release()
+	r := d.NewRecorder()
+	m.RecordZeroGrads(r)
+	m.RecordForward(r)
+	m.RecordBackward(r)
+	m.RecordLosses(r, lossBuf, 0)
+	if err := r.Submit(); err != nil {
+		t.Fatal(err)
+	}
+	losses, err := lossBuf.ReadFloat32(0, c.LossSlots())
+	if err != nil {
+		t.Fatal(err)
+	}
+	grads := map[string][]float32{}
+	for _, p := range m.Params {
+		g, err := p.G.Download()
+		if err != nil {
+			t.Fatal(err)
+		}
+		grads[p.Spec.Name] = g
+	}
+	return losses, grads
+}
+
+// float32Params draws parameters that are exactly representable in float32,
+// so the GPU and the float64 reference start from the same numbers.
+func float32Params(c Config, rng *rand.Rand) map[string][]float64 {
+	ps := randomParams(c, rng)
+	for _, v := range ps {
+		for i := range v {
+			v[i] = float64(float32(v[i]))
+		}
+	}
+	return ps
+}
+
+// TestModelMatchesReference: one step of the tiny model on the GPU gives
+// the reference model's losses and every parameter gradient.
+func TestModelMatchesReference(t *testing.T) {
+	forEachDevice(t, func(t *testing.T, d *gpu.Device) {
+		for _, setting := range []Setting{Chameleon, Transfusion, ThreeModal} {
+			for _, splits := range []Splits{{}, AllSplits} {
+				t.Run(fmt.Sprintf("%s/%s", setting, splits), func(t *testing.T) {
+					c, err := Preset("tiny", setting, splits)
+					if err != nil {
+						t.Fatal(err)
+					}
+					const B, L = 2, 24
+					rng := rand.New(rand.NewPCG(11, uint64(len(setting))))
+					b := randomBatch(c, B, L, rng)
+					params := float32Params(c, rng)
+					wantLoss, wantGrads, err := RefStep(c, params, b, B, L, 1)
+					if err != nil {
+						t.Fatal(err)
+					}
+					gotLoss, gotGrads := gpuStep(t, d, c, params, b, B, L)
+					for i := range wantLoss {
+						if math.Abs(float64(gotLoss[i])-wantLoss[i]) > 1e-4*math.Abs(wantLoss[i])+1e-5 {
+							t.Errorf("loss record[%d] = %g, reference %g", i, gotLoss[i], wantLoss[i])
+						}
+					}
+					for _, s := range c.ParamSpecs() {
+						want, got := wantGrads[s.Name], gotGrads[s.Name]
+						scale := 0.0
+						for _, w := range want {
+							scale = math.Max(scale, math.Abs(w))
+						}
+						var num, den float64
+						worst, worstI := 0.0, 0
+						for i := range want {
+							diff := math.Abs(float64(got[i]) - want[i])
+							if math.IsNaN(diff) {
+								t.Fatalf("%s[%d] is NaN", s.Name, i)
+							}
+							num += diff * diff
+							den += want[i] * want[i]
+							if diff > worst {
+								worst, worstI = diff, i
+							}
+						}
+						// float32 kernels against a float64 reference: every
+						// element within 2e-3 of the tensor's largest gradient.
+						if worst > 2e-3*scale+1e-7 {
+							t.Errorf("%s: worst element %d: GPU %g, reference %g (tensor max %g, relative L2 error %.2g)",
+								s.Name, worstI, got[worstI], want[worstI], scale, math.Sqrt(num/math.Max(den, 1e-300)))
+						}
+					}
+				})
+			}
+		}
+	})
+}
+
+// TestTextOnlyBatchZeroGradients: under MoM a text-only batch leaves every
+// image and speech projection gradient exactly zero on the GPU.
+func TestTextOnlyBatchZeroGradients(t *testing.T) {
+	forEachDevice(t, func(t *testing.T, d *gpu.Device) {
+		c, err := Preset("tiny", ThreeModal, AllSplits)
+		if err != nil {
+			t.Fatal(err)
+		}
+		const B, L = 2, 24
+		rng := rand.New(rand.NewPCG(5, 6))
+		b := randomBatch(c, B, L, rng)
+		textEnd := uint32(c.VocabRanges[0][1])
+		for i := range b.Inputs {
+			b.Modality[i], b.TargetModality[i] = 0, 0
+			b.Inputs[i] %= textEnd
+			if b.Targets[i] != IgnoreIndex {
+				b.Targets[i] %= textEnd
+			}
+		}
+		_, grads := gpuStep(t, d, c, float32Params(c, rng), b, B, L)
+		checked := 0
+		for _, s := range c.ParamSpecs() {
+			if s.Groups == 1 {
+				continue
+			}
+			per := s.Len() / s.Groups
+			g := grads[s.Name]
+			for i := per; i < len(g); i++ {
+				if g[i] != 0 {
+					t.Fatalf("%s: modality %d gradient[%d] = %g, want exactly 0", s.Name, i/per, i%per, g[i])
+				}
+			}
+			nonzero := false
+			for _, x := range g[:per] {
+				nonzero = nonzero || x != 0
+			}
+			if !nonzero {
+				t.Errorf("%s: the text weights got no gradient", s.Name)
+			}
+			checked++
+		}
+		if checked != 8*c.Layers { // in x, in z, x dt, x B, x C, dt w, dt b, out
+			t.Errorf("checked %d split tensors, want %d", checked, 8*c.Layers)
+		}
+	})
+}
