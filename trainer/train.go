@@ -34,6 +34,9 @@ type Options struct {
 	CkptEvery, Keep        int // checkpoint every CkptEvery steps, keeping the newest Keep
 	Resume                 bool
 	Data                   string // "synthetic" or a token file
+	// StopAfter, if positive, ends the run (with a checkpoint) after that
+	// step although the schedule runs to Steps: a planned interruption.
+	StopAfter int
 
 	Progress io.Writer // progress bar or log lines (nil: none)
 	Terminal bool      // Progress is a terminal
@@ -145,6 +148,9 @@ type trainer struct {
 }
 
 const lossRing = 8
+
+// testHookAfterStep, when set by a test, runs after each step is submitted.
+var testHookAfterStep func(t *trainer, step int)
 
 // inflight is a step whose losses are on their way to the host.
 type inflight struct {
@@ -436,7 +442,11 @@ func (t *trainer) loop(ctx context.Context) (*Result, error) {
 		}
 		return nil
 	}
-	for step < o.Steps {
+	last := o.Steps
+	if o.StopAfter > 0 && o.StopAfter < last {
+		last = o.StopAfter
+	}
+	for step < last {
 		if err := ctx.Err(); err != nil {
 			if ferr := flush(0); ferr != nil {
 				return res, ferr
@@ -484,7 +494,7 @@ func (t *trainer) loop(ctx context.Context) (*Result, error) {
 		if err := flush(2); err != nil {
 			return res, err
 		}
-		if o.EvalEvery > 0 && (step%o.EvalEvery == 0 || step == o.Steps) {
+		if o.EvalEvery > 0 && (step%o.EvalEvery == 0 || step == last) {
 			if err := flush(0); err != nil {
 				return res, err
 			}
@@ -497,7 +507,10 @@ func (t *trainer) loop(ctx context.Context) (*Result, error) {
 				return res, err
 			}
 		}
-		if o.CkptEvery > 0 && (step%o.CkptEvery == 0 || step == o.Steps) {
+		if testHookAfterStep != nil {
+			testHookAfterStep(t, step)
+		}
+		if o.CkptEvery > 0 && (step%o.CkptEvery == 0 || step == last) {
 			if err := flush(0); err != nil {
 				return res, err
 			}

@@ -39,6 +39,7 @@ func cmdTrain(args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&o.CkptEvery, "ckpt-every", o.CkptEvery, "checkpoint every N steps (0: only at the end)")
 	fs.IntVar(&o.Keep, "keep", o.Keep, "checkpoints to keep")
 	fs.BoolVar(&o.Resume, "resume", false, "continue the run in --out from its latest checkpoint")
+	fs.IntVar(&o.StopAfter, "stop-after", 0, "stop (with a checkpoint) after this step; --resume continues")
 	fs.StringVar(&o.Data, "data", o.Data, "training data: synthetic")
 	viz := fs.Bool("viz", false, "open the live loss window (needs a display)")
 	if err := parse(fs, args); err != nil {
