@@ -1,0 +1,145 @@
+package trainer
+
+import (
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"sort"
+
+	"mom/gpu"
+	"mom/mom"
+)
+
+// GradsLayout documents the tensors of a gradients file for readers in
+// other frameworks.
+const GradsLayout = `Tensors: batch.inputs, batch.modality, batch.targets, batch.target_modality (U32, [b, l]); ` +
+	`in Transfusion batch.noisy_patches and batch.noise (F32, [b, l, p]); loss.total and loss.<modality> (F32, [1]); ` +
+	`param.<name> and grad.<name> (F32) for every parameter. Targets of 0xFFFFFFFF are ignored. ` +
+	`A split projection's weight is [modalities, out, in] and row r of the batch uses weight set modality[r]; ` +
+	`in_proj is stored as in_proj_x and in_proj_z (mamba_ssm's in_proj.weight is their concatenation along out), ` +
+	`x_proj as x_proj_dt, x_proj_B, x_proj_C (concatenated along out). The loss is the mean next-token cross-entropy ` +
+	`over positions with a target (Chameleon, three modalities), or in Transfusion the mean text cross-entropy plus ` +
+	`image_loss_weight times the mean over image positions of the per-position mean squared noise-prediction error; ` +
+	`grad.* is the gradient of loss.total.`
+
+// Grads runs one forward and backward pass of the checkpoint's model on a
+// fixed batch (the start of the synthetic held-out stream, seed 1) and
+// returns the batch, the losses, the parameters and every gradient as
+// safetensors tensors, with metadata describing the layout.
+func Grads(d *gpu.Device, ckpt string, batch, seqLen int) ([]STTensor, map[string]string, error) {
+	c, err := LoadCheckpointAt(ckpt)
+	if err != nil {
+		return nil, nil, err
+	}
+	var cfg mom.Config
+	if err := json.Unmarshal(c.Config, &cfg); err != nil {
+		return nil, nil, fmt.Errorf("grads: checkpoint config: %w", err)
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, nil, fmt.Errorf("grads: checkpoint config: %w", err)
+	}
+	o := DefaultOptions()
+	o.Config, o.Batch, o.SeqLen, o.Seed, o.Out = cfg, batch, seqLen, 1, "grads"
+	if err := o.Validate(); err != nil {
+		return nil, nil, err
+	}
+	t := &trainer{o: o, d: d}
+	defer t.close()
+	if t.m, err = mom.NewModel(d, cfg, batch, seqLen); err != nil {
+		return nil, nil, err
+	}
+	params := map[string]STTensor{}
+	for _, p := range c.Params {
+		params[p.Name] = p
+	}
+	for _, p := range t.m.Params {
+		st, ok := params[p.Spec.Name]
+		if !ok {
+			return nil, nil, fmt.Errorf("grads: checkpoint %s lacks parameter %s", ckpt, p.Spec.Name)
+		}
+		v, err := st.Float32s()
+		if err != nil {
+			return nil, nil, fmt.Errorf("grads: %s: %w", p.Spec.Name, err)
+		}
+		if err := p.W.Upload(v); err != nil {
+			return nil, nil, fmt.Errorf("grads: %s: %w", p.Spec.Name, err)
+		}
+	}
+	_, eval, err := openStreams(o)
+	if err != nil {
+		return nil, nil, err
+	}
+	p := 0
+	if cfg.Setting == mom.Transfusion {
+		p = cfg.PatchDim
+	}
+	b, err := NewBatch(batch, seqLen, p)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := eval.Next(b); err != nil {
+		return nil, nil, err
+	}
+	t.rng = rand.New(rand.NewPCG(1, 0x67726164))
+	if err := t.toModelBatch(b); err != nil {
+		return nil, nil, err
+	}
+	if err := t.m.SetBatch(&t.mb, 1); err != nil {
+		return nil, nil, err
+	}
+	lossBuf, err := d.NewBuffer("losses", int64(4*cfg.LossSlots()), gpu.UsageTensor)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer lossBuf.Release()
+	r := d.NewRecorder()
+	t.m.RecordZeroGrads(r)
+	t.m.RecordForward(r)
+	t.m.RecordBackward(r)
+	t.m.RecordLosses(r, lossBuf, 0)
+	if err := r.Submit(); err != nil {
+		return nil, nil, err
+	}
+	raw, err := lossBuf.ReadFloat32(0, cfg.LossSlots())
+	if err != nil {
+		return nil, nil, err
+	}
+	losses, err := cfg.DecodeLosses(raw)
+	if err != nil {
+		return nil, nil, fmt.Errorf("grads: %w", err)
+	}
+	shape := []int{batch, seqLen}
+	out := []STTensor{
+		U32Tensor("batch.inputs", shape, t.mb.Inputs),
+		U32Tensor("batch.modality", shape, t.mb.Modality),
+		U32Tensor("batch.targets", shape, t.mb.Targets),
+		U32Tensor("batch.target_modality", shape, t.mb.TargetModality),
+		F32Tensor("loss.total", []int{1}, []float32{float32(losses.Total)}),
+	}
+	if cfg.Setting == mom.Transfusion {
+		ps := []int{batch, seqLen, cfg.PatchDim}
+		out = append(out, F32Tensor("batch.noisy_patches", ps, t.mb.NoisyPatches), F32Tensor("batch.noise", ps, t.mb.Noise))
+	}
+	mods := make([]string, 0, len(losses.PerModality))
+	for k := range losses.PerModality {
+		mods = append(mods, k)
+	}
+	sort.Strings(mods)
+	for _, k := range mods {
+		out = append(out, F32Tensor("loss."+k, []int{1}, []float32{float32(losses.PerModality[k])}))
+	}
+	for _, p := range t.m.Params {
+		g, err := p.G.Download()
+		if err != nil {
+			return nil, nil, err
+		}
+		w, err := params[p.Spec.Name].Float32s()
+		if err != nil {
+			return nil, nil, err
+		}
+		out = append(out, F32Tensor("grad."+p.Spec.Name, p.Spec.Shape, g), F32Tensor("param."+p.Spec.Name, p.Spec.Shape, w))
+	}
+	meta := map[string]string{"config": string(cfg.JSON()), "layout": GradsLayout, "checkpoint_step": fmt.Sprint(c.Step),
+		"device": d.String()}
+	return out, meta, nil
+}
