@@ -1,0 +1,104 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"regexp"
+	"text/tabwriter"
+
+	"mom/mom"
+	"mom/nn"
+	"mom/trainer"
+)
+
+func init() {
+	register(command{"bench", "benchmark kernels (`bench kernels`) or training steps, dense vs MoM (`bench step`)", cmdBench})
+}
+
+func cmdBench(args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || (args[0] != "kernels" && args[0] != "step") {
+		return usagef("mom bench kernels|step [flags]")
+	}
+	if args[0] == "kernels" {
+		return benchKernels(args[1:], stdout, stderr)
+	}
+	return benchStep(args[1:], stdout, stderr)
+}
+
+func benchKernels(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("bench kernels", "bench kernels [--size small|large] [--filter REGEXP] [--reps N] [--runtime dawn|wgpu]", stderr)
+	df := addDeviceFlags(fs)
+	size := fs.String("size", "small", "problem sizes: small (fits lavapipe) or large (a real GPU)")
+	filter := fs.String("filter", "", "only cases whose name matches this regular expression")
+	reps := fs.Int("reps", 10, "runs per case, recorded into one submit")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if *size != "small" && *size != "large" {
+		return usagef("--size %q: want small or large", *size)
+	}
+	re, err := regexp.Compile(*filter)
+	if err != nil {
+		return usagef("--filter: %v", err)
+	}
+	d, err := df.open()
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	peak := nn.DevicePeak(d)
+	fmt.Fprintf(stdout, "%s\nroof: %.1f TFLOP/s FP32, %.0f GB/s (%s)\n\n", d, peak.FLOPs/1e12, peak.Bytes/1e9, peak.Source)
+	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "kernel\tms/run\tGFLOP/s\tGB/s\t% of roof\ttimed by\t")
+	for _, c := range nn.BenchCases(nn.BenchSize(*size)) {
+		if !re.MatchString(c.Name) {
+			continue
+		}
+		res, err := nn.RunBench(d, c, *reps, peak)
+		if err != nil {
+			fmt.Fprintf(tw, "%s\terror: %v\t\t\t\t\t\n", c.Name, err)
+			continue
+		}
+		fmt.Fprintf(tw, "%s\t%.3f\t%.1f\t%.1f\t%.1f\t%s\t\n", c.Name, res.Seconds*1e3, res.FLOPRate/1e9, res.ByteRate/1e9, 100*res.PeakFrac, res.Timed)
+		tw.Flush()
+	}
+	return tw.Flush()
+}
+
+func benchStep(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("bench step", "bench step [--preset P --setting S --batch B --seq L --steps N --rounds R] [--runtime dawn|wgpu]", stderr)
+	df := addDeviceFlags(fs)
+	preset := fs.String("preset", "tiny", "model size")
+	setting := fs.String("setting", "three", "chameleon, transfusion or three")
+	batch := fs.Int("batch", 8, "sequences per step")
+	seq := fs.Int("seq", 128, "sequence length")
+	steps := fs.Int("steps", 5, "steps per round")
+	rounds := fs.Int("rounds", 3, "rounds (dense and MoM alternate)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	dense, err := mom.Preset(*preset, mom.Setting(*setting), mom.Splits{})
+	if err != nil {
+		return usagef("%v", err)
+	}
+	moe, _ := mom.Preset(*preset, mom.Setting(*setting), mom.AllSplits)
+	d, err := df.open()
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	res, err := trainer.BenchSteps(d, []mom.Config{dense, moe}, *batch, *seq, *steps, *rounds)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "%s: preset %s, %s setting, batch %d x %d, %d steps each\n", d, *preset, *setting, *batch, *seq, res[0].Steps)
+	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "model\tms/step\ttokens/s\ttrain TFLOP/s\t")
+	for _, r := range res {
+		fmt.Fprintf(tw, "%s\t%.2f\t%.0f\t%.3f\t\n", map[bool]string{true: "dense", false: "MoM (in,x,dt,out)"}[r.Config.Splits.Dense()],
+			r.MsPerStep, r.TokensPerSec, r.FLOPRate/1e12)
+	}
+	tw.Flush()
+	fmt.Fprintf(stdout, "MoM step time / dense step time = %.3f\n", res[1].MsPerStep/res[0].MsPerStep)
+	return nil
+}
