@@ -126,7 +126,10 @@ func NewGroupedLinear(d *gpu.Device, a GroupedLinearArgs) (*GroupedLinear, error
 		gl.plan += "; dx " + gl.dx.plan
 	}
 	// dW, TN per group over the group's rows, cut into slots of chunk rows.
-	tile := gemmTileFor(d, n, k)
+	tile, err := gemmTileFor(d, n, k)
+	if err != nil {
+		return nil, wrap(err)
+	}
 	tiles := CeilDiv(n, tile.bm) * CeilDiv(k, tile.bn)
 	chunk, splits := splitRows(d, tile, rows, tiles, n*k+n)
 	slots := CeilDiv(rows, chunk) + groups - 1
@@ -139,6 +142,9 @@ func NewGroupedLinear(d *gpu.Device, a GroupedLinearArgs) (*GroupedLinear, error
 	kern := shaders.GroupedTN
 	if v4 {
 		kern = shaders.GroupedTNV4
+		if tile.prefetch() {
+			kern = shaders.GroupedTNV4Prefetch
+		}
 	}
 	dwOut := a.DW
 	var scratch *Tensor
@@ -202,13 +208,19 @@ func NewGroupedLinear(d *gpu.Device, a GroupedLinearArgs) (*GroupedLinear, error
 // NN (B (G, kd, nOut)).
 func newGroupedGemm(d *gpu.Device, base func(gemmTile) gpu.Constants, v4 bool, rows, groups, nOut, kd int,
 	bt, hasBias, accum bool, rt *Routing, a, b, bias, c *Tensor) (*gemmCall, error) {
-	t := gemmTileFor(d, rows/groups, nOut)
+	t, err := gemmTileFor(d, rows/groups, nOut)
+	if err != nil {
+		return nil, err
+	}
 	cs := base(t)
 	cs["N"], cs["KD"] = float64(nOut), float64(kd)
 	cs["B_T"], cs["HAS_BIAS"], cs["ACCUM"] = b2f(bt), b2f(hasBias), b2f(accum)
 	k := shaders.GroupedGemm
 	if v4 {
 		k = shaders.GroupedGemmV4
+		if t.prefetch() {
+			k = shaders.GroupedGemmV4Prefetch
+		}
 	}
 	g, err := Bind(d, k, cs, rt.offsets, rt.perm, a, b, bias, c)
 	if err != nil {
@@ -251,3 +263,85 @@ func (g *GroupedLinear) FLOPs() (forward, backward float64) {
 // Plan describes the kernels chosen (tile sizes, vec4 or scalar loads,
 // split-K), for logs and tests.
 func (g *GroupedLinear) Plan() string { return g.plan }
+
+func init() {
+	RegisterBench(func(size BenchSize) []BenchCase {
+		rows, n, k := 1024, 768, 256
+		if size == BenchLarge {
+			rows, n, k = 8192, 3072, 768
+		}
+		const groups = 3
+		f := func(a, b, c int) float64 { return float64(a) * float64(b) * float64(c) }
+		// Modalities 50/30/20, assigned per row at random (the worst case for
+		// the gather).
+		modality := func() []uint32 {
+			m := make([]uint32, rows)
+			s := uint32(7)
+			for i := range m {
+				s = s*1664525 + 1013904223
+				switch u := s >> 24; {
+				case u < 128:
+					m[i] = 0
+				case u < 205:
+					m[i] = 1
+				default:
+					m[i] = 2
+				}
+			}
+			return m
+		}
+		setup := func(d *gpu.Device, backward bool) (*GroupedLinear, func(), error) {
+			ts, release, err := benchTensors(d, map[string][]int{"x": {rows, k}, "w": {groups, n, k}, "y": {rows, n},
+				"dy": {rows, n}, "dx": {rows, k}, "dw": {groups, n, k}})
+			if err != nil {
+				return nil, nil, err
+			}
+			rt, err := NewRouting(d, rows, groups)
+			if err != nil {
+				release()
+				return nil, nil, err
+			}
+			cleanup := func() { rt.Release(); release() }
+			if err := rt.Update(modality()); err != nil {
+				cleanup()
+				return nil, nil, err
+			}
+			a := GroupedLinearArgs{X: ts["x"], W: ts["w"], Y: ts["y"], Routing: rt}
+			if backward {
+				a.DY, a.DW = ts["dy"], ts["dw"]
+			}
+			gl, err := NewGroupedLinear(d, a)
+			if err != nil {
+				cleanup()
+				return nil, nil, err
+			}
+			return gl, cleanup, nil
+		}
+		return []BenchCase{
+			{
+				// Compare with gemm_nt at the same rows, n, k.
+				Name: fmt.Sprintf("grouped_nt/rows=%d,n=%d,k=%d,g=3(50/30/20)", rows, n, k),
+				Setup: func(d *gpu.Device) (*BenchRun, error) {
+					gl, cleanup, err := setup(d, false)
+					if err != nil {
+						return nil, err
+					}
+					return &BenchRun{Record: gl.RecordForward, FLOPs: 2 * f(rows, n, k),
+						Bytes: 4 * (f(rows, k, 1) + f(groups*n, k, 1) + f(rows, n, 1)), Cleanup: cleanup}, nil
+				},
+			},
+			{
+				// The weight gradient per modality (with its reduce); compare with gemm_tn.
+				Name: fmt.Sprintf("grouped_tn/rows=%d,n=%d,k=%d,g=3(50/30/20)", rows, n, k),
+				Setup: func(d *gpu.Device) (*BenchRun, error) {
+					gl, cleanup, err := setup(d, true)
+					if err != nil {
+						return nil, err
+					}
+					return &BenchRun{Record: gl.RecordBackward, FLOPs: 2 * f(rows, n, k),
+						Bytes: 4 * (f(rows, k, 1) + f(rows, n, 1) + 2*f(groups*n, k, 1)), Cleanup: cleanup}, nil
+				},
+			},
+		}
+	})
+}

@@ -294,3 +294,17 @@ func TestGroupedLinearErrors(t *testing.T) {
 		}
 	})
 }
+
+// TestGroupedLinearTiles runs the GPU tiles (register prefetch) of the
+// grouped kernels on whatever device the tests have, by forcing the tile.
+func TestGroupedLinearTiles(t *testing.T) {
+	c := groupedCase{name: "G3 1 absent", groups: 3, n: 136, k: 72, modality: ids(300, 3, 0, 1), bias: true, accY: true}
+	for _, tile := range []string{"128,128,8", "128,128,16"} {
+		t.Run(tile, func(t *testing.T) {
+			t.Setenv(nn.EnvGemmTile, tile)
+			ktest.ForEachDevice(t, func(t *testing.T, d *gpu.Device) {
+				testGrouped(t, d, rand.New(rand.NewSource(4)), c)
+			})
+		})
+	}
+}

@@ -2,6 +2,7 @@ package nn
 
 import (
 	"fmt"
+	"os"
 	"runtime"
 	"sync"
 
@@ -107,7 +108,10 @@ func NewLinear(d *gpu.Device, a LinearArgs) (*Linear, error) {
 	}
 	// dW, TN: dW (N, K) += dY (rows, N)ᵀ · X (rows, K), reduced over rows,
 	// split into chunks of rows when N·K has too few tiles.
-	tile := gemmTileFor(d, n, k)
+	tile, err := gemmTileFor(d, n, k)
+	if err != nil {
+		return nil, wrap(err)
+	}
 	chunk, splits := splitRows(d, tile, rows, CeilDiv(n, tile.bm)*CeilDiv(k, tile.bn), n*k+n)
 	if splits == 1 {
 		l.dw, err = newGemmTile(d, tile, gemmSpec{M: n, N: k, KD: rows, AT: true, BT: true, Accum: true}, a.DY, a.X, a.W, a.DW)
@@ -195,10 +199,10 @@ func leadingRows(op string, x *Tensor, k int) (int, error) {
 // ---- the GEMM kernels of shaders/gemm.wgsl, shared with GroupedLinear ----
 
 // gemmTile is one tile configuration: a workgroup computes bm x bn outputs
-// in reduction steps of bk, each invocation tm x tn of them.
-type gemmTile struct{ bm, bn, bk, tm, tn int }
+// in reduction steps of bk, each invocation 8 x 8 of them.
+type gemmTile struct{ bm, bn, bk int }
 
-func (t gemmTile) invocations() int { return (t.bm / t.tm) * (t.bn / t.tn) }
+func (t gemmTile) invocations() int { return shaders.GemmWorkgroup(t.bm, t.bn)[0] }
 
 // storage is the workgroup memory of the two padded tiles, in bytes.
 func (t gemmTile) storage() int { return 16 * t.bk * (t.bm/4 + 1 + t.bn/4 + 1) }
@@ -210,41 +214,64 @@ func (t gemmTile) fits(d *gpu.Device) bool {
 		t.storage() <= int(l.MaxComputeWorkgroupStorageSize)
 }
 
+// prefetch reports whether the register-prefetch kernels hold the tile's
+// loads (at most 2 vec4 per invocation per operand). They measured faster on
+// the H200 with both runtimes and slower on lavapipe, whose tiles never
+// qualify.
+func (t gemmTile) prefetch() bool { return 8*t.bk <= t.bn && 8*t.bk <= t.bm }
+
 func (t gemmTile) constants() gpu.Constants {
-	return gpu.Constants{"BM": float64(t.bm), "BN": float64(t.bn), "BK": float64(t.bk),
-		"TM": float64(t.tm), "TN": float64(t.tn)}
+	return gpu.Constants{"BM": float64(t.bm), "BN": float64(t.bn), "BK": float64(t.bk)}
 }
 
 func (t gemmTile) String() string {
-	return fmt.Sprintf("%dx%dx%d/%dx%d", t.bm, t.bn, t.bk, t.tm, t.tn)
+	return fmt.Sprintf("%dx%dx%d", t.bm, t.bn, t.bk)
 }
 
-// gemmTileFor picks the tile for an m x n output from the device: 128x128
-// tiles of 8x8 per invocation on a GPU (64 wide along a dimension of 64 or
-// less), 32x32 tiles of 4x4 on a CPU rasteriser (lavapipe), whose workgroups
-// run on few cores and whose registers hold little. Each candidate is checked
-// against the device's limits; the last resort is 16x16 of 4x4.
-func gemmTileFor(d *gpu.Device, m, n int) gemmTile {
+// EnvGemmTile names the environment variable that forces the GEMM tile
+// ("BM,BN,BK": BM and BN multiples of 8, BK a multiple of 4) of the ops built
+// while it is set, for tuning and for tests of the GPU tiles on a CPU.
+const EnvGemmTile = "MOM_GEMM_TILE"
+
+// gemmTileFor picks the tile for an m x n output from the device, as
+// measured (DESIGN.md §3 has the figures): on a GPU 128x128 tiles (256
+// invocations; 64 wide along a dimension of 64 or less) with register
+// prefetch, in steps of 8 through Dawn and 16 through wgpu-native; on a CPU
+// rasteriser (lavapipe) 64x64 tiles of 64 invocations in steps of 16, no
+// prefetch. Each candidate is checked against the device's limits; the last
+// resort is 32x32.
+func gemmTileFor(d *gpu.Device, m, n int) (gemmTile, error) {
+	if e := os.Getenv(EnvGemmTile); e != "" {
+		var t gemmTile
+		if _, err := fmt.Sscanf(e, "%d,%d,%d", &t.bm, &t.bn, &t.bk); err != nil || t.bm <= 0 || t.bn <= 0 || t.bk <= 0 ||
+			t.bm%8 != 0 || t.bn%8 != 0 || t.bk%4 != 0 || !t.fits(d) {
+			return t, fmt.Errorf("%s=%q: want BM,BN,BK with BM, BN multiples of 8 and BK of 4 that fit the device's limits", EnvGemmTile, e)
+		}
+		return t, nil
+	}
 	var cands []gemmTile
 	if d.Info.Type == "CPU" {
-		cands = []gemmTile{{32, 32, 16, 4, 4}}
+		cands = []gemmTile{{64, 64, 16}}
 	} else {
-		bm, tm := 128, 8
+		bk := 16
+		if d.Lib.Runtime == gpu.Dawn {
+			bk = 8
+		}
+		bm, bn := 128, 128
 		if m <= 64 {
-			bm, tm = 64, 4
+			bm = 64
 		}
-		bn, tn := 128, 8
 		if n <= 64 {
-			bn, tn = 64, 4
+			bn = 64
 		}
-		cands = []gemmTile{{bm, bn, 16, tm, tn}, {64, 64, 16, 4, 4}, {32, 32, 16, 4, 4}}
+		cands = []gemmTile{{bm, bn, bk}, {64, 64, 8}}
 	}
 	for _, t := range cands {
 		if t.fits(d) {
-			return t
+			return t, nil
 		}
 	}
-	return gemmTile{16, 16, 16, 4, 4}
+	return gemmTile{32, 32, 16}, nil
 }
 
 // splitRows chooses how to cut a reduction over rows (the weight gradient)
@@ -309,7 +336,11 @@ func (c *gemmCall) record(r *gpu.Recorder) {
 }
 
 func newGemm(d *gpu.Device, s gemmSpec, a, b, bias, c *Tensor) (*gemmCall, error) {
-	return newGemmTile(d, gemmTileFor(d, s.M, s.N), s, a, b, bias, c)
+	t, err := gemmTileFor(d, s.M, s.N)
+	if err != nil {
+		return nil, err
+	}
+	return newGemmTile(d, t, s, a, b, bias, c)
 }
 
 func newGemmTile(d *gpu.Device, t gemmTile, s gemmSpec, a, b, bias, c *Tensor) (*gemmCall, error) {
@@ -319,6 +350,9 @@ func newGemmTile(d *gpu.Device, t gemmTile, s gemmSpec, a, b, bias, c *Tensor) (
 	k := shaders.Gemm
 	if s.vec4() {
 		k = shaders.GemmV4
+		if t.prefetch() {
+			k = shaders.GemmV4Prefetch
+		}
 	}
 	chunk, splits := s.Chunk, s.Splits
 	if splits <= 1 {
@@ -402,4 +436,125 @@ func gemmScratch(d *gpu.Device, elems int) (*Tensor, error) {
 	}
 	scratch[d] = t
 	return t, nil
+}
+
+// ---- benchmarks ----
+
+// benchTensor makes a tensor of uniform values in [-1, 1) (a fixed
+// pattern: contents are irrelevant to speed but must be finite).
+func benchTensor(d *gpu.Device, name string, shape ...int) (*Tensor, error) {
+	t, err := NewTensor(d, name, shape...)
+	if err != nil {
+		return nil, err
+	}
+	v := make([]float32, t.Len())
+	s := uint32(12345)
+	for i := range v {
+		s = s*1664525 + 1013904223
+		v[i] = float32(s>>8)/float32(1<<23) - 1
+	}
+	if err := t.Upload(v); err != nil {
+		t.Release()
+		return nil, err
+	}
+	return t, nil
+}
+
+// benchTensors makes several bench tensors and a cleanup releasing them.
+func benchTensors(d *gpu.Device, shapes map[string][]int) (map[string]*Tensor, func(), error) {
+	ts := map[string]*Tensor{}
+	release := func() {
+		for _, t := range ts {
+			t.Release()
+		}
+	}
+	for name, s := range shapes {
+		t, err := benchTensor(d, name, s...)
+		if err != nil {
+			release()
+			return nil, nil, err
+		}
+		ts[name] = t
+	}
+	return ts, release, nil
+}
+
+func init() {
+	RegisterBench(func(size BenchSize) []BenchCase {
+		cube, rows, n, k := 1024, 1024, 768, 256
+		if size == BenchLarge {
+			cube, rows, n, k = 4096, 8192, 3072, 768
+		}
+		f := func(a, b, c int) float64 { return float64(a) * float64(b) * float64(c) }
+		return []BenchCase{
+			{
+				// Y = X·Wᵀ, the forward of a projection.
+				Name: fmt.Sprintf("gemm_nt/m=%d,n=%d,k=%d", cube, cube, cube),
+				Setup: func(d *gpu.Device) (*BenchRun, error) {
+					ts, release, err := benchTensors(d, map[string][]int{"x": {cube, cube}, "w": {cube, cube}, "y": {cube, cube}})
+					if err != nil {
+						return nil, err
+					}
+					l, err := NewLinear(d, LinearArgs{X: ts["x"], W: ts["w"], Y: ts["y"]})
+					if err != nil {
+						release()
+						return nil, err
+					}
+					return &BenchRun{Record: l.RecordForward, FLOPs: 2 * f(cube, cube, cube),
+						Bytes: 4 * 3 * f(cube, cube, 1), Cleanup: release}, nil
+				},
+			},
+			{
+				// dX = dY·W at a model-like shape.
+				Name: fmt.Sprintf("gemm_nn/rows=%d,n=%d,k=%d", rows, n, k),
+				Setup: func(d *gpu.Device) (*BenchRun, error) {
+					ts, release, err := benchTensors(d, map[string][]int{"dy": {rows, n}, "w": {n, k}, "dx": {rows, k}})
+					if err != nil {
+						return nil, err
+					}
+					c, err := newGemm(d, gemmSpec{M: rows, N: k, KD: n, BT: true}, ts["dy"], ts["w"], ts["w"], ts["dx"])
+					if err != nil {
+						release()
+						return nil, err
+					}
+					return &BenchRun{Record: c.record, FLOPs: 2 * f(rows, n, k),
+						Bytes: 4 * (f(rows, n, 1) + f(n, k, 1) + f(rows, k, 1)), Cleanup: release}, nil
+				},
+			},
+			{
+				// dW += dYᵀ·X (with its split-K reduce when chosen).
+				Name: fmt.Sprintf("gemm_tn/rows=%d,n=%d,k=%d", rows, n, k),
+				Setup: func(d *gpu.Device) (*BenchRun, error) {
+					ts, release, err := benchTensors(d, map[string][]int{"x": {rows, k}, "w": {n, k}, "y": {rows, n}, "dy": {rows, n}, "dw": {n, k}})
+					if err != nil {
+						return nil, err
+					}
+					l, err := NewLinear(d, LinearArgs{X: ts["x"], W: ts["w"], Y: ts["y"], DY: ts["dy"], DW: ts["dw"]})
+					if err != nil {
+						release()
+						return nil, err
+					}
+					return &BenchRun{Record: l.RecordBackward, FLOPs: 2 * f(rows, n, k),
+						Bytes: 4 * (f(rows, n, 1) + f(rows, k, 1) + 2*f(n, k, 1)), Cleanup: release}, nil
+				},
+			},
+			{
+				// The plain forward GEMM of the grouped benchmarks' total size.
+				Name: fmt.Sprintf("gemm_nt/m=%d,n=%d,k=%d", rows, n, k),
+				Setup: func(d *gpu.Device) (*BenchRun, error) {
+					ts, release, err := benchTensors(d, map[string][]int{"x": {rows, k}, "w": {n, k}, "y": {rows, n}})
+					if err != nil {
+						return nil, err
+					}
+					l, err := NewLinear(d, LinearArgs{X: ts["x"], W: ts["w"], Y: ts["y"]})
+					if err != nil {
+						release()
+						return nil, err
+					}
+					return &BenchRun{Record: l.RecordForward, FLOPs: 2 * f(rows, n, k),
+						Bytes: 4 * (f(rows, k, 1) + f(n, k, 1) + f(rows, n, 1)), Cleanup: release}, nil
+				},
+			},
+		}
+	})
 }

@@ -193,3 +193,35 @@ func TestLinearErrors(t *testing.T) {
 		}
 	})
 }
+
+// TestLinearTiles runs the GPU tiles (with their register-prefetch
+// kernels) on whatever device the tests have, lavapipe included, by forcing
+// the tile.
+func TestLinearTiles(t *testing.T) {
+	cases := []linearCase{
+		{rows: 129, n: 136, k: 72, bias: true, accY: true, accDX: true}, // vec4 prefetch, partial tiles
+		{rows: 300, n: 17, k: 33, bias: true},                           // scalar, split dW
+	}
+	for _, tile := range []string{"128,128,8", "128,128,16"} {
+		t.Run(tile, func(t *testing.T) {
+			t.Setenv(nn.EnvGemmTile, tile)
+			ktest.ForEachDevice(t, func(t *testing.T, d *gpu.Device) {
+				rng := rand.New(rand.NewSource(3))
+				for _, c := range cases {
+					t.Run(c.String(), func(t *testing.T) { testLinear(t, d, rng, c) })
+				}
+			})
+		})
+	}
+	t.Run("bad tile", func(t *testing.T) {
+		t.Setenv(nn.EnvGemmTile, "100,128,8")
+		ktest.ForEachDevice(t, func(t *testing.T, d *gpu.Device) {
+			x := ktest.Tensor(t, d, "x", nil, 4, 3)
+			w := ktest.Tensor(t, d, "w", nil, 5, 3)
+			y := ktest.Tensor(t, d, "y", nil, 4, 5)
+			if _, err := nn.NewLinear(d, nn.LinearArgs{X: x, W: w, Y: y}); err == nil || !strings.Contains(err.Error(), nn.EnvGemmTile) {
+				t.Errorf("tile 100,128,8: error %v, want one naming %s", err, nn.EnvGemmTile)
+			}
+		})
+	})
+}

@@ -1,9 +1,9 @@
 package shaders
 
 // gemmTileConstants are the override constants that size a GEMM tile: a
-// workgroup computes BM x BN outputs in reduction steps of BK, each of its
-// (BM/TM)*(BN/TN) invocations TM x TN of them (TM, TN in {4, 8}).
-var gemmTileConstants = []string{"BM", "BN", "BK", "TM", "TN"}
+// workgroup computes BM x BN outputs (multiples of 8) in reduction steps of
+// BK (a multiple of 4), each of its (BM/8)*(BN/8) invocations 8 x 8 of them.
+var gemmTileConstants = []string{"BM", "BN", "BK"}
 
 func gemmConstants(extra ...string) []string {
 	return append(append([]string(nil), extra...), gemmTileConstants...)
@@ -16,9 +16,9 @@ var gemmBindings = []string{
 	"c: C_OFF + (Z, M, N) read_write",
 }
 
-// GemmWorkgroups is the workgroup size of the GEMM kernels for a tile:
-// (BM/TM)*(BN/TN) invocations.
-func GemmWorkgroups(bm, bn, tm, tn int) [3]int { return [3]int{(bm / tm) * (bn / tn), 1, 1} }
+// GemmWorkgroup is the workgroup size of the GEMM kernels for a BM x BN
+// tile: (BM/8)*(BN/8) invocations.
+func GemmWorkgroup(bm, bn int) [3]int { return [3]int{(bm / 8) * (bn / 8), 1, 1} }
 
 var (
 	// Gemm computes C[z] (=|+=) A·B (+ bias) over the reduction chunk z, with
@@ -26,7 +26,7 @@ var (
 	// TN: dW += dYᵀ·X), scalar loads, any shape. Dispatch
 	// ceil(M/BM)*ceil(N/BN) tiles (split over x and y by nn.Grid) by Z
 	// reduction chunks in z. The workgroup size is set by the tile constants
-	// (GemmWorkgroups).
+	// (GemmWorkgroup).
 	Gemm = Kernel{
 		File:      "gemm.wgsl",
 		Entry:     "gemm",
@@ -39,6 +39,15 @@ var (
 	GemmV4 = Kernel{
 		File:      "gemm.wgsl",
 		Entry:     "gemm_v4",
+		Bindings:  gemmBindings,
+		Constants: gemmConstants("M", "N", "KD", "A_T", "B_T", "HAS_BIAS", "ACCUM", "CHUNK"),
+	}
+	// GemmV4Prefetch is GemmV4 with the next step's tiles loaded into
+	// registers during the current step's arithmetic; needs 8*BK <= BN and
+	// 8*BK <= BM.
+	GemmV4Prefetch = Kernel{
+		File:      "gemm.wgsl",
+		Entry:     "gemm_v4p",
 		Bindings:  gemmBindings,
 		Constants: gemmConstants("M", "N", "KD", "A_T", "B_T", "HAS_BIAS", "ACCUM", "CHUNK"),
 	}
@@ -94,6 +103,14 @@ var (
 		Bindings:  groupedGemmBindings,
 		Constants: gemmConstants("ROWS", "G", "N", "KD", "B_T", "HAS_BIAS", "ACCUM"),
 	}
+	// GroupedGemmV4Prefetch is GroupedGemmV4 with register prefetch (as
+	// GemmV4Prefetch; 8*BK <= BM and 8*BK <= BN).
+	GroupedGemmV4Prefetch = Kernel{
+		File:      "gemm_grouped.wgsl",
+		Entry:     "grouped_gemm_v4p",
+		Bindings:  groupedGemmBindings,
+		Constants: gemmConstants("ROWS", "G", "N", "KD", "B_T", "HAS_BIAS", "ACCUM"),
+	}
 	// GroupedTN is the grouped weight gradient dW[g] += Σ_{t in g} dY[t]ᵀ X[t],
 	// each group's rows cut into slots of CHUNK rows: with ACCUM (no split)
 	// each slot adds into dW[g], otherwise it writes its partial and
@@ -110,6 +127,14 @@ var (
 	GroupedTNV4 = Kernel{
 		File:      "gemm_grouped.wgsl",
 		Entry:     "grouped_tn_v4",
+		Bindings:  groupedTNBindings,
+		Constants: gemmConstants("ROWS", "G", "M", "N", "ACCUM", "CHUNK"),
+	}
+	// GroupedTNV4Prefetch is GroupedTNV4 with register prefetch (as
+	// GemmV4Prefetch; 8*BK <= BM and 8*BK <= BN).
+	GroupedTNV4Prefetch = Kernel{
+		File:      "gemm_grouped.wgsl",
+		Entry:     "grouped_tn_v4p",
 		Bindings:  groupedTNBindings,
 		Constants: gemmConstants("ROWS", "G", "M", "N", "ACCUM", "CHUNK"),
 	}

@@ -10,8 +10,9 @@
 //   TN  dW += dYᵀ·X      : A = dY (rows, N), B = X (rows, K)    A_T true,  B_T true
 //
 // One workgroup computes a BM x BN tile of C, walking the reduction in steps
-// of BK through workgroup memory; each invocation owns TM x TN outputs (TM, TN
-// in {4, 8}) held as vec4 registers. Workgroup z reduces over k in
+// of BK through workgroup memory (BM, BN multiples of 8; BK of 4); each of its
+// (BM/8)*(BN/8) invocations owns 8 x 8 outputs held in 16 vec4 registers.
+// Workgroup z reduces over k in
 // [z*CHUNK, min(KD, (z+1)*CHUNK)): with CHUNK < KD (split-K) each z writes its
 // own partial C[z] = C_OFF + z*M*N (plain =), and gemm_reduce sums the partials
 // in order (deterministic: no atomics). Tiles past the edges of M, N and KD
@@ -33,20 +34,14 @@ override C_OFF: u32 = 0u;          // element offset of C[0] in c
 override BM: u32 = 64u;            // tile rows
 override BN: u32 = 64u;            // tile columns
 override BK: u32 = 16u;            // reduction step (a multiple of 4)
-override TM: u32 = 4u;             // outputs per invocation along m (4 or 8)
-override TN: u32 = 4u;             // outputs per invocation along n (4 or 8)
 
-override TY: u32 = BM / TM;
-override TX: u32 = BN / TN;
+override TY: u32 = BM / 8u;        // invocations along m (8 rows each)
+override TX: u32 = BN / 8u;        // invocations along n (8 columns each)
 override WG: u32 = TX * TY;
-override TM4: u32 = TM / 4u;
-override TN4: u32 = TN / 4u;
 override SA: u32 = BM / 4u + 1u;   // row stride of As4 in vec4 (padded against bank conflicts)
 override SB: u32 = BN / 4u + 1u;
 override TILES_M: u32 = (M + BM - 1u) / BM;
 override TILES_N: u32 = (N + BN - 1u) / BN;
-
-const MAXV: u32 = 2u;       // TM4, TN4 <= 2
 
 // Scalar views (entry point gemm).
 @group(0) @binding(0) var<storage, read> a: array<f32>;          // (M, KD) or (KD, M)
@@ -206,85 +201,114 @@ fn load_b4(n0: u32, k0: u32, kend: u32) {
 
 // ---- the inner product over one BK step ----
 
-// acc[(i*4 + r)*TN4 + j] holds C rows m0 + (i*TY + ty)*4 + r, columns
-// n0 + (j*TX + tx)*4 + 0..3.
+// The inner product of one BK step. Invocation (tx, ty) owns the rows
+// m0 + (i*TY + ty)*4 + r (i < 2, r < 4) and columns n0 + (j*TX + tx)*4 + q
+// (j < 2, q < 4): acc[(4*i + r)*2 + j][q]. Unrolled by hand so that acc
+// stays in registers on every compiler.
 fn mma(acc: ptr<function, array<vec4<f32>, 16>>) {
 	for (var kk = 0u; kk < BK; kk++) {
-		var av: array<vec4<f32>, MAXV>;
-		var bv: array<vec4<f32>, MAXV>;
-		for (var i = 0u; i < TM4; i++) {
-			av[i] = As4[kk * SA + i * TY + ty];
-		}
-		for (var j = 0u; j < TN4; j++) {
-			bv[j] = Bs4[kk * SB + j * TX + tx];
-		}
-		for (var i = 0u; i < TM4; i++) {
-			for (var r = 0u; r < 4u; r++) {
-				let x = av[i][r];
-				for (var j = 0u; j < TN4; j++) {
-					let o = (i * 4u + r) * TN4 + j;
-					(*acc)[o] = fma(vec4<f32>(x), bv[j], (*acc)[o]);
-				}
-			}
-		}
+		let a0 = As4[kk * SA + ty];
+		let a1 = As4[kk * SA + TY + ty];
+		let b0 = Bs4[kk * SB + tx];
+		let b1 = Bs4[kk * SB + TX + tx];
+		(*acc)[0] = fma(vec4<f32>(a0.x), b0, (*acc)[0]);
+		(*acc)[1] = fma(vec4<f32>(a0.x), b1, (*acc)[1]);
+		(*acc)[2] = fma(vec4<f32>(a0.y), b0, (*acc)[2]);
+		(*acc)[3] = fma(vec4<f32>(a0.y), b1, (*acc)[3]);
+		(*acc)[4] = fma(vec4<f32>(a0.z), b0, (*acc)[4]);
+		(*acc)[5] = fma(vec4<f32>(a0.z), b1, (*acc)[5]);
+		(*acc)[6] = fma(vec4<f32>(a0.w), b0, (*acc)[6]);
+		(*acc)[7] = fma(vec4<f32>(a0.w), b1, (*acc)[7]);
+		(*acc)[8] = fma(vec4<f32>(a1.x), b0, (*acc)[8]);
+		(*acc)[9] = fma(vec4<f32>(a1.x), b1, (*acc)[9]);
+		(*acc)[10] = fma(vec4<f32>(a1.y), b0, (*acc)[10]);
+		(*acc)[11] = fma(vec4<f32>(a1.y), b1, (*acc)[11]);
+		(*acc)[12] = fma(vec4<f32>(a1.z), b0, (*acc)[12]);
+		(*acc)[13] = fma(vec4<f32>(a1.z), b1, (*acc)[13]);
+		(*acc)[14] = fma(vec4<f32>(a1.w), b0, (*acc)[14]);
+		(*acc)[15] = fma(vec4<f32>(a1.w), b1, (*acc)[15]);
 	}
 }
 
 // ---- stores ----
 
-fn store(acc: ptr<function, array<vec4<f32>, 16>>, t: Tile, z: u32) {
-	let base = C_OFF + z * M * N;
-	for (var i = 0u; i < TM4; i++) {
-		for (var r = 0u; r < 4u; r++) {
-			let m = t.m0 + (i * TY + ty) * 4u + r;
-			if (m >= M) {
-				continue;
+// The row of acc index r (< 8) of this invocation.
+fn row_of(r: u32) -> u32 {
+	return ((r / 4u) * TY + ty) * 4u + r % 4u;
+}
+
+// put stores C[o + q] for q < 4 and n + q < N (scalar path).
+fn put(o: u32, n: u32, v: vec4<f32>) {
+	for (var q = 0u; q < 4u; q++) {
+		if (n + q < N) {
+			var y = v[q];
+			if (HAS_BIAS) {
+				y += bias[n + q];
 			}
-			for (var j = 0u; j < TN4; j++) {
-				let v = (*acc)[(i * 4u + r) * TN4 + j];
-				let n = t.n0 + (j * TX + tx) * 4u;
-				for (var q = 0u; q < 4u; q++) {
-					if (n + q < N) {
-						let o = base + m * N + n + q;
-						var y = v[q];
-						if (HAS_BIAS) {
-							y += bias[n + q];
-						}
-						if (ACCUM) {
-							y += c[o];
-						}
-						c[o] = y;
-					}
-				}
+			if (ACCUM) {
+				y += c[o + q];
 			}
+			c[o + q] = y;
 		}
 	}
 }
 
+// put4 stores the vec4 C[o .. o+3] if n < N (N is a multiple of 4).
+fn put4(o: u32, n: u32, v: vec4<f32>) {
+	if (n < N) {
+		var y = v;
+		if (HAS_BIAS) {
+			y += vec4<f32>(bias[n], bias[n + 1u], bias[n + 2u], bias[n + 3u]);
+		}
+		if (ACCUM) {
+			y += c4[o / 4u];
+		}
+		c4[o / 4u] = y;
+	}
+}
+
+fn store_row(r: u32, v0: vec4<f32>, v1: vec4<f32>, t: Tile, base: u32) {
+	let m = t.m0 + row_of(r);
+	if (m < M) {
+		let n0 = t.n0 + tx * 4u;
+		let n1 = t.n0 + (TX + tx) * 4u;
+		put(base + m * N + n0, n0, v0);
+		put(base + m * N + n1, n1, v1);
+	}
+}
+
+fn store_row4(r: u32, v0: vec4<f32>, v1: vec4<f32>, t: Tile, base: u32) {
+	let m = t.m0 + row_of(r);
+	if (m < M) {
+		let n0 = t.n0 + tx * 4u;
+		let n1 = t.n0 + (TX + tx) * 4u;
+		put4(base + m * N + n0, n0, v0);
+		put4(base + m * N + n1, n1, v1);
+	}
+}
+
+fn store(acc: ptr<function, array<vec4<f32>, 16>>, t: Tile, z: u32) {
+	let base = C_OFF + z * M * N;
+	store_row(0u, (*acc)[0], (*acc)[1], t, base);
+	store_row(1u, (*acc)[2], (*acc)[3], t, base);
+	store_row(2u, (*acc)[4], (*acc)[5], t, base);
+	store_row(3u, (*acc)[6], (*acc)[7], t, base);
+	store_row(4u, (*acc)[8], (*acc)[9], t, base);
+	store_row(5u, (*acc)[10], (*acc)[11], t, base);
+	store_row(6u, (*acc)[12], (*acc)[13], t, base);
+	store_row(7u, (*acc)[14], (*acc)[15], t, base);
+}
+
 fn store4(acc: ptr<function, array<vec4<f32>, 16>>, t: Tile, z: u32) {
 	let base = C_OFF + z * M * N;
-	for (var i = 0u; i < TM4; i++) {
-		for (var r = 0u; r < 4u; r++) {
-			let m = t.m0 + (i * TY + ty) * 4u + r;
-			if (m >= M) {
-				continue;
-			}
-			for (var j = 0u; j < TN4; j++) {
-				let n = t.n0 + (j * TX + tx) * 4u;
-				if (n < N) {
-					let o = (base + m * N + n) / 4u;
-					var y = (*acc)[(i * 4u + r) * TN4 + j];
-					if (HAS_BIAS) {
-						y += vec4<f32>(bias[n], bias[n + 1u], bias[n + 2u], bias[n + 3u]);
-					}
-					if (ACCUM) {
-						y += c4[o];
-					}
-					c4[o] = y;
-				}
-			}
-		}
-	}
+	store_row4(0u, (*acc)[0], (*acc)[1], t, base);
+	store_row4(1u, (*acc)[2], (*acc)[3], t, base);
+	store_row4(2u, (*acc)[4], (*acc)[5], t, base);
+	store_row4(3u, (*acc)[6], (*acc)[7], t, base);
+	store_row4(4u, (*acc)[8], (*acc)[9], t, base);
+	store_row4(5u, (*acc)[10], (*acc)[11], t, base);
+	store_row4(6u, (*acc)[12], (*acc)[13], t, base);
+	store_row4(7u, (*acc)[14], (*acc)[15], t, base);
 }
 
 @compute @workgroup_size(WG)
@@ -317,6 +341,131 @@ fn gemm_v4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: v
 		load_a4(t.m0, k0, t.kend);
 		load_b4(t.n0, k0, t.kend);
 		workgroupBarrier();
+		mma(&acc);
+		workgroupBarrier();
+	}
+	store4(&acc, t, wg.z);
+}
+
+// ---- vec4 loads with register prefetch (gemm_v4p) ----
+// The next step's tiles are loaded from memory into registers before the
+// current step's inner product and stored to workgroup memory after it, so
+// that the load latency hides behind the arithmetic. Each invocation holds
+// at most two vec4 of each operand (ra0, ra1, rb0, rb1): needs
+// BM*BK/4 <= 2*WG and BN*BK/4 <= 2*WG, i.e. 8*BK <= BN and 8*BK <= BM.
+
+var<private> ra0: vec4<f32>;
+var<private> ra1: vec4<f32>;
+var<private> rb0: vec4<f32>;
+var<private> rb1: vec4<f32>;
+
+fn fetch_a4(e: u32, m0: u32, k0: u32, kend: u32) -> vec4<f32> {
+	var v = vec4<f32>(0.0);
+	if (e < BM * BK / 4u) {
+		if (A_T) {
+			let gm = m0 + 4u * (e % (BM / 4u));
+			let gk = k0 + e / (BM / 4u);
+			if (gm < M && gk < kend) {
+				v = a4[(gk * M + gm) / 4u];
+			}
+		} else {
+			let gm = m0 + e / (BK / 4u);
+			let gk = k0 + 4u * (e % (BK / 4u));
+			if (gm < M && gk < kend) {
+				v = a4[(gm * KD + gk) / 4u];
+			}
+		}
+	}
+	return v;
+}
+
+fn fetch_b4(e: u32, n0: u32, k0: u32, kend: u32) -> vec4<f32> {
+	var v = vec4<f32>(0.0);
+	if (e < BN * BK / 4u) {
+		if (B_T) {
+			let gn = n0 + 4u * (e % (BN / 4u));
+			let gk = k0 + e / (BN / 4u);
+			if (gn < N && gk < kend) {
+				v = b4[(gk * N + gn) / 4u];
+			}
+		} else {
+			let gn = n0 + e / (BK / 4u);
+			let gk = k0 + 4u * (e % (BK / 4u));
+			if (gn < N && gk < kend) {
+				v = b4[(gn * KD + gk) / 4u];
+			}
+		}
+	}
+	return v;
+}
+
+fn stash_a4(e: u32, v: vec4<f32>) {
+	if (e < BM * BK / 4u) {
+		if (A_T) {
+			As4[(e / (BM / 4u)) * SA + e % (BM / 4u)] = v;
+		} else {
+			let m = e / (BK / 4u);
+			let s = 4u * (e % (BK / 4u)) * SA + m / 4u;
+			let q = m % 4u;
+			As4[s][q] = v.x;
+			As4[s + SA][q] = v.y;
+			As4[s + 2u * SA][q] = v.z;
+			As4[s + 3u * SA][q] = v.w;
+		}
+	}
+}
+
+fn stash_b4(e: u32, v: vec4<f32>) {
+	if (e < BN * BK / 4u) {
+		if (B_T) {
+			Bs4[(e / (BN / 4u)) * SB + e % (BN / 4u)] = v;
+		} else {
+			let n = e / (BK / 4u);
+			let s = 4u * (e % (BK / 4u)) * SB + n / 4u;
+			let q = n % 4u;
+			Bs4[s][q] = v.x;
+			Bs4[s + SB][q] = v.y;
+			Bs4[s + 2u * SB][q] = v.z;
+			Bs4[s + 3u * SB][q] = v.w;
+		}
+	}
+}
+
+fn fetch4(m0: u32, n0: u32, k0: u32, kend: u32) {
+	ra0 = fetch_a4(li, m0, k0, kend);
+	if (BM * BK / 4u > WG) {
+		ra1 = fetch_a4(li + WG, m0, k0, kend);
+	}
+	rb0 = fetch_b4(li, n0, k0, kend);
+	if (BN * BK / 4u > WG) {
+		rb1 = fetch_b4(li + WG, n0, k0, kend);
+	}
+}
+
+fn stash4() {
+	stash_a4(li, ra0);
+	if (BM * BK / 4u > WG) {
+		stash_a4(li + WG, ra1);
+	}
+	stash_b4(li, rb0);
+	if (BN * BK / 4u > WG) {
+		stash_b4(li + WG, rb1);
+	}
+}
+
+@compute @workgroup_size(WG)
+fn gemm_v4p(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+	@builtin(local_invocation_index) lid: u32) {
+	let t = tile_of(wg, nwg, lid);
+	if (!t.ok) {
+		return;
+	}
+	var acc: array<vec4<f32>, 16>;
+	fetch4(t.m0, t.n0, t.kbeg, t.kend);
+	for (var k0 = t.kbeg; k0 < t.kend; k0 += BK) {
+		stash4();
+		workgroupBarrier();
+		fetch4(t.m0, t.n0, k0 + BK, t.kend);
 		mma(&acc);
 		workgroupBarrier();
 	}

@@ -18,8 +18,8 @@
 //   grouped_reduce     dst[g] += the partials of group g, in order; an empty group
 //                      is left untouched.
 //
-// The tile machinery (BM x BN tiles, BK steps, TM x TN vec4 registers per
-// invocation, padded workgroup tiles) is that of gemm.wgsl.
+// The tile machinery (BM x BN tiles, BK steps, 8 x 8 outputs in vec4
+// registers per invocation, padded workgroup tiles) is that of gemm.wgsl.
 
 override ROWS: u32 = 1u;             // rows of the batch
 override G: u32 = 1u;                // modalities
@@ -34,20 +34,15 @@ override C_OFF: u32 = 0u;            // element offset of the partials in c
 override BM: u32 = 64u;
 override BN: u32 = 64u;
 override BK: u32 = 16u;
-override TM: u32 = 4u;
-override TN: u32 = 4u;
 
-override TY: u32 = BM / TM;
-override TX: u32 = BN / TN;
+override TY: u32 = BM / 8u;
+override TX: u32 = BN / 8u;
 override WG: u32 = TX * TY;
-override TM4: u32 = TM / 4u;
-override TN4: u32 = TN / 4u;
 override SA: u32 = BM / 4u + 1u;
 override SB: u32 = BN / 4u + 1u;
 override TILES_N: u32 = (N + BN - 1u) / BN;
 override TILES_TN: u32 = ((M + BM - 1u) / BM) * TILES_N;
 
-const MAXV: u32 = 2u;
 const NONE: u32 = 0xffffffffu;
 
 // Routing tables: offsets in every entry point, perm in all but grouped_reduce.
@@ -126,24 +121,31 @@ fn setup(lid: u32) {
 
 fn mma(acc: ptr<function, array<vec4<f32>, 16>>) {
 	for (var kk = 0u; kk < BK; kk++) {
-		var av: array<vec4<f32>, MAXV>;
-		var bv: array<vec4<f32>, MAXV>;
-		for (var i = 0u; i < TM4; i++) {
-			av[i] = As4[kk * SA + i * TY + ty];
-		}
-		for (var j = 0u; j < TN4; j++) {
-			bv[j] = Bs4[kk * SB + j * TX + tx];
-		}
-		for (var i = 0u; i < TM4; i++) {
-			for (var r = 0u; r < 4u; r++) {
-				let v = av[i][r];
-				for (var j = 0u; j < TN4; j++) {
-					let o = (i * 4u + r) * TN4 + j;
-					(*acc)[o] = fma(vec4<f32>(v), bv[j], (*acc)[o]);
-				}
-			}
-		}
+		let a0 = As4[kk * SA + ty];
+		let a1 = As4[kk * SA + TY + ty];
+		let b0 = Bs4[kk * SB + tx];
+		let b1 = Bs4[kk * SB + TX + tx];
+		(*acc)[0] = fma(vec4<f32>(a0.x), b0, (*acc)[0]);
+		(*acc)[1] = fma(vec4<f32>(a0.x), b1, (*acc)[1]);
+		(*acc)[2] = fma(vec4<f32>(a0.y), b0, (*acc)[2]);
+		(*acc)[3] = fma(vec4<f32>(a0.y), b1, (*acc)[3]);
+		(*acc)[4] = fma(vec4<f32>(a0.z), b0, (*acc)[4]);
+		(*acc)[5] = fma(vec4<f32>(a0.z), b1, (*acc)[5]);
+		(*acc)[6] = fma(vec4<f32>(a0.w), b0, (*acc)[6]);
+		(*acc)[7] = fma(vec4<f32>(a0.w), b1, (*acc)[7]);
+		(*acc)[8] = fma(vec4<f32>(a1.x), b0, (*acc)[8]);
+		(*acc)[9] = fma(vec4<f32>(a1.x), b1, (*acc)[9]);
+		(*acc)[10] = fma(vec4<f32>(a1.y), b0, (*acc)[10]);
+		(*acc)[11] = fma(vec4<f32>(a1.y), b1, (*acc)[11]);
+		(*acc)[12] = fma(vec4<f32>(a1.z), b0, (*acc)[12]);
+		(*acc)[13] = fma(vec4<f32>(a1.z), b1, (*acc)[13]);
+		(*acc)[14] = fma(vec4<f32>(a1.w), b0, (*acc)[14]);
+		(*acc)[15] = fma(vec4<f32>(a1.w), b1, (*acc)[15]);
 	}
+}
+
+fn row_of(r: u32) -> u32 {
+	return ((r / 4u) * TY + ty) * 4u + r % 4u;
 }
 
 // ---- grouped_gemm: rows gathered through perm ----
@@ -243,58 +245,77 @@ fn gg_load4(boff: u32, n0: u32, k0: u32) {
 	}
 }
 
-fn gg_store(acc: ptr<function, array<vec4<f32>, 16>>, g: u32, n0: u32) {
-	for (var i = 0u; i < TM4; i++) {
-		for (var r = 0u; r < 4u; r++) {
-			let t = rowid[(i * TY + ty) * 4u + r];
-			if (t == NONE) {
-				continue;
+// gg_put stores C[o + q] for q < 4 and n + q < N, with group g's bias.
+fn gg_put(o: u32, n: u32, g: u32, v: vec4<f32>) {
+	for (var q = 0u; q < 4u; q++) {
+		if (n + q < N) {
+			var y = v[q];
+			if (HAS_BIAS) {
+				y += bias[g * N + n + q];
 			}
-			for (var j = 0u; j < TN4; j++) {
-				let v = (*acc)[(i * 4u + r) * TN4 + j];
-				let n = n0 + (j * TX + tx) * 4u;
-				for (var q = 0u; q < 4u; q++) {
-					if (n + q < N) {
-						let o = t * N + n + q;
-						var y = v[q];
-						if (HAS_BIAS) {
-							y += bias[g * N + n + q];
-						}
-						if (ACCUM) {
-							y += c[o];
-						}
-						c[o] = y;
-					}
-				}
+			if (ACCUM) {
+				y += c[o + q];
 			}
+			c[o + q] = y;
 		}
 	}
 }
 
-fn gg_store4(acc: ptr<function, array<vec4<f32>, 16>>, g: u32, n0: u32) {
-	for (var i = 0u; i < TM4; i++) {
-		for (var r = 0u; r < 4u; r++) {
-			let t = rowid[(i * TY + ty) * 4u + r];
-			if (t == NONE) {
-				continue;
-			}
-			for (var j = 0u; j < TN4; j++) {
-				let n = n0 + (j * TX + tx) * 4u;
-				if (n < N) {
-					let o = (t * N + n) / 4u;
-					var y = (*acc)[(i * 4u + r) * TN4 + j];
-					if (HAS_BIAS) {
-						let bo = g * N + n;
-						y += vec4<f32>(bias[bo], bias[bo + 1u], bias[bo + 2u], bias[bo + 3u]);
-					}
-					if (ACCUM) {
-						y += c4[o];
-					}
-					c4[o] = y;
-				}
-			}
+fn gg_put4(o: u32, n: u32, g: u32, v: vec4<f32>) {
+	if (n < N) {
+		var y = v;
+		if (HAS_BIAS) {
+			let bo = g * N + n;
+			y += vec4<f32>(bias[bo], bias[bo + 1u], bias[bo + 2u], bias[bo + 3u]);
 		}
+		if (ACCUM) {
+			y += c4[o / 4u];
+		}
+		c4[o / 4u] = y;
 	}
+}
+
+// gg_row scatters the row of acc index r back to its row t of C.
+fn gg_row(r: u32, v0: vec4<f32>, v1: vec4<f32>, g: u32, n0: u32) {
+	let t = rowid[row_of(r)];
+	if (t != NONE) {
+		let na = n0 + tx * 4u;
+		let nb = n0 + (TX + tx) * 4u;
+		gg_put(t * N + na, na, g, v0);
+		gg_put(t * N + nb, nb, g, v1);
+	}
+}
+
+fn gg_row4(r: u32, v0: vec4<f32>, v1: vec4<f32>, g: u32, n0: u32) {
+	let t = rowid[row_of(r)];
+	if (t != NONE) {
+		let na = n0 + tx * 4u;
+		let nb = n0 + (TX + tx) * 4u;
+		gg_put4(t * N + na, na, g, v0);
+		gg_put4(t * N + nb, nb, g, v1);
+	}
+}
+
+fn gg_store(acc: ptr<function, array<vec4<f32>, 16>>, g: u32, n0: u32) {
+	gg_row(0u, (*acc)[0], (*acc)[1], g, n0);
+	gg_row(1u, (*acc)[2], (*acc)[3], g, n0);
+	gg_row(2u, (*acc)[4], (*acc)[5], g, n0);
+	gg_row(3u, (*acc)[6], (*acc)[7], g, n0);
+	gg_row(4u, (*acc)[8], (*acc)[9], g, n0);
+	gg_row(5u, (*acc)[10], (*acc)[11], g, n0);
+	gg_row(6u, (*acc)[12], (*acc)[13], g, n0);
+	gg_row(7u, (*acc)[14], (*acc)[15], g, n0);
+}
+
+fn gg_store4(acc: ptr<function, array<vec4<f32>, 16>>, g: u32, n0: u32) {
+	gg_row4(0u, (*acc)[0], (*acc)[1], g, n0);
+	gg_row4(1u, (*acc)[2], (*acc)[3], g, n0);
+	gg_row4(2u, (*acc)[4], (*acc)[5], g, n0);
+	gg_row4(3u, (*acc)[6], (*acc)[7], g, n0);
+	gg_row4(4u, (*acc)[8], (*acc)[9], g, n0);
+	gg_row4(5u, (*acc)[10], (*acc)[11], g, n0);
+	gg_row4(6u, (*acc)[12], (*acc)[13], g, n0);
+	gg_row4(7u, (*acc)[14], (*acc)[15], g, n0);
 }
 
 // Dispatch (ceil(ROWS/BM) + G - 1) row-tile slots x ceil(N/BN) column tiles
@@ -405,51 +426,68 @@ fn tn_base(g: u32, z: u32) -> u32 {
 	return C_OFF + z * M * N;
 }
 
-fn tn_store(acc: ptr<function, array<vec4<f32>, 16>>, m0: u32, n0: u32, base: u32) {
-	for (var i = 0u; i < TM4; i++) {
-		for (var r = 0u; r < 4u; r++) {
-			let m = m0 + (i * TY + ty) * 4u + r;
-			if (m >= M) {
-				continue;
+fn tn_put(o: u32, n: u32, v: vec4<f32>) {
+	for (var q = 0u; q < 4u; q++) {
+		if (n + q < N) {
+			var y = v[q];
+			if (ACCUM) {
+				y += dw[o + q];
 			}
-			for (var j = 0u; j < TN4; j++) {
-				let v = (*acc)[(i * 4u + r) * TN4 + j];
-				let n = n0 + (j * TX + tx) * 4u;
-				for (var q = 0u; q < 4u; q++) {
-					if (n + q < N) {
-						let o = base + m * N + n + q;
-						var y = v[q];
-						if (ACCUM) {
-							y += dw[o];
-						}
-						dw[o] = y;
-					}
-				}
-			}
+			dw[o + q] = y;
 		}
 	}
 }
 
-fn tn_store4(acc: ptr<function, array<vec4<f32>, 16>>, m0: u32, n0: u32, base: u32) {
-	for (var i = 0u; i < TM4; i++) {
-		for (var r = 0u; r < 4u; r++) {
-			let m = m0 + (i * TY + ty) * 4u + r;
-			if (m >= M) {
-				continue;
-			}
-			for (var j = 0u; j < TN4; j++) {
-				let n = n0 + (j * TX + tx) * 4u;
-				if (n < N) {
-					let o = (base + m * N + n) / 4u;
-					var y = (*acc)[(i * 4u + r) * TN4 + j];
-					if (ACCUM) {
-						y += dw4[o];
-					}
-					dw4[o] = y;
-				}
-			}
+fn tn_put4(o: u32, n: u32, v: vec4<f32>) {
+	if (n < N) {
+		var y = v;
+		if (ACCUM) {
+			y += dw4[o / 4u];
 		}
+		dw4[o / 4u] = y;
 	}
+}
+
+fn tn_row(r: u32, v0: vec4<f32>, v1: vec4<f32>, m0: u32, n0: u32, base: u32) {
+	let m = m0 + row_of(r);
+	if (m < M) {
+		let na = n0 + tx * 4u;
+		let nb = n0 + (TX + tx) * 4u;
+		tn_put(base + m * N + na, na, v0);
+		tn_put(base + m * N + nb, nb, v1);
+	}
+}
+
+fn tn_row4(r: u32, v0: vec4<f32>, v1: vec4<f32>, m0: u32, n0: u32, base: u32) {
+	let m = m0 + row_of(r);
+	if (m < M) {
+		let na = n0 + tx * 4u;
+		let nb = n0 + (TX + tx) * 4u;
+		tn_put4(base + m * N + na, na, v0);
+		tn_put4(base + m * N + nb, nb, v1);
+	}
+}
+
+fn tn_store(acc: ptr<function, array<vec4<f32>, 16>>, m0: u32, n0: u32, base: u32) {
+	tn_row(0u, (*acc)[0], (*acc)[1], m0, n0, base);
+	tn_row(1u, (*acc)[2], (*acc)[3], m0, n0, base);
+	tn_row(2u, (*acc)[4], (*acc)[5], m0, n0, base);
+	tn_row(3u, (*acc)[6], (*acc)[7], m0, n0, base);
+	tn_row(4u, (*acc)[8], (*acc)[9], m0, n0, base);
+	tn_row(5u, (*acc)[10], (*acc)[11], m0, n0, base);
+	tn_row(6u, (*acc)[12], (*acc)[13], m0, n0, base);
+	tn_row(7u, (*acc)[14], (*acc)[15], m0, n0, base);
+}
+
+fn tn_store4(acc: ptr<function, array<vec4<f32>, 16>>, m0: u32, n0: u32, base: u32) {
+	tn_row4(0u, (*acc)[0], (*acc)[1], m0, n0, base);
+	tn_row4(1u, (*acc)[2], (*acc)[3], m0, n0, base);
+	tn_row4(2u, (*acc)[4], (*acc)[5], m0, n0, base);
+	tn_row4(3u, (*acc)[6], (*acc)[7], m0, n0, base);
+	tn_row4(4u, (*acc)[8], (*acc)[9], m0, n0, base);
+	tn_row4(5u, (*acc)[10], (*acc)[11], m0, n0, base);
+	tn_row4(6u, (*acc)[12], (*acc)[13], m0, n0, base);
+	tn_row4(7u, (*acc)[14], (*acc)[15], m0, n0, base);
 }
 
 // Dispatch ceil(M/BM)*ceil(N/BN) tiles (nn.Grid over x and y) by
@@ -490,6 +528,203 @@ fn grouped_tn_v4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) 
 	for (var k0 = sp.p0; k0 < sp.p1; k0 += BK) {
 		tn_load4(m0, n0, k0, sp.p1);
 		workgroupBarrier();
+		mma(&acc);
+		workgroupBarrier();
+	}
+	tn_store4(&acc, m0, n0, tn_base(sp.g, wg.z));
+}
+
+// ---- vec4 loads with register prefetch (grouped_gemm_v4p, grouped_tn_v4p) ----
+// As gemm_v4p in gemm.wgsl: the next step's tiles wait in registers (at most
+// two vec4 per operand: 8*BK <= BM and 8*BK <= BN) during the current
+// step's inner product.
+
+var<private> ra0: vec4<f32>;
+var<private> ra1: vec4<f32>;
+var<private> rb0: vec4<f32>;
+var<private> rb1: vec4<f32>;
+
+// A of grouped_gemm: row rowid[m], contiguous along k (stored transposed).
+fn gg_fetch_a(e: u32, k0: u32) -> vec4<f32> {
+	var v = vec4<f32>(0.0);
+	if (e < BM * BK / 4u) {
+		let t = rowid[e / (BK / 4u)];
+		let gk = k0 + 4u * (e % (BK / 4u));
+		if (t != NONE && gk < KD) {
+			v = a4[(t * KD + gk) / 4u];
+		}
+	}
+	return v;
+}
+
+fn gg_fetch_b(e: u32, boff: u32, n0: u32, k0: u32) -> vec4<f32> {
+	var v = vec4<f32>(0.0);
+	if (e < BN * BK / 4u) {
+		if (B_T) {
+			let gn = n0 + 4u * (e % (BN / 4u));
+			let gk = k0 + e / (BN / 4u);
+			if (gn < N && gk < KD) {
+				v = b4[(boff + gk * N + gn) / 4u];
+			}
+		} else {
+			let gn = n0 + e / (BK / 4u);
+			let gk = k0 + 4u * (e % (BK / 4u));
+			if (gn < N && gk < KD) {
+				v = b4[(boff + gn * KD + gk) / 4u];
+			}
+		}
+	}
+	return v;
+}
+
+// tn_fetch_a: A(m, p) = dy[perm[p]*M + m], contiguous along m.
+fn tn_fetch_a(e: u32, m0: u32, k0: u32, p1: u32) -> vec4<f32> {
+	var v = vec4<f32>(0.0);
+	if (e < BM * BK / 4u) {
+		let gm = m0 + 4u * (e % (BM / 4u));
+		let p = k0 + e / (BM / 4u);
+		if (gm < M && p < p1) {
+			v = dy4[(perm[p] * M + gm) / 4u];
+		}
+	}
+	return v;
+}
+
+// tn_fetch_b: B(p, n) = x[perm[p]*N + n], contiguous along n.
+fn tn_fetch_b(e: u32, n0: u32, k0: u32, p1: u32) -> vec4<f32> {
+	var v = vec4<f32>(0.0);
+	if (e < BN * BK / 4u) {
+		let gn = n0 + 4u * (e % (BN / 4u));
+		let p = k0 + e / (BN / 4u);
+		if (gn < N && p < p1) {
+			v = x4[(perm[p] * N + gn) / 4u];
+		}
+	}
+	return v;
+}
+
+// stash_a_t stores a vec4 of A that runs along k (transposed into As4);
+// stash_a_n one that runs along m.
+fn stash_a_t(e: u32, v: vec4<f32>) {
+	if (e < BM * BK / 4u) {
+		let m = e / (BK / 4u);
+		let s = 4u * (e % (BK / 4u)) * SA + m / 4u;
+		let q = m % 4u;
+		As4[s][q] = v.x;
+		As4[s + SA][q] = v.y;
+		As4[s + 2u * SA][q] = v.z;
+		As4[s + 3u * SA][q] = v.w;
+	}
+}
+
+fn stash_a_n(e: u32, v: vec4<f32>) {
+	if (e < BM * BK / 4u) {
+		As4[(e / (BM / 4u)) * SA + e % (BM / 4u)] = v;
+	}
+}
+
+// stash_b stores a vec4 of B that runs along n if bt, along k otherwise.
+fn stash_b(e: u32, v: vec4<f32>, bt: bool) {
+	if (e < BN * BK / 4u) {
+		if (bt) {
+			Bs4[(e / (BN / 4u)) * SB + e % (BN / 4u)] = v;
+		} else {
+			let n = e / (BK / 4u);
+			let s = 4u * (e % (BK / 4u)) * SB + n / 4u;
+			let q = n % 4u;
+			Bs4[s][q] = v.x;
+			Bs4[s + SB][q] = v.y;
+			Bs4[s + 2u * SB][q] = v.z;
+			Bs4[s + 3u * SB][q] = v.w;
+		}
+	}
+}
+
+fn gg_fetch(boff: u32, n0: u32, k0: u32) {
+	ra0 = gg_fetch_a(li, k0);
+	if (BM * BK / 4u > WG) {
+		ra1 = gg_fetch_a(li + WG, k0);
+	}
+	rb0 = gg_fetch_b(li, boff, n0, k0);
+	if (BN * BK / 4u > WG) {
+		rb1 = gg_fetch_b(li + WG, boff, n0, k0);
+	}
+}
+
+fn gg_stash() {
+	stash_a_t(li, ra0);
+	if (BM * BK / 4u > WG) {
+		stash_a_t(li + WG, ra1);
+	}
+	stash_b(li, rb0, B_T);
+	if (BN * BK / 4u > WG) {
+		stash_b(li + WG, rb1, B_T);
+	}
+}
+
+fn tn_fetch(m0: u32, n0: u32, k0: u32, p1: u32) {
+	ra0 = tn_fetch_a(li, m0, k0, p1);
+	if (BM * BK / 4u > WG) {
+		ra1 = tn_fetch_a(li + WG, m0, k0, p1);
+	}
+	rb0 = tn_fetch_b(li, n0, k0, p1);
+	if (BN * BK / 4u > WG) {
+		rb1 = tn_fetch_b(li + WG, n0, k0, p1);
+	}
+}
+
+fn tn_stash() {
+	stash_a_n(li, ra0);
+	if (BM * BK / 4u > WG) {
+		stash_a_n(li + WG, ra1);
+	}
+	stash_b(li, rb0, true);
+	if (BN * BK / 4u > WG) {
+		stash_b(li + WG, rb1, true);
+	}
+}
+
+@compute @workgroup_size(WG)
+fn grouped_gemm_v4p(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+	@builtin(local_invocation_index) lid: u32) {
+	setup(lid);
+	let lin = wg.x + wg.y * nwg.x;
+	let sp = span_of(lin / TILES_N, BM);
+	if (!sp.ok) {
+		return;
+	}
+	let n0 = (lin % TILES_N) * BN;
+	let boff = sp.g * N * KD;
+	gather_rows(sp);
+	var acc: array<vec4<f32>, 16>;
+	gg_fetch(boff, n0, 0u);
+	for (var k0 = 0u; k0 < KD; k0 += BK) {
+		gg_stash();
+		workgroupBarrier();
+		gg_fetch(boff, n0, k0 + BK);
+		mma(&acc);
+		workgroupBarrier();
+	}
+	gg_store4(&acc, sp.g, n0);
+}
+
+@compute @workgroup_size(WG)
+fn grouped_tn_v4p(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+	@builtin(local_invocation_index) lid: u32) {
+	setup(lid);
+	let lin = wg.x + wg.y * nwg.x;
+	let sp = span_of(wg.z, CHUNK);
+	if (lin >= TILES_TN || !sp.ok) {
+		return;
+	}
+	let m0 = (lin / TILES_N) * BM;
+	let n0 = (lin % TILES_N) * BN;
+	var acc: array<vec4<f32>, 16>;
+	tn_fetch(m0, n0, sp.p0, sp.p1);
+	for (var k0 = sp.p0; k0 < sp.p1; k0 += BK) {
+		tn_stash();
+		workgroupBarrier();
+		tn_fetch(m0, n0, k0 + BK, sp.p1);
 		mma(&acc);
 		workgroupBarrier();
 	}
