@@ -212,11 +212,11 @@ type preset struct {
 var presets = map[string]preset{
 	"tiny":  {32, 2, 8, 96, 48, 48, 16, "CI-sized"},
 	"small": {128, 4, 16, 1024, 512, 512, 32, "a quick laptop run"},
-	"37m":   {384, 12, 16, 57344, 8192, 4096, 256, "near the paper's 37M"},
-	"94m":   {640, 20, 16, 57344, 8192, 4096, 256, "near the paper's 94M"},
-	"443m":  {1024, 56, 16, 57344, 8192, 4096, 256, "near the paper's 443M"},
-	"880m":  {1536, 52, 16, 57344, 8192, 4096, 256, "near the paper's 880M"},
-	"1.4b":  {2048, 48, 16, 57344, 8192, 4096, 256, "near the paper's 1.4B"},
+	"37m":   {384, 12, 16, 53248, 8192, 4096, 256, "near the paper's 37M"},
+	"94m":   {640, 20, 16, 53248, 8192, 4096, 256, "near the paper's 94M"},
+	"443m":  {1024, 56, 16, 53248, 8192, 4096, 256, "near the paper's 443M"},
+	"880m":  {1536, 52, 16, 53248, 8192, 4096, 256, "near the paper's 880M"},
+	"1.4b":  {2048, 48, 16, 53248, 8192, 4096, 256, "near the paper's 1.4B"},
 }
 
 // PresetNames lists the presets, smallest first.
