@@ -24,12 +24,12 @@ type ScanArgs struct {
 // ScanOptions tune the scan's kernels; zero fields pick defaults for the
 // device. Tests use them to reach every code path.
 type ScanOptions struct {
-	// Threads per channel along time (P), a power of two; default 16.
+	// Threads per channel along time (P), a power of two; default 8.
 	Threads int
-	// Rows: channels per workgroup (G); default 16. The backward's partial
+	// Rows: channels per workgroup (G); default 8. The backward's partial
 	// sums of dB and dC take Batch*ceil(ED/Rows)*N*Len floats each.
 	Rows int
-	// Items: steps per thread per chunk, 1 to 16; default 4. A chunk is
+	// Items: steps per thread per chunk, 1 to 16; default 8. A chunk is
 	// Threads*Items steps.
 	Items int
 	// Subgroups: 0 uses subgroup shuffles for the row scans where the device
@@ -185,23 +185,27 @@ func scanCheckAliases(op string, ins, outs []*Tensor) error {
 	return nil
 }
 
-// scanShared is the workgroup memory of scan_bwd (the larger kernel) in bytes.
+// scanShared is the workgroup memory of scan_bwd (the larger kernel) in
+// bytes: row-scan maps 64 per thread, carry, A and dA 64 per (row, state
+// quad), the dB/dC reduction 32 per step of a chunk per row, dA partials 16
+// per thread.
 func scanShared(p, g, items, n int) int {
 	wg := p * g
-	return 16*wg + 8*g*n + 8*g*p*items + 4*wg + 8*g*n
+	nq := (n + 3) / 4
+	return 80*wg + 64*g*nq + 32*wg*items
 }
 
 func (s *SelectiveScan) layout(d *gpu.Device, o ScanOptions) error {
 	const op = "SelectiveScan"
 	p, g, items := o.Threads, o.Rows, o.Items
 	if p == 0 {
-		p = 16
+		p = 8
 	}
 	if g == 0 {
-		g = 16
+		g = 8
 	}
 	if items == 0 {
-		items = 4
+		items = 8
 	}
 	if p&(p-1) != 0 || p < 1 {
 		return fmt.Errorf("nn: %s: Threads %d is not a power of two", op, p)
@@ -223,10 +227,10 @@ func (s *SelectiveScan) layout(d *gpu.Device, o ScanOptions) error {
 				op, p, g, items, s.n, scanShared(p, g, items, s.n), wg, lim.MaxComputeWorkgroupStorageSize, lim.MaxComputeInvocationsPerWorkgroup)
 		}
 		switch {
-		case items > 1:
-			items /= 2
 		case g > 1:
 			g /= 2
+		case items > 1:
+			items /= 2
 		case p > 1:
 			p /= 2
 		default:

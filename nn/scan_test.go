@@ -90,7 +90,7 @@ func newScanData(rng *rand.Rand, c scanCase) *scanData {
 // layout options, not on the batch, the length or ED.
 func scanCases() []scanCase {
 	var cs []scanCase
-	// Sequence lengths around the default chunk (16 threads x 4 items = 64).
+	// Sequence lengths around the default chunk (8 threads x 8 items = 64).
 	for _, l := range []int{1, 63, 64, 65, 2047, 2049} {
 		ed := 5
 		if l > 100 {
@@ -99,24 +99,23 @@ func scanCases() []scanCase {
 		cs = append(cs, scanCase{batch: 1, l: l, ed: ed, n: 16, gate: true})
 	}
 	cs = append(cs,
-		// States, batch, gate.
+		// Batch, several channel blocks (ED > Rows: the dB, dC partials are
+		// summed), N = 64.
 		scanCase{batch: 3, l: 65, ed: 6, n: 16, gate: true},
-		scanCase{batch: 3, l: 65, ed: 6, n: 1, gate: false},
-		scanCase{batch: 3, l: 130, ed: 7, n: 1, gate: false},
-		scanCase{batch: 3, l: 65, ed: 6, n: 64, gate: true},
-		// Several channel blocks (ED > Rows): the dB, dC partials are summed.
 		scanCase{batch: 2, l: 70, ed: 40, n: 16, gate: true},
-		// Rows not dividing ED (a dead row in the last block), rows shorter
-		// than a subgroup.
-		scanCase{batch: 2, l: 66, ed: 8, n: 3, gate: true, opt: nn.ScanOptions{Threads: 8, Rows: 3, Items: 2}},
-		scanCase{batch: 1, l: 100, ed: 4, n: 3, gate: true, opt: nn.ScanOptions{Threads: 8, Rows: 3, Items: 2}},
-		// One thread per row, long items.
-		scanCase{batch: 1, l: 37, ed: 3, n: 5, gate: true, opt: nn.ScanOptions{Threads: 1, Items: 16}},
+		scanCase{batch: 3, l: 65, ed: 6, n: 64, gate: true},
+		scanCase{batch: 1, l: 130, ed: 3, n: 64, gate: true},
+		// N = 1 (three padded state lanes), no gate, Rows not dividing ED (a
+		// dead row in the last block), rows shorter than a subgroup.
+		scanCase{batch: 3, l: 65, ed: 8, n: 1, gate: false, opt: nn.ScanOptions{Threads: 4, Rows: 3, Items: 2}},
+		scanCase{batch: 1, l: 100, ed: 4, n: 1, gate: false, opt: nn.ScanOptions{Threads: 4, Rows: 3, Items: 2}},
+		// One thread per row, long items, N not a multiple of 4.
+		scanCase{batch: 2, l: 37, ed: 3, n: 5, gate: true, opt: nn.ScanOptions{Threads: 1, Items: 16}},
 		// Rows spanning several subgroups, one item per thread.
 		scanCase{batch: 1, l: 300, ed: 5, n: 4, gate: false, opt: nn.ScanOptions{Threads: 64, Rows: 2, Items: 1}},
 		// The workgroup-memory row scan where subgroups would be used.
-		scanCase{batch: 2, l: 129, ed: 5, n: 4, gate: false, opt: nn.ScanOptions{Subgroups: -1}},
-		scanCase{batch: 1, l: 64, ed: 3, n: 4, gate: false, opt: nn.ScanOptions{Subgroups: -1}},
+		scanCase{batch: 2, l: 129, ed: 5, n: 4, gate: false, opt: nn.ScanOptions{Threads: 16, Rows: 4, Items: 2, Subgroups: -1}},
+		scanCase{batch: 1, l: 64, ed: 3, n: 4, gate: false, opt: nn.ScanOptions{Threads: 16, Rows: 4, Items: 2, Subgroups: -1}},
 	)
 	return cs
 }
@@ -200,13 +199,14 @@ func scanRun(t *testing.T, d *gpu.Device, rng *rand.Rand, c scanCase) {
 func TestSelectiveScanForwardOnly(t *testing.T) {
 	ktest.ForEachDevice(t, func(t *testing.T, d *gpu.Device) {
 		rng := rand.New(rand.NewSource(2))
-		c := scanCase{batch: 2, l: 70, ed: 3, n: 4, gate: false}
+		c := scanCase{batch: 2, l: 70, ed: 3, n: 16, gate: true} // the default case's forward pipeline
 		in := newScanData(rng, c)
 		b, l, ed, n := c.batch, c.l, c.ed, c.n
 		a := nn.ScanArgs{Batch: b, Len: l,
 			U: ktest.Tensor(t, d, "u", in.u, b, l, ed), Delta: ktest.Tensor(t, d, "delta", in.delta, b, l, ed),
 			ALog: ktest.Tensor(t, d, "a_log", in.aLog, ed, n), Bm: ktest.Tensor(t, d, "B", in.b, b, l, n),
-			Cm: ktest.Tensor(t, d, "C", in.c, b, l, n), D: ktest.Tensor(t, d, "D", in.d, ed), Y: ktest.Tensor(t, d, "y", nil, b, l, ed)}
+			Cm: ktest.Tensor(t, d, "C", in.c, b, l, n), D: ktest.Tensor(t, d, "D", in.d, ed), Y: ktest.Tensor(t, d, "y", nil, b, l, ed),
+			Z: ktest.Tensor(t, d, "z", in.z, b, l, ed)}
 		ktest.Poison(t, a.Y)
 		s, err := nn.NewSelectiveScan(d, a)
 		if err != nil {
@@ -216,7 +216,7 @@ func TestSelectiveScanForwardOnly(t *testing.T) {
 		ktest.Run(t, d, s.RecordForward)
 		y := make([]float64, b*l*ed)
 		f := ktest.F64
-		ref.SelectiveScan(y, f(in.u), f(in.delta), f(in.aLog), f(in.b), f(in.c), f(in.d), nil, b, l, ed, n)
+		ref.SelectiveScan(y, f(in.u), f(in.delta), f(in.aLog), f(in.b), f(in.c), f(in.d), f(in.z), b, l, ed, n)
 		scanClose(t, "y", ktest.Download(t, a.Y), y)
 		r := d.NewRecorder()
 		s.RecordBackward(r)

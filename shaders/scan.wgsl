@@ -61,12 +61,17 @@
 // the map is the identity (1, 0) and every gradient contribution is zero)
 // and store nothing; every thread reaches every barrier.
 //
+// States in quads: a thread handles four states at once as vec4 lanes (N is
+// padded to a multiple of four with B = C = 0, whose lanes stay zero), so
+// that four independent recurrences interleave in each thread and B, C load
+// as four neighbours.
+//
 // Variants: this file as it is uses workgroup memory for the row scans. With
 // subgroups, shaders.ScanSource uncomments the `//|` lines of each
 // `//#if subgroups` block, drops its `//#else` part and puts
-// `enable subgroups;` in place of the first line. The subgroup path assumes subgroup k holds the
-// invocations [k*size, (k+1)*size) of the workgroup, as Vulkan devices lay
-// out one-dimensional workgroups, and power-of-two sizes.
+// `enable subgroups;` in place of the first line. The subgroup path assumes
+// subgroup k holds the invocations [k*size, (k+1)*size) of the workgroup, as
+// Vulkan devices lay out one-dimensional workgroups, and power-of-two sizes.
 
 // Sizes that vary between calls (batch, length) or between layers come in a
 // small uniform (Dims, one per op, written once); the constants shape the
@@ -78,6 +83,7 @@ override ITEMS: u32 = 4u;     // steps per thread per chunk, at most MAXI
 override GATE: bool = true;   // multiply by silu(z)
 override WG: u32 = P * G;
 override CHUNK: u32 = P * ITEMS;
+override NQ: u32 = (N + 3u) / 4u;   // state quads
 
 // Dims: the batch, the length, ED, the number of chunks ceil(L/CHUNK) and of
 // channel blocks ceil(ED/G), and the backward's workspace offsets in floats
@@ -102,13 +108,19 @@ struct Dims {
 // that the arrays are exactly as long as the unrolled loops over them.
 const MAXI: u32 = 16u;
 
-// Row-scan buffers: (a, b) pairs, one per thread, double-buffered.
-var<workgroup> sc0: array<vec2<f32>, WG>;
-var<workgroup> sc1: array<vec2<f32>, WG>;
-// The carried state (forward) or adjoint (backward), (2, G, N) by chunk parity.
-var<workgroup> carry: array<f32, 2u * G * N>;
-// A = -exp(a_log) of the workgroup's channels, (G, N).
-var<workgroup> a_sh: array<f32, G * N>;
+// Map4 is four affine maps h -> a*h + b, one per state lane.
+struct Map4 {
+	a: vec4<f32>,
+	b: vec4<f32>,
+}
+
+// Row-scan buffers: one map per thread, double-buffered.
+var<workgroup> sc0: array<Map4, WG>;
+var<workgroup> sc1: array<Map4, WG>;
+// The carried state (forward) or adjoint (backward), (2, G, NQ) by chunk parity.
+var<workgroup> carry: array<vec4<f32>, 2u * G * NQ>;
+// A = -exp(a_log) of the workgroup's channels, (G, NQ); 0 in padded lanes.
+var<workgroup> a_sh: array<vec4<f32>, G * NQ>;
 
 fn softplus(x: f32) -> f32 {
 	if (x > 20.0) {
@@ -128,16 +140,19 @@ fn sigmoid(x: f32) -> f32 {
 	return 1.0 / (1.0 + exp(-x));
 }
 
-fn compose(p: vec2<f32>, q: vec2<f32>) -> vec2<f32> {
-	return vec2<f32>(p.x * q.x, q.x * p.y + q.y);
+// compose applies p first, then q.
+fn compose(p: Map4, q: Map4) -> Map4 {
+	return Map4(p.a * q.a, q.a * p.b + q.b);
 }
+
+const ID4 = Map4(vec4<f32>(1.0), vec4<f32>(0.0));
 
 //#if subgroups
 //| // Exclusive scan of v over the P threads of the row that starts at thread
 //| // index base; rev scans from the row's last thread to its first. Each
 //| // subgroup scans its part of the row with shuffles; when a row spans
 //| // several subgroups, their totals are combined through workgroup memory.
-//| fn row_scan(base: u32, p: u32, rev: bool, v: vec2<f32>, sg_size: u32) -> vec2<f32> {
+//| fn row_scan(base: u32, p: u32, rev: bool, v: Map4, sg_size: u32) -> Map4 {
 //| 	let w = min(P, sg_size);          // row threads per subgroup
 //| 	let lp = p % w;
 //| 	var q = lp;                        // position in scan order within the subgroup part
@@ -146,24 +161,24 @@ fn compose(p: vec2<f32>, q: vec2<f32>) -> vec2<f32> {
 //| 	}
 //| 	var inc = v;
 //| 	for (var d = 1u; d < w; d = d * 2u) {
-//| 		var o: vec2<f32>;
+//| 		var o: Map4;
 //| 		if (rev) {
-//| 			o = subgroupShuffleDown(inc, d);
+//| 			o = Map4(subgroupShuffleDown(inc.a, d), subgroupShuffleDown(inc.b, d));
 //| 		} else {
-//| 			o = subgroupShuffleUp(inc, d);
+//| 			o = Map4(subgroupShuffleUp(inc.a, d), subgroupShuffleUp(inc.b, d));
 //| 		}
 //| 		if (q >= d) {
 //| 			inc = compose(o, inc);
 //| 		}
 //| 	}
-//| 	var ex: vec2<f32>;
+//| 	var ex: Map4;
 //| 	if (rev) {
-//| 		ex = subgroupShuffleDown(inc, 1u);
+//| 		ex = Map4(subgroupShuffleDown(inc.a, 1u), subgroupShuffleDown(inc.b, 1u));
 //| 	} else {
-//| 		ex = subgroupShuffleUp(inc, 1u);
+//| 		ex = Map4(subgroupShuffleUp(inc.a, 1u), subgroupShuffleUp(inc.b, 1u));
 //| 	}
 //| 	if (q == 0u) {
-//| 		ex = vec2<f32>(1.0, 0.0);
+//| 		ex = ID4;
 //| 	}
 //| 	if (P > w) {
 //| 		// Several subgroups per row: scan their totals.
@@ -176,7 +191,7 @@ fn compose(p: vec2<f32>, q: vec2<f32>) -> vec2<f32> {
 //| 			sc0[base + seg] = inc;
 //| 		}
 //| 		workgroupBarrier();
-//| 		var pre = vec2<f32>(1.0, 0.0);
+//| 		var pre = ID4;
 //| 		for (var j = 0u; j < seg; j++) {
 //| 			pre = compose(pre, sc0[base + j]);
 //| 		}
@@ -189,7 +204,7 @@ fn compose(p: vec2<f32>, q: vec2<f32>) -> vec2<f32> {
 // Exclusive scan of v over the P threads of the row that starts at thread
 // index base; rev scans from the row's last thread to its first.
 // Hillis-Steele in workgroup memory: log2(P) rounds. (sg_size is unused.)
-fn row_scan(base: u32, p: u32, rev: bool, v: vec2<f32>, sg_size: u32) -> vec2<f32> {
+fn row_scan(base: u32, p: u32, rev: bool, v: Map4, sg_size: u32) -> Map4 {
 	var q = p;
 	if (rev) {
 		q = P - 1u - p;
@@ -200,7 +215,7 @@ fn row_scan(base: u32, p: u32, rev: bool, v: vec2<f32>, sg_size: u32) -> vec2<f3
 	var cur = 0u;
 	for (var d = 1u; d < P; d = d * 2u) {
 		if (q >= d) {
-			var o: vec2<f32>;
+			var o: Map4;
 			if (cur == 0u) {
 				o = sc0[base + q - d];
 			} else {
@@ -216,7 +231,7 @@ fn row_scan(base: u32, p: u32, rev: bool, v: vec2<f32>, sg_size: u32) -> vec2<f3
 		cur = 1u - cur;
 		workgroupBarrier();
 	}
-	var ex = vec2<f32>(1.0, 0.0);
+	var ex = ID4;
 	if (q > 0u) {
 		if (cur == 0u) {
 			ex = sc0[base + q - 1u];
@@ -239,6 +254,34 @@ fn row_scan(base: u32, p: u32, rev: bool, v: vec2<f32>, sg_size: u32) -> vec2<f3
 @group(0) @binding(7) var<storage, read_write> y: array<f32>;    // (B, L, ED)
 @group(0) @binding(8) var<storage, read_write> ws: array<f32>;   // workspace: hs (B, ED, NCH, N) at 0, the state at each chunk's start
 @group(0) @binding(9) var<uniform> dims_f: Dims;
+
+// The four states i0..i0+3 of bm or cm from index o (of state i0); lanes
+// past N are 0.
+fn load_bm(o: u32, i0: u32) -> vec4<f32> {
+	if (N % 4u == 0u) {
+		return vec4<f32>(bm[o], bm[o + 1u], bm[o + 2u], bm[o + 3u]);
+	}
+	var v = vec4<f32>(0.0);
+	for (var j = 0u; j < 4u; j++) {
+		if (i0 + j < N) {
+			v[j] = bm[o + j];
+		}
+	}
+	return v;
+}
+
+fn load_cm(o: u32, i0: u32) -> vec4<f32> {
+	if (N % 4u == 0u) {
+		return vec4<f32>(cm[o], cm[o + 1u], cm[o + 2u], cm[o + 3u]);
+	}
+	var v = vec4<f32>(0.0);
+	for (var j = 0u; j < 4u; j++) {
+		if (i0 + j < N) {
+			v[j] = cm[o + j];
+		}
+	}
+	return v;
+}
 
 // scan_fwd: one workgroup per (batch, block of G channels), WG = G*P threads.
 @compute @workgroup_size(WG)
@@ -270,18 +313,26 @@ fn scan_fwd(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: 
 	let live = e < ED;
 	let ec = min(e, ED - 1u);
 	let dv = dskip[ec];
-	for (var i = tid; i < G * N; i += WG) {
-		carry[i] = 0.0;
-		a_sh[i] = -exp(a_log[min(blk * G + i / N, ED - 1u) * N + i % N]);
+	for (var i = tid; i < G * NQ; i += WG) {
+		carry[i] = vec4<f32>(0.0);
+		let row = min(blk * G + i / NQ, ED - 1u);
+		let i0 = 4u * (i % NQ);
+		var a = vec4<f32>(0.0);
+		for (var j = 0u; j < 4u; j++) {
+			if (i0 + j < N) {
+				a[j] = -exp(a_log[row * N + i0 + j]);
+			}
+		}
+		a_sh[i] = a;
 	}
 	workgroupBarrier();
 
 	var uu: array<f32, MAXI>;
 	var dt: array<f32, MAXI>;
 	var yacc: array<f32, MAXI>;
-	var aa: array<f32, MAXI>;
-	var bx: array<f32, MAXI>;
-	var cc: array<f32, MAXI>;
+	var aa: array<vec4<f32>, MAXI>;
+	var bx: array<vec4<f32>, MAXI>;
+	var cc: array<vec4<f32>, MAXI>;
 	for (var ch = 0u; ch < NCH; ch++) {
 		let t0 = ch * CHUNK + p * ITEMS;
 		for (var k = 0u; k < ITEMS; k++) {
@@ -295,35 +346,41 @@ fn scan_fwd(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: 
 				dt[k] = softplus(delta[x]);
 			}
 		}
-		let cur = (ch & 1u) * G * N + g * N;
-		let nxt = ((ch + 1u) & 1u) * G * N + g * N;
-		for (var i = 0u; i < N; i++) {
-			let A = a_sh[g * N + i];
-			var m = vec2<f32>(1.0, 0.0);
+		let cur = (ch & 1u) * G * NQ + g * NQ;
+		let nxt = ((ch + 1u) & 1u) * G * NQ + g * NQ;
+		for (var q = 0u; q < NQ; q++) {
+			let i0 = 4u * q;
+			let A = a_sh[g * NQ + q];
+			var m = ID4;
 			for (var k = 0u; k < ITEMS; k++) {
 				let t = t0 + k;
-				var bt = 0.0;
-				cc[k] = 0.0;
+				var bt = vec4<f32>(0.0);
+				cc[k] = vec4<f32>(0.0);
 				if (t < L) {
-					bt = bm[(bi * L + t) * N + i];
-					cc[k] = cm[(bi * L + t) * N + i];
+					bt = load_bm((bi * L + t) * N + i0, i0);
+					cc[k] = load_cm((bi * L + t) * N + i0, i0);
 				}
 				aa[k] = exp(dt[k] * A);
-				bx[k] = dt[k] * bt * uu[k];
-				m = compose(m, vec2<f32>(aa[k], bx[k]));
+				bx[k] = (dt[k] * uu[k]) * bt;
+				m = compose(m, Map4(aa[k], bx[k]));
 			}
 			let ex = row_scan(base, p, false, m, sgs);
-			let h0 = carry[cur + i];
-			var h = ex.x * h0 + ex.y;
+			let h0 = carry[cur + q];
+			var h = ex.a * h0 + ex.b;
 			for (var k = 0u; k < ITEMS; k++) {
 				h = aa[k] * h + bx[k];
-				yacc[k] += cc[k] * h;
+				yacc[k] += dot(cc[k], h);
 			}
 			if (p == P - 1u) {
-				carry[nxt + i] = h;
+				carry[nxt + q] = h;
 			}
 			if (p == 0u && live) {
-				ws[((bi * ED + e) * NCH + ch) * N + i] = h0;
+				let o = ((bi * ED + e) * NCH + ch) * N + i0;
+				for (var j = 0u; j < 4u; j++) {
+					if (i0 + j < N) {
+						ws[o + j] = h0[j];
+					}
+				}
 			}
 		}
 		for (var k = 0u; k < ITEMS; k++) {
@@ -350,10 +407,10 @@ fn scan_fwd(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: 
 //   dD     (B, ED)           d D of this call, per batch row
 //   A_log  (ED, N), D (ED), B, C (B, L, N): copies of the inputs
 
-var<workgroup> red_b: array<f32, G * CHUNK>;
-var<workgroup> red_c: array<f32, G * CHUNK>;
-var<workgroup> red_a: array<f32, WG>;
-var<workgroup> dacc: array<f32, G * N>;
+var<workgroup> red_b: array<vec4<f32>, G * CHUNK>;
+var<workgroup> red_c: array<vec4<f32>, G * CHUNK>;
+var<workgroup> red_a: array<vec4<f32>, WG>;
+var<workgroup> dacc: array<vec4<f32>, G * NQ>;
 
 @group(0) @binding(3) var<storage, read> dy: array<f32>;             // (B, L, ED)
 @group(0) @binding(4) var<storage, read_write> du: array<f32>;       // (B, L, ED)
@@ -361,6 +418,21 @@ var<workgroup> dacc: array<f32, G * N>;
 @group(0) @binding(6) var<storage, read_write> dz: array<f32>;       // (B, L, ED), or (1) without a gate
 @group(0) @binding(7) var<storage, read_write> wsb: array<f32>;      // workspace, see above
 @group(0) @binding(8) var<uniform> dims_b: Dims;
+
+// Four neighbouring floats of the workspace from index o (of state i0);
+// lanes past N are 0.
+fn load_ws(o: u32, i0: u32) -> vec4<f32> {
+	if (N % 4u == 0u) {
+		return vec4<f32>(wsb[o], wsb[o + 1u], wsb[o + 2u], wsb[o + 3u]);
+	}
+	var v = vec4<f32>(0.0);
+	for (var j = 0u; j < 4u; j++) {
+		if (i0 + j < N) {
+			v[j] = wsb[o + j];
+		}
+	}
+	return v;
+}
 
 // scan_bwd: the same workgroup layout as scan_fwd, chunks in reverse.
 @compute @workgroup_size(WG)
@@ -400,10 +472,18 @@ fn scan_bwd(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: 
 	let live = e < ED;
 	let ec = min(e, ED - 1u);
 	let dv = wsb[OFF_D + ec];
-	for (var i = tid; i < G * N; i += WG) {
-		carry[i] = 0.0;
-		dacc[i] = 0.0;
-		a_sh[i] = -exp(wsb[OFF_AL + min(blk * G + i / N, ED - 1u) * N + i % N]);
+	for (var i = tid; i < G * NQ; i += WG) {
+		carry[i] = vec4<f32>(0.0);
+		dacc[i] = vec4<f32>(0.0);
+		let row = min(blk * G + i / NQ, ED - 1u);
+		let i0 = 4u * (i % NQ);
+		var a = vec4<f32>(0.0);
+		for (var j = 0u; j < 4u; j++) {
+			if (i0 + j < N) {
+				a[j] = -exp(wsb[OFF_AL + row * N + i0 + j]);
+			}
+		}
+		a_sh[i] = a;
 	}
 	workgroupBarrier();
 
@@ -415,11 +495,10 @@ fn scan_bwd(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: 
 	var dua: array<f32, MAXI>;  // du, summed over states
 	var ddt: array<f32, MAXI>;  // d dt, summed over states
 	var pre: array<f32, MAXI>;  // sum_i C*h
-	var aa: array<f32, MAXI>;
-	var bx: array<f32, MAXI>;
-	var bt: array<f32, MAXI>;
-	var ct: array<f32, MAXI>;
-	var hp: array<f32, MAXI>;   // h[t-1]
+	var aa: array<vec4<f32>, MAXI>;
+	var bt: array<vec4<f32>, MAXI>;
+	var ct: array<vec4<f32>, MAXI>;
+	var hp: array<vec4<f32>, MAXI>;   // h[t-1]
 	var dDp = 0.0;
 	for (var cc = 0u; cc < NCH; cc++) {
 		let ch = NCH - 1u - cc;
@@ -450,55 +529,55 @@ fn scan_bwd(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: 
 				}
 			}
 		}
-		let cur = (cc & 1u) * G * N + g * N;
-		let nxt = ((cc + 1u) & 1u) * G * N + g * N;
-		for (var i = 0u; i < N; i++) {
-			let A = a_sh[g * N + i];
+		let cur = (cc & 1u) * G * NQ + g * NQ;
+		let nxt = ((cc + 1u) & 1u) * G * NQ + g * NQ;
+		for (var q = 0u; q < NQ; q++) {
+			let i0 = 4u * q;
+			let A = a_sh[g * NQ + q];
 			// (1) the states of the chunk, from its start state.
-			var m = vec2<f32>(1.0, 0.0);
+			var m = ID4;
 			for (var k = 0u; k < ITEMS; k++) {
 				let t = t0 + k;
-				bt[k] = 0.0;
-				ct[k] = 0.0;
+				bt[k] = vec4<f32>(0.0);
+				ct[k] = vec4<f32>(0.0);
 				if (t < L) {
-					bt[k] = wsb[OFF_B + (bi * L + t) * N + i];
-					ct[k] = wsb[OFF_C + (bi * L + t) * N + i];
+					bt[k] = load_ws(OFF_B + (bi * L + t) * N + i0, i0);
+					ct[k] = load_ws(OFF_C + (bi * L + t) * N + i0, i0);
 				}
 				aa[k] = exp(dt[k] * A);
-				bx[k] = dt[k] * bt[k] * uu[k];
-				m = compose(m, vec2<f32>(aa[k], bx[k]));
+				m = compose(m, Map4(aa[k], (dt[k] * uu[k]) * bt[k]));
 			}
 			let ex = row_scan(base, p, false, m, sgs);
-			let h0 = wsb[((bi * ED + ec) * NCH + ch) * N + i];
-			var h = ex.x * h0 + ex.y;
-			var r = vec2<f32>(1.0, 0.0);
+			let h0 = load_ws(((bi * ED + ec) * NCH + ch) * N + i0, i0);
+			var h = ex.a * h0 + ex.b;
 			for (var k = 0u; k < ITEMS; k++) {
 				hp[k] = h;
-				h = aa[k] * h + bx[k];
-				pre[k] += ct[k] * h;
+				h = aa[k] * h + (dt[k] * uu[k]) * bt[k];
+				pre[k] += dot(ct[k], h);
 			}
 			// (2) the adjoint map s -> a*s + a*g*C of each step, last step first.
+			var r = ID4;
 			for (var kk = 0u; kk < ITEMS; kk++) {
 				let k = ITEMS - 1u - kk;
-				r = compose(r, vec2<f32>(aa[k], aa[k] * gy[k] * ct[k]));
+				r = compose(r, Map4(aa[k], aa[k] * (gy[k] * ct[k])));
 			}
 			let er = row_scan(base, p, true, r, sgs);
-			var s = er.x * carry[cur + i] + er.y;
+			var s = er.a * carry[cur + q] + er.b;
 			// (3) replay backwards.
-			var dAp = 0.0;
+			var dAp = vec4<f32>(0.0);
 			for (var kk = 0u; kk < ITEMS; kk++) {
 				let k = ITEMS - 1u - kk;
 				let dh = gy[k] * ct[k] + s;
-				let hk = aa[k] * hp[k] + bx[k];
-				ddt[k] += dh * (bt[k] * uu[k] + A * aa[k] * hp[k]);
-				dua[k] += dh * dt[k] * bt[k];
-				dAp += dh * aa[k] * dt[k] * hp[k];
-				red_b[g * CHUNK + p * ITEMS + k] = dh * dt[k] * uu[k];
+				let hk = aa[k] * hp[k] + (dt[k] * uu[k]) * bt[k];
+				ddt[k] += dot(dh, bt[k] * uu[k] + A * aa[k] * hp[k]);
+				dua[k] += dt[k] * dot(dh, bt[k]);
+				dAp += dh * aa[k] * hp[k] * dt[k];
+				red_b[g * CHUNK + p * ITEMS + k] = dh * (dt[k] * uu[k]);
 				red_c[g * CHUNK + p * ITEMS + k] = gy[k] * hk;
 				s = aa[k] * dh;
 			}
 			if (p == 0u) {
-				carry[nxt + i] = s;
+				carry[nxt + q] = s;
 			}
 			red_a[tid] = dAp;
 			workgroupBarrier();
@@ -506,23 +585,27 @@ fn scan_bwd(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: 
 			for (var j = tid; j < CHUNK; j += WG) {
 				let t = ch * CHUNK + j;
 				if (t < L) {
-					var sb = 0.0;
-					var sc = 0.0;
-					for (var q = 0u; q < G; q++) {
-						sb += red_b[q * CHUNK + j];
-						sc += red_c[q * CHUNK + j];
+					var sb = vec4<f32>(0.0);
+					var sc = vec4<f32>(0.0);
+					for (var r2 = 0u; r2 < G; r2++) {
+						sb += red_b[r2 * CHUNK + j];
+						sc += red_c[r2 * CHUNK + j];
 					}
-					let o = ((bi * NBLK + blk) * N + i) * L + t;
-					wsb[OFF_DB + o] = sb;
-					wsb[OFF_DC + o] = sc;
+					let o = ((bi * NBLK + blk) * N + i0) * L + t;
+					for (var l = 0u; l < 4u; l++) {
+						if (i0 + l < N) {
+							wsb[OFF_DB + o + l * L] = sb[l];
+							wsb[OFF_DC + o + l * L] = sc[l];
+						}
+					}
 				}
 			}
 			if (p == 0u) {
-				var sa = 0.0;
-				for (var q = 0u; q < P; q++) {
-					sa += red_a[base + q];
+				var sa = vec4<f32>(0.0);
+				for (var r2 = 0u; r2 < P; r2++) {
+					sa += red_a[base + r2];
 				}
-				dacc[g * N + i] += sa;
+				dacc[g * NQ + q] += sa;
 			}
 			workgroupBarrier();
 		}
@@ -539,16 +622,21 @@ fn scan_bwd(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: 
 			}
 		}
 	}
-	red_a[tid] = dDp;
+	red_a[tid] = vec4<f32>(dDp, 0.0, 0.0, 0.0);
 	workgroupBarrier();
 	if (p == 0u && live) {
 		var sd = 0.0;
-		for (var q = 0u; q < P; q++) {
-			sd += red_a[base + q];
+		for (var r2 = 0u; r2 < P; r2++) {
+			sd += red_a[base + r2].x;
 		}
 		wsb[OFF_DD + bi * ED + e] = sd;
-		for (var i = 0u; i < N; i++) {
-			wsb[OFF_DA + (bi * ED + e) * N + i] = dacc[g * N + i] * a_sh[g * N + i];
+		for (var q = 0u; q < NQ; q++) {
+			let da = dacc[g * NQ + q] * a_sh[g * NQ + q];
+			for (var l = 0u; l < 4u; l++) {
+				if (4u * q + l < N) {
+					wsb[OFF_DA + (bi * ED + e) * N + 4u * q + l] = da[l];
+				}
+			}
 		}
 	}
 }
