@@ -90,7 +90,8 @@ func newScanData(rng *rand.Rand, c scanCase) *scanData {
 // layout options, not on the batch, the length or ED.
 func scanCases() []scanCase {
 	var cs []scanCase
-	// Sequence lengths around the default chunk (8 threads x 8 items = 64).
+	// Sequence lengths around multiples of the default chunk (4 threads x 4
+	// items = 16) and of 64.
 	for _, l := range []int{1, 63, 64, 65, 2047, 2049} {
 		ed := 5
 		if l > 100 {
