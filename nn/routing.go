@@ -11,7 +11,8 @@ import (
 // grouped kernels: a permutation that lists the rows of modality 0, then 1,
 // and so on (each group in its original order), and each group's offset in
 // it. Every GroupedLinear of the batch reads the same Routing; Update it once
-// per batch, before submitting the step that uses it.
+// per batch, after submitting the previous step and before submitting the
+// step that uses it (the upload goes through the queue, between the two).
 type Routing struct {
 	rows, groups int
 	perm         *Tensor // (rows) u32: the rows of each group, group after group
