@@ -313,7 +313,7 @@ func (s *SelectiveScan) build(d *gpu.Device) error {
 		"WG": float64(s.p * s.g), "CHUNK": float64(s.p * s.items),
 	}
 	dims, err := uniformDims(d, "scan.dims", shaders.ScanDimsWords,
-		b, l, ed, s.chunks, s.blocks, offDB, offDC, offDA, offDD, offAL, offD, offB, offC)
+		b, l, ed, s.chunks, s.blocks, offDB, offDC, offDA, offDD, offAL, offD, offB, offC, (n+3)/4)
 	if err != nil {
 		return fmt.Errorf("nn: %s: %w", op, err)
 	}

@@ -110,13 +110,13 @@ func scanCases() []scanCase {
 		// dead row in the last block), rows shorter than a subgroup.
 		scanCase{batch: 3, l: 65, ed: 8, n: 1, gate: false, opt: nn.ScanOptions{Threads: 4, Rows: 3, Items: 2}},
 		scanCase{batch: 1, l: 100, ed: 4, n: 1, gate: false, opt: nn.ScanOptions{Threads: 4, Rows: 3, Items: 2}},
-		// One thread per row, long items, N not a multiple of 4.
-		scanCase{batch: 2, l: 37, ed: 3, n: 5, gate: true, opt: nn.ScanOptions{Threads: 1, Items: 16}},
+		// One thread per row, items not a power of two, N not a multiple of 4.
+		scanCase{batch: 2, l: 37, ed: 3, n: 5, gate: true, opt: nn.ScanOptions{Threads: 1, Items: 5}},
 		// Rows spanning several subgroups, one item per thread.
 		scanCase{batch: 1, l: 300, ed: 5, n: 4, gate: false, opt: nn.ScanOptions{Threads: 64, Rows: 2, Items: 1}},
 		// The workgroup-memory row scan where subgroups would be used.
-		scanCase{batch: 2, l: 129, ed: 5, n: 4, gate: false, opt: nn.ScanOptions{Threads: 16, Rows: 4, Items: 2, Subgroups: -1}},
-		scanCase{batch: 1, l: 64, ed: 3, n: 4, gate: false, opt: nn.ScanOptions{Threads: 16, Rows: 4, Items: 2, Subgroups: -1}},
+		scanCase{batch: 2, l: 129, ed: 5, n: 4, gate: false, opt: nn.ScanOptions{Threads: 8, Rows: 4, Items: 2, Subgroups: -1}},
+		scanCase{batch: 1, l: 64, ed: 3, n: 4, gate: false, opt: nn.ScanOptions{Threads: 8, Rows: 4, Items: 2, Subgroups: -1}},
 	)
 	return cs
 }

@@ -86,8 +86,8 @@ override CHUNK: u32 = P * ITEMS;
 override NQ: u32 = (N + 3u) / 4u;   // state quads
 
 // Dims: the batch, the length, ED, the number of chunks ceil(L/CHUNK) and of
-// channel blocks ceil(ED/G), and the backward's workspace offsets in floats
-// (see scan_bwd).
+// channel blocks ceil(ED/G), the backward's workspace offsets in floats (see
+// scan_bwd) and NQ.
 struct Dims {
 	batch: u32,
 	len: u32,
@@ -102,6 +102,9 @@ struct Dims {
 	off_d: u32,
 	off_b: u32,
 	off_c: u32,
+	nq: u32,    // NQ again, as the state-quad loops' bound: known only at run
+	            // time, the loop is not unrolled (lavapipe compiled N = 64
+	            // several times slower unrolled)
 }
 
 // The length of the per-thread arrays; shaders.ScanSource sets it to ITEMS so
@@ -300,6 +303,7 @@ fn scan_fwd(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: 
 	let ED = dims_f.ed;
 	let NCH = dims_f.nch;
 	let NBLK = dims_f.nblk;
+	let nq = dims_f.nq;
 	let wid = wg.x + wg.y * nwg.x;
 	if (wid >= BATCH * NBLK) {
 		return;
@@ -348,7 +352,7 @@ fn scan_fwd(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: 
 		}
 		let cur = (ch & 1u) * G * NQ + g * NQ;
 		let nxt = ((ch + 1u) & 1u) * G * NQ + g * NQ;
-		for (var q = 0u; q < NQ; q++) {
+		for (var q = 0u; q < nq; q++) {
 			let i0 = 4u * q;
 			let A = a_sh[g * NQ + q];
 			var m = ID4;
@@ -451,6 +455,7 @@ fn scan_bwd(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: 
 	let ED = dims_b.ed;
 	let NCH = dims_b.nch;
 	let NBLK = dims_b.nblk;
+	let nq = dims_b.nq;
 	let OFF_DB = dims_b.off_db;
 	let OFF_DC = dims_b.off_dc;
 	let OFF_DA = dims_b.off_da;
@@ -531,7 +536,7 @@ fn scan_bwd(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: 
 		}
 		let cur = (cc & 1u) * G * NQ + g * NQ;
 		let nxt = ((cc + 1u) & 1u) * G * NQ + g * NQ;
-		for (var q = 0u; q < NQ; q++) {
+		for (var q = 0u; q < nq; q++) {
 			let i0 = 4u * q;
 			let A = a_sh[g * NQ + q];
 			// (1) the states of the chunk, from its start state.
@@ -630,7 +635,7 @@ fn scan_bwd(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: 
 			sd += red_a[base + r2].x;
 		}
 		wsb[OFF_DD + bi * ED + e] = sd;
-		for (var q = 0u; q < NQ; q++) {
+		for (var q = 0u; q < nq; q++) {
 			let da = dacc[g * NQ + q] * a_sh[g * NQ + q];
 			for (var l = 0u; l < 4u; l++) {
 				if (4u * q + l < N) {
