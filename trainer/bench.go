@@ -2,6 +2,7 @@ package trainer
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"time"
 
 	"mom/gpu"
@@ -30,7 +31,7 @@ func newStepBencher(d *gpu.Device, c mom.Config, batch, seqLen int) (*stepBenche
 	if err := o.Validate(); err != nil {
 		return nil, err
 	}
-	t := &trainer{o: o, d: d}
+	t := &trainer{o: o, d: d, rng: rand.New(rand.NewPCG(1, 2))}
 	if err := t.setup(); err != nil {
 		t.close()
 		return nil, err

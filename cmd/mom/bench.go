@@ -31,6 +31,8 @@ func benchKernels(args []string, stdout, stderr io.Writer) error {
 	size := fs.String("size", "small", "problem sizes: small (fits lavapipe) or large (a real GPU)")
 	filter := fs.String("filter", "", "only cases whose name matches this regular expression")
 	reps := fs.Int("reps", 10, "runs per case, recorded into one submit")
+	shared := fs.Bool("shared-device", false, "run every case on one device (default: a fresh device per case; "+
+		"on Dawn a long sweep on one device was seen to slow later kernels by up to 4x)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -45,15 +47,23 @@ func benchKernels(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	defer d.Close()
+	defer func() { d.Close() }()
 	peak := nn.DevicePeak(d)
 	fmt.Fprintf(stdout, "%s\nroof: %.1f TFLOP/s FP32, %.0f GB/s (%s)\n\n", d, peak.FLOPs/1e12, peak.Bytes/1e9, peak.Source)
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "kernel\tms/run\tGFLOP/s\tGB/s\t% of roof\ttimed by\t")
+	first := true
 	for _, c := range nn.BenchCases(nn.BenchSize(*size)) {
 		if !re.MatchString(c.Name) {
 			continue
 		}
+		if !*shared && !first {
+			d.Close()
+			if d, err = df.open(); err != nil {
+				return err
+			}
+		}
+		first = false
 		res, err := nn.RunBench(d, c, *reps, peak)
 		if err != nil {
 			fmt.Fprintf(tw, "%s\terror: %v\t\t\t\t\t\n", c.Name, err)
