@@ -42,15 +42,17 @@ func trainWithViz(ctx context.Context, d *gpu.Device, o trainer.Options, stdout,
 	done := make(chan outcome, 1)
 	go func() {
 		res, err := trainer.Train(ctx, d, o)
+		if res != nil {
+			printResult(stdout, o, res)
+		}
+		if err == nil {
+			fmt.Fprintln(stderr, "mom: training finished; close the window (or press q) to exit")
+		}
 		done <- outcome{res, err}
 	}()
 	werr := w.Run(ctx) // returns when the window closes
 	if werr != nil {
 		fmt.Fprintf(stderr, "mom: window: %v; training carries on headless\n", werr)
 	}
-	out := <-done
-	if out.res != nil {
-		printResult(stdout, o, out.res)
-	}
-	return out.err
+	return (<-done).err
 }
