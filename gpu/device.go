@@ -410,3 +410,13 @@ func (d *Device) Close() {
 func (d *Device) handles() (inst, adapter, dev, queue unsafe.Pointer) {
 	return d.inst, d.adapter, d.dev, d.queue
 }
+
+// forceLoss makes the device lost where the implementation supports it
+// (tests of the loss path).
+func (d *Device) forceLoss() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	ok := C.mg_force_loss(d.Lib.c, d.dev) == 1
+	C.mg_process_events(d.Lib.c, d.inst, d.dev)
+	return ok
+}

@@ -519,3 +519,33 @@ func TestFeaturesReallyEnabled(t *testing.T) {
 		}
 	})
 }
+
+// TestDeviceLossIsAnError: after the device is lost, work returns an error
+// wrapping ErrDeviceLost instead of crashing.
+func TestDeviceLossIsAnError(t *testing.T) {
+	for _, rt := range runtimes() {
+		t.Run(string(rt), func(t *testing.T) {
+			d, err := Open(Options{Runtime: rt, Adapter: -1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer d.Close()
+			if !d.forceLoss() {
+				t.Skipf("%s cannot simulate device loss", rt)
+			}
+			p, err := d.Shader("inc.wgsl", incWGSL)
+			if err == nil {
+				_, err = d.Pipeline(p, "main", nil)
+			}
+			if err == nil {
+				err = d.Sync()
+			}
+			if !errors.Is(err, ErrDeviceLost) {
+				t.Fatalf("after a forced loss: %v, want an error wrapping ErrDeviceLost", err)
+			}
+			if !strings.Contains(err.Error(), "forced device loss") {
+				t.Errorf("error %q does not carry the implementation's message", err)
+			}
+		})
+	}
+}

@@ -106,6 +106,12 @@ func (d *Device) Shader(name, code string) (*Shader, error) {
 	if ptr != nil {
 		d.created(C.MG_SHADER)
 	}
+	if errors.Is(scopeErr, ErrDeviceLost) {
+		if ptr != nil {
+			d.release(C.MG_SHADER, ptr)
+		}
+		return nil, fmt.Errorf("gpu: compiling %s: %w", name, scopeErr)
+	}
 	// Dawn gives structured messages with line numbers.
 	var cerr *CompileError
 	if ptr != nil {

@@ -712,3 +712,10 @@ void mg_release(const mg_lib *L, int kind, void *handle) {
 void mg_buffer_destroy(const mg_lib *L, void *buffer) { L->BufferDestroy(buffer); }
 
 void mg_device_destroy(const mg_lib *L, void *device) { L->DeviceDestroy(device); }
+
+int mg_force_loss(const mg_lib *L, void *device) {
+	void (*force)(void *, uint32_t, mg_str) = (void (*)(void *, uint32_t, mg_str))dlsym(L->dl, "wgpuDeviceForceLoss");
+	if (!force) return 0;
+	force(device, 1 /* Unknown */, S("mom test: forced device loss"));
+	return 1;
+}

@@ -170,5 +170,8 @@ enum {
 void mg_release(const mg_lib *L, int kind, void *handle);
 void mg_buffer_destroy(const mg_lib *L, void *buffer);
 void mg_device_destroy(const mg_lib *L, void *device);
+// mg_force_loss simulates device loss where the implementation can (Dawn's
+// wgpuDeviceForceLoss); returns 0 where it cannot.
+int mg_force_loss(const mg_lib *L, void *device);
 
 #endif

@@ -212,3 +212,70 @@ func TestTextOnlyBatchZeroGradients(t *testing.T) {
 		}
 	})
 }
+
+// TestGradientAccumulation: two micro-batches with accum=2 accumulate the
+// mean of their gradients.
+func TestGradientAccumulation(t *testing.T) {
+	forEachDevice(t, func(t *testing.T, d *gpu.Device) {
+		c, err := Preset("tiny", ThreeModal, AllSplits)
+		if err != nil {
+			t.Fatal(err)
+		}
+		const B, L = 2, 24
+		rng := rand.New(rand.NewPCG(21, 22))
+		b1, b2 := randomBatch(c, B, L, rng), randomBatch(c, B, L, rng)
+		params := float32Params(c, rng)
+		_, g1, err := RefStep(c, params, b1, B, L, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, g2, err := RefStep(c, params, b2, B, L, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := NewModel(d, c, B, L)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer m.Release()
+		for _, p := range m.Params {
+			v := make([]float32, p.Spec.Len())
+			for i, x := range params[p.Spec.Name] {
+				v[i] = float32(x)
+			}
+			if err := p.W.Upload(v); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for i, b := range []*Batch{b1, b2} {
+			if err := m.SetBatch(b, 2); err != nil {
+				t.Fatal(err)
+			}
+			r := d.NewRecorder()
+			if i == 0 {
+				m.RecordZeroGrads(r)
+			}
+			m.RecordForward(r)
+			m.RecordBackward(r)
+			if err := r.Submit(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, p := range m.Params {
+			got, err := p.G.Download()
+			if err != nil {
+				t.Fatal(err)
+			}
+			want1, want2 := g1[p.Spec.Name], g2[p.Spec.Name]
+			scale := 0.0
+			for i := range want1 {
+				scale = math.Max(scale, math.Abs(want1[i]+want2[i]))
+			}
+			for i := range got {
+				if w := want1[i] + want2[i]; math.Abs(float64(got[i])-w) > 2e-3*scale+1e-7 {
+					t.Fatalf("%s[%d]: accumulated %g, reference %g", p.Spec.Name, i, got[i], w)
+				}
+			}
+		}
+	})
+}

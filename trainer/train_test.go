@@ -222,3 +222,23 @@ func TestOptionsValidate(t *testing.T) {
 		}
 	}
 }
+
+// TestGradientAccumulationRun: --accum 2 trains, and tokens count both
+// micro-batches.
+func TestGradientAccumulationRun(t *testing.T) {
+	forEachDevice(t, func(t *testing.T, d *gpu.Device) {
+		o := tinyOptions(t, mom.Chameleon, mom.AllSplits, t.TempDir())
+		o.Steps, o.Warmup, o.Accum, o.EvalEvery, o.CkptEvery = 6, 2, 2, 0, 6
+		if _, err := Train(context.Background(), d, o); err != nil {
+			t.Fatal(err)
+		}
+		recs, err := ReadMetrics(filepath.Join(o.Out, "metrics.jsonl"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		last := recs[len(recs)-1]
+		if tok, _ := last["tokens"].(float64); tok != float64(6*2*o.Batch*o.SeqLen) {
+			t.Errorf("tokens after 6 steps of 2 micro-batches: %v, want %d", last["tokens"], 6*2*o.Batch*o.SeqLen)
+		}
+	})
+}
