@@ -4,33 +4,20 @@ import (
 	"testing"
 
 	"mom/gpu"
+	"mom/gpu/gputest"
 	"mom/mom"
 )
-
-func benchDevice(b *testing.B, name string) *gpu.Device {
-	rt, err := gpu.ParseRuntime(name)
-	if err != nil {
-		b.Fatal(err)
-	}
-	devMu.Lock()
-	defer devMu.Unlock()
-	if d, ok := devices[rt]; ok {
-		return d
-	}
-	d, err := gpu.Open(gpu.Options{Runtime: rt, Adapter: -1})
-	if err != nil {
-		b.Fatal(err)
-	}
-	devices[rt] = d
-	return d
-}
 
 // BenchmarkStep reports tokens/s of full training steps of the tiny model,
 // dense and MoM at the same config, on each runtime.
 func BenchmarkStep(b *testing.B) {
 	for _, rt := range []string{"dawn", "wgpu"} {
 		b.Run(rt, func(b *testing.B) {
-			d := benchDevice(b, rt)
+			rtime, err := gpu.ParseRuntime(rt)
+			if err != nil {
+				b.Fatal(err)
+			}
+			d := gputest.Must(b, rtime)
 			dense, _ := mom.Preset("tiny", mom.ThreeModal, mom.Splits{})
 			moe, _ := mom.Preset("tiny", mom.ThreeModal, mom.AllSplits)
 			for i := 0; i < b.N; i++ {

@@ -7,46 +7,15 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
 	"mom/gpu"
+	"mom/gpu/gputest"
 	"mom/mom"
 )
 
-var (
-	devMu   sync.Mutex
-	devices = map[gpu.Runtime]*gpu.Device{}
-)
-
 func forEachDevice(t *testing.T, fn func(t *testing.T, d *gpu.Device)) {
-	rts := []gpu.Runtime{gpu.Dawn, gpu.WGPU}
-	if env := os.Getenv("MOM_RUNTIMES"); env != "" {
-		rts = nil
-		for _, s := range strings.Split(env, ",") {
-			rt, err := gpu.ParseRuntime(s)
-			if err != nil {
-				t.Fatal(err)
-			}
-			rts = append(rts, rt)
-		}
-	}
-	for _, rt := range rts {
-		t.Run(string(rt), func(t *testing.T) {
-			devMu.Lock()
-			d, ok := devices[rt]
-			if !ok {
-				var err error
-				if d, err = gpu.Open(gpu.Options{Runtime: rt, Adapter: -1}); err != nil {
-					devMu.Unlock()
-					t.Fatalf("opening a %s device: %v", rt, err)
-				}
-				devices[rt] = d
-			}
-			devMu.Unlock()
-			fn(t, d)
-		})
-	}
+	gputest.ForEachDevice(t, fn)
 }
 
 func tinyOptions(t *testing.T, setting mom.Setting, splits mom.Splits, out string) Options {
