@@ -26,10 +26,8 @@ type GroupedLinearArgs struct {
 // leaves its DW and DB untouched. The tensor shapes are fixed at
 // construction; the Routing's tables change per batch.
 type GroupedLinear struct {
-	rows, groups, n, k int
-	fwd, dx, dw, db    *gemmCall
-	reduce             []*gemmCall
-	plan               string
+	gemmOp
+	groups int
 }
 
 // NewGroupedLinear validates the shapes, compiles the pipelines and binds the
@@ -91,7 +89,7 @@ func NewGroupedLinear(d *gpu.Device, a GroupedLinearArgs) (*GroupedLinear, error
 	if err := checkU32(rows*max(n, k), groups*n*k); err != nil {
 		return nil, fmt.Errorf("nn: %s: %w", op, err)
 	}
-	gl := &GroupedLinear{rows: rows, groups: groups, n: n, k: k}
+	gl := &GroupedLinear{gemmOp: gemmOp{rows: rows, n: n, k: k}, groups: groups}
 	wrap := func(err error) error {
 		return fmt.Errorf("nn: %s (rows %d, G %d, N %d, K %d): %w", op, rows, groups, n, k, err)
 	}
@@ -230,39 +228,6 @@ func newGroupedGemm(d *gpu.Device, base func(gemmTile) gpu.Constants, v4 bool, r
 	x, y := Grid(d, slots*CeilDiv(nOut, t.bn))
 	return &gemmCall{g: g, x: x, y: y, z: 1, plan: k.Entry + " " + t.String()}, nil
 }
-
-// RecordForward records Y = X·W[m]ᵀ + B[m] for every row (Y += with
-// AccumulateY), reading the routing tables of the last Update.
-func (g *GroupedLinear) RecordForward(r *gpu.Recorder) { g.fwd.record(r) }
-
-// RecordBackward records DX (if set), DW += and DB +=, per modality. It
-// records nothing for a forward-only op.
-func (g *GroupedLinear) RecordBackward(r *gpu.Recorder) {
-	g.dx.record(r)
-	g.dw.record(r)
-	g.db.record(r)
-	for _, c := range g.reduce {
-		c.record(r)
-	}
-}
-
-// FLOPs counts 2·rows·N·K per GEMM (every row uses exactly one weight set,
-// so the cost is that of one dense layer): one forward, two backward (one
-// without DX).
-func (g *GroupedLinear) FLOPs() (forward, backward float64) {
-	f := 2 * float64(g.rows) * float64(g.n) * float64(g.k)
-	if g.dw == nil {
-		return f, 0
-	}
-	if g.dx != nil {
-		return f, 2 * f
-	}
-	return f, f
-}
-
-// Plan describes the kernels chosen (tile sizes, vec4 or scalar loads,
-// split-K), for logs and tests.
-func (g *GroupedLinear) Plan() string { return g.plan }
 
 func init() {
 	RegisterBench(func(size BenchSize) []BenchCase {

@@ -25,6 +25,12 @@ type LinearArgs struct {
 // tiles to fill the device, with a deterministic second pass summing the
 // partials in order.
 type Linear struct {
+	gemmOp
+}
+
+// gemmOp is what Linear and GroupedLinear share: the prepared dispatches
+// of the forward and backward and the sizes for FLOP counting.
+type gemmOp struct {
 	rows, n, k int
 	fwd        *gemmCall
 	dx, dw, db *gemmCall
@@ -81,7 +87,7 @@ func NewLinear(d *gpu.Device, a LinearArgs) (*Linear, error) {
 			}
 		}
 	}
-	l := &Linear{rows: rows, n: n, k: k}
+	l := &Linear{gemmOp{rows: rows, n: n, k: k}}
 	wrap := func(err error) error {
 		return fmt.Errorf("nn: %s (rows %d, N %d, K %d): %w", op, rows, n, k, err)
 	}
@@ -156,12 +162,15 @@ func NewLinear(d *gpu.Device, a LinearArgs) (*Linear, error) {
 	return l, nil
 }
 
-// RecordForward records Y = X·Wᵀ + B (or Y += with AccumulateY).
-func (l *Linear) RecordForward(r *gpu.Recorder) { l.fwd.record(r) }
+// RecordForward records Y = X·Wᵀ + B (or Y += with AccumulateY); for a
+// GroupedLinear each row uses its modality's W and B through the routing
+// tables of the last Update.
+func (l *gemmOp) RecordForward(r *gpu.Recorder) { l.fwd.record(r) }
 
 // RecordBackward records DX = dY·W (if DX is set; += with AccumulateDX),
-// DW += dYᵀ·X and DB += Σ_rows dY. It records nothing for a forward-only op.
-func (l *Linear) RecordBackward(r *gpu.Recorder) {
+// DW += dYᵀ·X and DB += Σ_rows dY (per modality for a GroupedLinear). It
+// records nothing for a forward-only op.
+func (l *gemmOp) RecordBackward(r *gpu.Recorder) {
 	l.dx.record(r)
 	l.dw.record(r)
 	l.db.record(r)
@@ -170,9 +179,10 @@ func (l *Linear) RecordBackward(r *gpu.Recorder) {
 	}
 }
 
-// FLOPs counts 2·rows·N·K per GEMM: one forward, two backward (one without
-// DX); bias additions are not counted.
-func (l *Linear) FLOPs() (forward, backward float64) {
+// FLOPs counts 2·rows·N·K per GEMM (a grouped row uses exactly one weight
+// set, so it costs what a dense row does): one forward, two backward (one
+// without DX); bias additions are not counted.
+func (l *gemmOp) FLOPs() (forward, backward float64) {
 	f := 2 * float64(l.rows) * float64(l.n) * float64(l.k)
 	if l.dw == nil {
 		return f, 0
@@ -185,7 +195,7 @@ func (l *Linear) FLOPs() (forward, backward float64) {
 
 // Plan describes the kernels chosen (tile sizes, vec4 or scalar loads,
 // split-K), for logs and tests.
-func (l *Linear) Plan() string { return l.plan }
+func (l *gemmOp) Plan() string { return l.plan }
 
 // leadingRows checks that x is (..., k) and returns the product of its
 // leading dims.
