@@ -33,7 +33,8 @@ type Options struct {
 	LogEvery               int // metrics record every LogEvery steps
 	CkptEvery, Keep        int // checkpoint every CkptEvery steps, keeping the newest Keep
 	Resume                 bool
-	Data                   string // "synthetic" or a token file
+	Data                   string // "synthetic" or a token file (see CreateTokFile)
+	EvalData               string // held-out token file (with a token-file Data); "" turns evaluation off
 	// StopAfter, if positive, ends the run (with a checkpoint) after that
 	// step although the schedule runs to Steps: a planned interruption.
 	StopAfter int
@@ -182,6 +183,11 @@ func (t *trainer) close() {
 	if t.lossBuf != nil {
 		t.lossBuf.Release()
 	}
+	for _, s := range []Stream{t.train, t.eval} {
+		if c, ok := s.(io.Closer); ok {
+			c.Close()
+		}
+	}
 	for _, x := range append(t.mstate, t.vstate...) {
 		x.Release()
 	}
@@ -230,7 +236,9 @@ func (t *trainer) setup() error {
 	if t.train, t.eval, err = openStreams(o); err != nil {
 		return err
 	}
-	if t.evalAt, err = t.eval.State(); err != nil {
+	if t.eval == nil {
+		t.o.EvalEvery = 0 // a token file without --eval-data: no held-out loss
+	} else if t.evalAt, err = t.eval.State(); err != nil {
 		return err
 	}
 	p := 0
@@ -245,7 +253,8 @@ func (t *trainer) setup() error {
 	return nil
 }
 
-// openStreams opens the training and held-out data.
+// openStreams opens the training and held-out data: the synthetic stream's
+// two splits, or token files whose vocabulary must be the model's.
 func openStreams(o Options) (train, eval Stream, err error) {
 	c := o.Config
 	mods := make([]Modality, len(c.Modalities))
@@ -257,7 +266,32 @@ func openStreams(o Options) (train, eval Stream, err error) {
 		vocab.Ranges = append(vocab.Ranges, [2]uint32{uint32(r[0]), uint32(r[1])})
 	}
 	if o.Data != "" && o.Data != "synthetic" {
-		return nil, nil, fmt.Errorf("trainer: token files are not wired into training yet: %s", o.Data)
+		if c.Setting == mom.Transfusion {
+			return nil, nil, fmt.Errorf("trainer: token files hold discrete tokens; the transfusion setting needs continuous patches (use --data synthetic)")
+		}
+		open := func(path string) (Stream, error) {
+			f, err := OpenTokFile(path)
+			if err != nil {
+				return nil, err
+			}
+			got := f.Vocab()
+			for m := range vocab.Ranges {
+				if m >= len(got.Ranges) || got.Ranges[m] != vocab.Ranges[m] {
+					f.Close()
+					return nil, fmt.Errorf("trainer: %s: its vocabulary %v does not match the model's %v (modalities %v)", path, got.Ranges, vocab.Ranges, c.Modalities)
+				}
+			}
+			return f, nil
+		}
+		if train, err = open(o.Data); err != nil {
+			return nil, nil, err
+		}
+		if o.EvalData != "" {
+			if eval, err = open(o.EvalData); err != nil {
+				return nil, nil, err
+			}
+		}
+		return train, eval, nil
 	}
 	mk := func(split string) (Stream, error) {
 		return NewSynthetic(SynthConfig{Modalities: mods, Vocab: vocab, Seed: o.Seed, Split: split,

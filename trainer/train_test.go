@@ -211,3 +211,41 @@ func TestGradientAccumulationRun(t *testing.T) {
 		}
 	})
 }
+
+// TestTrainOnTokenFiles: training reads token files, and a file whose
+// vocabulary is not the model's is refused with a clear error.
+func TestTrainOnTokenFiles(t *testing.T) {
+	forEachDevice(t, func(t *testing.T, d *gpu.Device) {
+		o := tinyOptions(t, mom.Chameleon, mom.AllSplits, t.TempDir())
+		o.Steps, o.Warmup, o.EvalEvery, o.CkptEvery = 8, 2, 4, 8
+		vocab := Vocab{}
+		for _, r := range o.Config.VocabRanges {
+			vocab.Ranges = append(vocab.Ranges, [2]uint32{uint32(r[0]), uint32(r[1])})
+		}
+		ids := make([]uint32, 5000)
+		for i := range ids {
+			ids[i] = uint32(i*7) % uint32(o.Config.Vocab)
+		}
+		dir := t.TempDir()
+		o.Data, o.EvalData = filepath.Join(dir, "train.momtok"), filepath.Join(dir, "eval.momtok")
+		for _, p := range []string{o.Data, o.EvalData} {
+			if err := WriteTokFile(p, vocab, ids, nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := Train(context.Background(), d, o); err != nil {
+			t.Fatal(err)
+		}
+		if ev := evalLosses(t, o.Out); len(ev) != 2 {
+			t.Errorf("%d held-out records, want 2", len(ev))
+		}
+		bad := Vocab{Ranges: [][2]uint32{{0, 10}, {10, uint32(o.Config.Vocab)}}}
+		if err := WriteTokFile(o.Data, bad, ids, nil); err != nil {
+			t.Fatal(err)
+		}
+		o.Out = t.TempDir()
+		if _, err := Train(context.Background(), d, o); err == nil || !strings.Contains(err.Error(), "does not match the model") {
+			t.Fatalf("got %v, want a vocabulary mismatch error", err)
+		}
+	})
+}

@@ -40,7 +40,8 @@ func cmdTrain(args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&o.Keep, "keep", o.Keep, "checkpoints to keep")
 	fs.BoolVar(&o.Resume, "resume", false, "continue the run in --out from its latest checkpoint")
 	fs.IntVar(&o.StopAfter, "stop-after", 0, "stop (with a checkpoint) after this step; --resume continues")
-	fs.StringVar(&o.Data, "data", o.Data, "training data: synthetic")
+	fs.StringVar(&o.Data, "data", o.Data, "training data: synthetic, or a token file (.momtok)")
+	fs.StringVar(&o.EvalData, "eval-data", "", "held-out token file (with a token-file --data)")
 	viz := fs.Bool("viz", false, "open the live loss window (needs a display)")
 	if err := parse(fs, args); err != nil {
 		return err
