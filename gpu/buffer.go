@@ -93,7 +93,8 @@ func (b *Buffer) Release() {
 }
 
 func (b *Buffer) destroyLocked() {
-	if b.ptr == nil || b.d.closed && b.d.dev == nil {
+	if b.ptr == nil || b.d.dead {
+		b.ptr = nil // the device took its buffers with it
 		return
 	}
 	C.mg_buffer_destroy(b.d.Lib.c, b.ptr)

@@ -91,7 +91,8 @@ type Device struct {
 	queue   unsafe.Pointer
 	state   *C.mg_device_state
 	op      *C.mg_op
-	closed  bool
+	closed  bool // Close has begun: no new work
+	dead    bool // Close has finished: handles are gone, releases are no-ops
 	lost    error
 
 	shaders   map[string]*Shader
@@ -359,7 +360,7 @@ func (d *Device) LiveObjects() map[string]int {
 func (d *Device) created(kind C.int) { d.live[kind]++ }
 
 func (d *Device) release(kind C.int, p unsafe.Pointer) {
-	if p == nil {
+	if p == nil || d.dead {
 		return
 	}
 	C.mg_release(d.Lib.c, kind, p)
@@ -402,6 +403,7 @@ func (d *Device) Close() {
 	}
 	C.mg_state_free(d.state)
 	freeOp(d.op)
+	d.dead = true
 }
 
 // Handles exposes the raw instance, adapter, device and queue pointers and the

@@ -549,3 +549,31 @@ func TestDeviceLossIsAnError(t *testing.T) {
 		})
 	}
 }
+
+// Releasing objects after their device is closed is harmless.
+func TestReleaseAfterClose(t *testing.T) {
+	for _, rt := range runtimes() {
+		t.Run(string(rt), func(t *testing.T) {
+			d, err := Open(Options{Runtime: rt, Adapter: -1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			p := mustPipeline(t, d, "inc.wgsl", incWGSL, nil)
+			b := mustBuffer(t, d, "x", 256)
+			g, err := d.BindGroup(p, Buf(b))
+			if err != nil {
+				t.Fatal(err)
+			}
+			d.Close()
+			g.Release()
+			b.Release()
+			d.ReleasePipeline(p)
+			if _, err := b.Read(0, 4); err == nil {
+				t.Error("reading a buffer of a closed device succeeded")
+			}
+			if _, err := d.NewBuffer("y", 16, UsageTensor); err == nil {
+				t.Error("a closed device made a buffer")
+			}
+		})
+	}
+}
