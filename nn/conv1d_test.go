@@ -2,7 +2,6 @@ package nn_test
 
 import (
 	"fmt"
-	"math"
 	"math/rand"
 	"strings"
 	"testing"
@@ -26,12 +25,7 @@ var convTols = map[string]struct{ abs, rel float64 }{
 func convClose(t *testing.T, name string, got []float32, want []float64) {
 	t.Helper()
 	tol := convTols[name]
-	var ss float64
-	for _, w := range want {
-		ss += w * w
-	}
-	scale := math.Max(math.Sqrt(ss/float64(len(want))), 1e-6)
-	ktest.Close(t, name, got, want, ktest.Tol{Abs: tol.abs * scale, Rel: tol.rel})
+	ktest.CloseRMS(t, name, got, want, tol.abs, tol.rel)
 }
 
 type convCase struct {

@@ -118,21 +118,9 @@ func testGrouped(t *testing.T, d *gpu.Device, rng *rand.Rand, c groupedCase) {
 	if !c.noDX {
 		a.DX = ktest.Tensor(t, d, "dx", nil, rows, k)
 	}
-	if c.accY {
-		if err := a.Y.Upload(y0); err != nil {
-			t.Fatal(err)
-		}
-	} else {
-		ktest.Poison(t, a.Y)
-	}
+	ktest.Start(t, a.Y, y0, c.accY)
 	if a.DX != nil {
-		if c.accDX {
-			if err := a.DX.Upload(dx0); err != nil {
-				t.Fatal(err)
-			}
-		} else {
-			ktest.Poison(t, a.DX)
-		}
+		ktest.Start(t, a.DX, dx0, c.accDX)
 	}
 	gl, err := nn.NewGroupedLinear(d, a)
 	if err != nil {

@@ -102,21 +102,9 @@ func testLinear(t *testing.T, d *gpu.Device, rng *rand.Rand, c linearCase) {
 		a.DX = ktest.Tensor(t, d, "dx", nil, xs...)
 	}
 	// Outputs written with = are poisoned; accumulated ones start random.
-	if c.accY {
-		if err := a.Y.Upload(y0); err != nil {
-			t.Fatal(err)
-		}
-	} else {
-		ktest.Poison(t, a.Y)
-	}
+	ktest.Start(t, a.Y, y0, c.accY)
 	if a.DX != nil {
-		if c.accDX {
-			if err := a.DX.Upload(dx0); err != nil {
-				t.Fatal(err)
-			}
-		} else {
-			ktest.Poison(t, a.DX)
-		}
+		ktest.Start(t, a.DX, dx0, c.accDX)
 	}
 	l, err := nn.NewLinear(d, a)
 	if err != nil {

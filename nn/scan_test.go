@@ -2,7 +2,6 @@ package nn_test
 
 import (
 	"fmt"
-	"math"
 	"math/rand"
 	"strings"
 	"testing"
@@ -37,15 +36,7 @@ func scanClose(t *testing.T, name string, got []float32, want []float64) {
 	if !ok {
 		t.Fatalf("no tolerance for %s", name)
 	}
-	var ss float64
-	for _, w := range want {
-		ss += w * w
-	}
-	scale := math.Sqrt(ss / float64(len(want)))
-	if scale < 1e-6 {
-		scale = 1e-6
-	}
-	ktest.Close(t, name, got, want, ktest.Tol{Abs: tol.abs * scale, Rel: tol.rel})
+	ktest.CloseRMS(t, name, got, want, tol.abs, tol.rel)
 }
 
 type scanCase struct {

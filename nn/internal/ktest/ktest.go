@@ -141,3 +141,32 @@ func Download(t testing.TB, x *nn.Tensor) []float32 {
 	}
 	return v
 }
+
+// CloseRMS is Close with the absolute tolerance scaled by the RMS of want
+// (at least 1e-6), so that it follows the tensor's magnitude: an element
+// passes when |got-want| <= abs*rms(want) + rel*|want|.
+func CloseRMS(t testing.TB, name string, got []float32, want []float64, abs, rel float64) {
+	t.Helper()
+	var ss float64
+	for _, w := range want {
+		ss += w * w
+	}
+	scale := 1e-6
+	if len(want) > 0 {
+		scale = math.Max(math.Sqrt(ss/float64(len(want))), 1e-6)
+	}
+	Close(t, name, got, want, Tol{Abs: abs * scale, Rel: rel})
+}
+
+// Start prepares an output: with accumulate it holds start (the kernel adds
+// to it), otherwise it is poisoned (the kernel must overwrite every element).
+func Start(t testing.TB, x *nn.Tensor, start []float32, accumulate bool) {
+	t.Helper()
+	if !accumulate {
+		Poison(t, x)
+		return
+	}
+	if err := x.Upload(start); err != nil {
+		t.Fatal(err)
+	}
+}
