@@ -130,12 +130,9 @@ func (b *Buffer) Write(offset int64, data []byte) error {
 	if d.closed {
 		return errors.New("gpu: device is closed")
 	}
-	// The implementation copies the bytes before returning; pass C memory to
-	// keep cgo's pointer rules simple.
-	cbuf := C.malloc(C.size_t(len(data)))
-	defer C.free(cbuf)
-	C.memcpy(cbuf, unsafe.Pointer(&data[0]), C.size_t(len(data)))
-	C.mg_queue_write(d.Lib.c, d.queue, b.ptr, C.uint64_t(offset), cbuf, C.size_t(len(data)))
+	// The implementation copies the bytes before returning, so the Go slice
+	// may be passed directly (it holds no Go pointers).
+	C.mg_queue_write(d.Lib.c, d.queue, b.ptr, C.uint64_t(offset), unsafe.Pointer(&data[0]), C.size_t(len(data)))
 	return d.errLocked("write buffer " + b.Label)
 }
 
