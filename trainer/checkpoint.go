@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"mom/trainer/atomicfile"
+	"mom/trainer/safetensors"
 	"os"
 	"path/filepath"
 	"sort"
@@ -17,15 +19,15 @@ import (
 
 // Checkpoint is everything needed to resume a run exactly.
 type Checkpoint struct {
-	Step      int               // optimizer steps taken
-	Tokens    int64             // training tokens consumed
-	FLOPs     float64           // training FLOPs spent
-	Params    []STTensor        // model parameters (F32)
-	Optimizer []STTensor        // optimizer state, e.g. "m.<param>", "v.<param>" (F32)
-	RNG       []byte            // opaque RNG state (math/rand/v2 PCG MarshalBinary)
-	Data      json.RawMessage   // opaque data-stream position (Stream.State); must be valid JSON (or empty), stored re-indented
-	Config    json.RawMessage   // the run's config; must be valid JSON (or empty), stored re-indented
-	Meta      map[string]string // free-form (e.g. the git commit, the time saved)
+	Step      int                  // optimizer steps taken
+	Tokens    int64                // training tokens consumed
+	FLOPs     float64              // training FLOPs spent
+	Params    []safetensors.Tensor // model parameters (F32)
+	Optimizer []safetensors.Tensor // optimizer state, e.g. "m.<param>", "v.<param>" (F32)
+	RNG       []byte               // opaque RNG state (math/rand/v2 PCG MarshalBinary)
+	Data      json.RawMessage      // opaque data-stream position (Stream.State); must be valid JSON (or empty), stored re-indented
+	Config    json.RawMessage      // the run's config; must be valid JSON (or empty), stored re-indented
+	Meta      map[string]string    // free-form (e.g. the git commit, the time saved)
 }
 
 // ErrNoCheckpoint is wrapped by LoadCheckpoint's error when the folder holds
@@ -150,13 +152,13 @@ func SaveCheckpoint(dir string, c *Checkpoint, keep int) (string, error) {
 		os.RemoveAll(tmp)
 		return "", fmt.Errorf("trainer: checkpoint %s: %w", final, err)
 	}
-	if err := syncDir(dir); err != nil {
+	if err := atomicfile.SyncDir(dir); err != nil {
 		return "", fmt.Errorf("trainer: checkpoint %s: %w", final, err)
 	}
 	if err := ckptStage("before-latest"); err != nil {
 		return "", fmt.Errorf("trainer: checkpoint %s: %w", final, err)
 	}
-	if err := WriteFileAtomic(filepath.Join(dir, ckptLatest), []byte(name+"\n"), 0o644); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(dir, ckptLatest), []byte(name+"\n"), 0o644); err != nil {
 		return "", fmt.Errorf("trainer: checkpoint %s: updating latest: %w", final, err)
 	}
 	if old != "" {
@@ -181,7 +183,7 @@ func writeStepDir(d string, c *Checkpoint) error {
 	stMeta := map[string]string{"format": ckptFormat, "step": strconv.Itoa(c.Step)}
 	for _, f := range []struct {
 		name string
-		ts   []STTensor
+		ts   []safetensors.Tensor
 	}{{ckptModel, c.Params}, {ckptOptimizer, c.Optimizer}} {
 		info, err := writeHashedSafetensors(filepath.Join(d, f.name), f.ts, stMeta)
 		if err != nil {
@@ -196,16 +198,16 @@ func writeStepDir(d string, c *Checkpoint) error {
 	if err != nil {
 		return fmt.Errorf("encoding %s: %w", ckptState, err)
 	}
-	return WriteFileAtomic(filepath.Join(d, ckptState), append(js, '\n'), 0o644)
+	return atomicfile.WriteFile(filepath.Join(d, ckptState), append(js, '\n'), 0o644)
 }
 
 // writeHashedSafetensors writes a safetensors file and returns its size and
 // SHA-256, computed while writing.
-func writeHashedSafetensors(path string, ts []STTensor, meta map[string]string) (ckptFile, error) {
+func writeHashedSafetensors(path string, ts []safetensors.Tensor, meta map[string]string) (ckptFile, error) {
 	h := sha256.New()
 	var n int64
-	err := WriteAtomic(path, 0o644, func(w io.Writer) error {
-		return EncodeSafetensors(&countingWriter{w: io.MultiWriter(w, h), n: &n}, ts, meta)
+	err := atomicfile.Write(path, 0o644, func(w io.Writer) error {
+		return safetensors.Encode(&countingWriter{w: io.MultiWriter(w, h), n: &n}, ts, meta)
 	})
 	if err != nil {
 		return ckptFile{}, err
@@ -353,7 +355,7 @@ func loadStepDir(d string) (*Checkpoint, error) {
 	}
 	for _, f := range []struct {
 		name string
-		dst  *[]STTensor
+		dst  *[]safetensors.Tensor
 	}{{ckptModel, &c.Params}, {ckptOptimizer, &c.Optimizer}} {
 		want, ok := st.Files[f.name]
 		if !ok {
@@ -373,7 +375,7 @@ func loadStepDir(d string) (*Checkpoint, error) {
 		if got := hexSum(sha256.New(), data); got != want.SHA256 {
 			return nil, fmt.Errorf("trainer: checkpoint %s: %s is corrupt: SHA-256 %s, %s records %s", d, f.name, got, ckptState, truncate(want.SHA256, 64))
 		}
-		ts, _, err := DecodeSafetensors(data)
+		ts, _, err := safetensors.Decode(data)
 		if err != nil {
 			return nil, fmt.Errorf("trainer: checkpoint %s: %s: %w", d, f.name, err)
 		}

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"math/rand/v2"
+	"mom/trainer/internal/fstest"
+	"mom/trainer/safetensors"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -32,13 +34,13 @@ func testCheckpoint(t *testing.T, step int) *Checkpoint {
 		Step:   step,
 		Tokens: int64(step) * 4096,
 		FLOPs:  float64(step) * 1.5e12,
-		Params: []STTensor{
-			F32Tensor("embed", []int{8, 4}, vals(32)),
-			F32Tensor("blocks.0.in_proj.0", []int{4, 16}, vals(64)),
+		Params: []safetensors.Tensor{
+			safetensors.F32("embed", []int{8, 4}, vals(32)),
+			safetensors.F32("blocks.0.in_proj.0", []int{4, 16}, vals(64)),
 		},
-		Optimizer: []STTensor{
-			F32Tensor("m.embed", []int{8, 4}, vals(32)),
-			F32Tensor("v.embed", []int{8, 4}, vals(32)),
+		Optimizer: []safetensors.Tensor{
+			safetensors.F32("m.embed", []int{8, 4}, vals(32)),
+			safetensors.F32("v.embed", []int{8, 4}, vals(32)),
 		},
 		RNG:    rng,
 		Data:   json.RawMessage(`{"sample":` + itoa(step*8) + `}`),
@@ -61,8 +63,8 @@ func itoa(i int) string { b, _ := json.Marshal(i); return string(b) }
 // (files hold them sorted by name).
 func sameCheckpoint(t *testing.T, got, want *Checkpoint) {
 	t.Helper()
-	norm := func(ts []STTensor) map[string]STTensor {
-		m := map[string]STTensor{}
+	norm := func(ts []safetensors.Tensor) map[string]safetensors.Tensor {
+		m := map[string]safetensors.Tensor{}
 		for _, x := range ts {
 			m[x.Name] = x
 		}
@@ -93,7 +95,7 @@ func TestCheckpointRoundTrip(t *testing.T) {
 	if want := filepath.Join(dir, "step_00000123"); p != want {
 		t.Errorf("saved to %s, want %s", p, want)
 	}
-	assertOnlyFiles(t, p, "model.safetensors", "optimizer.safetensors", "state.json")
+	fstest.AssertOnlyFiles(t, p, "model.safetensors", "optimizer.safetensors", "state.json")
 	got, err := LoadCheckpoint(dir)
 	if err != nil {
 		t.Fatal(err)
@@ -121,7 +123,7 @@ func TestCheckpointRoundTrip(t *testing.T) {
 		t.Error("LoadCheckpointAt of a file succeeded")
 	}
 	// The tensor files are plain safetensors that other tools can read.
-	ts, meta, err := ReadSafetensors(filepath.Join(p, "model.safetensors"))
+	ts, meta, err := safetensors.Read(filepath.Join(p, "model.safetensors"))
 	if err != nil || len(ts) != 2 || meta["step"] != "123" {
 		t.Errorf("model.safetensors: %d tensors, meta %v, %v", len(ts), meta, err)
 	}
@@ -158,7 +160,7 @@ func TestCheckpointLatestMovesOnlyWhenComplete(t *testing.T) {
 			t.Errorf("%s: latest moved to %s", stage, n)
 		}
 		// Nothing of the failed save is visible.
-		assertOnlyFiles(t, dir, "latest", "step_00000010")
+		fstest.AssertOnlyFiles(t, dir, "latest", "step_00000010")
 	}
 	// Crash after the folder is complete but before latest moves: the
 	// folder exists, latest still names the old one.
@@ -190,7 +192,7 @@ func TestCheckpointLatestMovesOnlyWhenComplete(t *testing.T) {
 	if n := latestName(t, dir); n != "step_00000030" {
 		t.Errorf("latest = %s after a good save", n)
 	}
-	assertOnlyFiles(t, dir, "latest", "step_00000010", "step_00000020", "step_00000030")
+	fstest.AssertOnlyFiles(t, dir, "latest", "step_00000010", "step_00000020", "step_00000030")
 }
 
 func TestCheckpointKeep(t *testing.T) {
@@ -200,20 +202,20 @@ func TestCheckpointKeep(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	assertOnlyFiles(t, dir, "latest", "step_00000400", "step_00000500")
+	fstest.AssertOnlyFiles(t, dir, "latest", "step_00000400", "step_00000500")
 	// Saving an older step (a run resumed from further back) keeps the new
 	// folder even though it is not among the newest by number.
 	if _, err := SaveCheckpoint(dir, testCheckpoint(t, 50), 1); err != nil {
 		t.Fatal(err)
 	}
-	assertOnlyFiles(t, dir, "latest", "step_00000050")
+	fstest.AssertOnlyFiles(t, dir, "latest", "step_00000050")
 	// keep 0 keeps everything.
 	for s := 1; s <= 3; s++ {
 		if _, err := SaveCheckpoint(dir, testCheckpoint(t, s), 0); err != nil {
 			t.Fatal(err)
 		}
 	}
-	assertOnlyFiles(t, dir, "latest", "step_00000001", "step_00000002", "step_00000003", "step_00000050")
+	fstest.AssertOnlyFiles(t, dir, "latest", "step_00000001", "step_00000002", "step_00000003", "step_00000050")
 	// Saving the same step again replaces it.
 	c := testCheckpoint(t, 3)
 	c.Tokens = 999
@@ -224,7 +226,7 @@ func TestCheckpointKeep(t *testing.T) {
 	if err != nil || got.Tokens != 999 {
 		t.Fatalf("re-saved step: %v, %v", got, err)
 	}
-	assertOnlyFiles(t, dir, "latest", "step_00000001", "step_00000002", "step_00000003", "step_00000050")
+	fstest.AssertOnlyFiles(t, dir, "latest", "step_00000001", "step_00000002", "step_00000003", "step_00000050")
 }
 
 func TestCheckpointDamaged(t *testing.T) {
@@ -320,7 +322,7 @@ func TestSaveCheckpointRejects(t *testing.T) {
 		t.Error("nil checkpoint saved")
 	}
 	c := testCheckpoint(t, 1)
-	c.Params = append(c.Params, F32Tensor("bad", []int{3}, []float32{1}))
+	c.Params = append(c.Params, safetensors.F32("bad", []int{3}, []float32{1}))
 	if _, err := SaveCheckpoint(dir, c, 1); err == nil || !strings.Contains(err.Error(), "tensor bad") {
 		t.Errorf("bad tensor: %v", err)
 	}
@@ -329,7 +331,7 @@ func TestSaveCheckpointRejects(t *testing.T) {
 	if _, err := SaveCheckpoint(dir, c, 1); err == nil || !strings.Contains(err.Error(), "state.json") {
 		t.Errorf("bad config: %v", err)
 	}
-	assertOnlyFiles(t, dir)
+	fstest.AssertOnlyFiles(t, dir)
 }
 
 // BenchmarkCheckpoint saves and loads a checkpoint of 8M parameters (32 MiB)
@@ -343,8 +345,8 @@ func BenchmarkCheckpoint(b *testing.B) {
 	}
 	c := &Checkpoint{
 		Step:      1,
-		Params:    []STTensor{F32Tensor("w", []int{n}, v)},
-		Optimizer: []STTensor{F32Tensor("m.w", []int{n}, v), F32Tensor("v.w", []int{n}, v)},
+		Params:    []safetensors.Tensor{safetensors.F32("w", []int{n}, v)},
+		Optimizer: []safetensors.Tensor{safetensors.F32("m.w", []int{n}, v), safetensors.F32("v.w", []int{n}, v)},
 	}
 	bytes := int64(3 * 4 * n)
 	b.Run("save", func(b *testing.B) {

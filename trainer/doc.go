@@ -7,8 +7,8 @@
 //     next-token targets and per-position modalities;
 //   - the learning-rate schedule (LR);
 //   - checkpoints (SaveCheckpoint, LoadCheckpoint) in the safetensors format
-//     (WriteSafetensors, ReadSafetensors), written atomically
-//     (WriteFileAtomic, WriteAtomic) so that a crash never damages what was
+//     (package trainer/safetensors), written atomically
+//     (package trainer/atomicfile) so that a crash never damages what was
 //     already on disk;
 //   - metrics as JSON lines (OpenMetrics) that live viewers can follow;
 //   - progress output: a bar on a terminal, plain log lines otherwise

@@ -8,6 +8,7 @@ import (
 
 	"mom/gpu"
 	"mom/mom"
+	"mom/trainer/safetensors"
 )
 
 // GradsLayout documents the tensors of a gradients file for readers in
@@ -26,7 +27,7 @@ const GradsLayout = `Tensors: batch.inputs, batch.modality, batch.targets, batch
 // fixed batch (the start of the synthetic held-out stream, seed 1) and
 // returns the batch, the losses, the parameters and every gradient as
 // safetensors tensors, with metadata describing the layout.
-func Grads(d *gpu.Device, ckpt string, batch, seqLen int) ([]STTensor, map[string]string, error) {
+func Grads(d *gpu.Device, ckpt string, batch, seqLen int) ([]safetensors.Tensor, map[string]string, error) {
 	c, err := LoadCheckpointAt(ckpt)
 	if err != nil {
 		return nil, nil, err
@@ -48,7 +49,7 @@ func Grads(d *gpu.Device, ckpt string, batch, seqLen int) ([]STTensor, map[strin
 	if t.m, err = mom.NewModel(d, cfg, batch, seqLen); err != nil {
 		return nil, nil, err
 	}
-	params := map[string]STTensor{}
+	params := map[string]safetensors.Tensor{}
 	for _, p := range c.Params {
 		params[p.Name] = p
 	}
@@ -109,16 +110,16 @@ func Grads(d *gpu.Device, ckpt string, batch, seqLen int) ([]STTensor, map[strin
 		return nil, nil, fmt.Errorf("grads: %w", err)
 	}
 	shape := []int{batch, seqLen}
-	out := []STTensor{
-		U32Tensor("batch.inputs", shape, t.mb.Inputs),
-		U32Tensor("batch.modality", shape, t.mb.Modality),
-		U32Tensor("batch.targets", shape, t.mb.Targets),
-		U32Tensor("batch.target_modality", shape, t.mb.TargetModality),
-		F32Tensor("loss.total", []int{1}, []float32{float32(losses.Total)}),
+	out := []safetensors.Tensor{
+		safetensors.U32("batch.inputs", shape, t.mb.Inputs),
+		safetensors.U32("batch.modality", shape, t.mb.Modality),
+		safetensors.U32("batch.targets", shape, t.mb.Targets),
+		safetensors.U32("batch.target_modality", shape, t.mb.TargetModality),
+		safetensors.F32("loss.total", []int{1}, []float32{float32(losses.Total)}),
 	}
 	if cfg.Setting == mom.Transfusion {
 		ps := []int{batch, seqLen, cfg.PatchDim}
-		out = append(out, F32Tensor("batch.noisy_patches", ps, t.mb.NoisyPatches), F32Tensor("batch.noise", ps, t.mb.Noise))
+		out = append(out, safetensors.F32("batch.noisy_patches", ps, t.mb.NoisyPatches), safetensors.F32("batch.noise", ps, t.mb.Noise))
 	}
 	mods := make([]string, 0, len(losses.PerModality))
 	for k := range losses.PerModality {
@@ -126,7 +127,7 @@ func Grads(d *gpu.Device, ckpt string, batch, seqLen int) ([]STTensor, map[strin
 	}
 	sort.Strings(mods)
 	for _, k := range mods {
-		out = append(out, F32Tensor("loss."+k, []int{1}, []float32{float32(losses.PerModality[k])}))
+		out = append(out, safetensors.F32("loss."+k, []int{1}, []float32{float32(losses.PerModality[k])}))
 	}
 	for _, p := range t.m.Params {
 		g, err := p.G.Download()
@@ -137,7 +138,7 @@ func Grads(d *gpu.Device, ckpt string, batch, seqLen int) ([]STTensor, map[strin
 		if err != nil {
 			return nil, nil, err
 		}
-		out = append(out, F32Tensor("grad."+p.Spec.Name, p.Spec.Shape, g), F32Tensor("param."+p.Spec.Name, p.Spec.Shape, w))
+		out = append(out, safetensors.F32("grad."+p.Spec.Name, p.Spec.Shape, g), safetensors.F32("param."+p.Spec.Name, p.Spec.Shape, w))
 	}
 	meta := map[string]string{"config": string(cfg.JSON()), "layout": GradsLayout, "checkpoint_step": fmt.Sprint(c.Step),
 		"device": d.String()}

@@ -9,6 +9,7 @@ import (
 
 	"mom/gpu"
 	"mom/mom"
+	"mom/trainer/safetensors"
 )
 
 // TestGradsFileMatchesReference: the gradients file holds a batch, losses
@@ -28,10 +29,10 @@ func TestGradsFileMatchesReference(t *testing.T) {
 					t.Fatal(err)
 				}
 				path := filepath.Join(t.TempDir(), "grads.safetensors")
-				if err := WriteSafetensors(path, ts, meta); err != nil {
+				if err := safetensors.Write(path, ts, meta); err != nil {
 					t.Fatal(err)
 				}
-				ts, meta, err = ReadSafetensors(path)
+				ts, meta, err = safetensors.Read(path)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -39,7 +40,7 @@ func TestGradsFileMatchesReference(t *testing.T) {
 				if err := json.Unmarshal([]byte(meta["config"]), &c); err != nil {
 					t.Fatal(err)
 				}
-				byName := map[string]STTensor{}
+				byName := map[string]safetensors.Tensor{}
 				for _, x := range ts {
 					byName[x.Name] = x
 				}

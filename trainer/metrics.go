@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"math"
+	"mom/trainer/atomicfile"
 	"os"
 	"path/filepath"
 	"sort"
@@ -91,7 +92,7 @@ func OpenMetrics(path string, resumeStep int) (*MetricsWriter, error) {
 			}
 		}
 		if !bytes.Equal(keep.Bytes(), old) {
-			if err := WriteFileAtomic(path, keep.Bytes(), 0o644); err != nil {
+			if err := atomicfile.WriteFile(path, keep.Bytes(), 0o644); err != nil {
 				return nil, fmt.Errorf("trainer: metrics: %w", err)
 			}
 		}

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mom/trainer/atomicfile"
 	"os"
 )
 
@@ -47,7 +48,7 @@ type tokHeader struct {
 // only when Close succeeds (atomically, like WriteAtomic).
 type TokWriter struct {
 	path  string
-	p     *pending
+	p     *atomicfile.Pending
 	bw    *bufio.Writer
 	vocab Vocab
 	n     uint64
@@ -69,11 +70,11 @@ func CreateTokFile(path string, vocab Vocab, meta map[string]string) (*TokWriter
 	if pad := (4 - len(js)%4) % 4; pad > 0 {
 		js = append(js, bytes.Repeat([]byte{' '}, pad)...)
 	}
-	p, err := createPending(path, 0o644)
+	p, err := atomicfile.Create(path, 0o644)
 	if err != nil {
 		return nil, err
 	}
-	w := &TokWriter{path: path, p: p, bw: bufio.NewWriterSize(p.f, 1<<20), vocab: vocab}
+	w := &TokWriter{path: path, p: p, bw: bufio.NewWriterSize(p.File(), 1<<20), vocab: vocab}
 	var pre [tokPreamble]byte
 	copy(pre[:], tokMagic)
 	binary.LittleEndian.PutUint32(pre[8:], tokVersion)
@@ -81,7 +82,7 @@ func CreateTokFile(path string, vocab Vocab, meta map[string]string) (*TokWriter
 	// N is written by Close.
 	w.bw.Write(pre[:])
 	if _, err := w.bw.Write(js); err != nil {
-		p.abort()
+		p.Abort()
 		return nil, fmt.Errorf("trainer: token file %s: %w", path, err)
 	}
 	return w, nil
@@ -106,7 +107,7 @@ func (w *TokWriter) Write(ids []uint32) error {
 	}
 	if _, err := w.bw.Write(b); err != nil {
 		w.err = fmt.Errorf("trainer: token file %s: %w", w.path, err)
-		w.p.abort()
+		w.p.Abort()
 		return w.err
 	}
 	w.n += uint64(len(ids))
@@ -122,23 +123,23 @@ func (w *TokWriter) Close() error {
 	}
 	w.err = fmt.Errorf("trainer: token file %s: already closed", w.path)
 	if err := w.bw.Flush(); err != nil {
-		w.p.abort()
+		w.p.Abort()
 		return fmt.Errorf("trainer: token file %s: %w", w.path, err)
 	}
 	var n [8]byte
 	binary.LittleEndian.PutUint64(n[:], w.n)
-	if _, err := w.p.f.WriteAt(n[:], 16); err != nil {
-		w.p.abort()
+	if _, err := w.p.File().WriteAt(n[:], 16); err != nil {
+		w.p.Abort()
 		return fmt.Errorf("trainer: token file %s: %w", w.path, err)
 	}
-	return w.p.commit()
+	return w.p.Commit()
 }
 
 // Abort discards the file being written; anything at the path before is
 // untouched.
 func (w *TokWriter) Abort() {
 	w.err = fmt.Errorf("trainer: token file %s: aborted", w.path)
-	w.p.abort()
+	w.p.Abort()
 }
 
 // WriteTokFile writes a whole token file at once.

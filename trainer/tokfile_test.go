@@ -3,6 +3,7 @@ package trainer
 import (
 	"bytes"
 	"encoding/binary"
+	"mom/trainer/internal/fstest"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -253,7 +254,7 @@ func TestTokWriterAbort(t *testing.T) {
 	if b, _ := os.ReadFile(p); !bytes.Equal(b, old) {
 		t.Error("Abort damaged the old file")
 	}
-	assertOnlyFiles(t, dir, "t.tok")
+	fstest.AssertOnlyFiles(t, dir, "t.tok")
 }
 
 func FuzzTokFile(f *testing.F) {

@@ -15,6 +15,7 @@ import (
 	"mom/gpu"
 	"mom/mom"
 	"mom/nn"
+	"mom/trainer/atomicfile"
 )
 
 // Options configure a training run.
@@ -630,5 +631,5 @@ func (t *trainer) writeConfig() error {
 	if err != nil {
 		return err
 	}
-	return WriteFileAtomic(filepath.Join(t.o.Out, "config.json"), append(b, '\n'), 0o644)
+	return atomicfile.WriteFile(filepath.Join(t.o.Out, "config.json"), append(b, '\n'), 0o644)
 }

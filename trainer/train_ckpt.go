@@ -10,6 +10,7 @@ import (
 
 	"mom/mom"
 	"mom/nn"
+	"mom/trainer/safetensors"
 )
 
 func (t *trainer) ckptDir() string { return filepath.Join(t.o.Out, "checkpoints") }
@@ -19,12 +20,12 @@ func (t *trainer) checkpoint(step int) (string, error) {
 	c := &Checkpoint{Step: step, Meta: map[string]string{}}
 	c.Tokens = int64(step) * int64(t.o.Batch*t.o.SeqLen*t.o.Accum)
 	c.FLOPs = float64(c.Tokens) * t.flopsTok
-	get := func(name string, x *nn.Tensor) (STTensor, error) {
+	get := func(name string, x *nn.Tensor) (safetensors.Tensor, error) {
 		v, err := x.Download()
 		if err != nil {
-			return STTensor{}, fmt.Errorf("trainer: checkpoint: reading %s: %w", name, err)
+			return safetensors.Tensor{}, fmt.Errorf("trainer: checkpoint: reading %s: %w", name, err)
 		}
-		return F32Tensor(name, x.Shape, v), nil
+		return safetensors.F32(name, x.Shape, v), nil
 	}
 	for i, p := range t.m.Params {
 		w, err := get(p.Spec.Name, p.W)
@@ -70,7 +71,7 @@ func (t *trainer) restore() (int, error) {
 	if c.Step >= t.o.Steps {
 		return 0, fmt.Errorf("trainer: --resume: the checkpoint is at step %d, --steps is %d: nothing to do", c.Step, t.o.Steps)
 	}
-	tensors := map[string]STTensor{}
+	tensors := map[string]safetensors.Tensor{}
 	for _, x := range append(c.Params, c.Optimizer...) {
 		tensors[x.Name] = x
 	}

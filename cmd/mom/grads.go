@@ -5,6 +5,7 @@ import (
 	"io"
 
 	"mom/trainer"
+	"mom/trainer/safetensors"
 )
 
 func init() {
@@ -33,7 +34,7 @@ func cmdGrads(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if err := trainer.WriteSafetensors(*out, ts, meta); err != nil {
+	if err := safetensors.Write(*out, ts, meta); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "wrote %s: %d tensors (batch, losses, parameters, gradients); layout in its metadata\n", *out, len(ts))

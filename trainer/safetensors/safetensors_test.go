@@ -1,6 +1,7 @@
-package trainer
+package safetensors
 
 import (
+	"mom/trainer/atomicfile"
 	"bytes"
 	"encoding/binary"
 	"math"
@@ -14,26 +15,26 @@ import (
 func TestSafetensorsRoundTrip(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "m.safetensors")
 	f := []float32{1, -2.5, float32(math.Inf(1)), 3e-38, 0, 7}
-	in := []STTensor{
-		F32Tensor("z.weight", []int{2, 3}, f),
-		U32Tensor("a.ids", []int{4}, []uint32{0, 1, 0xFFFFFFFF, 42}),
-		F32Tensor("scalar", []int{}, []float32{0.5}),
-		F32Tensor("empty", []int{0, 3}, nil),
+	in := []Tensor{
+		F32("z.weight", []int{2, 3}, f),
+		U32("a.ids", []int{4}, []uint32{0, 1, 0xFFFFFFFF, 42}),
+		F32("scalar", []int{}, []float32{0.5}),
+		F32("empty", []int{0, 3}, nil),
 		{Name: "bytes", DType: "U8", Shape: []int{3}, Data: []byte{1, 2, 3}},
 		{Name: "f64", DType: "F64", Shape: []int{1}, Data: binary.LittleEndian.AppendUint64(nil, math.Float64bits(math.Pi))},
 	}
 	meta := map[string]string{"step": "12", "format": "pt"}
-	if err := WriteSafetensors(p, in, meta); err != nil {
+	if err := Write(p, in, meta); err != nil {
 		t.Fatal(err)
 	}
-	out, gotMeta, err := ReadSafetensors(p)
+	out, gotMeta, err := Read(p)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !reflect.DeepEqual(gotMeta, meta) {
 		t.Errorf("metadata %v, want %v", gotMeta, meta)
 	}
-	want := map[string]STTensor{}
+	want := map[string]Tensor{}
 	for _, x := range in {
 		want[x.Name] = x
 	}
@@ -66,33 +67,33 @@ func TestSafetensorsRoundTrip(t *testing.T) {
 		t.Errorf("header length %d is not a multiple of 8", hl)
 	}
 	// No metadata: none written, nil read.
-	if err := WriteSafetensors(p, in[:1], nil); err != nil {
+	if err := Write(p, in[:1], nil); err != nil {
 		t.Fatal(err)
 	}
-	if _, m, err := ReadSafetensors(p); err != nil || m != nil {
+	if _, m, err := Read(p); err != nil || m != nil {
 		t.Errorf("metadata %v, %v; want nil", m, err)
 	}
 }
 
 func TestWriteSafetensorsRejects(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "m.safetensors")
-	if err := WriteFileAtomic(p, []byte("old"), 0o644); err != nil {
+	if err := atomicfile.WriteFile(p, []byte("old"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	cases := []struct {
 		name string
-		ts   []STTensor
+		ts   []Tensor
 		want string
 	}{
-		{"shape mismatch", []STTensor{F32Tensor("w", []int{2, 2}, []float32{1, 2, 3})}, "tensor w: shape [2 2] of F32 needs 16 bytes, data has 12"},
-		{"duplicate", []STTensor{F32Tensor("w", []int{1}, []float32{1}), F32Tensor("w", []int{1}, []float32{2})}, "duplicate tensor name w"},
-		{"dtype", []STTensor{{Name: "w", DType: "F8", Shape: []int{1}, Data: []byte{1}}}, `tensor w: unknown dtype "F8"`},
-		{"empty name", []STTensor{F32Tensor("", []int{1}, []float32{1})}, "empty name"},
-		{"reserved", []STTensor{F32Tensor("__metadata__", []int{1}, []float32{1})}, "reserved"},
-		{"negative", []STTensor{{Name: "w", DType: "U8", Shape: []int{-1}}}, "negative dimension"},
+		{"shape mismatch", []Tensor{F32("w", []int{2, 2}, []float32{1, 2, 3})}, "tensor w: shape [2 2] of F32 needs 16 bytes, data has 12"},
+		{"duplicate", []Tensor{F32("w", []int{1}, []float32{1}), F32("w", []int{1}, []float32{2})}, "duplicate tensor name w"},
+		{"dtype", []Tensor{{Name: "w", DType: "F8", Shape: []int{1}, Data: []byte{1}}}, `tensor w: unknown dtype "F8"`},
+		{"empty name", []Tensor{F32("", []int{1}, []float32{1})}, "empty name"},
+		{"reserved", []Tensor{F32("__metadata__", []int{1}, []float32{1})}, "reserved"},
+		{"negative", []Tensor{{Name: "w", DType: "U8", Shape: []int{-1}}}, "negative dimension"},
 	}
 	for _, c := range cases {
-		err := WriteSafetensors(p, c.ts, nil)
+		err := Write(p, c.ts, nil)
 		if err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), p) {
 			t.Errorf("%s: err = %v, want one naming %s and containing %q", c.name, err, p, c.want)
 		}
@@ -112,9 +113,9 @@ func rawST(header string, data []byte) []byte {
 // validST is a small well-formed file used as a base for corruptions.
 func validST(t testing.TB) []byte {
 	var buf bytes.Buffer
-	err := EncodeSafetensors(&buf, []STTensor{
-		F32Tensor("a", []int{2}, []float32{1, 2}),
-		F32Tensor("b", []int{1, 3}, []float32{3, 4, 5}),
+	err := Encode(&buf, []Tensor{
+		F32("a", []int{2}, []float32{1, 2}),
+		F32("b", []int{1, 3}, []float32{3, 4, 5}),
 	}, map[string]string{"k": "v"})
 	if err != nil {
 		t.Fatal(err)
@@ -165,7 +166,7 @@ func TestReadSafetensorsCorrupt(t *testing.T) {
 		if err := os.WriteFile(p, c.file, 0o644); err != nil {
 			t.Fatal(err)
 		}
-		_, _, err := ReadSafetensors(p)
+		_, _, err := Read(p)
 		if err == nil {
 			t.Errorf("%s: no error", c.name)
 			continue
@@ -174,13 +175,13 @@ func TestReadSafetensorsCorrupt(t *testing.T) {
 			t.Errorf("%s: err = %q, want it to name the file and contain %q", c.name, err, c.want)
 		}
 	}
-	if _, _, err := ReadSafetensors(filepath.Join(dir, "missing")); err == nil || !os.IsNotExist(unwrapAll(err)) {
+	if _, _, err := Read(filepath.Join(dir, "missing")); err == nil || !os.IsNotExist(unwrapAll(err)) {
 		t.Errorf("missing file: err = %v", err)
 	}
 	// Sanity: the base of the corruptions is itself valid, and an empty
 	// header object is a valid empty file.
 	for name, f := range map[string][]byte{"good": good, "empty object": rawST(`{}      `, nil)} {
-		if _, _, err := DecodeSafetensors(f); err != nil {
+		if _, _, err := Decode(f); err != nil {
 			t.Errorf("%s: %v", name, err)
 		}
 	}
@@ -203,16 +204,16 @@ func FuzzDecodeSafetensors(f *testing.F) {
 	f.Add(rawST(`{"w":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}`, make([]byte, 4)))
 	f.Add(rawST(`{"__metadata__":{"a":"b"}}`, nil))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		ts, _, err := DecodeSafetensors(b)
+		ts, _, err := Decode(b)
 		if err != nil {
 			return
 		}
 		// Whatever decodes must encode to something that decodes the same.
 		var buf bytes.Buffer
-		if err := EncodeSafetensors(&buf, ts, nil); err != nil {
+		if err := Encode(&buf, ts, nil); err != nil {
 			t.Fatalf("re-encoding a decoded file: %v", err)
 		}
-		ts2, _, err := DecodeSafetensors(buf.Bytes())
+		ts2, _, err := Decode(buf.Bytes())
 		if err != nil || len(ts2) != len(ts) {
 			t.Fatalf("round trip: %v", err)
 		}

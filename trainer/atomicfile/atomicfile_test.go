@@ -1,21 +1,22 @@
-package trainer
+package atomicfile
 
 import (
 	"errors"
 	"io"
+	"mom/trainer/internal/fstest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 )
 
-func TestWriteFileAtomic(t *testing.T) {
+func TestWriteFile(t *testing.T) {
 	dir := t.TempDir()
 	p := filepath.Join(dir, "f.txt")
-	if err := WriteFileAtomic(p, []byte("one"), 0o600); err != nil {
+	if err := WriteFile(p, []byte("one"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := WriteFileAtomic(p, []byte("two"), 0o640); err != nil {
+	if err := WriteFile(p, []byte("two"), 0o640); err != nil {
 		t.Fatal(err)
 	}
 	b, err := os.ReadFile(p)
@@ -29,17 +30,17 @@ func TestWriteFileAtomic(t *testing.T) {
 	if fi.Mode().Perm() != 0o640 {
 		t.Errorf("mode %v, want 0640", fi.Mode().Perm())
 	}
-	assertOnlyFiles(t, dir, "f.txt")
+	fstest.AssertOnlyFiles(t, dir, "f.txt")
 }
 
 func TestWriteAtomicFillFails(t *testing.T) {
 	dir := t.TempDir()
 	p := filepath.Join(dir, "f.txt")
-	if err := WriteFileAtomic(p, []byte("precious"), 0o644); err != nil {
+	if err := WriteFile(p, []byte("precious"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	boom := errors.New("boom")
-	err := WriteAtomic(p, 0o644, func(w io.Writer) error {
+	err := Write(p, 0o644, func(w io.Writer) error {
 		// Write more than the buffer holds so that part of it reaches the
 		// temporary file before the failure.
 		if _, err := w.Write([]byte(strings.Repeat("x", 3<<20))); err != nil {
@@ -57,13 +58,13 @@ func TestWriteAtomicFillFails(t *testing.T) {
 	if err != nil || string(b) != "precious" {
 		t.Fatalf("old file damaged: %q, %v", b, err)
 	}
-	assertOnlyFiles(t, dir, "f.txt")
+	fstest.AssertOnlyFiles(t, dir, "f.txt")
 }
 
 func TestWriteAtomicFillPanics(t *testing.T) {
 	dir := t.TempDir()
 	p := filepath.Join(dir, "f.txt")
-	if err := WriteFileAtomic(p, []byte("precious"), 0o644); err != nil {
+	if err := WriteFile(p, []byte("precious"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	func() {
@@ -72,7 +73,7 @@ func TestWriteAtomicFillPanics(t *testing.T) {
 				t.Fatal("no panic")
 			}
 		}()
-		WriteAtomic(p, 0o644, func(w io.Writer) error {
+		Write(p, 0o644, func(w io.Writer) error {
 			w.Write([]byte("partial"))
 			panic("fill panicked")
 		})
@@ -81,29 +82,12 @@ func TestWriteAtomicFillPanics(t *testing.T) {
 	if err != nil || string(b) != "precious" {
 		t.Fatalf("old file damaged: %q, %v", b, err)
 	}
-	assertOnlyFiles(t, dir, "f.txt")
+	fstest.AssertOnlyFiles(t, dir, "f.txt")
 }
 
 func TestWriteAtomicMissingFolder(t *testing.T) {
-	err := WriteFileAtomic(filepath.Join(t.TempDir(), "no", "such", "f"), []byte("x"), 0o644)
+	err := WriteFile(filepath.Join(t.TempDir(), "no", "such", "f"), []byte("x"), 0o644)
 	if err == nil || !strings.Contains(err.Error(), "no/such/f") {
 		t.Fatalf("err = %v, want an error naming the path", err)
-	}
-}
-
-// assertOnlyFiles fails unless dir holds exactly the named entries (no
-// temporary files left behind).
-func assertOnlyFiles(t *testing.T, dir string, names ...string) {
-	t.Helper()
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var got []string
-	for _, e := range ents {
-		got = append(got, e.Name())
-	}
-	if strings.Join(got, ",") != strings.Join(names, ",") {
-		t.Errorf("%s holds %v, want %v", dir, got, names)
 	}
 }

@@ -1,6 +1,8 @@
-package trainer
+package safetensors
+
 
 import (
+	"mom/trainer/atomicfile"
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
@@ -12,27 +14,10 @@ import (
 	"sort"
 )
 
-// The safetensors format (as published with the Hugging Face safetensors
-// library):
-//
-//	8 bytes     N, the header length, unsigned 64-bit little-endian
-//	N bytes     a JSON object (UTF-8, may be padded at the end with spaces):
-//	              {"<tensor name>": {"dtype": "F32", "shape": [2, 3],
-//	                                 "data_offsets": [begin, end]}, ...,
-//	               "__metadata__": {"key": "value", ...}}   (optional)
-//	rest        the data section: every tensor's bytes, little-endian,
-//	            row-major, at [begin, end) relative to the section's start
-//
-// The writer sorts tensors by name, lays them out back to back in that
-// order and pads the header with spaces to a multiple of 8 bytes so that
-// the data section starts aligned. The reader accepts what the reference
-// implementation accepts: tensors must tile the data section exactly (no
-// overlap, no hole, no trailing bytes).
-
-// STTensor is one named tensor of a safetensors file.
-type STTensor struct {
+// Tensor is one named tensor of a safetensors file.
+type Tensor struct {
 	Name  string
-	DType string // "F32", "F64", "I32", "U32", "I64", "U8" (see STDTypeSize for the others read)
+	DType string // "F32", "F64", "I32", "U32", "I64", "U8" (see DTypeSize for the others read)
 	Shape []int
 	Data  []byte // little-endian, row-major; len = product(Shape) * size of DType
 }
@@ -51,33 +36,33 @@ var stDTypes = map[string]int{
 	"F64": 8, "I64": 8, "U64": 8,
 }
 
-// STDTypeSize is the element size in bytes of a safetensors dtype, and
+// DTypeSize is the element size in bytes of a safetensors dtype, and
 // whether the dtype is known. The trainer itself writes F32 and U32; the
 // reader also accepts the format's other dtypes (F64, I32, I64, U8, F16,
 // BF16, I8, I16, U16, U64, BOOL) so that foreign files load.
-func STDTypeSize(dtype string) (int, bool) {
+func DTypeSize(dtype string) (int, bool) {
 	s, ok := stDTypes[dtype]
 	return s, ok
 }
 
-// F32Tensor makes an F32 tensor from float32 values. A shape that does not
-// match len(v) is reported by WriteSafetensors.
-func F32Tensor(name string, shape []int, v []float32) STTensor {
+// F32 makes an F32 tensor from float32 values. A shape that does not
+// match len(v) is reported by Write.
+func F32(name string, shape []int, v []float32) Tensor {
 	b := make([]byte, 4*len(v))
 	for i, x := range v {
 		binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(x))
 	}
-	return STTensor{Name: name, DType: "F32", Shape: cloneShape(shape), Data: b}
+	return Tensor{Name: name, DType: "F32", Shape: cloneShape(shape), Data: b}
 }
 
-// U32Tensor makes a U32 tensor from uint32 values. A shape that does not
-// match len(v) is reported by WriteSafetensors.
-func U32Tensor(name string, shape []int, v []uint32) STTensor {
+// U32 makes a U32 tensor from uint32 values. A shape that does not
+// match len(v) is reported by Write.
+func U32(name string, shape []int, v []uint32) Tensor {
 	b := make([]byte, 4*len(v))
 	for i, x := range v {
 		binary.LittleEndian.PutUint32(b[4*i:], x)
 	}
-	return STTensor{Name: name, DType: "U32", Shape: cloneShape(shape), Data: b}
+	return Tensor{Name: name, DType: "U32", Shape: cloneShape(shape), Data: b}
 }
 
 // cloneShape copies a shape; a scalar's shape is an empty, non-nil slice,
@@ -88,12 +73,12 @@ func cloneShape(s []int) []int {
 
 // Float32s decodes an F32 tensor's data. It fails for any other dtype or
 // for data whose length is not a multiple of 4.
-func (t STTensor) Float32s() ([]float32, error) {
+func (t Tensor) Float32s() ([]float32, error) {
 	if t.DType != "F32" {
-		return nil, fmt.Errorf("trainer: tensor %s is %s, not F32", t.Name, t.DType)
+		return nil, fmt.Errorf("safetensors: tensor %s is %s, not F32", t.Name, t.DType)
 	}
 	if len(t.Data)%4 != 0 {
-		return nil, fmt.Errorf("trainer: tensor %s: %d data bytes is not a whole number of F32", t.Name, len(t.Data))
+		return nil, fmt.Errorf("safetensors: tensor %s: %d data bytes is not a whole number of F32", t.Name, len(t.Data))
 	}
 	v := make([]float32, len(t.Data)/4)
 	for i := range v {
@@ -103,12 +88,12 @@ func (t STTensor) Float32s() ([]float32, error) {
 }
 
 // Uint32s decodes a U32 tensor's data. It fails for any other dtype.
-func (t STTensor) Uint32s() ([]uint32, error) {
+func (t Tensor) Uint32s() ([]uint32, error) {
 	if t.DType != "U32" {
-		return nil, fmt.Errorf("trainer: tensor %s is %s, not U32", t.Name, t.DType)
+		return nil, fmt.Errorf("safetensors: tensor %s is %s, not U32", t.Name, t.DType)
 	}
 	if len(t.Data)%4 != 0 {
-		return nil, fmt.Errorf("trainer: tensor %s: %d data bytes is not a whole number of U32", t.Name, len(t.Data))
+		return nil, fmt.Errorf("safetensors: tensor %s: %d data bytes is not a whole number of U32", t.Name, len(t.Data))
 	}
 	v := make([]uint32, len(t.Data)/4)
 	for i := range v {
@@ -118,7 +103,7 @@ func (t STTensor) Uint32s() ([]uint32, error) {
 }
 
 // Len is the number of elements, the product of Shape (1 for a scalar).
-func (t STTensor) Len() int {
+func (t Tensor) Len() int {
 	n, _ := numel(t.Shape)
 	return n
 }
@@ -141,7 +126,7 @@ func numel(shape []int) (int, error) {
 }
 
 // checkTensor validates a tensor before writing.
-func (t STTensor) check() error {
+func (t Tensor) check() error {
 	if t.Name == "" {
 		return errors.New("a tensor has an empty name")
 	}
@@ -169,10 +154,10 @@ type stEntry struct {
 	DataOffsets *[]int  `json:"data_offsets"`
 }
 
-// EncodeSafetensors writes the safetensors encoding of tensors (sorted by
+// Encode writes the safetensors encoding of tensors (sorted by
 // name; the slice itself is not reordered) and metadata to w.
-func EncodeSafetensors(w io.Writer, tensors []STTensor, metadata map[string]string) error {
-	sorted := append([]STTensor(nil), tensors...)
+func Encode(w io.Writer, tensors []Tensor, metadata map[string]string) error {
+	sorted := append([]Tensor(nil), tensors...)
 	sort.SliceStable(sorted, func(i, j int) bool { return sorted[i].Name < sorted[j].Name })
 	for i, t := range sorted {
 		if err := t.check(); err != nil {
@@ -222,37 +207,37 @@ func EncodeSafetensors(w io.Writer, tensors []STTensor, metadata map[string]stri
 	return nil
 }
 
-// WriteSafetensors writes tensors and metadata to path in the safetensors
+// Write writes tensors and metadata to path in the safetensors
 // format, atomically (WriteAtomic): a failure leaves any previous file
 // intact. Tensor names must be unique and non-empty, dtypes known, and
 // every tensor's data exactly product(shape) elements long.
-func WriteSafetensors(path string, tensors []STTensor, metadata map[string]string) error {
-	return WriteAtomic(path, 0o644, func(w io.Writer) error {
-		return EncodeSafetensors(w, tensors, metadata)
+func Write(path string, tensors []Tensor, metadata map[string]string) error {
+	return atomicfile.Write(path, 0o644, func(w io.Writer) error {
+		return Encode(w, tensors, metadata)
 	})
 }
 
-// ReadSafetensors reads a safetensors file: its tensors in name order (their
+// Read reads a safetensors file: its tensors in name order (their
 // Data slices share one buffer holding the file) and its metadata (nil when
 // the file has none). It validates everything: the header length against
 // the file size, the JSON, the dtypes, each shape's byte size against its
 // offsets, offsets out of range, overlapping or leaving holes, and duplicate
 // names; every error names the file, and the tensor where there is one.
-func ReadSafetensors(path string) ([]STTensor, map[string]string, error) {
+func Read(path string) ([]Tensor, map[string]string, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return nil, nil, fmt.Errorf("trainer: reading safetensors: %w", err)
+		return nil, nil, fmt.Errorf("safetensors: reading safetensors: %w", err)
 	}
-	ts, meta, err := DecodeSafetensors(b)
+	ts, meta, err := Decode(b)
 	if err != nil {
-		return nil, nil, fmt.Errorf("trainer: safetensors file %s: %w", path, err)
+		return nil, nil, fmt.Errorf("safetensors: safetensors file %s: %w", path, err)
 	}
 	return ts, meta, nil
 }
 
-// DecodeSafetensors parses a whole safetensors file held in b, with the
-// validation of ReadSafetensors. The tensors' Data alias b.
-func DecodeSafetensors(b []byte) ([]STTensor, map[string]string, error) {
+// Decode parses a whole safetensors file held in b, with the
+// validation of Read. The tensors' Data alias b.
+func Decode(b []byte) ([]Tensor, map[string]string, error) {
 	if len(b) < 8 {
 		return nil, nil, fmt.Errorf("truncated: %d bytes, shorter than the 8-byte header length", len(b))
 	}
@@ -280,7 +265,7 @@ func DecodeSafetensors(b []byte) ([]STTensor, map[string]string, error) {
 		return nil, nil, fmt.Errorf("header JSON: %w", err)
 	}
 	var (
-		tensors []STTensor
+		tensors []Tensor
 		offs    [][2]int
 		meta    map[string]string
 		seen    = map[string]bool{}
@@ -342,7 +327,7 @@ func DecodeSafetensors(b []byte) ([]STTensor, map[string]string, error) {
 		if o[1]-o[0] != n*size {
 			return nil, nil, fmt.Errorf("tensor %s: shape %v of %s needs %d bytes, data_offsets %v span %d", name, *e.Shape, *e.DType, n*size, o, o[1]-o[0])
 		}
-		tensors = append(tensors, STTensor{Name: name, DType: *e.DType, Shape: *e.Shape, Data: data[o[0]:o[1]:o[1]]})
+		tensors = append(tensors, Tensor{Name: name, DType: *e.DType, Shape: *e.Shape, Data: data[o[0]:o[1]:o[1]]})
 		offs = append(offs, [2]int{o[0], o[1]})
 	}
 	if _, err := dec.Token(); err != nil {
