@@ -1,8 +1,6 @@
 package safetensors
 
-
 import (
-	"mom/trainer/atomicfile"
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
@@ -10,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"mom/trainer/atomicfile"
 	"os"
 	"sort"
 )

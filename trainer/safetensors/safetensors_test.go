@@ -1,10 +1,10 @@
 package safetensors
 
 import (
-	"mom/trainer/atomicfile"
 	"bytes"
 	"encoding/binary"
 	"math"
+	"mom/trainer/atomicfile"
 	"os"
 	"path/filepath"
 	"reflect"
