@@ -8,13 +8,14 @@ import (
 	"fmt"
 	"hash"
 	"io"
-	"mom/trainer/atomicfile"
-	"mom/trainer/safetensors"
 	"os"
 	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
+
+	"mom/trainer/atomicfile"
+	"mom/trainer/safetensors"
 )
 
 // Checkpoint is everything needed to resume a run exactly.

@@ -5,13 +5,14 @@ import (
 	"encoding/json"
 	"errors"
 	"math/rand/v2"
-	"mom/trainer/internal/fstest"
-	"mom/trainer/safetensors"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
+
+	"mom/trainer/internal/fstest"
+	"mom/trainer/safetensors"
 )
 
 // testCheckpoint builds a small checkpoint whose contents depend on step.

@@ -7,11 +7,12 @@ import (
 	"fmt"
 	"io/fs"
 	"math"
-	"mom/trainer/atomicfile"
 	"os"
 	"path/filepath"
 	"sort"
 	"sync"
+
+	"mom/trainer/atomicfile"
 )
 
 // Record is one line of a run's metrics.jsonl. Conventional keys:

@@ -8,8 +8,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"mom/trainer/atomicfile"
 	"os"
+
+	"mom/trainer/atomicfile"
 )
 
 // The token file format (version 1), for real, pre-tokenized data:

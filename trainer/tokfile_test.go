@@ -3,13 +3,14 @@ package trainer
 import (
 	"bytes"
 	"encoding/binary"
-	"mom/trainer/internal/fstest"
 	"os"
 	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
 	"testing"
+
+	"mom/trainer/internal/fstest"
 )
 
 func TestTokFileRoundTrip(t *testing.T) {

@@ -3,11 +3,12 @@ package atomicfile
 import (
 	"errors"
 	"io"
-	"mom/trainer/internal/fstest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"mom/trainer/internal/fstest"
 )
 
 func TestWriteFile(t *testing.T) {

@@ -8,9 +8,10 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"mom/trainer/atomicfile"
 	"os"
 	"sort"
+
+	"mom/trainer/atomicfile"
 )
 
 // Tensor is one named tensor of a safetensors file.

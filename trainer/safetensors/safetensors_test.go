@@ -4,12 +4,13 @@ import (
 	"bytes"
 	"encoding/binary"
 	"math"
-	"mom/trainer/atomicfile"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
+
+	"mom/trainer/atomicfile"
 )
 
 func TestSafetensorsRoundTrip(t *testing.T) {
