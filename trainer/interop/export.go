@@ -1,6 +1,7 @@
 package interop
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -23,21 +24,33 @@ type hfOut struct {
 	IntermediateSize    int      `json:"intermediate_size"`
 	ConvKernel          int      `json:"conv_kernel"`
 	TimeStepRank        int      `json:"time_step_rank"`
-	LayerNormEpsilon    float64  `json:"layer_norm_epsilon"`
+	LayerNormEpsilon    pyFloat  `json:"layer_norm_epsilon"`
 	UseBias             bool     `json:"use_bias"`
 	UseConvBias         bool     `json:"use_conv_bias"`
 	HiddenAct           string   `json:"hidden_act"`
 	ResidualInFP32      bool     `json:"residual_in_fp32"`
 	TieWordEmbeddings   bool     `json:"tie_word_embeddings"`
-	TimeStepScale       float64  `json:"time_step_scale"`
-	TimeStepMin         float64  `json:"time_step_min"`
-	TimeStepMax         float64  `json:"time_step_max"`
+	TimeStepScale       pyFloat  `json:"time_step_scale"`
+	TimeStepMin         pyFloat  `json:"time_step_min"`
+	TimeStepMax         pyFloat  `json:"time_step_max"`
 	TimeStepInitScheme  string   `json:"time_step_init_scheme"`
-	TimeStepFloor       float64  `json:"time_step_floor"`
+	TimeStepFloor       pyFloat  `json:"time_step_floor"`
 	RescalePrenormResid bool     `json:"rescale_prenorm_residual"`
-	InitializerRange    float64  `json:"initializer_range"`
+	InitializerRange    pyFloat  `json:"initializer_range"`
 	UseCache            bool     `json:"use_cache"`
 	DType               string   `json:"torch_dtype"`
+}
+
+// pyFloat is a float64 that JSON always writes as a float (1.0, not 1):
+// transformers' configs check their fields' types strictly.
+type pyFloat float64
+
+func (f pyFloat) MarshalJSON() ([]byte, error) {
+	b, err := json.Marshal(float64(f))
+	if err == nil && !bytes.ContainsAny(b, ".eE") {
+		b = append(b, ".0"...)
+	}
+	return b, err
 }
 
 // ssmOut is the config.json of a mamba_ssm export (mamba_ssm's
@@ -67,11 +80,14 @@ func configJSON(c mom.Config, f Format) ([]byte, error) {
 			Architectures: []string{"MambaForCausalLM"}, ModelType: "mamba",
 			VocabSize: c.Vocab, HiddenSize: c.DModel, StateSize: c.DState, NumHiddenLayers: c.Layers,
 			Expand: c.Expand, IntermediateSize: c.ED(), ConvKernel: c.DConv, TimeStepRank: c.DtRank,
-			LayerNormEpsilon: c.Eps, UseBias: false, UseConvBias: true, HiddenAct: "silu", ResidualInFP32: true,
+			LayerNormEpsilon: pyFloat(c.Eps), UseBias: false, UseConvBias: true, HiddenAct: "silu", ResidualInFP32: true,
 			TieWordEmbeddings: c.TieEmbeddings,
-			// initialisation settings (mom's, as transformers names them); no effect on the weights
+			// initialisation settings (mom's, as transformers names them).
+			// rescale_prenorm_residual must stay false: transformers
+			// 5.24's from_pretrained re-initialises out_proj.weight over
+			// the loaded weights when it is true.
 			TimeStepScale: 1, TimeStepMin: 1e-3, TimeStepMax: 1e-1, TimeStepInitScheme: "random", TimeStepFloor: 1e-4,
-			RescalePrenormResid: true, InitializerRange: 0.02, UseCache: true, DType: "float32",
+			RescalePrenormResid: false, InitializerRange: 0.02, UseCache: true, DType: "float32",
 		}
 	case MambaSSM, Paper:
 		o := ssmOut{

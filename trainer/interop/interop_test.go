@@ -165,6 +165,22 @@ func TestExportNames(t *testing.T) {
 			}
 		}
 	}
+	// transformers 5 checks config field types (1.0, not 1) and, with
+	// rescale_prenorm_residual true, re-initialises the loaded out_proj
+	// weights: both were seen breaking the loaded model.
+	out := filepath.Join(t.TempDir(), "hf")
+	if _, err := Export(run, HF, out); err != nil {
+		t.Fatal(err)
+	}
+	cj, err := os.ReadFile(filepath.Join(out, fileConfig))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`"rescale_prenorm_residual": false`, `"time_step_scale": 1.0,`, `"model_type": "mamba"`, `"tie_word_embeddings": true`} {
+		if !strings.Contains(string(cj), want) {
+			t.Errorf("hf config.json lacks %s:\n%s", want, cj)
+		}
+	}
 	m := preset(t, mom.ThreeModal, mom.AllSplits)
 	lay, err := Layout(m, Paper)
 	if err != nil {
