@@ -1,6 +1,7 @@
 package interop
 
 import (
+	"context"
 	"encoding/binary"
 	"math"
 	"path/filepath"
@@ -9,6 +10,7 @@ import (
 	"mom/gpu"
 	"mom/gpu/gputest"
 	"mom/mom"
+	"mom/trainer"
 	"mom/trainer/safetensors"
 )
 
@@ -170,6 +172,33 @@ func TestUpcycledLogitsEqualDense(t *testing.T) {
 		// devices.
 		if !(maxErr <= 1e-5*math.Max(1, maxAbs)) {
 			t.Errorf("upcycled logits differ from the dense model's by %.3g (max |logit| %.3f)", maxErr, maxAbs)
+		}
+	})
+}
+
+// TestImportedRunResumes: `mom train --resume` continues an imported run
+// from its step-0 checkpoint (no RNG state or data position in it).
+func TestImportedRunResumes(t *testing.T) {
+	ds, err := ReadDataset("testdata/dataset_tiny")
+	if err != nil {
+		t.Fatal(err)
+	}
+	all := mom.AllSplits
+	gputest.ForEachDevice(t, func(t *testing.T, d *gpu.Device) {
+		out := filepath.Join(t.TempDir(), "up")
+		res, err := Import(ImportOptions{From: "testdata/hf_tiny", Out: out, Target: Target{Dataset: ds, Splits: &all}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		o := trainer.DefaultOptions()
+		o.Config, o.Out, o.Resume = res.Model.Config, out, true
+		o.Steps, o.Batch, o.SeqLen, o.Warmup, o.EvalEvery, o.CkptEvery = 2, 2, 16, 1, 0, 2
+		r, err := trainer.Train(context.Background(), d, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Steps != 2 || !(r.Final.Total > 0) {
+			t.Errorf("resumed run: %d steps, loss %v", r.Steps, r.Final.Total)
 		}
 	})
 }
