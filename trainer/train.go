@@ -17,6 +17,7 @@ import (
 	"mom/nn"
 	"mom/trainer/atomicfile"
 	"mom/trainer/data"
+	"mom/trainer/dataset"
 )
 
 // Options configure a training run.
@@ -35,8 +36,10 @@ type Options struct {
 	LogEvery               int // metrics record every LogEvery steps
 	CkptEvery, Keep        int // checkpoint every CkptEvery steps, keeping the newest Keep
 	Resume                 bool
-	Data                   string // "synthetic" or a token file (see CreateTokFile)
-	EvalData               string // held-out token file (with a token-file Data); "" turns evaluation off
+	// Data is "synthetic", a dataset folder (`mom data build`; its eval
+	// split is the held-out data) or a token file (package trainer/data).
+	Data     string
+	EvalData string // held-out token file (with a token-file Data); "" turns evaluation off
 	// StopAfter, if positive, ends the run (with a checkpoint) after that
 	// step although the schedule runs to Steps: a planned interruption.
 	StopAfter int
@@ -252,10 +255,38 @@ func (t *trainer) setup() error {
 }
 
 // openStreams opens the training and held-out data: the synthetic stream's
-// two splits, or token files whose vocabulary must be the model's.
+// two splits, a dataset's two splits, or token files; the vocabulary must
+// be the model's.
 func openStreams(o Options) (train, eval data.Stream, err error) {
 	c := o.Config
 	vocab := data.VocabOf(c)
+	if o.Data != "" && o.Data != "synthetic" && dataset.IsDataset(o.Data) {
+		if o.EvalData != "" {
+			return nil, nil, fmt.Errorf("trainer: --eval-data %s: the dataset %s brings its own held-out split", o.EvalData, o.Data)
+		}
+		ds, err := dataset.Open(o.Data)
+		if err != nil {
+			return nil, nil, err
+		}
+		for _, split := range []string{"train", "eval"} {
+			f, err := ds.OpenSplit(split)
+			if err == nil {
+				err = checkTokFile(f, ds.Path(ds.Manifest.Splits[split].File), c)
+			}
+			if err != nil {
+				if train != nil {
+					train.(io.Closer).Close()
+				}
+				return nil, nil, err
+			}
+			if split == "train" {
+				train = f
+			} else {
+				eval = f
+			}
+		}
+		return train, eval, nil
+	}
 	if o.Data != "" && o.Data != "synthetic" {
 		open := func(path string) (data.Stream, error) {
 			f, err := data.OpenTokFile(path)
@@ -635,4 +666,18 @@ func (t *trainer) writeConfig() error {
 		return err
 	}
 	return atomicfile.WriteFile(filepath.Join(t.o.Out, "config.json"), append(b, '\n'), 0o644)
+}
+
+// DatasetConfig fits a model config to the data option: for a dataset
+// folder, the dataset's vocabulary and patch size (the setting must be the
+// dataset's); otherwise c unchanged.
+func DatasetConfig(c mom.Config, dataOpt string) (mom.Config, error) {
+	if dataOpt == "" || dataOpt == "synthetic" || !dataset.IsDataset(dataOpt) {
+		return c, nil
+	}
+	ds, err := dataset.Open(dataOpt)
+	if err != nil {
+		return c, err
+	}
+	return ds.ModelConfig(c)
 }
