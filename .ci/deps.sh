@@ -6,6 +6,8 @@
 #     is derived from the machine's own Debian source, so no host is named here;
 #   - the Vulkan loader, Xvfb and xwd (window tests), and the X11/GL development
 #     packages that go-gl/glfw builds against;
+#   - the raw material of `mom data build`: Fashion-MNIST, fortunes, the King
+#     James Bible (with its `bible` reader), WordNet, and espeak-ng;
 #   - the two WebGPU implementations, fetched through npm and pip into .deps/:
 #       .deps/dawn/libwebgpu_wrapper.so      (npm bun-webgpu-linux-x64)
 #       .deps/wgpu/libwgpu_native-release.so (PyPI wgpu, wgpu/resources/)
@@ -21,7 +23,8 @@ log() { printf 'deps: %s\n' "$*"; }
 sudo_() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
 apt_pkgs=(libvulkan1 vulkan-tools xvfb x11-apps pkg-config
-  libx11-dev libxcursor-dev libxrandr-dev libxinerama-dev libxi-dev libxxf86vm-dev libgl1-mesa-dev)
+  libx11-dev libxcursor-dev libxrandr-dev libxinerama-dev libxi-dev libxxf86vm-dev libgl1-mesa-dev
+  dataset-fashion-mnist fortunes bible-kjv wordnet-base espeak-ng)
 
 mesa_major() {
   dpkg-query -W -f='${Version}' mesa-vulkan-drivers 2>/dev/null | sed -E 's/^([0-9]+:)?([0-9]+).*/\2/'

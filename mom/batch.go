@@ -12,11 +12,11 @@ const IgnoreIndex = 0xFFFFFFFF
 type Batch struct {
 	Inputs         []uint32 // (t) token ids
 	Modality       []uint32 // (t) modality of each input position (routes the split projections)
-	Targets        []uint32 // (t) next-token targets; IgnoreIndex where none (image positions in Transfusion)
+	Targets        []uint32 // (t) next-token targets; IgnoreIndex where none (targets at continuous positions)
 	TargetModality []uint32 // (t) modality the loss of each position counts toward
-	// Transfusion only:
-	NoisyPatches []float32 // (t, p) x_t at image positions, zeros elsewhere
-	Noise        []float32 // (t, p) the noise to predict at image positions
+	// With a continuous modality (Transfusion) only:
+	NoisyPatches []float32 // (t, p) x_t at continuous positions, zeros elsewhere
+	Noise        []float32 // (t, p) the noise to predict at continuous positions
 }
 
 // Validate checks a batch of t positions against the config.
@@ -31,7 +31,7 @@ func (c Config) ValidateBatch(b *Batch, t int) error {
 			return fmt.Errorf("mom: position %d has token id %d outside the vocabulary of %d", i, b.Inputs[i], c.Vocab)
 		}
 		if b.Modality[i] >= G {
-			return fmt.Errorf("mom: position %d has modality id %d, but the model has %d modalities (%v)", i, b.Modality[i], G, c.Modalities)
+			return fmt.Errorf("mom: position %d has modality id %d, but the model has %d modalities (%v)", i, b.Modality[i], G, c.ModalityNames())
 		}
 		if b.Targets[i] != IgnoreIndex {
 			if b.Targets[i] >= uint32(c.Vocab) {
@@ -42,56 +42,47 @@ func (c Config) ValidateBatch(b *Batch, t int) error {
 			}
 		}
 	}
-	if c.Setting == Transfusion {
+	if c.Continuous() {
 		P := c.PatchDim
 		if len(b.NoisyPatches) != t*P || len(b.Noise) != t*P {
-			return fmt.Errorf("mom: a transfusion batch needs %d x %d patches and noise, got %d and %d values", t, P, len(b.NoisyPatches), len(b.Noise))
+			return fmt.Errorf("mom: a batch with continuous patches needs %d x %d patches and noise, got %d and %d values", t, P, len(b.NoisyPatches), len(b.Noise))
 		}
 	}
 	return nil
 }
 
 // LossWeights returns the per-modality weights of the positions' losses in
-// the total, for the cross-entropy and (Transfusion) the diffusion loss. The
-// total is the mean over all valid positions (Chameleon, three modalities),
-// or in Transfusion the mean text loss plus lambda times the mean image
-// loss. accum divides for gradient accumulation over micro-batches.
+// the total, for the cross-entropy and the diffusion loss. The total is the
+// mean next-token loss over all positions with a target plus, where the
+// config has a continuous modality, lambda (DiffusionWeight) times the mean
+// diffusion loss over its positions: in Chameleon and the three-modality
+// setting the mean over all targets, in Transfusion the mean text loss plus
+// lambda times the mean image loss. accum divides for gradient accumulation
+// over micro-batches.
 func (c Config) LossWeights(b *Batch, accum int) (ce, mse []float32, err error) {
 	G := c.Groups()
-	counts := make([]int, G)
+	targets, continuous := 0, 0
 	for i, t := range b.Targets {
 		if t != IgnoreIndex && int(b.TargetModality[i]) < G {
-			counts[b.TargetModality[i]]++
+			targets++
 		}
 	}
-	ce, mse = make([]float32, G), make([]float32, G)
-	if c.Setting == Transfusion {
-		if counts[0] > 0 {
-			ce[0] = 1 / float32(counts[0]*accum)
+	for _, m := range b.Modality {
+		if int(m) < G && c.Modalities[m].Continuous {
+			continuous++
 		}
-		img := 0
-		for _, mod := range b.Modality {
-			if mod == 1 {
-				img++
-			}
-		}
-		if img > 0 {
-			mse[1] = float32(c.ImageLossWeight) / float32(img*accum)
-		}
-		if counts[0] == 0 && img == 0 {
-			return nil, nil, errors.New("mom: the batch has neither text targets nor image positions")
-		}
-		return ce, mse, nil
 	}
-	total := 0
-	for _, n := range counts {
-		total += n
-	}
-	if total == 0 {
+	if targets == 0 && continuous == 0 {
 		return nil, nil, errors.New("mom: the batch has no positions with a target")
 	}
-	for g := range ce {
-		ce[g] = 1 / float32(total*accum)
+	ce, mse = make([]float32, G), make([]float32, G)
+	for g, m := range c.Modalities {
+		if targets > 0 {
+			ce[g] = 1 / float32(targets*accum)
+		}
+		if m.Continuous && continuous > 0 {
+			mse[g] = float32(c.DiffusionWeight) / float32(continuous*accum)
+		}
 	}
 	return ce, mse, nil
 }
@@ -107,35 +98,38 @@ type Losses struct {
 // each per modality.
 func (c Config) LossSlots() int { return 4 * c.Groups() }
 
-// DecodeLosses turns a loss record (LossSlots values) into losses. It fails
-// on a NaN or infinite loss.
+// DecodeLosses turns a loss record (LossSlots values) into losses: per
+// modality, its mean next-token loss (over the positions whose target lies
+// in its range) or, for a continuous modality, its mean diffusion loss; the
+// total as LossWeights describes. It fails on a NaN or infinite loss.
 func (c Config) DecodeLosses(v []float32) (Losses, error) {
 	G := c.Groups()
 	if len(v) != 4*G {
 		return Losses{}, fmt.Errorf("mom: %d loss values, want %d", len(v), 4*G)
 	}
 	out := Losses{PerModality: map[string]float64{}}
-	var sum, cnt float64
-	for g := 0; g < G; g++ {
+	var ceSum, ceCnt, mseSum, mseCnt float64
+	for g, m := range c.Modalities {
 		s, n := float64(v[g]), float64(v[G+g])
 		if n > 0 {
-			out.PerModality[c.Modalities[g]] = s / n
-			sum += s
-			cnt += n
+			out.PerModality[m.Name] = s / n
+			ceSum += s
+			ceCnt += n
+		}
+		if !m.Continuous {
+			continue
+		}
+		if s, n := float64(v[2*G+g]), float64(v[3*G+g]); n > 0 {
+			out.PerModality[m.Name] = s / n
+			mseSum += s
+			mseCnt += n
 		}
 	}
-	if c.Setting == Transfusion {
-		out.Total = 0
-		delete(out.PerModality, "image")
-		if l, ok := out.PerModality["text"]; ok {
-			out.Total += l
-		}
-		if s, n := float64(v[2*G+1]), float64(v[3*G+1]); n > 0 {
-			out.PerModality["image"] = s / n
-			out.Total += c.ImageLossWeight * s / n
-		}
-	} else if cnt > 0 {
-		out.Total = sum / cnt
+	if ceCnt > 0 {
+		out.Total = ceSum / ceCnt
+	}
+	if mseCnt > 0 {
+		out.Total += c.DiffusionWeight * mseSum / mseCnt
 	}
 	if bad(out.Total) {
 		return out, fmt.Errorf("mom: the loss is %v", out.Total)

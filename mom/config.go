@@ -20,9 +20,6 @@ const (
 	ThreeModal Setting = "three"
 )
 
-// Modality names, in modality-id order.
-var Modalities = []string{"text", "image", "speech"}
-
 // Splits are the four per-modality switches of Mixture-of-Mamba. No splits
 // at all is the dense Mamba baseline.
 type Splits struct {
@@ -96,17 +93,19 @@ type Config struct {
 	Expand  int     `json:"expand"`
 	DtRank  int     `json:"dt_rank"`
 	// Vocab is the unified vocabulary size; VocabRanges[m] is modality m's
-	// id range [start, end). In Transfusion the image range holds the
-	// noise-level tokens that condition the image positions.
+	// id range [start, end). A continuous modality's range holds the
+	// noise-level tokens that condition its positions.
 	Vocab       int      `json:"vocab_size"`
 	VocabRanges [][2]int `json:"vocab_ranges"`
-	// Modalities lists the modality names present (ids 0..len-1).
-	Modalities []string `json:"modalities"`
-	Splits     Splits   `json:"splits"`
-	// PatchDim is the size of a continuous image patch (Transfusion).
+	// Modalities are the setting's rows of the modality table (ids
+	// 0..len-1).
+	Modalities []Modality `json:"modalities"`
+	Splits     Splits     `json:"splits"`
+	// PatchDim is the size of a continuous patch (a continuous modality).
 	PatchDim int `json:"patch_dim,omitempty"`
-	// ImageLossWeight is Transfusion's lambda.
-	ImageLossWeight float64 `json:"image_loss_weight,omitempty"`
+	// DiffusionWeight is lambda: the total loss is the mean next-token loss
+	// plus lambda times the mean diffusion loss (Transfusion).
+	DiffusionWeight float64 `json:"image_loss_weight,omitempty"`
 	Eps             float64 `json:"norm_eps"`
 	TieEmbeddings   bool    `json:"tie_embeddings"`
 }
@@ -145,12 +144,21 @@ func (c Config) Validate() error {
 	if c.DState > 64 {
 		return fmt.Errorf("config %s: d_state %d is above the scan kernel's maximum of 64", c.Name, c.DState)
 	}
-	if len(c.Modalities) == 0 || len(c.Modalities) > len(Modalities) {
-		return fmt.Errorf("config %s: %d modalities, want 1 to %d", c.Name, len(c.Modalities), len(Modalities))
+	spec, err := LookupSetting(c.Setting)
+	if err != nil {
+		return fmt.Errorf("config %s: %w", c.Name, err)
+	}
+	if err := validateModalities(c.Modalities); err != nil {
+		return fmt.Errorf("config %s: %w", c.Name, err)
+	}
+	if len(c.Modalities) != len(spec.Modalities) {
+		return fmt.Errorf("config %s: the %s setting has modalities %v, the config %v", c.Name, c.Setting, (Config{Modalities: spec.Modalities}).ModalityNames(), c.ModalityNames())
 	}
 	for i, m := range c.Modalities {
-		if m != Modalities[i] {
-			return fmt.Errorf("config %s: modality %d is %q, want %q (modalities are text, image, speech in that order)", c.Name, i, m, Modalities[i])
+		w := spec.Modalities[i]
+		if m.Name != w.Name || m.Continuous != w.Continuous || m.Loss != w.Loss || m.Tokenizer != w.Tokenizer {
+			return fmt.Errorf("config %s: modality %d is %s (%s, %s tokens), the %s setting's is %s (%s, %s tokens)", c.Name, i,
+				m.Name, m.Loss, m.Tokenizer, c.Setting, w.Name, w.Loss, w.Tokenizer)
 		}
 	}
 	if len(c.VocabRanges) != len(c.Modalities) {
@@ -159,31 +167,21 @@ func (c Config) Validate() error {
 	prev := 0
 	for i, r := range c.VocabRanges {
 		if r[0] != prev || r[1] <= r[0] {
-			return fmt.Errorf("config %s: vocab range of %s is [%d, %d): ranges must be non-empty and contiguous from 0", c.Name, c.Modalities[i], r[0], r[1])
+			return fmt.Errorf("config %s: vocab range of %s is [%d, %d): ranges must be non-empty and contiguous from 0", c.Name, c.Modalities[i].Name, r[0], r[1])
+		}
+		if c.Modalities[i].Continuous && r[1]-r[0] != TimestepBuckets {
+			return fmt.Errorf("config %s: the continuous modality %s has %d ids, want %d (one per noise level)", c.Name, c.Modalities[i].Name, r[1]-r[0], TimestepBuckets)
 		}
 		prev = r[1]
 	}
 	if prev != c.Vocab {
 		return fmt.Errorf("config %s: vocab ranges end at %d but vocab_size is %d", c.Name, prev, c.Vocab)
 	}
-	switch c.Setting {
-	case Chameleon:
-		if len(c.Modalities) != 2 {
-			return fmt.Errorf("config %s: the chameleon setting has text and image, got %v", c.Name, c.Modalities)
-		}
-	case ThreeModal:
-		if len(c.Modalities) != 3 {
-			return fmt.Errorf("config %s: the three-modality setting has text, image and speech, got %v", c.Name, c.Modalities)
-		}
-	case Transfusion:
-		if len(c.Modalities) != 2 {
-			return fmt.Errorf("config %s: the transfusion setting has text and image, got %v", c.Name, c.Modalities)
-		}
-		if c.PatchDim <= 0 {
-			return fmt.Errorf("config %s: transfusion needs patch_dim > 0", c.Name)
-		}
-	default:
-		return fmt.Errorf("config %s: unknown setting %q (want chameleon, transfusion or three)", c.Name, c.Setting)
+	if c.Continuous() && c.PatchDim <= 0 {
+		return fmt.Errorf("config %s: a continuous modality needs patch_dim > 0", c.Name)
+	}
+	if !c.Continuous() && c.PatchDim != 0 {
+		return fmt.Errorf("config %s: patch_dim %d without a continuous modality", c.Name, c.PatchDim)
 	}
 	if c.Eps <= 0 {
 		return fmt.Errorf("config %s: norm_eps must be positive", c.Name)
@@ -200,23 +198,30 @@ func (c Config) JSON() []byte {
 // ceilDiv is ceil(a/b).
 func ceilDiv(a, b int) int { return (a + b - 1) / b }
 
-// preset describes a size; the modality layout comes from the setting.
+// preset describes a size; the modalities come from the setting.
 type preset struct {
-	dModel, layers, dState, vocabText, vocabImage, vocabSpeech, patch int
-	note                                                              string
+	dModel, layers, dState, patch int
+	// vocab sizes each modality's id range by its tokenizer kind (the
+	// synthetic stream's vocabulary; a dataset brings its own).
+	vocab map[string]int
+	note  string
 }
 
 // Presets near the paper's scales (the paper's 37M ... 1.4B models; the
 // vocabulary follows the Chameleon tokenizer: 65,536 ids of which 8,192 are
 // image codes) plus "tiny" for CI.
 var presets = map[string]preset{
-	"tiny":  {32, 2, 8, 96, 48, 48, 16, "CI-sized"},
-	"small": {128, 4, 16, 1024, 512, 512, 32, "a quick laptop run"},
-	"37m":   {384, 12, 16, 53248, 8192, 4096, 256, "near the paper's 37M"},
-	"94m":   {640, 20, 16, 53248, 8192, 4096, 256, "near the paper's 94M"},
-	"443m":  {1024, 56, 16, 53248, 8192, 4096, 256, "near the paper's 443M"},
-	"880m":  {1536, 52, 16, 53248, 8192, 4096, 256, "near the paper's 880M"},
-	"1.4b":  {2048, 48, 16, 53248, 8192, 4096, 256, "near the paper's 1.4B"},
+	"tiny":  {32, 2, 8, 16, vocabSizes(96, 48, 48), "CI-sized"},
+	"small": {128, 4, 16, 32, vocabSizes(1024, 512, 512), "a quick laptop run"},
+	"37m":   {384, 12, 16, 256, vocabSizes(53248, 8192, 4096), "near the paper's 37M"},
+	"94m":   {640, 20, 16, 256, vocabSizes(53248, 8192, 4096), "near the paper's 94M"},
+	"443m":  {1024, 56, 16, 256, vocabSizes(53248, 8192, 4096), "near the paper's 443M"},
+	"880m":  {1536, 52, 16, 256, vocabSizes(53248, 8192, 4096), "near the paper's 880M"},
+	"1.4b":  {2048, 48, 16, 256, vocabSizes(53248, 8192, 4096), "near the paper's 1.4B"},
+}
+
+func vocabSizes(text, image, speech int) map[string]int {
+	return map[string]int{"bpe": text, "vq": image, "units": speech}
 }
 
 // PresetNames lists the presets, smallest first.
@@ -225,45 +230,72 @@ func PresetNames() []string {
 }
 
 // Preset builds a config: a size preset in a setting with the given splits.
+// Each modality's vocabulary is sized by the preset for its tokenizer kind
+// (continuous modalities get TimestepBuckets noise-level ids); SetVocab
+// replaces the sizes with a dataset's.
 func Preset(name string, setting Setting, splits Splits) (Config, error) {
 	p, ok := presets[strings.ToLower(name)]
 	if !ok {
 		return Config{}, fmt.Errorf("unknown preset %q (have %s)", name, strings.Join(PresetNames(), ", "))
 	}
+	spec, err := LookupSetting(setting)
+	if err != nil {
+		return Config{}, err
+	}
 	c := Config{
-		Name:            strings.ToLower(name),
-		Setting:         setting,
-		DModel:          p.dModel,
-		Layers:          p.layers,
-		DState:          p.dState,
-		DConv:           4,
-		Expand:          2,
-		DtRank:          ceilDiv(p.dModel, 16),
-		Splits:          splits,
-		Eps:             1e-5,
-		TieEmbeddings:   true,
-		ImageLossWeight: 0,
+		Name:          strings.ToLower(name),
+		Setting:       setting,
+		DModel:        p.dModel,
+		Layers:        p.layers,
+		DState:        p.dState,
+		DConv:         4,
+		Expand:        2,
+		DtRank:        ceilDiv(p.dModel, 16),
+		Splits:        splits,
+		Eps:           1e-5,
+		TieEmbeddings: true,
+		Modalities:    spec.Modalities,
 	}
-	switch setting {
-	case Chameleon:
-		c.Modalities = Modalities[:2]
-		c.VocabRanges = [][2]int{{0, p.vocabText}, {p.vocabText, p.vocabText + p.vocabImage}}
-	case ThreeModal:
-		c.Modalities = Modalities[:3]
-		a, b := p.vocabText, p.vocabText+p.vocabImage
-		c.VocabRanges = [][2]int{{0, a}, {a, b}, {b, b + p.vocabSpeech}}
-	case Transfusion:
-		// The image range holds the noise-level tokens (one per diffusion
-		// timestep bucket) that condition image positions.
-		c.Modalities = Modalities[:2]
-		c.VocabRanges = [][2]int{{0, p.vocabText}, {p.vocabText, p.vocabText + TimestepBuckets}}
+	sizes := make([]int, len(spec.Modalities))
+	for i, m := range spec.Modalities {
+		switch n, ok := p.vocab[m.Tokenizer]; {
+		case m.Continuous:
+			sizes[i] = TimestepBuckets
+		case ok:
+			sizes[i] = n
+		case m.DefaultVocab > 0:
+			sizes[i] = m.DefaultVocab
+		default:
+			return Config{}, fmt.Errorf("preset %s has no vocabulary size for the %s modality (%s tokens) and the row sets no DefaultVocab", name, m.Name, m.Tokenizer)
+		}
+	}
+	if c.Continuous() {
 		c.PatchDim = p.patch
-		c.ImageLossWeight = 1
-	default:
-		return Config{}, fmt.Errorf("unknown setting %q (want chameleon, transfusion or three)", setting)
+		c.DiffusionWeight = 1
 	}
-	c.Vocab = c.VocabRanges[len(c.VocabRanges)-1][1]
+	if err := c.SetVocab(sizes); err != nil {
+		return Config{}, err
+	}
 	return c, c.Validate()
+}
+
+// SetVocab lays out the vocabulary from per-modality sizes, in modality
+// order, contiguous from 0.
+func (c *Config) SetVocab(sizes []int) error {
+	if len(sizes) != len(c.Modalities) {
+		return fmt.Errorf("config %s: %d vocabulary sizes for %d modalities", c.Name, len(sizes), len(c.Modalities))
+	}
+	c.VocabRanges = make([][2]int, len(sizes))
+	next := 0
+	for i, n := range sizes {
+		if n <= 0 {
+			return fmt.Errorf("config %s: the %s vocabulary size %d must be positive", c.Name, c.Modalities[i].Name, n)
+		}
+		c.VocabRanges[i] = [2]int{next, next + n}
+		next += n
+	}
+	c.Vocab = next
+	return nil
 }
 
 // TimestepBuckets is the number of diffusion noise levels Transfusion

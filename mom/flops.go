@@ -34,7 +34,7 @@ func (c Config) StepFLOPs() FLOPs {
 	other := 2*K*E + 9*E*N
 	L := float64(c.Layers)
 	head := 2 * float64(c.Vocab) * D
-	if c.Setting == Transfusion {
+	if c.Continuous() {
 		head += 2 * 2 * float64(c.PatchDim) * D
 	}
 	mm := L*matmul + head

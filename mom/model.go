@@ -110,7 +110,7 @@ func NewModel(d *gpu.Device, c Config, b, l int) (_ *Model, err error) {
 	m.dh, m.dxf, m.dxn = ten("dh", b, l, D), ten("dxf", b, l, D), ten("dxn", b, l, D)
 	m.dy, m.du, m.ddelta, m.dz, m.dx1 = ten("dy", b, l, E), ten("du", b, l, E), ten("ddelta", b, l, E), ten("dz", b, l, E), ten("dx1", b, l, E)
 	m.dB, m.dC, m.ddtLow = ten("dB", b, l, N), ten("dC", b, l, N), ten("ddt_low", b, l, R)
-	if c.Setting == Transfusion {
+	if c.Continuous() {
 		P := c.PatchDim
 		m.patches, m.noise, m.pred, m.dpred = ten("patches", b, l, P), ten("noise", b, l, P), ten("pred", b, l, P), ten("dpred", b, l, P)
 	}
@@ -172,7 +172,7 @@ func (m *Model) build() error {
 	if m.embed, err = nn.NewEmbedding(d, nn.EmbeddingArgs{E: emb.W, Out: h0, DOut: dh, DE: emb.G}); err != nil {
 		return fmt.Errorf("mom: embedding: %w", err)
 	}
-	if c.Setting == Transfusion {
+	if c.Continuous() {
 		pi := P(NamePatchIn)
 		if m.patchIn, err = nn.NewLinear(d, nn.LinearArgs{X: m.patches, W: pi.W, Y: m.h[0], DY: m.dh, DW: pi.G, AccumulateY: true}); err != nil {
 			return fmt.Errorf("mom: patch_in: %w", err)
@@ -241,7 +241,7 @@ func (m *Model) build() error {
 	if m.xent, err = nn.NewCrossEntropy(d, nn.CrossEntropyArgs{Logits: logits, DLogits: logits, Groups: c.Groups()}); err != nil {
 		return fmt.Errorf("mom: cross-entropy: %w", err)
 	}
-	if c.Setting == Transfusion {
+	if c.Continuous() {
 		po := P(NamePatchOut)
 		if m.patchOut, err = nn.NewLinear(d, nn.LinearArgs{X: m.xf, W: po.W, Y: m.pred, DY: m.dpred, DX: m.dxf, DW: po.G, AccumulateDX: true}); err != nil {
 			return fmt.Errorf("mom: patch_out: %w", err)
@@ -294,7 +294,7 @@ func (m *Model) SetBatch(b *Batch, accum int) error {
 	if err := m.xent.Update(b.Targets, b.TargetModality, ce); err != nil {
 		return err
 	}
-	if m.Cfg.Setting == Transfusion {
+	if m.Cfg.Continuous() {
 		if err := m.mse.Update(b.Modality, mse); err != nil {
 			return err
 		}

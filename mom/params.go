@@ -67,7 +67,7 @@ func (c Config) ParamSpecs() []ParamSpec {
 		return ParamSpec{Name: LayerParam(layer, name), Shape: shape, Init: kind, Scale: scale, Decay: true, Groups: g, Layer: layer}
 	}
 	ps = append(ps, ParamSpec{Name: NameEmbed, Shape: []int{c.Vocab, D}, Init: InitNormal, Scale: 0.02, Decay: true, Groups: 1, Layer: -1})
-	if c.Setting == Transfusion {
+	if c.Continuous() {
 		ps = append(ps, ParamSpec{Name: NamePatchIn, Shape: []int{D, c.PatchDim}, Init: InitUniform, Scale: 1 / math.Sqrt(float64(c.PatchDim)), Decay: true, Groups: 1, Layer: -1})
 	}
 	lin := func(fanIn int) float64 { return 1 / math.Sqrt(float64(fanIn)) }
@@ -100,7 +100,7 @@ func (c Config) ParamSpecs() []ParamSpec {
 	if !c.TieEmbeddings {
 		ps = append(ps, ParamSpec{Name: NameHead, Shape: []int{c.Vocab, D}, Init: InitNormal, Scale: 0.02, Decay: true, Groups: 1, Layer: -1})
 	}
-	if c.Setting == Transfusion {
+	if c.Continuous() {
 		ps = append(ps, ParamSpec{Name: NamePatchOut, Shape: []int{c.PatchDim, D}, Init: InitUniform, Scale: lin(D), Decay: true, Groups: 1, Layer: -1})
 	}
 	return ps

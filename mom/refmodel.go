@@ -60,7 +60,7 @@ func RefStep(c Config, params map[string][]float64, b *Batch, B, L, accum int) (
 	h[0] = mk(T * D)
 	ref.Embedding(h[0], params[NameEmbed], b.Inputs, T, D)
 	var patches []float64
-	if c.Setting == Transfusion {
+	if c.Continuous() {
 		patches = widen(b.NoisyPatches)
 		ref.Linear(h[0], patches, params[NamePatchIn], nil, T, D, P, true)
 	}
@@ -93,7 +93,7 @@ func RefStep(c Config, params map[string][]float64, b *Batch, B, L, accum int) (
 	dlogits := mk(T * V)
 	ref.CrossEntropy(dlogits, mk(T), losses[:G], losses[G:2*G], logits, b.Targets, b.TargetModality, ceW, T, V, G)
 	var pred, dpred []float64
-	if c.Setting == Transfusion {
+	if c.Continuous() {
 		pred, dpred = mk(T*P), mk(T*P)
 		ref.Linear(pred, xf, params[NamePatchOut], nil, T, P, D, false)
 		ref.MSE(dpred, mk(T), losses[2*G:3*G], losses[3*G:], pred, widen(b.Noise), b.Modality, mseW, T, P, G)
@@ -102,7 +102,7 @@ func RefStep(c Config, params map[string][]float64, b *Batch, B, L, accum int) (
 	// Backward, in the GPU model's order.
 	dxf := mk(T * D)
 	ref.LinearBackward(dxf, grads[headName], nil, dlogits, xf, params[headName], T, V, D, false)
-	if c.Setting == Transfusion {
+	if c.Continuous() {
 		ref.LinearBackward(dxf, grads[NamePatchOut], nil, dpred, xf, params[NamePatchOut], T, P, D, true)
 	}
 	dh := mk(T * D)
@@ -126,7 +126,7 @@ func RefStep(c Config, params map[string][]float64, b *Batch, B, L, accum int) (
 		ref.RMSNormBackward(dh, g("norm.weight"), dxn, h[i], pp("norm.weight"), T, D, eps, true)
 	}
 	ref.EmbeddingBackward(grads[NameEmbed], dh, b.Inputs, T, D)
-	if c.Setting == Transfusion {
+	if c.Continuous() {
 		ref.LinearBackward(nil, grads[NamePatchIn], nil, dh, patches, params[NamePatchIn], T, D, P, false)
 	}
 	return losses, grads, nil

@@ -32,16 +32,16 @@ func randomBatch(c Config, B, L int, rng *rand.Rand) *Batch {
 			}
 			b.Targets[i] = b.Inputs[i+1]
 			b.TargetModality[i] = b.Modality[i+1]
-			if c.Setting == Transfusion && b.Modality[i+1] != 0 {
+			if c.Continuous() && c.Modalities[b.Modality[i+1]].Continuous {
 				b.Targets[i] = IgnoreIndex
 			}
 		}
 	}
-	if c.Setting == Transfusion {
+	if c.Continuous() {
 		P := c.PatchDim
 		b.NoisyPatches, b.Noise = make([]float32, T*P), make([]float32, T*P)
 		for i := 0; i < T; i++ {
-			if b.Modality[i] == 1 {
+			if c.Modalities[b.Modality[i]].Continuous {
 				for k := 0; k < P; k++ {
 					b.NoisyPatches[i*P+k] = float32(rng.NormFloat64())
 					b.Noise[i*P+k] = float32(rng.NormFloat64())
@@ -59,7 +59,7 @@ func microConfig(setting Setting, splits Splits) Config {
 		panic(err)
 	}
 	c.DModel, c.Layers, c.DState, c.DConv, c.Expand, c.DtRank = 6, 2, 3, 3, 2, 2
-	if setting == Transfusion {
+	if c.Continuous() {
 		c.PatchDim = 4
 	}
 	return c

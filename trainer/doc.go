@@ -1,10 +1,8 @@
 // Package trainer holds everything around the training step that does not
 // touch the GPU, and the step loop itself:
 //
-//   - data streams (Stream): a deterministic synthetic interleaved
-//     multimodal stream (NewSynthetic) and a binary token file format for
-//     real data (tokfile.go), both yielding Batch values of token ids,
-//     next-token targets and per-position modalities;
+//   - data streams come from package trainer/data (the synthetic stream
+//     and token files);
 //   - the learning-rate schedule (LR);
 //   - checkpoints (SaveCheckpoint, LoadCheckpoint) in the safetensors format
 //     (package trainer/safetensors), written atomically
@@ -27,8 +25,7 @@
 //	                                  config, and the sizes and SHA-256 of the
 //	                                  two tensor files
 //
-// Modalities are numbered 0 text, 1 image, 2 speech (ModalityNames). The
-// unified vocabulary gives each modality one contiguous range of ids
-// (Vocab); a position's modality is what routes it through the per-modality
-// projections of a Mixture-of-Mamba model.
+// Modalities and settings come from the table in package mom: the trainer
+// asks a modality's row (continuous or not, its synthetic generator, its
+// name in the metrics) and never tests for a setting.
 package trainer

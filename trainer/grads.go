@@ -8,6 +8,7 @@ import (
 
 	"mom/gpu"
 	"mom/mom"
+	"mom/trainer/data"
 	"mom/trainer/safetensors"
 )
 
@@ -70,11 +71,7 @@ func Grads(d *gpu.Device, ckpt string, batch, seqLen int) ([]safetensors.Tensor,
 	if err != nil {
 		return nil, nil, err
 	}
-	p := 0
-	if cfg.Setting == mom.Transfusion {
-		p = cfg.PatchDim
-	}
-	b, err := NewBatch(batch, seqLen, p)
+	b, err := data.NewBatch(batch, seqLen, cfg.PatchDim)
 	if err != nil {
 		return nil, nil, err
 	}

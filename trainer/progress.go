@@ -31,6 +31,9 @@ func IsTerminal(f *os.File) bool {
 //
 //	step 120/1000 (12%) | text 3.412 image 5.221 | 12.3k tok/s | elapsed 1m03s | ETA 4m12s
 type Progress struct {
+	// Modalities orders the losses shown (the model's modality names);
+	// other keys follow, sorted.
+	Modalities []string
 	// EverySteps, when > 0, prints a plain line every that many steps.
 	EverySteps int
 	// Every, when > 0, prints a plain line once that much time has passed
@@ -203,7 +206,7 @@ func (p *Progress) status(now time.Time, bar bool) string {
 	}
 	if len(p.losses) > 0 {
 		b.WriteString(" |")
-		for _, k := range lossOrder(p.losses) {
+		for _, k := range lossOrder(p.losses, p.Modalities) {
 			fmt.Fprintf(&b, " %s %.3f", k, p.losses[k])
 		}
 	}
@@ -226,12 +229,12 @@ func (p *Progress) status(now time.Time, bar bool) string {
 	return b.String()
 }
 
-// lossOrder lists the keys of losses: modality names in modality order,
-// then the others sorted.
-func lossOrder(losses map[string]float64) []string {
+// lossOrder lists the keys of losses: the names in order, then the others
+// sorted.
+func lossOrder(losses map[string]float64, order []string) []string {
 	var keys, rest []string
 	known := map[string]bool{}
-	for _, n := range ModalityNames {
+	for _, n := range order {
 		known[n] = true
 		if _, ok := losses[n]; ok {
 			keys = append(keys, n)

@@ -17,6 +17,7 @@ func newTestProgress(total int, terminal bool) (*Progress, *bytes.Buffer, *fakeC
 	clk := &fakeClock{t: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)}
 	p := NewProgress(&buf, total, terminal)
 	p.now = clk.now
+	p.Modalities = []string{"text", "image", "speech"}
 	return p, &buf, clk
 }
 

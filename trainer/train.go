@@ -16,6 +16,8 @@ import (
 	"mom/mom"
 	"mom/nn"
 	"mom/trainer/atomicfile"
+	"mom/trainer/data"
+	"mom/trainer/dataset"
 )
 
 // Options configure a training run.
@@ -34,8 +36,10 @@ type Options struct {
 	LogEvery               int // metrics record every LogEvery steps
 	CkptEvery, Keep        int // checkpoint every CkptEvery steps, keeping the newest Keep
 	Resume                 bool
-	Data                   string // "synthetic" or a token file (see CreateTokFile)
-	EvalData               string // held-out token file (with a token-file Data); "" turns evaluation off
+	// Data is "synthetic", a dataset folder (`mom data build`; its eval
+	// split is the held-out data) or a token file (package trainer/data).
+	Data     string
+	EvalData string // held-out token file (with a token-file Data); "" turns evaluation off
 	// StopAfter, if positive, ends the run (with a checkpoint) after that
 	// step although the schedule runs to Steps: a planned interruption.
 	StopAfter int
@@ -134,12 +138,12 @@ type trainer struct {
 	opt      *nn.AdamW
 	mstate   []*nn.Tensor // AdamW first moments, per parameter
 	vstate   []*nn.Tensor
-	train    Stream
-	eval     Stream
+	train    data.Stream
+	eval     data.Stream
 	evalAt   json.RawMessage // the held-out stream's start: every evaluation sees the same batches
 	rng      *rand.Rand
 	pcg      *rand.PCG
-	batch    Batch
+	batch    data.Batch
 	mb       mom.Batch
 	lossBuf  *gpu.Buffer
 	metrics  *MetricsWriter
@@ -184,7 +188,7 @@ func (t *trainer) close() {
 	if t.lossBuf != nil {
 		t.lossBuf.Release()
 	}
-	for _, s := range []Stream{t.train, t.eval} {
+	for _, s := range []data.Stream{t.train, t.eval} {
 		if c, ok := s.(io.Closer); ok {
 			c.Close()
 		}
@@ -242,11 +246,7 @@ func (t *trainer) setup() error {
 	} else if t.evalAt, err = t.eval.State(); err != nil {
 		return err
 	}
-	p := 0
-	if c.Setting == mom.Transfusion {
-		p = c.PatchDim
-	}
-	b, err := NewBatch(o.Batch, o.SeqLen, p)
+	b, err := data.NewBatch(o.Batch, o.SeqLen, c.PatchDim)
 	if err != nil {
 		return err
 	}
@@ -255,32 +255,47 @@ func (t *trainer) setup() error {
 }
 
 // openStreams opens the training and held-out data: the synthetic stream's
-// two splits, or token files whose vocabulary must be the model's.
-func openStreams(o Options) (train, eval Stream, err error) {
+// two splits, a dataset's two splits, or token files; the vocabulary must
+// be the model's.
+func openStreams(o Options) (train, eval data.Stream, err error) {
 	c := o.Config
-	mods := make([]Modality, len(c.Modalities))
-	for i := range mods {
-		mods[i] = Modality(i)
-	}
-	vocab := Vocab{}
-	for _, r := range c.VocabRanges {
-		vocab.Ranges = append(vocab.Ranges, [2]uint32{uint32(r[0]), uint32(r[1])})
+	vocab := data.VocabOf(c)
+	if o.Data != "" && o.Data != "synthetic" && dataset.IsDataset(o.Data) {
+		if o.EvalData != "" {
+			return nil, nil, fmt.Errorf("trainer: --eval-data %s: the dataset %s brings its own held-out split", o.EvalData, o.Data)
+		}
+		ds, err := dataset.Open(o.Data)
+		if err != nil {
+			return nil, nil, err
+		}
+		for _, split := range []string{"train", "eval"} {
+			f, err := ds.OpenSplit(split)
+			if err == nil {
+				err = checkTokFile(f, ds.Path(ds.Manifest.Splits[split].File), c)
+			}
+			if err != nil {
+				if train != nil {
+					train.(io.Closer).Close()
+				}
+				return nil, nil, err
+			}
+			if split == "train" {
+				train = f
+			} else {
+				eval = f
+			}
+		}
+		return train, eval, nil
 	}
 	if o.Data != "" && o.Data != "synthetic" {
-		if c.Setting == mom.Transfusion {
-			return nil, nil, fmt.Errorf("trainer: token files hold discrete tokens; the transfusion setting needs continuous patches (use --data synthetic)")
-		}
-		open := func(path string) (Stream, error) {
-			f, err := OpenTokFile(path)
+		open := func(path string) (data.Stream, error) {
+			f, err := data.OpenTokFile(path)
 			if err != nil {
 				return nil, err
 			}
-			got := f.Vocab()
-			for m := range vocab.Ranges {
-				if m >= len(got.Ranges) || got.Ranges[m] != vocab.Ranges[m] {
-					f.Close()
-					return nil, fmt.Errorf("trainer: %s: its vocabulary %v does not match the model's %v (modalities %v)", path, got.Ranges, vocab.Ranges, c.Modalities)
-				}
+			if err := checkTokFile(f, path, c); err != nil {
+				f.Close()
+				return nil, err
 			}
 			return f, nil
 		}
@@ -294,9 +309,12 @@ func openStreams(o Options) (train, eval Stream, err error) {
 		}
 		return train, eval, nil
 	}
-	mk := func(split string) (Stream, error) {
-		return NewSynthetic(SynthConfig{Modalities: mods, Vocab: vocab, Seed: o.Seed, Split: split,
-			Continuous: c.Setting == mom.Transfusion, P: c.PatchDim})
+	gens := make([]string, len(c.Modalities))
+	for i, m := range c.Modalities {
+		gens[i] = m.Synthetic
+	}
+	mk := func(split string) (data.Stream, error) {
+		return data.NewSynthetic(data.SynthConfig{Generators: gens, Vocab: vocab, Seed: o.Seed, Split: split, P: c.PatchDim})
 	}
 	if train, err = mk("train"); err != nil {
 		return nil, nil, err
@@ -307,15 +325,35 @@ func openStreams(o Options) (train, eval Stream, err error) {
 	return train, eval, nil
 }
 
-// toModelBatch converts a data batch: target modalities from the vocabulary,
-// and in Transfusion the noising of image patches.
-func (t *trainer) toModelBatch(b *Batch) error {
+// checkTokFile checks that a token file fits the model: the same
+// modalities and vocabulary ranges, continuous where the model is, and
+// patches of the model's size.
+func checkTokFile(f *data.TokFile, path string, c mom.Config) error {
+	want, got := data.VocabOf(c), f.Vocab()
+	if !got.Equal(want) {
+		return fmt.Errorf("trainer: %s: its vocabulary (%v) does not match the model's (%v)", path, got, want)
+	}
+	for m, mod := range c.Modalities {
+		if f.Continuous()[m] != mod.Continuous {
+			return fmt.Errorf("trainer: %s: the file's %s positions are %s, the model's %s", path, mod.Name,
+				map[bool]string{true: "continuous", false: "discrete"}[f.Continuous()[m]], map[bool]string{true: "continuous", false: "discrete"}[mod.Continuous])
+		}
+	}
+	if f.Patch().Dim != c.PatchDim {
+		return fmt.Errorf("trainer: %s: the file's patches have %d values, the model's %d", path, f.Patch().Dim, c.PatchDim)
+	}
+	return nil
+}
+
+// toModelBatch converts a data batch: target modalities from the
+// vocabulary, and the noising of continuous patches.
+func (t *trainer) toModelBatch(b *data.Batch) error {
 	c := t.o.Config
 	T := b.B * b.L
 	mb := &t.mb
 	if len(mb.Inputs) != T {
 		mb.Inputs, mb.Targets, mb.TargetModality = make([]uint32, T), make([]uint32, T), make([]uint32, T)
-		if c.Setting == mom.Transfusion {
+		if c.Continuous() {
 			mb.NoisyPatches, mb.Noise = make([]float32, T*c.PatchDim), make([]float32, T*c.PatchDim)
 		}
 	}
@@ -327,21 +365,16 @@ func (t *trainer) toModelBatch(b *Batch) error {
 		if tg == nn.IgnoreIndex {
 			continue
 		}
-		mod := -1
-		for g, r := range c.VocabRanges {
-			if int(tg) >= r[0] && int(tg) < r[1] {
-				mod = g
-			}
-		}
-		if mod < 0 {
+		mod, ok := c.ModalityOf(tg)
+		if !ok {
 			return fmt.Errorf("trainer: target id %d at position %d is outside the vocabulary (%d)", tg, i, c.Vocab)
 		}
 		mb.TargetModality[i] = uint32(mod)
-		if c.Setting == mom.Transfusion && mod != 0 {
-			mb.Targets[i] = nn.IgnoreIndex // images are trained by the diffusion loss
+		if c.Modalities[mod].Continuous {
+			mb.Targets[i] = nn.IgnoreIndex // continuous positions are trained by the diffusion loss
 		}
 	}
-	if c.Setting == mom.Transfusion {
+	if c.Continuous() {
 		if err := t.noise(b); err != nil {
 			return err
 		}
@@ -349,39 +382,39 @@ func (t *trainer) toModelBatch(b *Batch) error {
 	return nil
 }
 
-// noise draws one noise level per image (a contiguous run of image
-// positions) and forms x_t = sqrt(abar)·x0 + sqrt(1-abar)·eps with the
-// cosine schedule abar(s) = cos²(π/2 · s); the image positions' input id is
-// the noise level's token.
-func (t *trainer) noise(b *Batch) error {
+// noise draws one noise level per span (a contiguous run of positions of a
+// continuous modality) and forms x_t = sqrt(abar)·x0 + sqrt(1-abar)·eps
+// with the cosine schedule abar(s) = cos²(π/2 · s); the positions' input id
+// is the noise level's token, from the modality's range.
+func (t *trainer) noise(b *data.Batch) error {
 	c := t.o.Config
 	P := c.PatchDim
 	if b.P != P || len(b.Patches) != b.B*b.L*P {
 		return fmt.Errorf("trainer: data gave patches of size %d (%d values), the model wants %d", b.P, len(b.Patches), P)
 	}
 	mb := &t.mb
-	base := uint32(c.VocabRanges[1][0])
 	for s := 0; s < b.B; s++ {
 		var abar float64
 		var bucket uint32
-		prevImage := false
+		prev := -1 // modality of the previous continuous position in this span
 		for l := 0; l < b.L; l++ {
 			i := s*b.L + l
 			row := mb.NoisyPatches[i*P : (i+1)*P]
 			nrow := mb.Noise[i*P : (i+1)*P]
-			if b.Modality[i] != 1 {
+			mod := int(b.Modality[i])
+			if !c.Modalities[mod].Continuous {
 				clear(row)
 				clear(nrow)
-				prevImage = false
+				prev = -1
 				continue
 			}
-			if !prevImage {
+			if mod != prev {
 				bucket = uint32(t.rng.IntN(mom.TimestepBuckets))
 				u := (float64(bucket) + 0.5) / mom.TimestepBuckets
 				abar = math.Pow(math.Cos(math.Pi/2*u), 2)
 			}
-			prevImage = true
-			mb.Inputs[i] = base + bucket
+			prev = mod
+			mb.Inputs[i] = uint32(c.VocabRanges[mod][0]) + bucket
 			x0 := b.Patches[i*P : (i+1)*P]
 			sa, sn := math.Sqrt(abar), math.Sqrt(1-abar)
 			for k := range row {
@@ -441,6 +474,7 @@ func (t *trainer) loop(ctx context.Context) (*Result, error) {
 	}
 	if o.Progress != nil {
 		t.progress = NewProgress(o.Progress, o.Steps, o.Terminal)
+		t.progress.Modalities = t.m.Cfg.ModalityNames()
 		defer t.progress.Done()
 	}
 	res := &Result{}
@@ -625,11 +659,25 @@ func (t *trainer) evaluate() (mom.Losses, error) {
 func (t *trainer) writeConfig() error {
 	c := t.o.Config
 	rc := runConfig{Name: filepath.Base(t.o.Out), Dense: c.Splits.Dense(), Splits: splitNames(c.Splits),
-		Modalities: c.Modalities, Model: c, Batch: t.o.Batch, SeqLen: t.o.SeqLen, Accum: t.o.Accum, Steps: t.o.Steps,
+		Modalities: c.ModalityNames(), Model: c, Batch: t.o.Batch, SeqLen: t.o.SeqLen, Accum: t.o.Accum, Steps: t.o.Steps,
 		LR: t.o.LR, MinLR: t.o.MinLR, Warmup: t.o.Warmup, Seed: t.o.Seed, Data: t.o.Data, Device: t.d.String()}
 	b, err := json.MarshalIndent(rc, "", "  ")
 	if err != nil {
 		return err
 	}
 	return atomicfile.WriteFile(filepath.Join(t.o.Out, "config.json"), append(b, '\n'), 0o644)
+}
+
+// DatasetConfig fits a model config to the data option: for a dataset
+// folder, the dataset's vocabulary and patch size (the setting must be the
+// dataset's); otherwise c unchanged.
+func DatasetConfig(c mom.Config, dataOpt string) (mom.Config, error) {
+	if dataOpt == "" || dataOpt == "synthetic" || !dataset.IsDataset(dataOpt) {
+		return c, nil
+	}
+	ds, err := dataset.Open(dataOpt)
+	if err != nil {
+		return c, err
+	}
+	return ds.ModelConfig(c)
 }

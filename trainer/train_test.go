@@ -12,6 +12,7 @@ import (
 	"mom/gpu"
 	"mom/gpu/gputest"
 	"mom/mom"
+	"mom/trainer/data"
 )
 
 func forEachDevice(t *testing.T, fn func(t *testing.T, d *gpu.Device)) {
@@ -218,10 +219,7 @@ func TestTrainOnTokenFiles(t *testing.T) {
 	forEachDevice(t, func(t *testing.T, d *gpu.Device) {
 		o := tinyOptions(t, mom.Chameleon, mom.AllSplits, t.TempDir())
 		o.Steps, o.Warmup, o.EvalEvery, o.CkptEvery = 8, 2, 4, 8
-		vocab := Vocab{}
-		for _, r := range o.Config.VocabRanges {
-			vocab.Ranges = append(vocab.Ranges, [2]uint32{uint32(r[0]), uint32(r[1])})
-		}
+		vocab := data.VocabOf(o.Config)
 		ids := make([]uint32, 5000)
 		for i := range ids {
 			ids[i] = uint32(i*7) % uint32(o.Config.Vocab)
@@ -229,7 +227,7 @@ func TestTrainOnTokenFiles(t *testing.T) {
 		dir := t.TempDir()
 		o.Data, o.EvalData = filepath.Join(dir, "train.momtok"), filepath.Join(dir, "eval.momtok")
 		for _, p := range []string{o.Data, o.EvalData} {
-			if err := WriteTokFile(p, vocab, ids, nil); err != nil {
+			if err := data.WriteTokFile(p, vocab, ids, nil); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -239,13 +237,42 @@ func TestTrainOnTokenFiles(t *testing.T) {
 		if ev := evalLosses(t, o.Out); len(ev) != 2 {
 			t.Errorf("%d held-out records, want 2", len(ev))
 		}
-		bad := Vocab{Ranges: [][2]uint32{{0, 10}, {10, uint32(o.Config.Vocab)}}}
-		if err := WriteTokFile(o.Data, bad, ids, nil); err != nil {
+		bad := data.Vocab{Names: vocab.Names, Ranges: [][2]uint32{{0, 10}, {10, uint32(o.Config.Vocab)}}}
+		if err := data.WriteTokFile(o.Data, bad, ids, nil); err != nil {
 			t.Fatal(err)
 		}
 		o.Out = t.TempDir()
 		if _, err := Train(context.Background(), d, o); err == nil || !strings.Contains(err.Error(), "does not match the model") {
 			t.Fatalf("got %v, want a vocabulary mismatch error", err)
+		}
+	})
+}
+
+// TestTrainFourModalities: a fourth modality (video frames as tokens) is a
+// row of the modality table; the trainer, the synthetic stream and the
+// metrics follow it without other changes, and its held-out loss falls.
+func TestTrainFourModalities(t *testing.T) {
+	video := mom.Modality{Name: "video", Loss: mom.NextToken, Tokenizer: "video-vq", Synthetic: "grid", Color: "#9467bd", Key: "4", DefaultVocab: 40}
+	const four mom.Setting = "four-trainer-test"
+	if err := mom.RegisterSetting(mom.SettingSpec{Name: four, Modalities: []mom.Modality{mom.TextModality, mom.ImageTokens, mom.SpeechUnits, video}}); err != nil {
+		t.Fatal(err)
+	}
+	forEachDevice(t, func(t *testing.T, d *gpu.Device) {
+		o := tinyOptions(t, four, mom.AllSplits, t.TempDir())
+		o.Steps, o.Warmup, o.EvalEvery, o.CkptEvery = 40, 4, 20, 40
+		if _, err := Train(context.Background(), d, o); err != nil {
+			t.Fatal(err)
+		}
+		ev := evalLosses(t, o.Out)
+		if len(ev) != 2 {
+			t.Fatalf("%d held-out records, want 2", len(ev))
+		}
+		for _, m := range []string{"text", "image", "speech", "video"} {
+			first, ok1 := ev[0]["loss_"+m].(float64)
+			last, ok2 := ev[1]["loss_"+m].(float64)
+			if !ok1 || !ok2 || !(last < first) {
+				t.Errorf("held-out %s loss %v -> %v, want it recorded and falling", m, ev[0]["loss_"+m], ev[1]["loss_"+m])
+			}
 		}
 	})
 }

@@ -68,7 +68,7 @@ func cmdInfo(args []string, stdout, stderr io.Writer) error {
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(tw, "preset\t%s (%s setting)\n", c.Name, c.Setting)
 	fmt.Fprintf(tw, "model\td_model %d, %d layers, d_state %d, d_conv %d, expand %d, dt_rank %d\n", c.DModel, c.Layers, c.DState, c.DConv, c.Expand, c.DtRank)
-	fmt.Fprintf(tw, "modalities\t%v, vocabulary %d\n", c.Modalities, c.Vocab)
+	fmt.Fprintf(tw, "modalities\t%v, vocabulary %d\n", c.ModalityNames(), c.Vocab)
 	fmt.Fprintf(tw, "split per modality\t%s\n", c.Splits)
 	fmt.Fprintf(tw, "parameters\t%s total, %s active per token\n", human(float64(total)), human(float64(active)))
 	fmt.Fprintf(tw, "FLOPs per token\t%s forward, %s per training step (3x forward; %.0f%% in matrix products)\n",

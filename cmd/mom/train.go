@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"mom/trainer"
+	"mom/trainer/dataset"
 )
 
 func init() {
@@ -41,8 +42,8 @@ func cmdTrain(args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&o.Keep, "keep", o.Keep, "checkpoints to keep")
 	fs.BoolVar(&o.Resume, "resume", false, "continue the run in --out from its latest checkpoint")
 	fs.IntVar(&o.StopAfter, "stop-after", 0, "stop (with a checkpoint) after this step; --resume continues")
-	fs.StringVar(&o.Data, "data", o.Data, "training data: synthetic, or a token file (.momtok)")
-	fs.StringVar(&o.EvalData, "eval-data", "", "held-out token file (with a token-file --data)")
+	fs.StringVar(&o.Data, "data", o.Data, "training data: synthetic, a dataset folder (mom data build), or a token file (.momtok)")
+	fs.StringVar(&o.EvalData, "eval-data", "", "held-out token file (with a token-file --data; a dataset brings its own)")
 	viz := fs.Bool("viz", false, "open the live loss window (needs a display)")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -54,6 +55,14 @@ func cmdTrain(args []string, stdout, stderr io.Writer) error {
 		return usagef("--out is required (e.g. --out runs/mom-tiny)")
 	}
 	o.Seed = *seed
+	if dataset.IsDataset(o.Data) && !flagSet(fs, "setting") {
+		// A dataset folder says which setting it trains.
+		ds, err := dataset.Open(o.Data)
+		if err != nil {
+			return err
+		}
+		*mf.setting = ds.Manifest.Setting
+	}
 	c, err := mf.config()
 	if err != nil {
 		return err
@@ -66,6 +75,9 @@ func cmdTrain(args []string, stdout, stderr io.Writer) error {
 		} else if ok {
 			c = rc
 		}
+	}
+	if c, err = trainer.DatasetConfig(c, o.Data); err != nil {
+		return usagef("--data: %v", err)
 	}
 	o.Config = c
 	if o.CkptEvery == 0 {
@@ -129,4 +141,12 @@ func printResult(w io.Writer, o trainer.Options, res *trainer.Result) {
 	if res.Checkpoint != "" {
 		fmt.Fprintf(w, "%s: checkpoint %s\n", filepath.Base(o.Out), res.Checkpoint)
 	}
+}
+
+// flagSet reports whether the flag called name was given on the command
+// line.
+func flagSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
 }

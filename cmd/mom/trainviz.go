@@ -14,7 +14,7 @@ import (
 // thread. Without a display it says so and trains headless.
 func trainWithViz(ctx context.Context, d *gpu.Device, o trainer.Options, stdout, stderr io.Writer) error {
 	c := o.Config
-	src := viz.NewSource(viz.RunConfig{Name: o.Out, Dense: c.Splits.Dense(), Modalities: c.Modalities})
+	src := viz.NewSource(viz.RunConfig{Name: o.Out, Dense: c.Splits.Dense(), Modalities: c.ModalityNames()})
 	o.OnRecord = func(r trainer.Record) {
 		if line, err := r.JSON(); err == nil {
 			src.PushLine(line)

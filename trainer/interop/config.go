@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strings"
 
 	"mom/mom"
 )
@@ -108,7 +109,7 @@ func parseConfig(b []byte) (parsed, error) {
 
 func textOnly(name string, d, layers, n, k, expand, r, v int, eps float64, tie bool) mom.Config {
 	return mom.Config{Name: name, DModel: d, Layers: layers, DState: n, DConv: k, Expand: expand, DtRank: r,
-		Vocab: v, VocabRanges: [][2]int{{0, v}}, Modalities: []string{"text"}, Eps: eps, TieEmbeddings: tie}
+		Vocab: v, VocabRanges: [][2]int{{0, v}}, Modalities: []mom.Modality{mom.TextModality}, Eps: eps, TieEmbeddings: tie}
 }
 
 // checkDims validates sizes mom's kernels take; field names are the
@@ -249,9 +250,17 @@ func parseSSMConfig(b []byte) (parsed, error) {
 		return parsed{c, MambaSSM, notes, convBias}, nil
 	}
 	p := s.MixtureOfMamba
-	c.Modalities, c.VocabRanges, c.Setting = p.Modalities, p.VocabRanges, mom.Setting(p.Setting)
+	spec, err := mom.LookupSetting(mom.Setting(p.Setting))
+	if err != nil {
+		return parsed{}, fmt.Errorf("config.json: mixture_of_mamba: %w", err)
+	}
+	names := (mom.Config{Modalities: spec.Modalities}).ModalityNames()
+	if strings.Join(names, ",") != strings.Join(p.Modalities, ",") {
+		return parsed{}, fmt.Errorf("config.json: mixture_of_mamba.modalities %v, the %s setting's are %v", p.Modalities, p.Setting, names)
+	}
+	c.Modalities, c.VocabRanges, c.Setting = spec.Modalities, p.VocabRanges, spec.Name
 	c.Splits = mom.Splits{In: !p.DoNotSplitIn, X: !p.DoNotSplitX, Dt: !p.DoNotSplitDt, Out: !p.DoNotSplitOut}
-	c.PatchDim, c.ImageLossWeight = p.PatchDim, p.ImageLossWeight
+	c.PatchDim, c.DiffusionWeight = p.PatchDim, p.ImageLossWeight
 	if p.NModalities != len(p.Modalities) {
 		return parsed{}, fmt.Errorf("config.json: mixture_of_mamba.n_modalities %d but %d modalities listed", p.NModalities, len(p.Modalities))
 	}

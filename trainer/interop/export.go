@@ -101,9 +101,9 @@ func configJSON(c mom.Config, f Format) ([]byte, error) {
 		}
 		if f == Paper {
 			o.MixtureOfMamba = &paperSection{
-				NModalities: c.Groups(), Modalities: c.Modalities, VocabRanges: c.VocabRanges, Setting: string(c.Setting),
+				NModalities: c.Groups(), Modalities: c.ModalityNames(), VocabRanges: c.VocabRanges, Setting: string(c.Setting),
 				DoNotSplitIn: !c.Splits.In, DoNotSplitX: !c.Splits.X, DoNotSplitDt: !c.Splits.Dt, DoNotSplitOut: !c.Splits.Out,
-				PatchDim: c.PatchDim, ImageLossWeight: c.ImageLossWeight,
+				PatchDim: c.PatchDim, ImageLossWeight: c.DiffusionWeight,
 			}
 		}
 		v = o

@@ -42,7 +42,7 @@ func logits(t *testing.T, d *gpu.Device, m *Model, ids, mods []uint32, b, l int)
 		}
 	}
 	batch := &mom.Batch{Inputs: ids, Modality: mods, Targets: targets, TargetModality: tm}
-	if m.Config.Setting == mom.Transfusion {
+	if m.Config.Continuous() {
 		batch.NoisyPatches = make([]float32, n*m.Config.PatchDim)
 		batch.Noise = make([]float32, n*m.Config.PatchDim)
 	}

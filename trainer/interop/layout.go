@@ -73,7 +73,7 @@ func Layout(c mom.Config, f Format) ([]FileTensor, error) {
 	if f.DenseOnly() && !c.Splits.Dense() {
 		return nil, fmt.Errorf("interop: the %s format holds dense Mamba models; this model splits %s per modality: export it with --format paper", f, c.Splits)
 	}
-	if f.DenseOnly() && c.Setting == mom.Transfusion {
+	if f.DenseOnly() && c.Continuous() {
 		return nil, fmt.Errorf("interop: the %s format has no place for Transfusion's continuous patch projections (%s, %s): export it with --format paper", f, mom.NamePatchIn, mom.NamePatchOut)
 	}
 	if _, err := Format(f).check(); err != nil {
@@ -87,7 +87,7 @@ func Layout(c mom.Config, f Format) ([]FileTensor, error) {
 		embed = hfEmbed
 	}
 	out = append(out, FileTensor{Name: embed, Shape: []int{V, D}, Pieces: whole(mom.NameEmbed)})
-	if c.Setting == mom.Transfusion {
+	if c.Continuous() {
 		out = append(out, FileTensor{Name: mom.NamePatchIn, Shape: []int{D, c.PatchDim}, Pieces: whole(mom.NamePatchIn)})
 	}
 	for i := 0; i < c.Layers; i++ {
@@ -139,7 +139,7 @@ func Layout(c mom.Config, f Format) ([]FileTensor, error) {
 		// embedding); transformers' save_pretrained leaves it out.
 		out = append(out, FileTensor{Name: ssmHead, Shape: []int{V, D}, Pieces: whole(mom.NameEmbed), TiedHead: true})
 	}
-	if c.Setting == mom.Transfusion {
+	if c.Continuous() {
 		out = append(out, FileTensor{Name: mom.NamePatchOut, Shape: []int{c.PatchDim, D}, Pieces: whole(mom.NamePatchOut)})
 	}
 	return out, nil

@@ -87,7 +87,7 @@ func Import(o ImportOptions) (*ImportResult, error) {
 	}
 	upcycled := m.Config.Splits != src.Config.Splits || len(m.Config.Modalities) != len(src.Config.Modalities)
 	rc := runConfig{Name: m.Config.Name, Dense: m.Config.Splits.Dense(), Splits: splitNames(m.Config.Splits),
-		Modalities: m.Config.Modalities, Model: m.Config, Data: data,
+		Modalities: m.Config.ModalityNames(), Model: m.Config, Data: data,
 		Imported: importRecord{From: src.Source, Upcycled: upcycled, Notes: m.Notes}}
 	rcj, err := json.MarshalIndent(rc, "", "  ")
 	if err != nil {

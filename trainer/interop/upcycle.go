@@ -28,17 +28,6 @@ type Target struct {
 	Seed uint64
 }
 
-// settingModalities is the number of modalities of a setting.
-func settingModalities(s mom.Setting) (int, error) {
-	switch s {
-	case mom.Chameleon, mom.Transfusion:
-		return 2, nil
-	case mom.ThreeModal:
-		return 3, nil
-	}
-	return 0, fmt.Errorf("unknown setting %q (want chameleon, transfusion or three)", s)
-}
-
 // Upcycle makes a mom model from src: it places src in the target setting
 // (adding the modalities src lacks, with fresh embedding rows) and splits
 // the projections the target splits, every modality's expert starting as a
@@ -58,15 +47,20 @@ func Upcycle(src *Model, t Target) (*Model, error) {
 	if setting == "" {
 		return nil, fmt.Errorf("interop: %s is a text-only model: choose a setting (chameleon, transfusion or three)", src.Source)
 	}
-	n, err := settingModalities(setting)
+	spec, err := mom.LookupSetting(setting)
 	if err != nil {
 		return nil, fmt.Errorf("interop: %w", err)
 	}
+	rows := spec.Modalities
+	n := len(rows)
 	if len(sc.Modalities) > n {
-		return nil, fmt.Errorf("interop: %s has modalities %v; the %s setting has only %v", src.Source, sc.Modalities, setting, mom.Modalities[:n])
+		return nil, fmt.Errorf("interop: %s has modalities %v; the %s setting has only %v", src.Source, sc.ModalityNames(), setting, (mom.Config{Modalities: rows}).ModalityNames())
 	}
-	if sc.Setting != "" && (sc.Setting == mom.Transfusion) != (setting == mom.Transfusion) && len(sc.Modalities) > 1 {
-		return nil, fmt.Errorf("interop: %s is a %s model; its image ids mean other things in the %s setting (noise levels vs image codes)", src.Source, sc.Setting, setting)
+	for m, r := range sc.Modalities {
+		if r.Name != rows[m].Name || r.Continuous != rows[m].Continuous {
+			return nil, fmt.Errorf("interop: %s's modality %d is %s (continuous %v); the %s setting's is %s (continuous %v): its ids would mean other things",
+				src.Source, m, r.Name, r.Continuous, setting, rows[m].Name, rows[m].Continuous)
+		}
 	}
 	splits := sc.Splits
 	if t.Splits != nil {
@@ -77,40 +71,43 @@ func Upcycle(src *Model, t Target) (*Model, error) {
 	}
 	c := sc
 	c.Setting, c.Splits = setting, splits
-	c.Modalities = append([]string(nil), mom.Modalities[:n]...)
+	c.Modalities = rows
 	c.VocabRanges = append([][2]int(nil), sc.VocabRanges...)
 	next := sc.Vocab
 	for m := len(sc.Modalities); m < n; m++ {
 		size := 0
 		switch {
-		case setting == mom.Transfusion && m == 1:
+		case rows[m].Continuous:
 			size = mom.TimestepBuckets
 		case t.Dataset != nil && m < len(t.Dataset.VocabRanges):
 			size = t.Dataset.VocabRanges[m][1] - t.Dataset.VocabRanges[m][0]
-		case m == 1:
+		case rows[m].Tokenizer == mom.ImageTokens.Tokenizer:
 			size = t.ImageVocab
-		default:
+		case rows[m].Tokenizer == mom.SpeechUnits.Tokenizer:
 			size = t.SpeechVocab
 		}
 		if size <= 0 {
-			return nil, fmt.Errorf("interop: the new %s modality needs a vocabulary size (got %d)", mom.Modalities[m], size)
+			return nil, fmt.Errorf("interop: the new %s modality needs a vocabulary size (give a dataset)", rows[m].Name)
 		}
 		c.VocabRanges = append(c.VocabRanges, [2]int{next, next + size})
 		next += size
 	}
 	c.Vocab = next
-	if setting == mom.Transfusion && sc.Setting != mom.Transfusion {
-		c.PatchDim, c.ImageLossWeight = t.PatchDim, 1
+	if c.Continuous() && !sc.Continuous() {
+		c.PatchDim, c.DiffusionWeight = t.PatchDim, 1
+		if t.Dataset != nil && t.Dataset.PatchDim > 0 {
+			c.PatchDim = t.Dataset.PatchDim
+		}
 	}
-	if setting != mom.Transfusion {
-		c.PatchDim, c.ImageLossWeight = 0, 0
+	if !c.Continuous() {
+		c.PatchDim, c.DiffusionWeight = 0, 0
 	}
 	if d := t.Dataset; d != nil {
 		if d.Setting != setting {
 			return nil, fmt.Errorf("interop: dataset %s is of the %s setting, the model is of %s", d.Dir, d.Setting, setting)
 		}
-		if len(d.VocabRanges) != len(c.VocabRanges) {
-			return nil, fmt.Errorf("interop: dataset %s has modalities %v, the model %v", d.Dir, d.Modalities, c.Modalities)
+		if strings.Join(d.Modalities, ",") != strings.Join(c.ModalityNames(), ",") {
+			return nil, fmt.Errorf("interop: dataset %s has modalities %v, the model %v", d.Dir, d.Modalities, c.ModalityNames())
 		}
 		for m := range c.VocabRanges {
 			if d.VocabRanges[m] != c.VocabRanges[m] {
@@ -119,7 +116,7 @@ func Upcycle(src *Model, t Target) (*Model, error) {
 					what = "laid out after the checkpoint's"
 				}
 				return nil, fmt.Errorf("interop: dataset %s gives %s the ids [%d, %d), the model's range (%s) is [%d, %d): the dataset's token ids would mean other things to this model; build the dataset with the checkpoint's text vocabulary of %d ids",
-					d.Dir, c.Modalities[m], d.VocabRanges[m][0], d.VocabRanges[m][1], what, c.VocabRanges[m][0], c.VocabRanges[m][1], sc.VocabRanges[0][1])
+					d.Dir, c.Modalities[m].Name, d.VocabRanges[m][0], d.VocabRanges[m][1], what, c.VocabRanges[m][0], c.VocabRanges[m][1], sc.VocabRanges[0][1])
 			}
 		}
 	}
@@ -176,7 +173,7 @@ func Upcycle(src *Model, t Target) (*Model, error) {
 	}
 	for m := len(sc.Modalities); m < n; m++ {
 		r := c.VocabRanges[m]
-		notes = append(notes, fmt.Sprintf("%s ids [%d, %d): embedding rows drawn fresh (normal, std 0.02)", c.Modalities[m], r[0], r[1]))
+		notes = append(notes, fmt.Sprintf("%s ids [%d, %d): embedding rows drawn fresh (normal, std 0.02)", c.Modalities[m].Name, r[0], r[1]))
 	}
 	if d := t.Dataset; d != nil {
 		tok, path, err := d.TextTokenizer()

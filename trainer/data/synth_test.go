@@ -1,4 +1,4 @@
-package trainer
+package data
 
 import (
 	"encoding/json"
@@ -11,10 +11,22 @@ import (
 	"gonum.org/v1/gonum/mat"
 )
 
-var all3 = []Modality{Text, Image, Speech}
+var gens3 = []string{GenMarkov, GenGrid, GenPeriodic}
+
+// Modality ids of the three-modality stream.
+const (
+	text = iota
+	image
+	speech
+)
 
 func synthCfg(split string) SynthConfig {
-	return SynthConfig{Modalities: all3, Vocab: DefaultVocab(all3, 64, 32, 16), Seed: 42, Split: split}
+	return SynthConfig{Generators: gens3, Vocab: testVocab(64, 32, 16), Seed: 42, Split: split}
+}
+
+// continuousCfg is synthCfg with continuous image patches of size p.
+func continuousCfg(split string, p int) SynthConfig {
+	return SynthConfig{Generators: []string{GenMarkov, GenField, GenPeriodic}, Vocab: testVocab(64, 1, 16), Seed: 42, Split: split, P: p}
 }
 
 func mustSynth(t testing.TB, c SynthConfig) Stream {
@@ -48,8 +60,7 @@ func TestSynthDeterministic(t *testing.T) {
 	for _, cont := range []bool{false, true} {
 		c := synthCfg("train")
 		if cont {
-			c.Continuous, c.P = true, 6
-			c.Vocab = DefaultVocab(all3, 64, 1, 16)
+			c = continuousCfg("train", 6)
 		}
 		p := c.P
 		a, b := mustSynth(t, c), mustSynth(t, c)
@@ -103,11 +114,9 @@ func TestSynthRestoreRejects(t *testing.T) {
 	}{
 		{"split", synthCfg("eval"), "split train"},
 		{"seed", func() SynthConfig { c := synthCfg("train"); c.Seed = 1; return c }(), "seed 42"},
-		{"vocab", func() SynthConfig { c := synthCfg("train"); c.Vocab = DefaultVocab(all3, 65, 32, 16); return c }(), "other modalities"},
+		{"vocab", func() SynthConfig { c := synthCfg("train"); c.Vocab = testVocab(65, 32, 16); return c }(), "other modalities"},
 		{"modalities", func() SynthConfig {
-			c := synthCfg("train")
-			c.Modalities = []Modality{Text, Image}
-			return c
+			return SynthConfig{Generators: gens3[:2], Vocab: testVocab(64, 32), Seed: 42, Split: "train"}
 		}(), "other modalities"},
 	}
 	for _, o := range other {
@@ -166,7 +175,7 @@ func rowKey(v []uint32) string {
 
 // segment is a maximal run of one modality inside a row.
 type segment struct {
-	m        Modality
+	m        int
 	ids      []uint32 // relative to the modality's range start
 	complete bool     // bounded by other modalities on both sides
 	patches  []float32
@@ -185,8 +194,8 @@ func segments(t *testing.T, v Vocab, x *Batch) []segment {
 			if i < x.L && x.Modality[o+i] == m {
 				continue
 			}
-			s := segment{m: Modality(m), complete: start > 0 && i < x.L}
-			lo, _ := v.Range(Modality(m))
+			s := segment{m: int(m), complete: start > 0 && i < x.L}
+			lo, _ := v.Range(int(m))
 			for _, id := range x.Inputs[o+start : o+i] {
 				s.ids = append(s.ids, id-lo)
 			}
@@ -205,7 +214,7 @@ func TestSynthStructure(t *testing.T) {
 	v := c.Vocab
 	x := nextBatch(t, mustSynth(t, c), 64, 512, 0)
 	// Targets are the next inputs, modalities follow the vocabulary.
-	count := map[Modality]int{}
+	count := map[int]int{}
 	for b := 0; b < x.B; b++ {
 		for i := 0; i < x.L; i++ {
 			k := b*x.L + i
@@ -223,36 +232,36 @@ func TestSynthStructure(t *testing.T) {
 		}
 	}
 	n := float64(x.B * x.L)
-	for _, m := range all3 {
+	for m := range 3 {
 		if f := float64(count[m]) / n; f < 0.15 || f > 0.7 {
-			t.Errorf("%s is %.2f of the tokens", m, f)
+			t.Errorf("%s is %.2f of the tokens", v.Name(m), f)
 		}
 	}
-	t.Logf("token shares: text %.2f image %.2f speech %.2f", float64(count[Text])/n, float64(count[Image])/n, float64(count[Speech])/n)
+	t.Logf("token shares: text %.2f image %.2f speech %.2f", float64(count[text])/n, float64(count[image])/n, float64(count[speech])/n)
 
 	segs := segments(t, v, x)
 	// Text and image: a bigram model fit on the train stream predicts the
 	// eval stream far better than uniform. (Speech's structure is periodic,
 	// which a bigram model does not see; it is checked below.)
 	ev := segments(t, v, nextBatch(t, mustSynth(t, synthCfg("eval")), 64, 512, 0))
-	for _, m := range []Modality{Text, Image} {
+	for _, m := range []int{text, image} {
 		lo, hi := v.Range(m)
 		h := bigramCrossEntropy(segs, ev, m, int(hi-lo))
 		u := math.Log(float64(hi - lo))
-		t.Logf("%s: bigram cross-entropy %.3f nats, uniform %.3f", m, h, u)
+		t.Logf("%s: bigram cross-entropy %.3f nats, uniform %.3f", v.Name(m), h, u)
 		limit := 0.75
-		if m == Text {
+		if m == text {
 			limit = 0.6
 		}
 		if h > limit*u {
-			t.Errorf("%s: bigram cross-entropy %.3f is not below %.2f x uniform %.3f", m, h, limit, u)
+			t.Errorf("%s: bigram cross-entropy %.3f is not below %.2f x uniform %.3f", v.Name(m), h, limit, u)
 		}
 	}
 	// Image: every cell is within 2 of the rounded mean of its left and
 	// upper neighbours (complete 8x8 images only).
 	nImg := 0
 	for _, s := range segs {
-		if s.m != Image || !s.complete {
+		if s.m != image || !s.complete {
 			continue
 		}
 		if len(s.ids) != 64 {
@@ -278,7 +287,7 @@ func TestSynthStructure(t *testing.T) {
 	// Speech: complete segments repeat with some period in 3..8.
 	nSp, match := 0, 0.0
 	for _, s := range segs {
-		if s.m != Speech || !s.complete {
+		if s.m != speech || !s.complete {
 			continue
 		}
 		if len(s.ids) != 48 {
@@ -308,7 +317,7 @@ func TestSynthStructure(t *testing.T) {
 
 // bigramCrossEntropy fits add-0.1 bigram counts of modality m on train and
 // returns the cross-entropy (nats per token) on eval, within segments.
-func bigramCrossEntropy(train, eval []segment, m Modality, n int) float64 {
+func bigramCrossEntropy(train, eval []segment, m int, n int) float64 {
 	counts := make([]float64, n*n)
 	rows := make([]float64, n)
 	for _, s := range train {
@@ -337,19 +346,20 @@ func bigramCrossEntropy(train, eval []segment, m Modality, n int) float64 {
 
 func TestSynthContinuous(t *testing.T) {
 	const P = 12
-	v := DefaultVocab(all3, 64, 1, 16)
-	c := SynthConfig{Modalities: all3, Vocab: v, Seed: 7, Split: "train", Continuous: true, P: P}
+	c := continuousCfg("train", P)
+	c.Seed = 7
+	v := c.Vocab
 	x := nextBatch(t, mustSynth(t, c), 16, 256, P)
-	placeholder, _ := v.Range(Image)
+	placeholder, _ := v.Range(image)
 	sum2, nImgPos := 0.0, 0
 	for b := 0; b < x.B; b++ {
 		for i := 0; i < x.L; i++ {
 			k := b*x.L + i
 			patch := x.Patches[k*P : (k+1)*P]
-			img := x.Modality[k] == uint32(Image)
+			img := x.Modality[k] == image
 			nextImg := false
 			if i+1 < x.L {
-				nextImg = x.Modality[k+1] == uint32(Image)
+				nextImg = x.Modality[k+1] == image
 			}
 			if img {
 				nImgPos++
@@ -380,7 +390,7 @@ func TestSynthContinuous(t *testing.T) {
 	// Each complete image is a rank <= 4 field, smooth across neighbours.
 	nImg, near, far := 0, 0.0, 0.0
 	for _, s := range segments(t, v, x) {
-		if s.m != Image || !s.complete {
+		if s.m != image || !s.complete {
 			continue
 		}
 		if len(s.patches) != 64*P {
@@ -425,7 +435,7 @@ func TestSynthContinuous(t *testing.T) {
 }
 
 func TestSynthTextOnly(t *testing.T) {
-	c := SynthConfig{Vocab: DefaultVocab(nil, 50, 0, 0), Seed: 1}
+	c := SynthConfig{Generators: []string{GenMarkov}, Vocab: testVocab(50), Seed: 1}
 	x := nextBatch(t, mustSynth(t, c), 4, 100, 0)
 	for k, m := range x.Modality {
 		if m != 0 || x.Inputs[k] >= 50 {
@@ -435,25 +445,27 @@ func TestSynthTextOnly(t *testing.T) {
 }
 
 func TestSynthRejects(t *testing.T) {
-	v3 := DefaultVocab(all3, 64, 32, 16)
+	v3 := testVocab(64, 32, 16)
 	cases := []struct {
 		name string
 		c    SynthConfig
 		want string
 	}{
-		{"no image ids", SynthConfig{Modalities: all3, Vocab: DefaultVocab([]Modality{Speech}, 64, 32, 16)}, "image is enabled but the vocabulary has no image ids"},
-		{"bad vocab", SynthConfig{Vocab: Vocab{[][2]uint32{{0, 5}, {3, 9}}}}, "overlap"},
-		{"unknown modality", SynthConfig{Modalities: []Modality{9}, Vocab: v3}, "unknown modality 9"},
-		{"continuous without image", SynthConfig{Vocab: v3, Continuous: true, P: 4}, "needs the image modality"},
-		{"continuous without P", SynthConfig{Modalities: all3, Vocab: v3, Continuous: true}, "needs P > 0"},
-		{"negative P", SynthConfig{Vocab: v3, P: -1}, "P = -1"},
+		{"no image ids", SynthConfig{Generators: gens3, Vocab: testVocab(64, 0, 16)}, "image is enabled but the vocabulary has no image ids"},
+		{"bad vocab", SynthConfig{Vocab: Vocab{[]string{"a", "b"}, [][2]uint32{{0, 5}, {3, 9}}}}, "overlap"},
+		{"unknown generator", SynthConfig{Generators: []string{GenMarkov, "waves", GenGrid}, Vocab: v3}, `modality 1 has the unknown generator "waves"`},
+		{"no generators", SynthConfig{Vocab: v3}, "no modalities"},
+		{"generator count", SynthConfig{Generators: gens3[:2], Vocab: v3}, "2 generators for a vocabulary of 3"},
+		{"first not markov", SynthConfig{Generators: []string{GenGrid, GenGrid, GenPeriodic}, Vocab: v3}, `modality 0 uses "grid"`},
+		{"continuous without P", SynthConfig{Generators: []string{GenMarkov, GenField, GenPeriodic}, Vocab: v3}, "need P > 0"},
+		{"negative P", SynthConfig{Generators: gens3, Vocab: v3, P: -1}, "P = -1"},
 	}
 	for _, c := range cases {
 		if _, err := NewSynthetic(c.c); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: %v, want %q", c.name, err, c.want)
 		}
 	}
-	s := mustSynth(t, SynthConfig{Modalities: all3, Vocab: DefaultVocab(all3, 64, 1, 16), Continuous: true, P: 4})
+	s := mustSynth(t, continuousCfg("train", 4))
 	for _, b := range []*Batch{nil, {B: 2, L: 2}, mustBatch(t, 2, 2, 0), mustBatch(t, 2, 2, 3)} {
 		if err := s.Next(b); err == nil {
 			t.Errorf("Next(%+v) succeeded", b)
@@ -480,7 +492,7 @@ func BenchmarkSynthNext(b *testing.B) {
 		p := 0
 		name := "discrete"
 		if cont {
-			c.Continuous, c.P, p, name = true, 16, 16, "continuous"
+			c, p, name = continuousCfg("train", 16), 16, "continuous"
 		}
 		s := mustSynth(b, c)
 		x := mustBatch(b, 8, 1024, p)

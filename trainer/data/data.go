@@ -1,53 +1,38 @@
-package trainer
+package data
 
 import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
+
+	"mom/mom"
 )
-
-// Modality is a token's modality; it selects the per-modality weights of a
-// Mixture-of-Mamba layer.
-type Modality uint32
-
-// The modalities, numbered as the model's weight sets are.
-const (
-	Text   Modality = 0
-	Image  Modality = 1
-	Speech Modality = 2
-)
-
-// ModalityNames names the modalities by number.
-var ModalityNames = []string{"text", "image", "speech"}
-
-// String is the modality's name, or "modality(N)" for an unknown one.
-func (m Modality) String() string {
-	if int(m) < len(ModalityNames) {
-		return ModalityNames[m]
-	}
-	return fmt.Sprintf("modality(%d)", uint32(m))
-}
-
-// ParseModality returns the modality named s (as in ModalityNames).
-func ParseModality(s string) (Modality, error) {
-	for i, n := range ModalityNames {
-		if n == s {
-			return Modality(i), nil
-		}
-	}
-	return 0, fmt.Errorf("trainer: unknown modality %q (want one of %v)", s, ModalityNames)
-}
 
 // IgnoreIndex marks a position without a target. It is never a token id
 // (a Vocab ends at or below it).
 const IgnoreIndex uint32 = 0xFFFFFFFF
 
 // Vocab is the unified vocabulary: Ranges[m] = [start, end) are the ids of
-// modality m. The ranges tile [0, Size()) in modality order: Ranges[0]
-// starts at 0 and each range starts where the previous ends. A modality a
-// model does not use has an empty range; there are at most
-// len(ModalityNames) ranges, and text's is never empty.
-type Vocab struct{ Ranges [][2]uint32 }
+// modality m, called Names[m]. The ranges tile [0, Size()) in modality
+// order: Ranges[0] starts at 0 and each range starts where the previous
+// ends. Range 0 (text, which also holds the document and span markers) is
+// never empty; token files of version 1 may hold empty ranges for
+// modalities they do not use.
+type Vocab struct {
+	Names  []string
+	Ranges [][2]uint32
+}
+
+// VocabOf returns the vocabulary of a model config.
+func VocabOf(c mom.Config) Vocab {
+	v := Vocab{Names: c.ModalityNames()}
+	for _, r := range c.VocabRanges {
+		v.Ranges = append(v.Ranges, [2]uint32{uint32(r[0]), uint32(r[1])})
+	}
+	return v
+}
 
 // Size is the number of ids, the end of the last range.
 func (v Vocab) Size() int {
@@ -58,30 +43,52 @@ func (v Vocab) Size() int {
 	return n
 }
 
+// Name is modality m's name ("modality(m)" when v has none).
+func (v Vocab) Name(m int) string {
+	if m >= 0 && m < len(v.Names) {
+		return v.Names[m]
+	}
+	return fmt.Sprintf("modality(%d)", m)
+}
+
 // Range returns modality m's [start, end); empty (0, 0) when v has no
 // range for it.
-func (v Vocab) Range(m Modality) (start, end uint32) {
-	if int(m) >= len(v.Ranges) {
+func (v Vocab) Range(m int) (start, end uint32) {
+	if m < 0 || m >= len(v.Ranges) {
 		return 0, 0
 	}
 	return v.Ranges[m][0], v.Ranges[m][1]
 }
 
 // Has reports whether modality m has ids in v.
-func (v Vocab) Has(m Modality) bool {
+func (v Vocab) Has(m int) bool {
 	s, e := v.Range(m)
 	return e > s
 }
 
 // ModalityOf returns the modality of token id, or an error if id is
 // outside the vocabulary.
-func (v Vocab) ModalityOf(id uint32) (Modality, error) {
+func (v Vocab) ModalityOf(id uint32) (int, error) {
 	for m, r := range v.Ranges {
 		if id >= r[0] && id < r[1] {
-			return Modality(m), nil
+			return m, nil
 		}
 	}
 	return 0, fmt.Errorf("token id %d is outside the vocabulary [0, %d)", id, v.Size())
+}
+
+// Equal reports whether v and w have the same names and ranges.
+func (v Vocab) Equal(w Vocab) bool {
+	return slices.Equal(v.Names, w.Names) && slices.Equal(v.Ranges, w.Ranges)
+}
+
+// String shows the vocabulary as "text [0, 96), image [96, 144)".
+func (v Vocab) String() string {
+	parts := make([]string, len(v.Ranges))
+	for m, r := range v.Ranges {
+		parts[m] = fmt.Sprintf("%s [%d, %d)", v.Name(m), r[0], r[1])
+	}
+	return strings.Join(parts, ", ")
 }
 
 // Validate checks the layout described at Vocab.
@@ -89,62 +96,38 @@ func (v Vocab) Validate() error {
 	if len(v.Ranges) == 0 {
 		return errors.New("vocabulary has no ranges")
 	}
-	if len(v.Ranges) > len(ModalityNames) {
-		return fmt.Errorf("vocabulary has %d ranges, there are %d modalities", len(v.Ranges), len(ModalityNames))
+	if len(v.Ranges) > mom.MaxModalities {
+		return fmt.Errorf("vocabulary has %d ranges, at most %d modalities are supported", len(v.Ranges), mom.MaxModalities)
+	}
+	if len(v.Names) != len(v.Ranges) {
+		return fmt.Errorf("vocabulary has %d ranges but %d names", len(v.Ranges), len(v.Names))
 	}
 	for m, r := range v.Ranges {
-		name := Modality(m).String()
+		name := v.Name(m)
+		if name == "" || slices.Contains(v.Names[:m], name) {
+			return fmt.Errorf("vocabulary modality %d has the name %q, which is empty or taken", m, name)
+		}
 		if r[1] < r[0] {
 			return fmt.Errorf("vocabulary range of %s [%d, %d) ends before it starts", name, r[0], r[1])
 		}
 		if m == 0 {
 			if r[0] != 0 {
-				return fmt.Errorf("vocabulary range of text [%d, %d) must start at 0", r[0], r[1])
+				return fmt.Errorf("vocabulary range of %s [%d, %d) must start at 0", name, r[0], r[1])
 			}
 			if r[1] == 0 {
-				return errors.New("vocabulary range of text is empty")
+				return fmt.Errorf("vocabulary range of %s is empty", name)
 			}
 			continue
 		}
 		prev := v.Ranges[m-1]
 		switch {
 		case r[0] < prev[1]:
-			return fmt.Errorf("vocabulary ranges overlap: %s [%d, %d) and %s [%d, %d)", Modality(m-1), prev[0], prev[1], name, r[0], r[1])
+			return fmt.Errorf("vocabulary ranges overlap: %s [%d, %d) and %s [%d, %d)", v.Name(m-1), prev[0], prev[1], name, r[0], r[1])
 		case r[0] > prev[1]:
-			return fmt.Errorf("vocabulary ranges leave a gap: %s ends at %d, %s starts at %d", Modality(m-1), prev[1], name, r[0])
+			return fmt.Errorf("vocabulary ranges leave a gap: %s ends at %d, %s starts at %d", v.Name(m-1), prev[1], name, r[0])
 		}
 	}
 	return nil
-}
-
-// DefaultVocab lays out a vocabulary for the given modalities (text is
-// always included): text ids first, then image, then speech, each of the
-// given size; modalities not listed get empty ranges (and their sizes are
-// ignored). It has as many ranges as the highest modality listed needs.
-// Sizes must be positive for the modalities listed (Validate reports an
-// empty text range; an empty image or speech range makes NewSynthetic
-// fail).
-func DefaultVocab(modalities []Modality, textSize, imageSize, speechSize int) Vocab {
-	on := [3]bool{true, false, false}
-	n := 1
-	for _, m := range modalities {
-		if int(m) < len(on) {
-			on[m] = true
-			n = max(n, int(m)+1)
-		}
-	}
-	sizes := [3]int{textSize, imageSize, speechSize}
-	v := Vocab{Ranges: make([][2]uint32, n)}
-	next := uint32(0)
-	for m := 0; m < n; m++ {
-		s := uint32(0)
-		if on[m] && sizes[m] > 0 {
-			s = uint32(sizes[m])
-		}
-		v.Ranges[m] = [2]uint32{next, next + s}
-		next += s
-	}
-	return v
 }
 
 // Batch is one training batch of B sequences of L positions, flattened
@@ -154,8 +137,8 @@ type Batch struct {
 	Inputs   []uint32 // (B*L) token ids
 	Targets  []uint32 // (B*L) next-token ids; IgnoreIndex where there is no target
 	Modality []uint32 // (B*L) modality of each input position
-	// Transfusion (continuous image patches), nil otherwise:
-	Patches []float32 // (B*L, P) the clean patch at image positions (zeros elsewhere)
+	// With a continuous modality (Transfusion), nil otherwise:
+	Patches []float32 // (B*L, P) the clean patch at continuous positions (zeros elsewhere)
 	P       int
 }
 

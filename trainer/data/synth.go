@@ -1,4 +1,4 @@
-package trainer
+package data
 
 import (
 	"encoding/json"
@@ -6,17 +6,28 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 )
 
 // SynthConfig configures the synthetic stream (NewSynthetic).
 type SynthConfig struct {
-	Modalities []Modality // which ones (text is always included)
-	Vocab      Vocab
+	// Generators names each modality's generator, in modality-id order
+	// (the modality table's Synthetic column): "markov" (modality 0 must
+	// be one), "grid", "periodic" or "field" (continuous patches).
+	Generators []string
+	Vocab      Vocab // one non-empty range per generator
 	Seed       uint64
 	Split      string // "train" or "eval": disjoint streams ("" means "train")
-	Continuous bool   // image positions carry P-dim patches (Transfusion) instead of discrete image tokens
-	P          int
+	P          int    // patch size, for "field" modalities
 }
+
+// Generator names of the synthetic stream.
+const (
+	GenMarkov   = "markov"
+	GenGrid     = "grid"
+	GenPeriodic = "periodic"
+	GenField    = "field"
+)
 
 // The synthetic stream's layout. Documents alternate a text segment and a
 // segment of another modality (chosen uniformly among the enabled ones;
@@ -51,9 +62,8 @@ const synthSpeechNoise = 0.15
 // synthStream is the synthetic Stream.
 type synthStream struct {
 	c           SynthConfig
-	others      []Modality // enabled modalities besides text
-	text, image [2]uint32  // id ranges
-	speech      [2]uint32
+	others      []int // modalities besides 0
+	continuous  bool
 	world       uint64    // from the seed: the structure shared by both splits
 	stream      uint64    // from the seed and the split: which samples
 	basis       []float64 // (synthRank, P) patch directions
@@ -72,28 +82,28 @@ type synthStream struct {
 }
 
 // NewSynthetic returns a deterministic synthetic interleaved multimodal
-// stream. Documents alternate text segments (16-96 tokens from a sparse
-// Markov chain: each token has a few likely successors) with image
-// segments (8x8 = 64 tokens, row-major; a token follows from its left and
-// upper neighbours) or speech segments (48 tokens: a noisy periodic
-// sequence, period 3-8), so each modality's loss falls at its own rate.
+// stream. Documents alternate segments of modality 0 (16-96 tokens from a
+// sparse Markov chain: each token has a few likely successors) with
+// segments of another modality chosen uniformly, each made by its
+// generator: "grid" (8x8 = 64 tokens, row-major; a token follows from its
+// left and upper neighbours), "periodic" (48 tokens: a noisy periodic
+// sequence, period 3-8), "markov" (a segment of that modality's own chain)
+// or "field" (64 continuous patches), so each modality's loss falls at its
+// own rate.
 //
 // Row k of the stream (counted over all batches: batch n of size B holds
 // rows nB..nB+B-1) is a window of L+1 tokens of a document generated from
 // (seed, split, k) alone: the same seed and position give the same batch,
 // whatever came before, and State/Restore round-trip exactly. The
-// structure (the Markov chain, the patch basis) depends on the seed only,
+// structure (the Markov chains, the patch basis) depends on the seed only,
 // so the "train" and "eval" splits share it while their samples differ.
 //
-// Continuous (Transfusion) mode: image positions carry the placeholder id
-// (the first id of the image range) and a clean P-dim patch: a rank-4
-// smooth field over the 8x8 grid (cosines of the cell position with
-// per-image amplitudes and phases along fixed directions). Positions whose
-// input or target is an image position then get IgnoreIndex targets (their
-// loss is the diffusion loss on the patches, not cross-entropy).
-//
-// Every modality used needs a non-empty range in Vocab; continuous mode
-// needs image among the modalities and P > 0.
+// "field" (continuous) positions carry the placeholder id (the first id of
+// the modality's range) and a clean P-dim patch: a rank-4 smooth field
+// over the 8x8 grid (cosines of the cell position with per-image
+// amplitudes and phases along fixed directions). Positions whose input or
+// target is a continuous position then get IgnoreIndex targets (their loss
+// is the diffusion loss on the patches, not cross-entropy).
 func NewSynthetic(c SynthConfig) (Stream, error) {
 	s, err := newSynth(c)
 	if err != nil {
@@ -101,6 +111,10 @@ func NewSynthetic(c SynthConfig) (Stream, error) {
 	}
 	return s, nil
 }
+
+// legacyGenerators are the generators of modality ids 0-2 before the
+// modality table (their streams keep their fingerprints).
+var legacyGenerators = [][]string{{GenMarkov}, {GenGrid, GenField}, {GenPeriodic}}
 
 func newSynth(c SynthConfig) (*synthStream, error) {
 	if err := c.Vocab.Validate(); err != nil {
@@ -113,46 +127,50 @@ func newSynth(c SynthConfig) (*synthStream, error) {
 	default:
 		return nil, fmt.Errorf(`trainer: synthetic data: split %q, want "train" or "eval"`, c.Split)
 	}
-	s := &synthStream{c: c, pcg: rand.NewPCG(0, 0)}
-	s.rng = rand.New(s.pcg)
-	on := map[Modality]bool{Text: true}
-	for _, m := range c.Modalities {
-		if int(m) >= len(ModalityNames) {
-			return nil, fmt.Errorf("trainer: synthetic data: unknown modality %d", uint32(m))
-		}
-		on[m] = true
+	if len(c.Generators) == 0 {
+		return nil, errors.New("trainer: synthetic data: no modalities (generators)")
 	}
-	for _, m := range []Modality{Image, Speech} {
-		if on[m] {
-			s.others = append(s.others, m)
-		}
+	if len(c.Generators) != len(c.Vocab.Ranges) {
+		return nil, fmt.Errorf("trainer: synthetic data: %d generators for a vocabulary of %d modalities", len(c.Generators), len(c.Vocab.Ranges))
 	}
-	for m := range on {
-		if !c.Vocab.Has(m) {
-			return nil, fmt.Errorf("trainer: synthetic data: %s is enabled but the vocabulary has no %s ids", m, m)
-		}
+	if c.Generators[0] != GenMarkov {
+		return nil, fmt.Errorf("trainer: synthetic data: modality 0 uses %q, want %q (its segments separate the others)", c.Generators[0], GenMarkov)
 	}
-	s.c.Modalities = append([]Modality{Text}, s.others...)
-	s.text[0], s.text[1] = c.Vocab.Range(Text)
-	s.image[0], s.image[1] = c.Vocab.Range(Image)
-	s.speech[0], s.speech[1] = c.Vocab.Range(Speech)
 	if c.P < 0 {
 		return nil, fmt.Errorf("trainer: synthetic data: P = %d", c.P)
 	}
-	if c.Continuous {
-		if !on[Image] {
-			return nil, errors.New("trainer: synthetic data: continuous mode needs the image modality")
+	s := &synthStream{c: c, pcg: rand.NewPCG(0, 0)}
+	s.rng = rand.New(s.pcg)
+	legacy := len(c.Generators) <= len(legacyGenerators)
+	for m, g := range c.Generators {
+		switch g {
+		case GenMarkov, GenGrid, GenPeriodic, GenField:
+		default:
+			return nil, fmt.Errorf("trainer: synthetic data: modality %d has the unknown generator %q (want markov, grid, periodic or field)", m, g)
 		}
-		if c.P <= 0 {
-			return nil, fmt.Errorf("trainer: synthetic data: continuous mode needs P > 0, have %d", c.P)
+		if !c.Vocab.Has(m) {
+			return nil, fmt.Errorf("trainer: synthetic data: %s is enabled but the vocabulary has no %s ids", c.Vocab.Name(m), c.Vocab.Name(m))
 		}
-	} else {
+		if m > 0 {
+			s.others = append(s.others, m)
+		}
+		if g == GenField {
+			s.continuous = true
+		}
+		if legacy && !slices.Contains(legacyGenerators[m], g) {
+			legacy = false
+		}
+	}
+	if s.continuous && c.P <= 0 {
+		return nil, fmt.Errorf("trainer: synthetic data: continuous (field) modalities need P > 0, have %d", c.P)
+	}
+	if !s.continuous {
 		s.c.P = 0
 	}
 
 	s.world = mix64(c.Seed ^ 0x6d6f6d2d776f726c) // "mom-worl"
 	s.stream = mix64(s.world ^ mix64(splitKey(s.c.Split)))
-	if s.c.Continuous {
+	if s.continuous {
 		r := rand.New(rand.NewPCG(s.world, 0x7061746368)) // "patch"
 		s.basis = make([]float64, synthRank*s.c.P)
 		// Unit-variance patches: E[a^2] = 1, E[cos^2] = 1/2, so each
@@ -165,15 +183,24 @@ func newSynth(c SynthConfig) (*synthStream, error) {
 			s.freq[k] = [2]float64{float64(r.IntN(3)), float64(r.IntN(3))}
 		}
 	}
+	ids := make([]int, len(c.Generators))
+	for i := range ids {
+		ids[i] = i
+	}
+	var gens []string
+	if !legacy {
+		gens = c.Generators
+	}
 	fp, _ := json.Marshal(struct {
 		V     int
-		M     []Modality
+		M     []int
+		G     []string `json:",omitempty"`
 		R     [][2]uint32
 		C     bool
 		P     int
 		Split string
 		Seed  uint64
-	}{synthVersion, s.c.Modalities, c.Vocab.Ranges, s.c.Continuous, s.c.P, s.c.Split, c.Seed})
+	}{synthVersion, ids, gens, c.Vocab.Ranges, s.continuous, s.c.P, s.c.Split, c.Seed})
 	s.fingerprint = fmt.Sprintf("%016x", mix64(hashBytes(fp)))
 	return s, nil
 }
@@ -198,11 +225,14 @@ func hashBytes(b []byte) uint64 {
 	return mix64(h)
 }
 
-// successor is the j-th likely successor of text token v (0-based within
-// the text range).
-func (s *synthStream) successor(v uint32, j int) uint32 {
-	n := uint64(s.text[1] - s.text[0])
-	return uint32(mix64(s.world^mix64(uint64(v)<<3|uint64(j))) % n)
+// successor is the j-th likely successor of token v (0-based within
+// modality m's range of n ids) in m's Markov chain.
+func (s *synthStream) successor(m int, v uint32, j int, n uint32) uint32 {
+	key := mix64(uint64(v)<<3 | uint64(j))
+	if m > 0 {
+		key = mix64(key ^ uint64(m))
+	}
+	return uint32(mix64(s.world^key) % uint64(n))
 }
 
 // synthState is the stream position State returns.
@@ -268,9 +298,9 @@ func (s *synthStream) Next(b *Batch) error {
 		copy(b.Modality[o:o+L], s.mods[:L])
 		if P > 0 {
 			copy(b.Patches[o*P:(o+L)*P], s.patch[:L*P])
-			img := uint32(Image)
+			cont := func(m uint32) bool { return s.c.Generators[m] == GenField }
 			for t := 0; t < L; t++ {
-				if s.mods[t] == img || s.mods[t+1] == img {
+				if cont(s.mods[t]) || cont(s.mods[t+1]) {
 					b.Targets[o+t] = IgnoreIndex
 				}
 			}
@@ -291,7 +321,7 @@ func (e *emitter) full() bool { return e.n == len(e.s.toks) }
 // put appends one token and returns its P-dim patch slot, zeroed (nil
 // when the stream has no patches or the token was skipped or fell past the
 // row's end).
-func (e *emitter) put(id uint32, m Modality) []float32 {
+func (e *emitter) put(id uint32, m int) []float32 {
 	if e.skip > 0 {
 		e.skip--
 		return nil
@@ -316,21 +346,27 @@ func (s *synthStream) row(k uint64) {
 	r := s.rng
 	e := &emitter{s: s, skip: r.IntN(synthSkipMax)}
 	for !e.full() {
-		s.textSegment(r, e)
+		s.markovSegment(r, e, 0)
 		if e.full() || len(s.others) == 0 {
 			continue
 		}
-		switch s.others[r.IntN(len(s.others))] {
-		case Image:
-			s.imageSegment(r, e)
-		case Speech:
-			s.speechSegment(r, e)
+		m := s.others[r.IntN(len(s.others))]
+		switch s.c.Generators[m] {
+		case GenGrid:
+			s.gridSegment(r, e, m)
+		case GenField:
+			s.fieldSegment(r, e, m)
+		case GenPeriodic:
+			s.periodicSegment(r, e, m)
+		case GenMarkov:
+			s.markovSegment(r, e, m)
 		}
 	}
 }
 
-func (s *synthStream) textSegment(r *rand.Rand, e *emitter) {
-	n := uint32(s.text[1] - s.text[0])
+func (s *synthStream) markovSegment(r *rand.Rand, e *emitter, m int) {
+	lo, hi := s.c.Vocab.Range(m)
+	n := hi - lo
 	length := synthTextMin + r.IntN(synthTextMax-synthTextMin+1)
 	v := r.Uint32N(n)
 	for i := 0; i < length && !e.full(); i++ {
@@ -339,7 +375,7 @@ func (s *synthStream) textSegment(r *rand.Rand, e *emitter) {
 			next, picked := uint32(0), false
 			for j, p := range synthSucc {
 				if u < p {
-					next, picked = s.successor(v, j), true
+					next, picked = s.successor(m, v, j, n), true
 					break
 				}
 				u -= p
@@ -349,40 +385,42 @@ func (s *synthStream) textSegment(r *rand.Rand, e *emitter) {
 			}
 			v = next
 		}
-		e.put(s.text[0]+v, Text)
+		e.put(lo+v, m)
 	}
 }
 
-func (s *synthStream) imageSegment(r *rand.Rand, e *emitter) {
-	if s.c.Continuous {
-		var amp, phase [synthRank]float64
-		for k := range amp {
-			amp[k] = r.NormFloat64()
-			phase[k] = 2 * math.Pi * r.Float64()
-		}
-		P := s.c.P
-		for cell := 0; cell < synthGrid*synthGrid && !e.full(); cell++ {
-			dst := e.put(s.image[0], Image)
-			if dst == nil {
-				continue
-			}
-			row, col := float64(cell/synthGrid), float64(cell%synthGrid)
-			var w [synthRank]float64
-			for k := range w {
-				f := s.freq[k]
-				w[k] = amp[k] * math.Cos(2*math.Pi*(f[0]*col+f[1]*row)/synthGrid+phase[k])
-			}
-			for j := range dst {
-				x := 0.0
-				for k := range w {
-					x += w[k] * s.basis[k*P+j]
-				}
-				dst[j] = float32(x)
-			}
-		}
-		return
+func (s *synthStream) fieldSegment(r *rand.Rand, e *emitter, m int) {
+	lo, _ := s.c.Vocab.Range(m)
+	var amp, phase [synthRank]float64
+	for k := range amp {
+		amp[k] = r.NormFloat64()
+		phase[k] = 2 * math.Pi * r.Float64()
 	}
-	n := int(s.image[1] - s.image[0])
+	P := s.c.P
+	for cell := 0; cell < synthGrid*synthGrid && !e.full(); cell++ {
+		dst := e.put(lo, m)
+		if dst == nil {
+			continue
+		}
+		row, col := float64(cell/synthGrid), float64(cell%synthGrid)
+		var w [synthRank]float64
+		for k := range w {
+			f := s.freq[k]
+			w[k] = amp[k] * math.Cos(2*math.Pi*(f[0]*col+f[1]*row)/synthGrid+phase[k])
+		}
+		for j := range dst {
+			x := 0.0
+			for k := range w {
+				x += w[k] * s.basis[k*P+j]
+			}
+			dst[j] = float32(x)
+		}
+	}
+}
+
+func (s *synthStream) gridSegment(r *rand.Rand, e *emitter, m int) {
+	lo, hi := s.c.Vocab.Range(m)
+	n := int(hi - lo)
 	var grid [synthGrid * synthGrid]int
 	for cell := range grid {
 		row, col := cell/synthGrid, cell%synthGrid
@@ -413,12 +451,13 @@ func (s *synthStream) imageSegment(r *rand.Rand, e *emitter) {
 		if e.full() {
 			return
 		}
-		e.put(s.image[0]+uint32(v), Image)
+		e.put(lo+uint32(v), m)
 	}
 }
 
-func (s *synthStream) speechSegment(r *rand.Rand, e *emitter) {
-	n := s.speech[1] - s.speech[0]
+func (s *synthStream) periodicSegment(r *rand.Rand, e *emitter, m int) {
+	lo, hi := s.c.Vocab.Range(m)
+	n := hi - lo
 	p := synthPeriodMin + r.IntN(synthPeriodMax-synthPeriodMin+1)
 	var pattern [synthPeriodMax]uint32
 	for i := 0; i < p; i++ {
@@ -429,6 +468,6 @@ func (s *synthStream) speechSegment(r *rand.Rand, e *emitter) {
 		if r.Float64() < synthSpeechNoise {
 			v = r.Uint32N(n)
 		}
-		e.put(s.speech[0]+v, Speech)
+		e.put(lo+v, m)
 	}
 }
