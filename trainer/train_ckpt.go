@@ -100,13 +100,19 @@ func (t *trainer) restore() (int, error) {
 			return 0, err
 		}
 	}
+	// A checkpoint without RNG state and data position (one written by
+	// `mom import`) starts them as a fresh run does.
 	t.pcg = &rand.PCG{}
-	if err := t.pcg.UnmarshalBinary(c.RNG); err != nil {
+	if len(c.RNG) == 0 {
+		t.pcg = rand.NewPCG(t.o.Seed, 0x7472)
+	} else if err := t.pcg.UnmarshalBinary(c.RNG); err != nil {
 		return 0, fmt.Errorf("trainer: --resume: RNG state: %w", err)
 	}
 	t.rng = rand.New(t.pcg)
-	if err := t.train.Restore(c.Data); err != nil {
-		return 0, fmt.Errorf("trainer: --resume: data position: %w", err)
+	if len(c.Data) > 0 && string(c.Data) != "null" {
+		if err := t.train.Restore(c.Data); err != nil {
+			return 0, fmt.Errorf("trainer: --resume: data position: %w", err)
+		}
 	}
 	if w, err := strconv.ParseFloat(c.Meta["wall_s"], 64); err == nil {
 		t.wallBase = w

@@ -67,6 +67,15 @@ func cmdTrain(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if o.Resume && !modelFlagSet(fs) {
+		// Resuming takes the model from the run folder (an imported run's
+		// is no preset).
+		if rc, ok, err := runModelConfig(o.Out); err != nil {
+			return err
+		} else if ok {
+			c = rc
+		}
+	}
 	if c, err = trainer.DatasetConfig(c, o.Data); err != nil {
 		return usagef("--data: %v", err)
 	}
@@ -100,6 +109,18 @@ func cmdTrain(args []string, stdout, stderr io.Writer) error {
 		printResult(stdout, o, res)
 	}
 	return err
+}
+
+// modelFlagSet reports whether a flag choosing the model was given.
+func modelFlagSet(fs *flag.FlagSet) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) {
+		switch f.Name {
+		case "preset", "setting", "split", "dense":
+			set = true
+		}
+	})
+	return set
 }
 
 func printResult(w io.Writer, o trainer.Options, res *trainer.Result) {
