@@ -27,8 +27,9 @@ const MaxImagePixels = 1 << 25
 const maxImageFileBytes = 256 << 20
 
 // DecodeImage reads a PNG or JPEG image of any size and colour model. A
-// grey file (8- or 16-bit grey, or a palette of only grey colours) becomes
-// one channel (C=1); everything else becomes RGB (C=3). Transparency is
+// grey file (8- or 16-bit grey, or a palette of only opaque greys) becomes
+// one channel (C=1); everything else, grey with an alpha channel included,
+// becomes RGB (C=3). Transparency is
 // composited over black (the premultiplied colour), which is the
 // background of the Fashion-MNIST images the tokenizers are trained on.
 // Other formats, and images over MaxImagePixels, are errors.
@@ -88,7 +89,7 @@ func ReadImage(path string) (*Image, error) {
 func FromImage(src image.Image) *Image {
 	r := src.Bounds()
 	w, h := r.Dx(), r.Dy()
-	if isGrey(src) {
+	if isGreyImage(src) {
 		im := &Image{W: w, H: h, C: 1, Pix: make([]float32, w*h)}
 		if g, ok := src.(*image.Gray); ok {
 			for y := range h {
@@ -141,8 +142,8 @@ func FromImage(src image.Image) *Image {
 	return im
 }
 
-// isGrey reports whether an image's colour model holds only greys.
-func isGrey(src image.Image) bool {
+// isGreyImage reports whether an image's colour model holds only greys.
+func isGreyImage(src image.Image) bool {
 	switch s := src.(type) {
 	case *image.Gray, *image.Gray16:
 		return true
@@ -226,8 +227,8 @@ func (im *Image) Resize(w, h int) *Image {
 	return out
 }
 
-// to16 maps a value in [0, 1] (clamped) to 16 bits, rounding.
-func to16(v float32) uint16 {
+// imagePix16 maps a value in [0, 1] (clamped) to 16 bits, rounding.
+func imagePix16(v float32) uint16 {
 	switch {
 	case !(v > 0):
 		return 0
@@ -237,8 +238,8 @@ func to16(v float32) uint16 {
 	return uint16(v*65535 + 0.5)
 }
 
-// to8 maps a value in [0, 1] (clamped) to 8 bits, rounding.
-func to8(v float32) uint8 {
+// imagePix8 maps a value in [0, 1] (clamped) to 8 bits, rounding.
+func imagePix8(v float32) uint8 {
 	switch {
 	case !(v > 0):
 		return 0
@@ -256,10 +257,10 @@ func (im *Image) toRGBA64() *image.RGBA64 {
 			var r, g, b uint16
 			i := (y*im.W + x) * im.C
 			if im.C == 1 {
-				r = to16(im.Pix[i])
+				r = imagePix16(im.Pix[i])
 				g, b = r, r
 			} else {
-				r, g, b = to16(im.Pix[i]), to16(im.Pix[i+1]), to16(im.Pix[i+2])
+				r, g, b = imagePix16(im.Pix[i]), imagePix16(im.Pix[i+1]), imagePix16(im.Pix[i+2])
 			}
 			o := y*dst.Stride + 8*x
 			p := dst.Pix[o : o+8]
@@ -279,14 +280,14 @@ func (im *Image) ToImage() (image.Image, error) {
 	if im.C == 1 {
 		g := image.NewGray(image.Rect(0, 0, im.W, im.H))
 		for i, v := range im.Pix {
-			g.Pix[i] = to8(v)
+			g.Pix[i] = imagePix8(v)
 		}
 		return g, nil
 	}
 	rgba := image.NewRGBA(image.Rect(0, 0, im.W, im.H))
 	for i := range im.W * im.H {
 		p := rgba.Pix[4*i : 4*i+4]
-		p[0], p[1], p[2], p[3] = to8(im.Pix[3*i]), to8(im.Pix[3*i+1]), to8(im.Pix[3*i+2]), 0xff
+		p[0], p[1], p[2], p[3] = imagePix8(im.Pix[3*i]), imagePix8(im.Pix[3*i+1]), imagePix8(im.Pix[3*i+2]), 0xff
 	}
 	return rgba, nil
 }

@@ -80,10 +80,10 @@ func Grid(images []*Image, captions []string, cols, scale int) (*Image, error) {
 				p := ((y/scale)*im.W + x/scale) * im.C
 				var r, g, b uint8
 				if im.C == 1 {
-					r = to8(im.Pix[p])
+					r = imagePix8(im.Pix[p])
 					g, b = r, r
 				} else {
-					r, g, b = to8(im.Pix[p]), to8(im.Pix[p+1]), to8(im.Pix[p+2])
+					r, g, b = imagePix8(im.Pix[p]), imagePix8(im.Pix[p+1]), imagePix8(im.Pix[p+2])
 				}
 				canvas.SetRGBA(ox+x, oy+y, color.RGBA{r, g, b, 0xff})
 			}

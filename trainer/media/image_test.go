@@ -28,7 +28,7 @@ func randomImage(w, h, c int, seed uint64) *Image {
 	return im
 }
 
-func encodeWith(t testing.TB, img image.Image, format string) []byte {
+func encodeGoImage(t testing.TB, img image.Image, format string) []byte {
 	t.Helper()
 	var buf bytes.Buffer
 	var err error
@@ -111,7 +111,7 @@ func TestDecodeColourModels(t *testing.T) {
 		{"gray jpeg", gray, "jpeg", 1, 0.1},
 		{"rgba jpeg", smooth, "jpeg", 3, 0.03},
 	} {
-		im, err := DecodeImage(bytes.NewReader(encodeWith(t, tc.img, tc.format)))
+		im, err := DecodeImage(bytes.NewReader(encodeGoImage(t, tc.img, tc.format)))
 		if err != nil {
 			t.Fatalf("%s: %v", tc.name, err)
 		}
@@ -137,7 +137,7 @@ func TestDecodeColourModels(t *testing.T) {
 // pngWithSize is a valid small PNG whose header is rewritten to claim
 // w x h pixels (with a correct CRC), so that only the size is wrong.
 func pngWithSize(t testing.TB, w, h uint32) []byte {
-	b := encodeWith(t, image.NewGray(image.Rect(0, 0, 2, 2)), "png")
+	b := encodeGoImage(t, image.NewGray(image.Rect(0, 0, 2, 2)), "png")
 	b = append([]byte(nil), b...)
 	// signature (8), IHDR length (4), "IHDR" (4), width, height.
 	binary.BigEndian.PutUint32(b[16:], w)
@@ -148,7 +148,7 @@ func pngWithSize(t testing.TB, w, h uint32) []byte {
 }
 
 func TestDecodeImageErrors(t *testing.T) {
-	good := encodeWith(t, randomImageGo(5, 5), "png")
+	good := encodeGoImage(t, randomImageGo(5, 5), "png")
 	var gifBuf bytes.Buffer
 	if err := gif.Encode(&gifBuf, image.NewPaletted(image.Rect(0, 0, 2, 2), color.Palette{color.Black, color.White}), nil); err != nil {
 		t.Fatal(err)
@@ -323,7 +323,7 @@ func TestGrid(t *testing.T) {
 		for dx := range 3 {
 			for c := range 3 {
 				got := g.At(ox+1*3+dx, oy+2*3+dy, c)
-				want := float32(to8(a.At(1, 2, 0))) / 255
+				want := float32(imagePix8(a.At(1, 2, 0))) / 255
 				if got != want {
 					t.Fatalf("grid pixel of a(1,2) channel %d = %v, want %v", c, got, want)
 				}
@@ -377,10 +377,10 @@ func TestGrid(t *testing.T) {
 // FuzzDecodeImage checks that no input makes DecodeImage panic, and that
 // what it accepts is a valid image with values in [0, 1].
 func FuzzDecodeImage(f *testing.F) {
-	f.Add(encodeWith(f, randomImageGo(3, 2), "png"))
-	f.Add(encodeWith(f, randomImageGo(3, 2), "jpeg"))
-	f.Add(encodeWith(f, image.NewGray(image.Rect(0, 0, 5, 1)), "png"))
-	f.Add(encodeWith(f, image.NewGray(image.Rect(0, 0, 8, 8)), "jpeg"))
+	f.Add(encodeGoImage(f, randomImageGo(3, 2), "png"))
+	f.Add(encodeGoImage(f, randomImageGo(3, 2), "jpeg"))
+	f.Add(encodeGoImage(f, image.NewGray(image.Rect(0, 0, 5, 1)), "png"))
+	f.Add(encodeGoImage(f, image.NewGray(image.Rect(0, 0, 8, 8)), "jpeg"))
 	f.Add(pngWithSize(f, 1<<15, 1<<15))
 	f.Add([]byte("\x89PNG\r\n\x1a\n"))
 	f.Add([]byte{0xff, 0xd8, 0xff})

@@ -104,9 +104,9 @@ func readFashionSplit(dir, split, imagesName, labelsName string, limit int) ([]I
 	return out, nil
 }
 
-// idx is what readIDX read: the dimensions from the header (dims[0] is the
+// idxFile is what readIDX read: the dimensions from the header (dims[0] is the
 // item count), the bytes of the first items read, and where they start.
-type idx struct {
+type idxFile struct {
 	file       string
 	dims       []int
 	count      int
@@ -116,7 +116,7 @@ type idx struct {
 
 // readIDXFile opens name.gz in dir (or name itself when there is no .gz)
 // and reads it as an IDX file of ndims dimensions.
-func readIDXFile(dir, name string, ndims, limit int) (*idx, error) {
+func readIDXFile(dir, name string, ndims, limit int) (*idxFile, error) {
 	path := filepath.Join(dir, name+".gz")
 	f, err := os.Open(path)
 	if errors.Is(err, os.ErrNotExist) {
@@ -149,7 +149,7 @@ const (
 // values. It reads the first limit items (all when limit <= 0); having read
 // all it also checks that nothing follows them. Memory grows with the data
 // actually present, never with a header's claims.
-func readIDX(r io.Reader, file string, ndims, limit int) (*idx, error) {
+func readIDX(r io.Reader, file string, ndims, limit int) (*idxFile, error) {
 	var head [4]byte
 	if n, err := io.ReadFull(r, head[:]); err != nil {
 		return nil, fmt.Errorf("source: %s: offset %d: truncated in the 4-byte magic number: %v", file, n, err)
@@ -208,5 +208,5 @@ func readIDX(r io.Reader, file string, ndims, limit int) (*idx, error) {
 			return nil, fmt.Errorf("source: %s: offset %d: %w", file, start+want, err)
 		}
 	}
-	return &idx{file: file, dims: dims, count: count, data: buf.Bytes(), dataOffset: start}, nil
+	return &idxFile{file: file, dims: dims, count: count, data: buf.Bytes(), dataOffset: start}, nil
 }

@@ -36,7 +36,7 @@ func fashionFixture(n, rows, cols int) (images, labels []byte) {
 	return idxBytes([]int{n, rows, cols}, pix), idxBytes([]int{n}, lab)
 }
 
-func writeGz(t *testing.T, path string, b []byte) {
+func writeFashionGz(t *testing.T, path string, b []byte) {
 	t.Helper()
 	var buf bytes.Buffer
 	zw := gzip.NewWriter(&buf)
@@ -62,7 +62,7 @@ func writeFashion(t *testing.T, nTrain, nTest int, gz bool, override map[string]
 	}
 	for name, b := range files {
 		if gz {
-			writeGz(t, filepath.Join(dir, name+".gz"), b)
+			writeFashionGz(t, filepath.Join(dir, name+".gz"), b)
 		} else if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
 			t.Fatal(err)
 		}

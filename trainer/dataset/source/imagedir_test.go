@@ -53,7 +53,7 @@ func imageFolderFixture(t *testing.T) (dir string, captions string) {
 	return dir, captions
 }
 
-func writeCaptions(t *testing.T, s string) string {
+func writeImageCaptions(t *testing.T, s string) string {
 	t.Helper()
 	p := filepath.Join(t.TempDir(), "captions.jsonl")
 	if err := os.WriteFile(p, []byte(s), 0o644); err != nil {
@@ -64,7 +64,7 @@ func writeCaptions(t *testing.T, s string) string {
 
 func TestImageFolder(t *testing.T) {
 	dir, caps := imageFolderFixture(t)
-	items, err := ImageFolder(dir, writeCaptions(t, caps))
+	items, err := ImageFolder(dir, writeImageCaptions(t, caps))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,7 +94,7 @@ func TestImageFolder(t *testing.T) {
 	// WalkImageFolder stops at fn's error.
 	stop := errors.New("stop")
 	n := 0
-	err = WalkImageFolder(dir, writeCaptions(t, caps), func(Image) error { n++; return stop })
+	err = WalkImageFolder(dir, writeImageCaptions(t, caps), func(Image) error { n++; return stop })
 	if !errors.Is(err, stop) || n != 1 {
 		t.Errorf("walk stopped after %d images with %v", n, err)
 	}
@@ -122,7 +122,7 @@ func TestImageFolderErrors(t *testing.T) {
 		{"not an image name", `{"file": "notes.txt", "caption": "x"}`, []string{"line 1", "not a .png"}},
 		{"long line", `{"file": "grey.png", "caption": "` + strings.Repeat("x", imageCaptionMaxLine) + `"}`, []string{"line 1", "longer than"}},
 	} {
-		_, err := ImageFolder(dir, writeCaptions(t, tc.captions))
+		_, err := ImageFolder(dir, writeImageCaptions(t, tc.captions))
 		if err == nil {
 			t.Errorf("%s: no error", tc.name)
 			continue
@@ -135,13 +135,13 @@ func TestImageFolderErrors(t *testing.T) {
 	}
 	// A corrupt image is named.
 	os.WriteFile(filepath.Join(dir, "grey.png"), []byte("broken"), 0o644)
-	if _, err := ImageFolder(dir, writeCaptions(t, caps)); err == nil || !strings.Contains(err.Error(), "grey.png") {
+	if _, err := ImageFolder(dir, writeImageCaptions(t, caps)); err == nil || !strings.Contains(err.Error(), "grey.png") {
 		t.Errorf("corrupt image: error %v", err)
 	}
 	if _, err := ImageFolder(dir, filepath.Join(dir, "none.jsonl")); err == nil || !strings.Contains(err.Error(), "none.jsonl") {
 		t.Errorf("missing captions file: error %v", err)
 	}
-	if _, err := ImageFolder(filepath.Join(dir, "nodir"), writeCaptions(t, caps)); err == nil || !strings.Contains(err.Error(), "nodir") {
+	if _, err := ImageFolder(filepath.Join(dir, "nodir"), writeImageCaptions(t, caps)); err == nil || !strings.Contains(err.Error(), "nodir") {
 		t.Errorf("missing folder: error %v", err)
 	}
 }
