@@ -13,6 +13,8 @@ import (
 	"mom/gpu/gputest"
 	"mom/mom"
 	"mom/trainer/data"
+	"mom/trainer/dataset"
+	"mom/trainer/dataset/datasettest"
 )
 
 func forEachDevice(t *testing.T, fn func(t *testing.T, d *gpu.Device)) {
@@ -275,4 +277,46 @@ func TestTrainFourModalities(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestTrainOnDataset: a dataset folder of each setting trains the tiny
+// model: the vocabulary and patch size come from the dataset, the held-out
+// split is its eval split, and every modality's held-out loss falls.
+func TestTrainOnDataset(t *testing.T) {
+	for _, setting := range []mom.Setting{mom.Chameleon, mom.Transfusion, mom.ThreeModal} {
+		f := datasettest.UserFolders(t, setting)
+		bo := dataset.Options{Setting: setting, Out: f.Out, Seed: 5, TextVocab: 300, ImageCodes: 16, SpeechUnits: 16, EvalFraction: 0.2,
+			TextDirs: f.TextDirs, ImageDir: f.ImageDir, Captions: f.Captions, SpeechDir: f.SpeechDir, Transcripts: f.Transcripts}
+		if _, err := dataset.Build(context.Background(), bo); err != nil {
+			t.Fatal(err)
+		}
+		forEachDevice(t, func(t *testing.T, d *gpu.Device) {
+			o := tinyOptions(t, setting, mom.AllSplits, t.TempDir())
+			c, err := DatasetConfig(o.Config, bo.Out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			o.Config, o.Data = c, bo.Out
+			// 24 batches cover the small held-out split whole.
+			o.Steps, o.Warmup, o.EvalEvery, o.CkptEvery, o.EvalBatches = 60, 5, 30, 60, 24
+			if _, err := Train(context.Background(), d, o); err != nil {
+				t.Fatal(err)
+			}
+			ev := evalLosses(t, o.Out)
+			if len(ev) != 2 {
+				t.Fatalf("%d held-out records, want 2", len(ev))
+			}
+			for _, m := range c.ModalityNames() {
+				first, ok1 := ev[0]["loss_"+m].(float64)
+				last, ok2 := ev[1]["loss_"+m].(float64)
+				if !ok1 || !ok2 || !(last < first) {
+					t.Errorf("%s: held-out %s loss %v -> %v, want it recorded and falling", setting, m, ev[0]["loss_"+m], ev[1]["loss_"+m])
+				}
+			}
+			o.Out, o.EvalData = t.TempDir(), bo.Out
+			if _, err := Train(context.Background(), d, o); err == nil || !strings.Contains(err.Error(), "brings its own held-out split") {
+				t.Errorf("--eval-data with a dataset: %v", err)
+			}
+		})
+	}
 }

@@ -79,13 +79,15 @@ type Split struct {
 	PerModal  map[string]int64 `json:"tokens_per_modality"`
 }
 
-// Source is one source of items.
+// Source is one source of items: how many it offered, how many the build
+// took (Limit samples them), and how those split.
 type Source struct {
-	Name  string `json:"name"`
-	Path  string `json:"path,omitempty"`
-	Items int    `json:"items"`
-	Train int    `json:"train"`
-	Eval  int    `json:"eval"`
+	Name      string `json:"name"`
+	Path      string `json:"path,omitempty"`
+	Available int    `json:"available"`
+	Items     int    `json:"items"`
+	Train     int    `json:"train"`
+	Eval      int    `json:"eval"`
 }
 
 // SplitNames are the splits every dataset has.
