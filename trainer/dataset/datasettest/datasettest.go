@@ -113,4 +113,3 @@ func UserFolders(t testing.TB, setting mom.Setting) Folders {
 	}
 	return o
 }
-
