@@ -1,0 +1,150 @@
+// gemv.wgsl: a linear layer for a few rows (the streams of the recurrent
+// step mode), each row with its modality's weights: the routed projection
+// of Mixture-of-Mamba in step mode. Row s of group g = grp[s]:
+//   y[s*LDY + YOFF + n] (=|+=) sum_k x[s*LDX + XOFF + k] * w[g, n, k] (+ bias[g, n])
+// for n < N, k < K. X and Y may be wider than K and N (row strides LDX and
+// LDY): a projection can read or write a column window (x_proj's dt, B and
+// C parts share one matrix). Without ROUTED every row uses weight set 0 and
+// grp is not read (the dense path).
+//
+// A workgroup owns a tile of TR outputs of one group g: TR rows of TK
+// threads. It lists the streams of its group, in windows of WG streams,
+// through a workgroup counter (the list's order changes no result: each
+// output is summed by one fixed set of threads in a fixed order), then for
+// each block of SB listed streams every thread keeps SB partial dot
+// products over its lane's k = lane, lane+TK, ... (consecutive lanes read
+// consecutive weights), and the TK partials of each output are summed in
+// lane order. A group without streams reads grp and nothing else: its
+// weights are never loaded, so a step costs the FLOPs and weight traffic of
+// the groups present.
+
+override ROUTED: bool;
+override ACCUM: bool;       // y += instead of y =
+override HAS_BIAS: bool;
+override TK: u32 = 32u;     // lanes per output row
+override TR: u32 = 8u;      // output rows per workgroup
+override WG: u32 = TK * TR;
+
+// SB is the streams per pass (registers per thread).
+const SB: u32 = 8u;
+
+// Dims: the streams S, N, K, the weight sets G, the row strides and column
+// offsets of x and y, and the number of output tiles ceil(N/TR).
+struct Dims {
+	streams: u32,
+	n: u32,
+	k: u32,
+	groups: u32,
+	ldx: u32,
+	xoff: u32,
+	ldy: u32,
+	yoff: u32,
+	ntile: u32,
+	pad0: u32,
+	pad1: u32,
+	pad2: u32,
+}
+
+@group(0) @binding(0) var<storage, read> x: array<f32>;          // (S, LDX)
+@group(0) @binding(1) var<storage, read> w: array<f32>;          // (G, N, K)
+@group(0) @binding(2) var<storage, read> bias: array<f32>;       // (G, N), or (1) without a bias
+@group(0) @binding(3) var<storage, read> grp: array<u32>;        // (S) weight set of each row, or (1) unrouted
+@group(0) @binding(4) var<storage, read_write> y: array<f32>;    // (S, LDY)
+@group(0) @binding(5) var<uniform> dims: Dims;
+
+var<workgroup> lst: array<u32, WG>;
+var<workgroup> cnt: atomic<u32>;
+var<workgroup> cntu: u32;
+var<workgroup> red: array<f32, WG * SB>;
+
+// gemv: ntile*G workgroups (ntile unrouted) of WG threads, split over y
+// when above the x limit.
+@compute @workgroup_size(WG)
+fn gemv(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+	@builtin(local_invocation_index) tid: u32) {
+	let S = dims.streams;
+	let N = dims.n;
+	let K = dims.k;
+	let NT = dims.ntile;
+	let LDX = dims.ldx;
+	let XOFF = dims.xoff;
+	var G = 1u;
+	if (ROUTED) {
+		G = dims.groups;
+	}
+	let wid = wg.x + wg.y * nwg.x;
+	if (wid >= NT * G) {
+		return;
+	}
+	let tile = wid % NT;
+	let g = wid / NT;
+	let r = tid / TK;
+	let lane = tid % TK;
+	let wrow = (g * N + min(tile * TR + r, N - 1u)) * K;
+	for (var w0 = 0u; w0 < S; w0 += WG) {
+		if (ROUTED) {
+			if (tid == 0u) {
+				atomicStore(&cnt, 0u);
+			}
+			workgroupBarrier();
+			let s = w0 + tid;
+			if (s < S) {
+				if (grp[s] == g) {
+					lst[atomicAdd(&cnt, 1u)] = s;
+				}
+			}
+			workgroupBarrier();
+			if (tid == 0u) {
+				cntu = atomicLoad(&cnt);
+			}
+		} else {
+			lst[tid] = w0 + tid;
+			if (tid == 0u) {
+				cntu = min(WG, S - w0);
+			}
+		}
+		let m = workgroupUniformLoad(&cntu);
+		for (var sb = 0u; sb < m; sb += SB) {
+			let nb = min(SB, m - sb);
+			// (Set explicitly: a declaration inside a loop was seen not to
+			// zero its array again on every iteration.)
+			var rows: array<u32, SB>;
+			var acc: array<f32, SB>;
+			for (var j = 0u; j < SB; j++) {
+				rows[j] = lst[sb + min(j, nb - 1u)] * LDX + XOFF;
+				acc[j] = 0.0;
+			}
+			for (var k = lane; k < K; k += TK) {
+				let wv = w[wrow + k];
+				for (var j = 0u; j < SB; j++) {
+					acc[j] += wv * x[rows[j] + k];
+				}
+			}
+			for (var j = 0u; j < SB; j++) {
+				red[(r * SB + j) * TK + lane] = acc[j];
+			}
+			workgroupBarrier();
+			if (tid < TR * SB) {
+				let rr = tid / SB;
+				let j = tid % SB;
+				let n = tile * TR + rr;
+				if (j < nb && n < N) {
+					var sum = 0.0;
+					for (var l = 0u; l < TK; l++) {
+						sum += red[(rr * SB + j) * TK + l];
+					}
+					if (HAS_BIAS) {
+						sum += bias[g * N + n];
+					}
+					let o = lst[sb + j] * dims.ldy + dims.yoff + n;
+					if (ACCUM) {
+						y[o] += sum;
+					} else {
+						y[o] = sum;
+					}
+				}
+			}
+			workgroupBarrier();
+		}
+	}
+}
