@@ -298,23 +298,31 @@ func TestStepMatchesParallel(t *testing.T) {
 	})
 }
 
-// TestStepPrefillStreams: a one-row prefill run into each stream in turn
-// leaves each stream its own prompt's states, and copying a stream's states
-// over another continues the same prompt in both.
+// TestStepPrefillStreams: with 17 streams (the LM head on the tiled GEMM
+// from headGEMMStreams streams on) the step mode matches the parallel
+// forward; a one-row prefill run into each stream in turn leaves each
+// stream its own prompt's states; and copying a stream's states over
+// another continues the same prompt in both.
 func TestStepPrefillStreams(t *testing.T) {
 	forEachDevice(t, func(t *testing.T, d *gpu.Device) {
 		c, err := Preset("tiny", ThreeModal, AllSplits)
 		if err != nil {
 			t.Fatal(err)
 		}
-		const B, L, prefill = 3, 12, 9
+		const B, L, prefill = headGEMMStreams + 1, 12, 9
 		f := newStepFixture(t, d, c, B, L, 32)
 		V := c.Vocab
 		if err := f.s.Reset(); err != nil {
 			t.Fatal(err)
 		}
 		all := f.runSteps(t, 0)
-		// Row 1's prompt into stream 1 alone, then copied over stream 2.
+		for pos := 0; pos < L; pos++ {
+			for s := 0; s < B; s++ {
+				if dv := rowDiff(all[pos].logits[s*V:(s+1)*V], f.parallelRow(f.logits, V, s, pos)); dv > stepTol {
+					t.Errorf("stream %d position %d: step logits differ from the parallel forward's by %.3g", s, pos, dv)
+				}
+			}
+		}
 		pf, err := f.s.NewPrefill(1, prefill)
 		if err != nil {
 			t.Fatal(err)
@@ -330,8 +338,16 @@ func TestStepPrefillStreams(t *testing.T) {
 		if err := r.Submit(); err != nil {
 			t.Fatal(err)
 		}
+		rows := make([]int, B) // the prompt each stream continues
+		for s := range rows {
+			rows[s] = s
+		}
+		rows[2] = 1
 		for pos := prefill; pos < L; pos++ {
-			ids := []uint32{f.b.Inputs[pos], f.b.Inputs[L+pos], f.b.Inputs[L+pos]}
+			ids := make([]uint32, B)
+			for s, row := range rows {
+				ids[s] = f.b.Inputs[row*L+pos]
+			}
 			if err := f.s.SetInputs(ids); err != nil {
 				t.Fatal(err)
 			}
@@ -342,7 +358,7 @@ func TestStepPrefillStreams(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			for s, row := range []int{0, 1, 1} {
+			for s, row := range rows {
 				if dv := rowDiff(got[s*V:(s+1)*V], all[pos].logits[row*V:(row+1)*V]); dv > stepTol {
 					t.Errorf("position %d stream %d (prompt %d): logits differ from the all-step run's by %.3g", pos, s, row, dv)
 				}

@@ -19,6 +19,10 @@ type RoutedLinearArgs struct {
 	XCol, YCol        int
 	// Accumulate computes Y += X·Wᵀ (+B) instead of Y =.
 	Accumulate bool
+	// Lanes is the threads per output row (a power of two up to 32); 0
+	// picks the device's layout (see gemvTiling). Tests use it to reach
+	// both layouts on any device.
+	Lanes int
 }
 
 // RoutedLinear is the linear layer of the recurrent step mode: a few rows
@@ -34,11 +38,17 @@ type RoutedLinear struct {
 	owned      []*Tensor
 }
 
-// Tiling of gemv.wgsl: lanes per output row and output rows per workgroup.
-const (
-	gemvTK = 32
-	gemvTR = 8
-)
+// gemvTiling picks gemv.wgsl's lanes per output row (TK) and output rows
+// per workgroup (TR): on a CPU rasteriser (lavapipe) a thread per output
+// row with no reduction (measured about 2x faster there than 8 or 32
+// lanes, whose reductions need barriers); on a GPU 32 lanes per row, so that
+// one stream's projection still spreads over many threads.
+func gemvTiling(d *gpu.Device) (tk, tr int) {
+	if d.Info.Type == "CPU" {
+		return 1, 64
+	}
+	return 32, 8
+}
 
 // NewRoutedLinear validates the shapes and binds the kernel.
 func NewRoutedLinear(d *gpu.Device, a RoutedLinearArgs) (*RoutedLinear, error) {
@@ -90,7 +100,17 @@ func NewRoutedLinear(d *gpu.Device, a RoutedLinearArgs) (*RoutedLinear, error) {
 		l.Release()
 		return fmt.Errorf("nn: %s (S=%d G=%d N=%d K=%d): %w", op, s, groups, n, k, err)
 	}
-	ntile := CeilDiv(n, gemvTR)
+	tk, tr := gemvTiling(d)
+	if a.Lanes != 0 {
+		if a.Lanes < 1 || a.Lanes > 32 || a.Lanes&(a.Lanes-1) != 0 {
+			return nil, fmt.Errorf("nn: %s: Lanes %d is not a power of two up to 32", op, a.Lanes)
+		}
+		tk, tr = a.Lanes, max(256/a.Lanes, 8)
+		if tk == 32 {
+			tr = 8
+		}
+	}
+	ntile := CeilDiv(n, tr)
 	dims, err := uniformDims(d, "gemv.dims", shaders.GemvDimsWords, s, n, k, groups, ldx, a.XCol, ldy, a.YCol, ntile)
 	if err != nil {
 		return nil, wrap(err)
@@ -104,7 +124,7 @@ func NewRoutedLinear(d *gpu.Device, a RoutedLinearArgs) (*RoutedLinear, error) {
 		grp = a.W // bound, never read
 	}
 	c := gpu.Constants{"ROUTED": scanBool(a.Group != nil), "ACCUM": scanBool(a.Accumulate), "HAS_BIAS": scanBool(a.B != nil),
-		"TK": gemvTK, "TR": gemvTR}
+		"TK": float64(tk), "TR": float64(tr)}
 	if l.g, err = Bind(d, shaders.Gemv, c, a.X, a.W, bias, grp, a.Y, dims); err != nil {
 		return nil, wrap(err)
 	}

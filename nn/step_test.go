@@ -202,6 +202,7 @@ type gemvCase struct {
 	ldx, xcol        int
 	ldy, ycol        int
 	bias, accumulate bool
+	lanes            int // threads per output row; 0: the device's choice
 }
 
 func gemvGroups(s int, f func(i int) uint32) []uint32 {
@@ -226,8 +227,13 @@ func TestRoutedLinear(t *testing.T) {
 	}
 	ktest.ForEachDevice(t, func(t *testing.T, d *gpu.Device) {
 		rng := rand.New(rand.NewSource(24))
-		for _, c := range cases {
-			t.Run(c.name, func(t *testing.T) { gemvRun(t, d, rng, c) })
+		// Both layouts on any device: a thread per output row (CPU) and
+		// 32 lanes per row with a reduction (GPU).
+		for _, lanes := range []int{1, 32} {
+			for _, c := range cases {
+				c.lanes = lanes
+				t.Run(fmt.Sprintf("%s/lanes%d", c.name, lanes), func(t *testing.T) { gemvRun(t, d, rng, c) })
+			}
 		}
 	})
 }
@@ -238,7 +244,7 @@ func gemvRun(t *testing.T, d *gpu.Device, rng *rand.Rand, c gemvCase) {
 	w := ktest.Rand(rng, g*c.n*c.k, 1)
 	y0 := ktest.Rand(rng, c.s*c.ldy, 1)
 	a := nn.RoutedLinearArgs{X: ktest.Tensor(t, d, "x", x, c.s, c.ldx), Y: ktest.Tensor(t, d, "y", y0, c.s, c.ldy),
-		XCol: c.xcol, YCol: c.ycol, Accumulate: c.accumulate}
+		XCol: c.xcol, YCol: c.ycol, Accumulate: c.accumulate, Lanes: c.lanes}
 	if c.rowGroups != nil {
 		a.W = ktest.Tensor(t, d, "w", w, g, c.n, c.k)
 		a.Group = ktest.Tensor(t, d, "group", nil, c.s)

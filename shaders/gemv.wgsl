@@ -14,7 +14,10 @@
 // each block of SB listed streams every thread keeps SB partial dot
 // products over its lane's k = lane, lane+TK, ... (consecutive lanes read
 // consecutive weights), and the TK partials of each output are summed in
-// lane order. A group without streams reads grp and nothing else: its
+// lane order. With TK = 1 (chosen on CPU devices, where a lane is a SIMD
+// slot and barriers are costly) a thread sums a whole row and stores it
+// directly; on GPUs TK = 32 spreads a row over a warp's worth of threads
+// so that even one stream keeps the memory system busy. A group without streams reads grp and nothing else: its
 // weights are never loaded, so a step costs the FLOPs and weight traffic of
 // the groups present.
 
@@ -59,6 +62,20 @@ var<workgroup> red: array<f32, WG * SB>;
 
 // gemv: ntile*G workgroups (ntile unrouted) of WG threads, split over y
 // when above the x limit.
+// put stores output n of listed stream s (its bias added).
+fn put(g: u32, n: u32, s: u32, v: f32) {
+	var sum = v;
+	if (HAS_BIAS) {
+		sum += bias[g * dims.n + n];
+	}
+	let o = s * dims.ldy + dims.yoff + n;
+	if (ACCUM) {
+		y[o] += sum;
+	} else {
+		y[o] = sum;
+	}
+}
+
 @compute @workgroup_size(WG)
 fn gemv(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
 	@builtin(local_invocation_index) tid: u32) {
@@ -80,8 +97,11 @@ fn gemv(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
 	let g = wid / NT;
 	let r = tid / TK;
 	let lane = tid % TK;
-	let wrow = (g * N + min(tile * TR + r, N - 1u)) * K;
+	let n = tile * TR + r;
+	let wrow = (g * N + min(n, N - 1u)) * K;
 	for (var w0 = 0u; w0 < S; w0 += WG) {
+		// Everyone is done with the previous window's list.
+		workgroupBarrier();
 		if (ROUTED) {
 			if (tid == 0u) {
 				atomicStore(&cnt, 0u);
@@ -106,42 +126,46 @@ fn gemv(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
 		let m = workgroupUniformLoad(&cntu);
 		for (var sb = 0u; sb < m; sb += SB) {
 			let nb = min(SB, m - sb);
-			// (Set explicitly: a declaration inside a loop was seen not to
-			// zero its array again on every iteration.)
-			var rows: array<u32, SB>;
-			var acc: array<f32, SB>;
+			// The rows of the block's streams; past the block's end, its
+			// last stream again (computed, never stored).
+			var xr: array<u32, SB>;
 			for (var j = 0u; j < SB; j++) {
-				rows[j] = lst[sb + min(j, nb - 1u)] * LDX + XOFF;
-				acc[j] = 0.0;
+				xr[j] = lst[sb + min(j, nb - 1u)] * LDX + XOFF;
 			}
+			// Two vec4 accumulators: streams 0-3 and 4-7 of the block.
+			var a = vec4<f32>(0.0);
+			var b = vec4<f32>(0.0);
 			for (var k = lane; k < K; k += TK) {
 				let wv = w[wrow + k];
-				for (var j = 0u; j < SB; j++) {
-					acc[j] += wv * x[rows[j] + k];
+				a += wv * vec4<f32>(x[xr[0] + k], x[xr[1] + k], x[xr[2] + k], x[xr[3] + k]);
+				b += wv * vec4<f32>(x[xr[4] + k], x[xr[5] + k], x[xr[6] + k], x[xr[7] + k]);
+			}
+			let acc = array<f32, SB>(a.x, a.y, a.z, a.w, b.x, b.y, b.z, b.w);
+			if (TK == 1u) {
+				// One thread per output: no reduction, no barrier.
+				if (n < N) {
+					for (var j = 0u; j < SB; j++) {
+						if (j < nb) {
+							put(g, n, lst[sb + j], acc[j]);
+						}
+					}
 				}
+				continue;
 			}
 			for (var j = 0u; j < SB; j++) {
 				red[(r * SB + j) * TK + lane] = acc[j];
 			}
 			workgroupBarrier();
 			if (tid < TR * SB) {
-				let rr = tid / SB;
+				let ro = tid / SB;
 				let j = tid % SB;
-				let n = tile * TR + rr;
-				if (j < nb && n < N) {
+				let no = tile * TR + ro;
+				if (j < nb && no < N) {
 					var sum = 0.0;
 					for (var l = 0u; l < TK; l++) {
-						sum += red[(rr * SB + j) * TK + l];
+						sum += red[(ro * SB + j) * TK + l];
 					}
-					if (HAS_BIAS) {
-						sum += bias[g * N + n];
-					}
-					let o = lst[sb + j] * dims.ldy + dims.yoff + n;
-					if (ACCUM) {
-						y[o] += sum;
-					} else {
-						y[o] = sum;
-					}
+					put(g, no, lst[sb + j], sum);
 				}
 			}
 			workgroupBarrier();
