@@ -8,18 +8,17 @@
 // grp is not read (the dense path).
 //
 // A workgroup owns a tile of TR outputs of one group g: TR rows of TK
-// threads. It lists the streams of its group, in windows of WG streams,
-// through a workgroup counter (the list's order changes no result: each
-// output is summed by one fixed set of threads in a fixed order), then for
-// each block of SB listed streams every thread keeps SB partial dot
-// products over its lane's k = lane, lane+TK, ... (consecutive lanes read
-// consecutive weights), and the TK partials of each output are summed in
-// lane order. With TK = 1 (chosen on CPU devices, where a lane is a SIMD
+// threads. It walks the streams in order and takes those of its group in
+// blocks of SB (grp is read-only, so every thread finds the same blocks and
+// the walk needs no barrier); for each block every thread keeps SB partial
+// dot products over its lane's k = lane, lane+TK, ... (consecutive lanes
+// read consecutive weights), and the TK partials of each output are summed
+// in lane order. With TK = 1 (chosen on CPU devices, where a lane is a SIMD
 // slot and barriers are costly) a thread sums a whole row and stores it
-// directly; on GPUs TK = 32 spreads a row over a warp's worth of threads
-// so that even one stream keeps the memory system busy. A group without streams reads grp and nothing else: its
-// weights are never loaded, so a step costs the FLOPs and weight traffic of
-// the groups present.
+// directly; on GPUs TK = 32 spreads a row over a warp's worth of threads,
+// so that even one stream keeps the memory system busy. A group without
+// streams reads grp and nothing else: its weights are never loaded, so a
+// step costs the FLOPs and weight traffic of the groups present.
 
 override ROUTED: bool;
 override ACCUM: bool;       // y += instead of y =
@@ -55,13 +54,8 @@ struct Dims {
 @group(0) @binding(4) var<storage, read_write> y: array<f32>;    // (S, LDY)
 @group(0) @binding(5) var<uniform> dims: Dims;
 
-var<workgroup> lst: array<u32, WG>;
-var<workgroup> cnt: atomic<u32>;
-var<workgroup> cntu: u32;
 var<workgroup> red: array<f32, WG * SB>;
 
-// gemv: ntile*G workgroups (ntile unrouted) of WG threads, split over y
-// when above the x limit.
 // put stores output n of listed stream s (its bias added).
 fn put(g: u32, n: u32, s: u32, v: f32) {
 	var sum = v;
@@ -99,76 +93,62 @@ fn gemv(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
 	let lane = tid % TK;
 	let n = tile * TR + r;
 	let wrow = (g * N + min(n, N - 1u)) * K;
-	for (var w0 = 0u; w0 < S; w0 += WG) {
-		// Everyone is done with the previous window's list.
+	var next = 0u; // the walk over the streams
+	loop {
+		// The next block: up to SB streams of group g, in order.
+		var sid: array<u32, SB>;
+		var nb = 0u;
+		for (; next < S && nb < SB; next++) {
+			if (!ROUTED || grp[next] == g) {
+				sid[nb] = next;
+				nb++;
+			}
+		}
+		if (nb == 0u) {
+			break;
+		}
+		// The rows of the block's streams; past the block's end, its last
+		// stream again (computed, never stored).
+		var xr: array<u32, SB>;
+		for (var j = 0u; j < SB; j++) {
+			xr[j] = sid[min(j, nb - 1u)] * LDX + XOFF;
+		}
+		// Two vec4 accumulators: streams 0-3 and 4-7 of the block.
+		var a = vec4<f32>(0.0);
+		var b = vec4<f32>(0.0);
+		for (var k = lane; k < K; k += TK) {
+			let wv = w[wrow + k];
+			a += wv * vec4<f32>(x[xr[0] + k], x[xr[1] + k], x[xr[2] + k], x[xr[3] + k]);
+			b += wv * vec4<f32>(x[xr[4] + k], x[xr[5] + k], x[xr[6] + k], x[xr[7] + k]);
+		}
+		let acc = array<f32, SB>(a.x, a.y, a.z, a.w, b.x, b.y, b.z, b.w);
+		if (TK == 1u) {
+			// One thread per output: no reduction, no barrier.
+			if (n < N) {
+				for (var j = 0u; j < SB; j++) {
+					if (j < nb) {
+						put(g, n, sid[j], acc[j]);
+					}
+				}
+			}
+			continue;
+		}
+		for (var j = 0u; j < SB; j++) {
+			red[(r * SB + j) * TK + lane] = acc[j];
+		}
 		workgroupBarrier();
-		if (ROUTED) {
-			if (tid == 0u) {
-				atomicStore(&cnt, 0u);
-			}
-			workgroupBarrier();
-			let s = w0 + tid;
-			if (s < S) {
-				if (grp[s] == g) {
-					lst[atomicAdd(&cnt, 1u)] = s;
+		if (tid < TR * SB) {
+			let ro = tid / SB;
+			let j = tid % SB;
+			let no = tile * TR + ro;
+			if (j < nb && no < N) {
+				var sum = 0.0;
+				for (var l = 0u; l < TK; l++) {
+					sum += red[(ro * SB + j) * TK + l];
 				}
-			}
-			workgroupBarrier();
-			if (tid == 0u) {
-				cntu = atomicLoad(&cnt);
-			}
-		} else {
-			lst[tid] = w0 + tid;
-			if (tid == 0u) {
-				cntu = min(WG, S - w0);
+				put(g, no, sid[j], sum);
 			}
 		}
-		let m = workgroupUniformLoad(&cntu);
-		for (var sb = 0u; sb < m; sb += SB) {
-			let nb = min(SB, m - sb);
-			// The rows of the block's streams; past the block's end, its
-			// last stream again (computed, never stored).
-			var xr: array<u32, SB>;
-			for (var j = 0u; j < SB; j++) {
-				xr[j] = lst[sb + min(j, nb - 1u)] * LDX + XOFF;
-			}
-			// Two vec4 accumulators: streams 0-3 and 4-7 of the block.
-			var a = vec4<f32>(0.0);
-			var b = vec4<f32>(0.0);
-			for (var k = lane; k < K; k += TK) {
-				let wv = w[wrow + k];
-				a += wv * vec4<f32>(x[xr[0] + k], x[xr[1] + k], x[xr[2] + k], x[xr[3] + k]);
-				b += wv * vec4<f32>(x[xr[4] + k], x[xr[5] + k], x[xr[6] + k], x[xr[7] + k]);
-			}
-			let acc = array<f32, SB>(a.x, a.y, a.z, a.w, b.x, b.y, b.z, b.w);
-			if (TK == 1u) {
-				// One thread per output: no reduction, no barrier.
-				if (n < N) {
-					for (var j = 0u; j < SB; j++) {
-						if (j < nb) {
-							put(g, n, lst[sb + j], acc[j]);
-						}
-					}
-				}
-				continue;
-			}
-			for (var j = 0u; j < SB; j++) {
-				red[(r * SB + j) * TK + lane] = acc[j];
-			}
-			workgroupBarrier();
-			if (tid < TR * SB) {
-				let ro = tid / SB;
-				let j = tid % SB;
-				let no = tile * TR + ro;
-				if (j < nb && no < N) {
-					var sum = 0.0;
-					for (var l = 0u; l < TK; l++) {
-						sum += red[(ro * SB + j) * TK + l];
-					}
-					put(g, no, lst[sb + j], sum);
-				}
-			}
-			workgroupBarrier();
-		}
+		workgroupBarrier();
 	}
 }
