@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"mom/gpu"
+	"mom/gpu/gputest"
 	"mom/nn"
 )
 
@@ -505,4 +506,41 @@ func TestStepModelRelease(t *testing.T) {
 			t.Errorf("live objects changed over 10 create/release cycles: %v -> %v", before, after)
 		}
 	})
+}
+
+// BenchmarkStep times one step of the tiny model (MoM, three modalities)
+// at 1 and 64 streams, submit and id readback included.
+func BenchmarkStep(b *testing.B) {
+	d := gputest.Must(b, gputest.Runtimes()[0])
+	c, err := Preset("tiny", ThreeModal, AllSplits)
+	if err != nil {
+		b.Fatal(err)
+	}
+	m, err := NewModel(d, c, 1, 1)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer m.Release()
+	if err := m.InitParams(1); err != nil {
+		b.Fatal(err)
+	}
+	for _, streams := range []int{1, 64} {
+		b.Run(fmt.Sprintf("streams%d", streams), func(b *testing.B) {
+			s, err := NewStepModel(m, streams, StepOptions{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.Release()
+			if _, err := s.Step(); err != nil {
+				b.Fatal(err)
+			}
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if _, err := s.Step(); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(streams*b.N)/b.Elapsed().Seconds(), "tokens/s")
+		})
+	}
 }
