@@ -210,7 +210,11 @@ func (f *stepFixture) parallelRow(v []float32, n, s, pos int) []float32 {
 func TestStepMatchesParallel(t *testing.T) {
 	forEachDevice(t, func(t *testing.T, d *gpu.Device) {
 		for _, setting := range []Setting{Chameleon, Transfusion, ThreeModal} {
-			for _, splits := range []Splits{{}, AllSplits} {
+			splitSets := []Splits{{}, AllSplits}
+			if setting == ThreeModal {
+				splitSets = append(splitSets, Splits{In: true, Dt: true}) // routed and plain projections mixed
+			}
+			for _, splits := range splitSets {
 				t.Run(fmt.Sprintf("%s/%s", setting, splits), func(t *testing.T) {
 					c, err := Preset("tiny", setting, splits)
 					if err != nil {
