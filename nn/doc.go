@@ -2,7 +2,11 @@
 // explicit forward and backward recorded onto a gpu.Recorder: Linear (GEMM),
 // GroupedLinear (per-modality GEMM through a routing table), CausalConv1d,
 // SelectiveScan, RMSNorm, Embedding, the losses, AdamW and gradient-norm
-// clipping.
+// clipping; and the forward-only ops of the recurrent step mode, which run
+// one token for each of s streams: StepEmbedding, RoutedLinear (a GEMV
+// routed per stream by its token's modality), ConvStep and ConvTail,
+// SSMStep (the selective state update) and Sampler (the next token, drawn
+// on the GPU).
 //
 // An op is built once, before the step loop, from the tensors it reads and
 // writes: construction compiles (or fetches from the cache) its pipelines and
@@ -14,5 +18,6 @@
 // order; the tests compare the two on random inputs at edge sizes.
 //
 // Glossary (as in the Mamba papers): b batch, l sequence length, t = b*l
-// tokens, d d_model, ed = expand*d, n d_state, r dt_rank, m modality.
+// tokens, d d_model, ed = expand*d, n d_state, r dt_rank, m modality, s
+// streams.
 package nn

@@ -174,8 +174,12 @@ func (e *Embedding) RecordBackward(r *gpu.Recorder) {
 	}
 }
 
-// Release frees the op's own buffers.
-func (e *Embedding) Release() { releaseTensors([]*Tensor{e.ids, e.index}) }
+// Release frees the op's own buffers and bind groups.
+func (e *Embedding) Release() {
+	e.fwd.Release()
+	e.bwd.Release()
+	releaseTensors([]*Tensor{e.ids, e.index})
+}
 
 func init() {
 	RegisterBench(func(size BenchSize) []BenchCase {

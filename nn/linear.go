@@ -179,6 +179,17 @@ func (l *gemmOp) RecordBackward(r *gpu.Recorder) {
 	}
 }
 
+// Release frees the op's bind groups (the tensors of its args and the
+// device's shared split-K scratch stay). A released op records nothing
+// valid: a later RecordForward makes the recorder's Submit fail.
+func (l *gemmOp) Release() {
+	for _, c := range append([]*gemmCall{l.fwd, l.dx, l.dw, l.db}, l.reduce...) {
+		if c != nil {
+			c.g.Release()
+		}
+	}
+}
+
 // FLOPs counts 2·rows·N·K per GEMM (a grouped row uses exactly one weight
 // set, so it costs what a dense row does): one forward, two backward (one
 // without DX); bias additions are not counted.

@@ -158,8 +158,13 @@ func (n *RMSNorm) RecordBackward(r *gpu.Recorder) {
 // Rstd is the saved per-row reciprocal rms, (rows).
 func (n *RMSNorm) Rstd() *Tensor { return n.rstd }
 
-// Release frees the op's own buffers.
-func (n *RMSNorm) Release() { releaseTensors([]*Tensor{n.rstd, n.dwp}) }
+// Release frees the op's own buffers and bind groups.
+func (n *RMSNorm) Release() {
+	for _, g := range []*gpu.BindGroup{n.fwd, n.bwd, n.dw} {
+		g.Release()
+	}
+	releaseTensors([]*Tensor{n.rstd, n.dwp})
+}
 
 func init() {
 	RegisterBench(func(size BenchSize) []BenchCase {

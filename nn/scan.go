@@ -19,6 +19,9 @@ type ScanArgs struct {
 	// Backward; all nil for forward-only (DZ nil when Z is). DU, DDelta, DB,
 	// DC, DZ are written (=); DALog, DD accumulate (+=).
 	DY, DU, DDelta, DALog, DB, DC, DD, DZ *Tensor
+	// Final (Batch, ED, N), optional: RecordForward writes the state after
+	// the last step into it, where the recurrent step mode continues.
+	Final *Tensor
 }
 
 // ScanOptions tune the scan's kernels; zero fields pick defaults for the
@@ -47,7 +50,8 @@ type ScanOptions struct {
 // recurrence h = exp(dt*A)*h + dt*B*u, y = (C.h + D*u)*silu(z), and its
 // backward. It keeps the state at the start of every chunk (Batch, ED,
 // nChunks, N) in its workspace between RecordForward and RecordBackward;
-// the backward recomputes everything else.
+// the backward recomputes everything else. The state after the last step
+// (Batch, ED, N) is kept too, and copied to ScanArgs.Final when given.
 type SelectiveScan struct {
 	a               ScanArgs
 	ed, n           int
@@ -60,6 +64,7 @@ type SelectiveScan struct {
 	gx, gy, rx, ry  int
 	offAL, offD     int64 // workspace byte offsets of the input copies
 	offB, offC      int64
+	offHF           int64 // workspace byte offset of the final states
 	backward        bool
 	owned           []*Tensor
 	groups          []*gpu.BindGroup
@@ -118,6 +123,11 @@ func (s *SelectiveScan) check() error {
 			return err
 		}
 	}
+	if a.Final != nil {
+		if err := CheckShape(op, a.Final, b, ed, n); err != nil {
+			return err
+		}
+	}
 	bw := []*Tensor{a.DY, a.DU, a.DDelta, a.DALog, a.DB, a.DC, a.DD}
 	set := 0
 	for _, t := range bw {
@@ -158,7 +168,7 @@ func (s *SelectiveScan) check() error {
 func (s *SelectiveScan) alias(op string) error {
 	a := s.a
 	ins := []*Tensor{a.U, a.Delta, a.ALog, a.Bm, a.Cm, a.D, a.Z, a.DY}
-	outs := []*Tensor{a.Y, a.DU, a.DDelta, a.DALog, a.DB, a.DC, a.DD, a.DZ}
+	outs := []*Tensor{a.Y, a.DU, a.DDelta, a.DALog, a.DB, a.DC, a.DD, a.DZ, a.Final}
 	return scanCheckAliases(op, ins, outs)
 }
 
@@ -272,11 +282,12 @@ func (s *SelectiveScan) build(d *gpu.Device) error {
 	a := s.a
 	const op = "SelectiveScan"
 	b, l, ed, n := a.Batch, a.Len, s.ed, s.n
-	// Workspace layout (floats): hs, dB and dC partials, dA, dD, then copies
-	// of A_log, D, B, C.
+	// Workspace layout (floats): hs, hf, dB and dC partials, dA, dD, then
+	// copies of A_log, D, B, C.
 	hs := b * ed * s.chunks * n
+	offHF := hs
 	part := b * s.blocks * n * l
-	offDB := hs
+	offDB := offHF + b*ed*n
 	offDC := offDB + part
 	offDA := offDC + part
 	offDD := offDA + b*ed*n
@@ -286,7 +297,7 @@ func (s *SelectiveScan) build(d *gpu.Device) error {
 	offC := offB + b*l*n
 	size := offC + b*l*n
 	if !s.backward {
-		size = hs
+		size = offDB
 	}
 	if int64(4*size) > int64(d.Limits.MaxStorageBufferBindingSize) {
 		return fmt.Errorf("nn: %s: the workspace needs %d bytes, more than the device's largest storage binding (%d); use more Rows or a smaller batch",
@@ -313,7 +324,7 @@ func (s *SelectiveScan) build(d *gpu.Device) error {
 		"WG": float64(s.p * s.g), "CHUNK": float64(s.p * s.items),
 	}
 	dims, err := uniformDims(d, "scan.dims", shaders.ScanDimsWords,
-		b, l, ed, s.chunks, s.blocks, offDB, offDC, offDA, offDD, offAL, offD, offB, offC, (n+3)/4)
+		b, l, ed, s.chunks, s.blocks, offDB, offDC, offDA, offDD, offAL, offD, offB, offC, (n+3)/4, offHF)
 	if err != nil {
 		return fmt.Errorf("nn: %s: %w", op, err)
 	}
@@ -338,6 +349,7 @@ func (s *SelectiveScan) build(d *gpu.Device) error {
 		return err
 	}
 	s.gx, s.gy = Grid(d, b*s.blocks)
+	s.offHF = int64(4 * offHF)
 	if !s.backward {
 		return nil
 	}
@@ -432,9 +444,13 @@ func bindVariant(d *gpu.Device, k shaders.Kernel, name, src string, c gpu.Consta
 }
 
 // RecordForward records y = scan(u, delta, A, B, C, D, z) and stores the
-// chunk-start states for RecordBackward.
+// chunk-start states for RecordBackward, and the final state in Final when
+// it was given.
 func (s *SelectiveScan) RecordForward(r *gpu.Recorder) {
 	r.Dispatch(s.fwd, s.gx, s.gy, 1)
+	if f := s.a.Final; f != nil {
+		r.Copy(s.ws.Buf, s.offHF, f.Buf, 0, f.Bytes())
+	}
 }
 
 // RecordBackward records the gradients. It reads the chunk-start states

@@ -28,6 +28,7 @@ var scanTols = map[string]struct{ abs, rel float64 }{
 	"dC":     {2e-5, 2e-4},
 	"dD":     {2e-5, 2e-4},
 	"dz":     {2e-5, 1e-4},
+	"final":  {2e-5, 1e-4},
 }
 
 func scanClose(t *testing.T, name string, got []float32, want []float64) {
@@ -133,13 +134,14 @@ func scanRun(t *testing.T, d *gpu.Device, rng *rand.Rand, c scanCase) {
 		Bm: tn("B", in.b, b, l, n), Cm: tn("C", in.c, b, l, n), D: tn("D", in.d, ed), Y: tn("y", nil, b, l, ed),
 		DY: tn("dy", in.dy, b, l, ed), DU: tn("du", nil, b, l, ed), DDelta: tn("ddelta", nil, b, l, ed),
 		DALog: tn("da_log", in.daLog0, ed, n), DB: tn("dB", nil, b, l, n), DC: tn("dC", nil, b, l, n), DD: tn("dD", in.dd0, ed),
+		Final: tn("final", nil, b, ed, n),
 	}
 	if c.gate {
 		a.Z = tn("z", in.z, b, l, ed)
 		a.DZ = tn("dz", nil, b, l, ed)
 		ktest.Poison(t, a.DZ)
 	}
-	for _, x := range []*nn.Tensor{a.Y, a.DU, a.DDelta, a.DB, a.DC} {
+	for _, x := range []*nn.Tensor{a.Y, a.DU, a.DDelta, a.DB, a.DC, a.Final} {
 		ktest.Poison(t, x)
 	}
 	s, err := nn.NewSelectiveScanWith(d, a, c.opt)
@@ -163,6 +165,9 @@ func scanRun(t *testing.T, d *gpu.Device, rng *rand.Rand, c scanCase) {
 	y := make([]float64, b*l*ed)
 	ref.SelectiveScan(y, f(in.u), f(in.delta), f(in.aLog), f(in.b), f(in.c), f(in.d), z, b, l, ed, n)
 	scanClose(t, "y", ktest.Download(t, a.Y), y)
+	hf := make([]float64, b*ed*n)
+	ref.SelectiveScanFinal(hf, f(in.u), f(in.delta), f(in.aLog), f(in.b), b, l, ed, n)
+	scanClose(t, "final", ktest.Download(t, a.Final), hf)
 
 	du := make([]float64, b*l*ed)
 	ddelta := make([]float64, b*l*ed)
@@ -198,8 +203,9 @@ func TestSelectiveScanForwardOnly(t *testing.T) {
 			U: ktest.Tensor(t, d, "u", in.u, b, l, ed), Delta: ktest.Tensor(t, d, "delta", in.delta, b, l, ed),
 			ALog: ktest.Tensor(t, d, "a_log", in.aLog, ed, n), Bm: ktest.Tensor(t, d, "B", in.b, b, l, n),
 			Cm: ktest.Tensor(t, d, "C", in.c, b, l, n), D: ktest.Tensor(t, d, "D", in.d, ed), Y: ktest.Tensor(t, d, "y", nil, b, l, ed),
-			Z: ktest.Tensor(t, d, "z", in.z, b, l, ed)}
+			Z: ktest.Tensor(t, d, "z", in.z, b, l, ed), Final: ktest.Tensor(t, d, "final", nil, b, ed, n)}
 		ktest.Poison(t, a.Y)
+		ktest.Poison(t, a.Final)
 		s, err := nn.NewSelectiveScan(d, a)
 		if err != nil {
 			t.Fatal(err)
@@ -210,6 +216,9 @@ func TestSelectiveScanForwardOnly(t *testing.T) {
 		f := ktest.F64
 		ref.SelectiveScan(y, f(in.u), f(in.delta), f(in.aLog), f(in.b), f(in.c), f(in.d), f(in.z), b, l, ed, n)
 		scanClose(t, "y", ktest.Download(t, a.Y), y)
+		hf := make([]float64, b*ed*n)
+		ref.SelectiveScanFinal(hf, f(in.u), f(in.delta), f(in.aLog), f(in.b), b, l, ed, n)
+		scanClose(t, "final", ktest.Download(t, a.Final), hf)
 		r := d.NewRecorder()
 		s.RecordBackward(r)
 		if err := r.Submit(); err == nil {
@@ -255,6 +264,7 @@ func TestSelectiveScanErrors(t *testing.T) {
 			{"DZ without Z", func(a *nn.ScanArgs) { *a = withBwd(*a); a.DZ = tn("dz", b, l, ed) }, "DZ must be given"},
 			{"Z without DZ", func(a *nn.ScanArgs) { *a = withBwd(*a); a.Z = tn("z", b, l, ed) }, "DZ must be given"},
 			{"Y aliases U", func(a *nn.ScanArgs) { a.Y = a.U }, "also the input"},
+			{"Final shape", func(a *nn.ScanArgs) { a.Final = tn("final", b, n, ed) }, "final has shape"},
 		}
 		for _, c := range cases {
 			a := good()

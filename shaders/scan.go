@@ -21,7 +21,7 @@ var ScanForward = Kernel{
 	Bindings: []string{
 		"u: (B, L, ED) read", "delta: (B, L, ED) read", "z: (B, L, ED) or (1) read",
 		"a_log: (ED, N) read", "bm: (B, L, N) read", "cm: (B, L, N) read", "dskip: (ED) read",
-		"y: (B, L, ED) read_write", "ws: workspace, hs (B, ED, NCH, N) at 0, read_write", "dims: Dims uniform",
+		"y: (B, L, ED) read_write", "ws: workspace, hs (B, ED, NCH, N) at 0, hf (B, ED, N) at off_hf, read_write", "dims: Dims uniform",
 	},
 	Workgroup: [3]int{0, 1, 1}, // WG = G*P
 	Constants: scanConstants,

@@ -23,7 +23,8 @@
 // items to get every h[t] in registers. The last thread's final h is the
 // carry into the next chunk (workgroup memory, double-buffered by chunk
 // parity). Only the state at the start of each chunk is stored, in hs
-// (B, ED, NCH, N); h is never stored per step.
+// (B, ED, NCH, N), and the state after the last step, in hf (B, ED, N) (the
+// recurrent step mode continues from it); h is never stored per step.
 //
 // The backward. With g[t] = dy[t] * silu(z[t]) the gradient reaching pre[t],
 // the total adjoint of h[t] is
@@ -105,6 +106,7 @@ struct Dims {
 	nq: u32,    // NQ again, as the state-quad loops' bound: known only at run
 	            // time, the loop is not unrolled (lavapipe compiled N = 64
 	            // several times slower unrolled)
+	off_hf: u32, // workspace offset of the final states hf (B, ED, N)
 }
 
 // The length of the per-thread arrays; shaders.ScanSource sets it to ITEMS so
@@ -255,7 +257,7 @@ fn row_scan(base: u32, p: u32, rev: bool, v: Map4, sg_size: u32) -> Map4 {
 @group(0) @binding(5) var<storage, read> cm: array<f32>;         // (B, L, N)
 @group(0) @binding(6) var<storage, read> dskip: array<f32>;      // (ED)
 @group(0) @binding(7) var<storage, read_write> y: array<f32>;    // (B, L, ED)
-@group(0) @binding(8) var<storage, read_write> ws: array<f32>;   // workspace: hs (B, ED, NCH, N) at 0, the state at each chunk's start
+@group(0) @binding(8) var<storage, read_write> ws: array<f32>;   // workspace: hs (B, ED, NCH, N) at 0, the state at each chunk's start; hf (B, ED, N) at off_hf, the state after step L-1
 @group(0) @binding(9) var<uniform> dims_f: Dims;
 
 // The four states i0..i0+3 of bm or cm from index o (of state i0); lanes
@@ -377,6 +379,16 @@ fn scan_fwd(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: 
 			}
 			if (p == P - 1u) {
 				carry[nxt + q] = h;
+				if (ch + 1u == NCH && live) {
+					// Steps past L are identity maps, so the last thread of
+					// the last chunk holds the state after step L-1.
+					let o = dims_f.off_hf + (bi * ED + e) * N + i0;
+					for (var j = 0u; j < 4u; j++) {
+						if (i0 + j < N) {
+							ws[o + j] = h[j];
+						}
+					}
+				}
 			}
 			if (p == 0u && live) {
 				let o = ((bi * ED + e) * NCH + ch) * N + i0;
@@ -406,6 +418,7 @@ fn scan_fwd(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: 
 // The backward's workspace (one buffer, so that the kernel stays within 8
 // storage bindings): offsets in floats of
 //   hs     (B, ED, NCH, N)   chunk-start states, written by scan_fwd, at 0
+//   hf     (B, ED, N)        final states, written by scan_fwd
 //   dB, dC (B, NBLK, N, L)   per-workgroup partial sums over its G channels
 //   dA     (B, ED, N)        d a_log of this call, per batch row
 //   dD     (B, ED)           d D of this call, per batch row

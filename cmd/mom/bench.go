@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"io"
 	"regexp"
+	"strconv"
+	"strings"
 	"text/tabwriter"
 
 	"mom/mom"
@@ -12,15 +14,18 @@ import (
 )
 
 func init() {
-	register(command{"bench", "benchmark kernels (`bench kernels`) or training steps, dense vs MoM (`bench step`)", cmdBench})
+	register(command{"bench", "benchmark kernels (`bench kernels`), training steps, dense vs MoM (`bench step`), or sampling (`bench sample`)", cmdBench})
 }
 
 func cmdBench(args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || (args[0] != "kernels" && args[0] != "step") {
-		return usagef("mom bench kernels|step [flags]")
+	if len(args) == 0 || (args[0] != "kernels" && args[0] != "step" && args[0] != "sample") {
+		return usagef("mom bench kernels|step|sample [flags]")
 	}
-	if args[0] == "kernels" {
+	switch args[0] {
+	case "kernels":
 		return benchKernels(args[1:], stdout, stderr)
+	case "sample":
+		return benchSample(args[1:], stdout, stderr)
 	}
 	return benchStep(args[1:], stdout, stderr)
 }
@@ -111,4 +116,70 @@ func benchStep(args []string, stdout, stderr io.Writer) error {
 	tw.Flush()
 	fmt.Fprintf(stdout, "MoM step time / dense step time = %.3f\n", res[1].MsPerStep/res[0].MsPerStep)
 	return nil
+}
+
+func benchSample(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("bench sample", "bench sample [--preset P --setting S --dense|--split LIST --streams 1,64 --prompts 16,256,4096 --steps N] [--runtime dawn|wgpu]", stderr)
+	df := addDeviceFlags(fs)
+	preset := fs.String("preset", "tiny", "model size")
+	setting := fs.String("setting", "three", "chameleon, transfusion or three")
+	dense := fs.Bool("dense", false, "the dense Mamba baseline (no split projections)")
+	split := fs.String("split", "all", "split projections: a subset of in,x,dt,out, all or none")
+	streams := fs.String("streams", "1,64", "concurrent streams (comma-separated)")
+	prompts := fs.String("prompts", "16,256,4096", "prompt lengths (comma-separated)")
+	steps := fs.Int("steps", 32, "steps timed per case")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	splits, err := mom.ParseSplits(*split)
+	if err != nil {
+		return usagef("--split: %v", err)
+	}
+	if *dense {
+		splits = mom.Splits{}
+	}
+	c, err := mom.Preset(*preset, mom.Setting(*setting), splits)
+	if err != nil {
+		return usagef("%v", err)
+	}
+	ss, err := parseInts("--streams", *streams)
+	if err != nil {
+		return err
+	}
+	ps, err := parseInts("--prompts", *prompts)
+	if err != nil {
+		return err
+	}
+	if *steps < 1 {
+		return usagef("--steps %d: want at least 1", *steps)
+	}
+	d, err := df.open()
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	res, err := mom.BenchSample(d, c, mom.SampleBenchOptions{Streams: ss, Prompts: ps, Steps: *steps, Seed: 1})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "%s: preset %s, %s setting, splits %s; %d steps timed per case, sampling at temperature 1\n", d, *preset, *setting, splits, *steps)
+	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "streams\tprompt\tprefill ms\tstep latency ms\ttokens/s\tsteps/submit\tGFLOP/s\t")
+	for _, r := range res {
+		fmt.Fprintf(tw, "%d\t%d\t%.1f\t%.3f\t%.0f\t%d\t%.2f\t\n", r.Streams, r.Prompt, r.PrefillMs, r.StepMs, r.TokensPerSec, r.GenerateSteps, r.FLOPRate/1e9)
+	}
+	return tw.Flush()
+}
+
+// parseInts reads a comma-separated list of positive integers.
+func parseInts(flag, s string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		v, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || v < 1 {
+			return nil, usagef("%s %q: want positive integers separated by commas", flag, s)
+		}
+		out = append(out, v)
+	}
+	return out, nil
 }

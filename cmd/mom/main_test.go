@@ -41,6 +41,9 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"info", "--setting", "audio"}, 2, "unknown setting"},
 		{[]string{"devices", "--runtime", "vulkan"}, 2, "unknown WebGPU runtime"},
 		{[]string{"bench"}, 2, "kernels|step"},
+		{[]string{"bench", "sample", "--streams", "1,0"}, 2, "--streams"},
+		{[]string{"bench", "sample", "--prompts", "x"}, 2, "--prompts"},
+		{[]string{"bench", "sample", "--split", "in,bogus"}, 2, "unknown split"},
 		{[]string{"compare", "one"}, 2, "two run folders"},
 		{[]string{"grads"}, 2, "--checkpoint"},
 	}

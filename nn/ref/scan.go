@@ -54,6 +54,26 @@ func SelectiveScan[T Float](y, u, delta, aLog, b, c, d, z []T, batch, length, ed
 	}
 }
 
+// SelectiveScanFinal sets hf (batch, ed, n) to the state after the last
+// step of SelectiveScan's recurrence (the scan's Final output), the state
+// the recurrent step mode continues from.
+func SelectiveScanFinal[T Float](hf, u, delta, aLog, b []T, batch, length, ed, n int) {
+	for bi := 0; bi < batch; bi++ {
+		for e := 0; e < ed; e++ {
+			for i := 0; i < n; i++ {
+				a := -math.Exp(float64(aLog[e*n+i]))
+				h := 0.0
+				for t := 0; t < length; t++ {
+					x := (bi*length+t)*ed + e
+					dt := scanSoftplus(float64(delta[x]))
+					h = math.Exp(dt*a)*h + dt*float64(b[(bi*length+t)*n+i])*float64(u[x])
+				}
+				hf[(bi*ed+e)*n+i] = T(h)
+			}
+		}
+	}
+}
+
 // SelectiveScanBackward is the gradient of SelectiveScan given dy. du,
 // ddelta, db, dc and dz are written (=); daLog and dd accumulate (+=), as
 // parameter gradients do. z and dz may be nil (no gate). The derivation is
