@@ -17,17 +17,21 @@ func init() {
 type modelFlags struct {
 	preset, setting, splits *string
 	dense                   *bool
+	dModel, layers          *int
 }
 
 func addModelFlags(fs interface {
 	String(string, string, string) *string
 	Bool(string, bool, string) *bool
+	Int(string, int, string) *int
 }) modelFlags {
 	return modelFlags{
 		preset:  fs.String("preset", "tiny", "model size: tiny, small, 37m, 94m, 443m, 880m, 1.4b"),
 		setting: fs.String("setting", "three", "training setting: chameleon, transfusion or three (text+image+speech)"),
 		splits:  fs.String("split", "in,x,dt,out", "projections split per modality: any subset of in,x,dt,out"),
 		dense:   fs.Bool("dense", false, "the dense Mamba baseline (no splits; overrides --split)"),
+		dModel:  fs.Int("d-model", 0, "override the preset's d_model (dt_rank follows: ceil(d_model/16))"),
+		layers:  fs.Int("layers", 0, "override the preset's number of layers"),
 	}
 }
 
@@ -41,6 +45,20 @@ func (m modelFlags) config() (mom.Config, error) {
 	}
 	c, err := mom.Preset(*m.preset, mom.Setting(*m.setting), sp)
 	if err != nil {
+		return c, usagef("%v", err)
+	}
+	if *m.dModel < 0 || *m.layers < 0 {
+		return c, usagef("--d-model %d and --layers %d must not be negative", *m.dModel, *m.layers)
+	}
+	if *m.dModel > 0 {
+		c.DModel, c.DtRank = *m.dModel, (*m.dModel+15)/16
+		c.Name = fmt.Sprintf("%s-d%d", c.Name, c.DModel)
+	}
+	if *m.layers > 0 {
+		c.Layers = *m.layers
+		c.Name = fmt.Sprintf("%s-l%d", c.Name, c.Layers)
+	}
+	if err := c.Validate(); err != nil {
 		return c, usagef("%v", err)
 	}
 	return c, nil
