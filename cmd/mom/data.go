@@ -46,6 +46,7 @@ func cmdDataBuild(args []string, stdout, stderr io.Writer) error {
 	setting := fs.String("setting", "three", "the setting the data trains: "+strings.Join(mom.SettingNames(), ", "))
 	fs.StringVar(&o.Out, "out", "", "the dataset folder to create (it must not exist)")
 	fs.IntVar(&o.Limit, "limit", 0, "at most N images and N text passages (and N/2 utterances); 0: everything (10,000 utterances)")
+	fs.IntVar(&o.Utterances, "utterances", 0, "synthesised utterances (three modalities); 0: --limit/2, or 10,000 without a limit")
 	fs.IntVar(&o.TextVocab, "text-vocab", 4096, "text BPE vocabulary size, markers and the 256 bytes included")
 	fs.IntVar(&o.ImageCodes, "image-codes", 512, "image VQ codes")
 	fs.IntVar(&o.ImagePatch, "image-patch", 4, "image patch side (VQ and continuous patches)")

@@ -30,7 +30,10 @@ type Options struct {
 	// Limit caps the items taken from each kind of source: images, text
 	// passages, and (three modalities) Limit/2 synthesised utterances.
 	// 0 takes everything (and 10,000 utterances).
-	Limit       int
+	Limit int
+	// Utterances, if positive, is the number of synthesised utterances
+	// instead.
+	Utterances  int
 	TextVocab   int // BPE vocabulary, specials and bytes included (default 4096)
 	ImageCodes  int // VQ codes (default 512)
 	ImagePatch  int // VQ / continuous patch side (default 4)
@@ -84,8 +87,8 @@ func (o *Options) Validate() error {
 	switch {
 	case o.Out == "":
 		return errors.New("dataset: no output folder (--out)")
-	case o.Limit < 0:
-		return fmt.Errorf("dataset: --limit %d must not be negative", o.Limit)
+	case o.Limit < 0 || o.Utterances < 0:
+		return fmt.Errorf("dataset: --limit %d and --utterances %d must not be negative", o.Limit, o.Utterances)
 	case o.TextVocab < 256+16 || o.TextVocab > 60000:
 		return fmt.Errorf("dataset: --text-vocab %d: want 272 to 60000 (the 256 bytes and the markers, and room in the 65,536-id vocabulary)", o.TextVocab)
 	case o.ImageCodes < 2 || o.ImageCodes > 16384:
@@ -517,6 +520,9 @@ func (b *builder) trainSpeech(ctx context.Context) error {
 	n := b.o.Limit / 2
 	if b.o.Limit == 0 {
 		n = 10000
+	}
+	if b.o.Utterances > 0 {
+		n = b.o.Utterances
 	}
 	if !b.o.System {
 		n = 0
