@@ -105,6 +105,18 @@ func TestPlotAndCompareOnFiles(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "reaches it") {
 		t.Fatalf("compare: exit %d, %s %s", code, out, e)
 	}
+	// The baseline comes from the configs, not the order.
+	_, out2, _ := runCLI("compare", moe, dense)
+	if out2 != out || !strings.Contains(out, "mom (MoM) to reach dense's (dense)") {
+		t.Errorf("compare MoM first:\n%s\nwant the same as dense first:\n%s", out2, out)
+	}
+	dense2 := mk("dense2", true, 1.1)
+	if code, _, e := runCLI("compare", dense, dense2); code != 1 || !strings.Contains(e, "both runs are dense") {
+		t.Errorf("compare two dense runs: exit %d, %s", code, e)
+	}
+	if code, _, e := runCLI("compare", dense, dense2, "--force"); code != 0 || !strings.Contains(e, "warning: both runs are dense") {
+		t.Errorf("compare --force two dense runs: exit %d, %s", code, e)
+	}
 }
 
 func itoa(i int) string     { return fmt.Sprint(i) }
