@@ -482,8 +482,8 @@ func (logTicker) Ticks(min, max float64) []plot.Tick {
 	return out
 }
 
-// niceTicker places major ticks at round numbers (1, 2, 2.5 or 5 times a
-// power of ten, four to eight of them) with minor ticks between, and
+// niceTicker places major ticks at round numbers (1, 2 or 5 times a power
+// of ten, three to seven of them) with minor ticks between, and
 // labels each major tick as briefly as keeps every label distinct and
 // exact ("40", "2.5e10").
 type niceTicker struct{}
@@ -498,9 +498,9 @@ func (niceTicker) Ticks(min, max float64) []plot.Tick {
 	for _, m := range []struct {
 		f float64
 		n int
-	}{{1, 5}, {2, 4}, {2.5, 5}, {5, 5}, {10, 5}} {
+	}{{1, 5}, {2, 4}, {5, 5}, {10, 5}} {
 		step, minors = m.f*mag, m.n
-		if span/step <= 8 {
+		if span/step <= 7 {
 			break
 		}
 	}

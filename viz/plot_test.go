@@ -7,6 +7,8 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strings"
+	"syscall"
 	"testing"
 
 	"mom/trainer/runfolder"
@@ -430,5 +432,68 @@ func BenchmarkPush(b *testing.B) {
 	s := NewSource(RunConfig{Name: "x"})
 	for i := 0; i < b.N; i++ {
 		s.Push(Record{"step": float64(i), "split": SplitTrain})
+	}
+}
+
+// TestTicks: ticks fall on round numbers (1, 2 or 5 times a power of ten)
+// with labels that are distinct and exact.
+func TestTicks(t *testing.T) {
+	for _, c := range []struct {
+		min, max float64
+		want     string
+	}{
+		{1, 300, "50 100 150 200 250 300"},
+		{0, 1, "0 0.2 0.4 0.6 0.8 1"},
+		{1.5e10, 3e10, "1.5e10 2e10 2.5e10 3e10"},
+		{1.9e10, 2.1e10, "1.9e10 1.95e10 2e10 2.05e10 2.1e10"},
+		{2.31, 2.37, "2.31 2.32 2.33 2.34 2.35 2.36 2.37"},
+		{-0.5, 0.5, "-0.4 -0.2 0 0.2 0.4"},
+	} {
+		var labels []string
+		for _, tk := range (niceTicker{}).Ticks(c.min, c.max) {
+			if tk.Label != "" {
+				labels = append(labels, tk.Label)
+			}
+		}
+		if got := strings.Join(labels, " "); got != c.want {
+			t.Errorf("ticks of %g..%g: %s, want %s", c.min, c.max, got, c.want)
+		}
+	}
+}
+
+// TestRunColors: two runs in a panel never share a colour, whatever the
+// modality's colour.
+func TestRunColors(t *testing.T) {
+	for _, mod := range []string{"#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd"} {
+		c := mustColor(mod)
+		seen := map[color.RGBA]bool{}
+		for run := 0; run < 5; run++ {
+			col := CurveColor(c, run)
+			if seen[col] {
+				t.Errorf("modality %s: run %d repeats colour %v", mod, run, col)
+			}
+			seen[col] = true
+		}
+		if CurveColor(c, 0) != c {
+			t.Errorf("modality %s: the first run is not in the modality's colour", mod)
+		}
+	}
+}
+
+// TestPlotPermissions: the PNG is an ordinary file (0666 trimmed by the
+// umask), not 0600.
+func TestPlotPermissions(t *testing.T) {
+	old := syscall.Umask(0o022)
+	defer syscall.Umask(old)
+	out := filepath.Join(t.TempDir(), "loss.png")
+	if err := PlotPNG([]string{"testdata/dense"}, out, PlotOptions{Width: 300, Height: 300}); err != nil {
+		t.Fatal(err)
+	}
+	st, err := os.Stat(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Mode().Perm() != 0o644 {
+		t.Errorf("plot mode %v, want 0644", st.Mode().Perm())
 	}
 }
