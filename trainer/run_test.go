@@ -471,3 +471,30 @@ func TestScheduleSegments(t *testing.T) {
 		}
 	}
 }
+
+// TestTrainerReleasesEverything: setting a trainer up and closing it (the
+// model, the optimizer, the gradient norm, the loss buffer) leaves the live
+// object counts where they were.
+func TestTrainerReleasesEverything(t *testing.T) {
+	forEachDevice(t, func(t *testing.T, d *gpu.Device) {
+		o := tinyOptions(t, mom.ThreeModal, mom.AllSplits, "unused")
+		cycle := func() {
+			tr := &trainer{o: o, d: d}
+			if err := tr.setup(); err != nil {
+				t.Fatal(err)
+			}
+			tr.close()
+		}
+		cycle()
+		before := d.LiveObjects()
+		for i := 0; i < 10; i++ {
+			cycle()
+		}
+		after := d.LiveObjects()
+		for _, k := range []string{"buffer", "bind group"} {
+			if after[k] != before[k] {
+				t.Errorf("%d live %s objects after 10 trainers, %d before", after[k], k, before[k])
+			}
+		}
+	})
+}

@@ -270,12 +270,19 @@ func (t *trainer) close() {
 			c.Close()
 		}
 	}
+	if t.opt != nil {
+		t.opt.Release()
+	}
+	if t.norm != nil {
+		t.norm.Release()
+	}
 	for _, x := range append(t.mstate, t.vstate...) {
 		x.Release()
 	}
 	if t.m != nil {
 		t.m.Release()
 	}
+	t.opt, t.norm, t.mstate, t.vstate, t.m, t.lossBuf, t.train, t.eval = nil, nil, nil, nil, nil, nil, nil, nil
 }
 
 func (t *trainer) setup() error {
