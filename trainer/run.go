@@ -121,7 +121,7 @@ func scheduleName(k string) string {
 func current(c runfolder.Config, s runSetting) (string, bool) {
 	switch s.key {
 	case "steps":
-		if !c.Has("steps") && len(c.Segments) == 0 {
+		if c.TotalSteps() <= 0 { // absent, or 0 as an imported run's
 			return "", false
 		}
 		return strconv.Itoa(c.TotalSteps()), true
@@ -283,7 +283,15 @@ func (t *trainer) reconcile(cfg runfolder.Config, step int) (runfolder.Config, e
 		changed[s.key] = [2]string{have, want}
 	}
 	if step == 0 {
-		return t.folderConfig(), nil // restarted from scratch: no segments
+		// Started again from step 0 (an imported run's first training, or a
+		// run that stopped before its first checkpoint): the options are the
+		// first segment's; keys of other tools stay.
+		cfg.Segments = nil
+		for _, s := range runSettings {
+			s.put(&cfg, &t.o)
+		}
+		cfg.Device = t.d.String()
+		return cfg, nil
 	}
 	if len(changed) > 0 {
 		cfg.Segments = append(cfg.Segments, runfolder.Segment{Start: step, Steps: o.Steps, Schedule: scheduleName(o.Schedule),
@@ -299,7 +307,7 @@ func (t *trainer) reconcile(cfg runfolder.Config, step int) (runfolder.Config, e
 func (t *trainer) scheduleOf(cfg runfolder.Config) Schedule {
 	o := t.o
 	s := Schedule{Kind: scheduleName(cfg.Schedule), Peak: o.LR, Min: o.MinLR, Warmup: o.Warmup, Total: cfg.Steps}
-	if !cfg.Has("steps") && len(cfg.Segments) == 0 {
+	if cfg.Steps <= 0 {
 		s.Total = o.Steps
 	}
 	for _, sg := range cfg.Segments {

@@ -498,3 +498,59 @@ func TestTrainerReleasesEverything(t *testing.T) {
 		}
 	})
 }
+
+// TestResumeImportedRun: a folder as an import writes it (config.json with
+// the model but no training settings, "steps": 0, a key of its own, and a
+// step-0 checkpoint) trains on --resume; config.json gains the settings and
+// keeps the import's key.
+func TestResumeImportedRun(t *testing.T) {
+	forEachDevice(t, func(t *testing.T, d *gpu.Device) {
+		o := tinyOptions(t, mom.Chameleon, mom.AllSplits, t.TempDir())
+		o.Steps, o.Warmup, o.EvalEvery, o.CkptEvery, o.Batch, o.SeqLen = 4, 0, 0, 4, 2, 32
+		tr := &trainer{o: o, d: d, res: &Result{}}
+		if err := tr.setup(); err != nil {
+			t.Fatal(err)
+		}
+		if err := tr.initFresh(); err != nil {
+			t.Fatal(err)
+		}
+		p, err := tr.checkpoint(0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tr.close()
+		// An import's checkpoint has no RNG state and no data position.
+		ck, err := LoadCheckpointAt(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ck.RNG, ck.Data = nil, nil
+		if _, err := SaveCheckpoint(filepath.Dir(p), ck, 0); err != nil {
+			t.Fatal(err)
+		}
+		cfg := `{"name": "imp", "dense": false, "splits": ["in","x","dt","out"], "modalities": ["text","image"],
+			"model": ` + string(o.Config.JSON()) + `, "steps": 0, "data": "synthetic", "imported": {"from": "hf"}}`
+		if err := os.WriteFile(filepath.Join(o.Out, runfolder.ConfigFile), []byte(cfg), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		n, err := ResumeOptions(Options{Out: o.Out, Steps: 4, Batch: 2, SeqLen: 32, Accum: 1, LR: 1e-3, MinLR: 1e-4, LogEvery: 1,
+			Beta1: 0.9, Beta2: 0.95, AdamEps: 1e-8, Seed: 1, Data: "synthetic", Resume: true}, map[string]bool{"steps": true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := Train(context.Background(), d, n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Start != 0 || res.Steps != 4 {
+			t.Errorf("result %+v", res)
+		}
+		c, _, err := runfolder.ReadConfig(o.Out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.Extra("imported") == nil || c.Batch != 2 || c.Steps != 4 || len(c.Segments) != 0 {
+			t.Errorf("config after the first training: imported %s, batch %d, steps %d, segments %v", c.Extra("imported"), c.Batch, c.Steps, c.Segments)
+		}
+	})
+}

@@ -224,13 +224,21 @@ func (t *trainer) apply(c *Checkpoint) error {
 			return err
 		}
 	}
-	t.pcg = &rand.PCG{}
-	if err := t.pcg.UnmarshalBinary(c.RNG); err != nil {
-		return fmt.Errorf("trainer: --resume: checkpoint %s: RNG state: %w", c.Dir, err)
+	// A step-0 checkpoint made outside training (an import) may have no RNG
+	// state or data position: those start as a new run's.
+	if len(c.RNG) == 0 && c.Step == 0 {
+		t.pcg = rand.NewPCG(t.o.Seed, 0x7472)
+	} else {
+		t.pcg = &rand.PCG{}
+		if err := t.pcg.UnmarshalBinary(c.RNG); err != nil {
+			return fmt.Errorf("trainer: --resume: checkpoint %s: RNG state: %w", c.Dir, err)
+		}
 	}
 	t.rng = rand.New(t.pcg)
-	if err := t.train.Restore(c.Data); err != nil {
-		return fmt.Errorf("trainer: --resume: checkpoint %s: data position: %w", c.Dir, err)
+	if len(c.Data) > 0 || c.Step > 0 {
+		if err := t.train.Restore(c.Data); err != nil {
+			return fmt.Errorf("trainer: --resume: checkpoint %s: data position: %w", c.Dir, err)
+		}
 	}
 	if w, err := strconv.ParseFloat(c.Meta["wall_s"], 64); err == nil {
 		t.wallBase = w

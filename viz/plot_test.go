@@ -497,3 +497,17 @@ func TestPlotPermissions(t *testing.T) {
 		t.Errorf("plot mode %v, want 0644", st.Mode().Perm())
 	}
 }
+
+// TestLabelsDistinct: runs whose folders share a name get distinct legend
+// labels (their parent folders), with their kind.
+func TestLabelsDistinct(t *testing.T) {
+	var runs []*runData
+	for _, dir := range []string{"/x/a/run", "/x/b/run"} {
+		r := &Run{Dir: dir, Config: RunConfig{Name: "run", Dense: dir == "/x/a/run"}}
+		runs = append(runs, newRunData(RunSource(r)))
+	}
+	labelRuns(runs)
+	if runs[0].label != "a/run (dense)" || runs[1].label != "b/run (MoM)" {
+		t.Errorf("labels %q, %q", runs[0].label, runs[1].label)
+	}
+}
