@@ -776,7 +776,7 @@ func (t *trainer) evaluate() (mom.Losses, error) {
 	acc := make([]float32, n)
 	for i := 0; i < t.o.EvalBatches; i++ {
 		if err := t.eval.Next(&t.batch); err != nil {
-			return mom.Losses{}, err
+			return mom.Losses{}, fmt.Errorf("held-out data of %s: %w", t.o.Data, err)
 		}
 		if err := t.toModelBatch(&t.batch); err != nil {
 			return mom.Losses{}, err

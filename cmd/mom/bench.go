@@ -48,6 +48,9 @@ func benchKernels(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return usagef("--filter: %v", err)
 	}
+	if *reps < 1 {
+		return usagef("--reps %d: want at least 1", *reps)
+	}
 	d, err := df.open()
 	if err != nil {
 		return err
@@ -135,6 +138,9 @@ func benchStep(args []string, stdout, stderr io.Writer) error {
 	rounds := fs.Int("rounds", 3, "rounds (dense and MoM alternate)")
 	if err := parse(fs, args); err != nil {
 		return err
+	}
+	if *batch < 1 || *seq < 2 || *steps < 1 || *rounds < 1 {
+		return usagef("--batch %d, --seq %d, --steps %d and --rounds %d: want at least 1 (--seq at least 2)", *batch, *seq, *steps, *rounds)
 	}
 	dense, err := mom.Preset(*preset, mom.Setting(*setting), mom.Splits{})
 	if err != nil {

@@ -26,6 +26,9 @@ func cmdGrads(args []string, stdout, stderr io.Writer) error {
 	if *ckpt == "" || *out == "" {
 		return usagef("--checkpoint and --out are required")
 	}
+	if *batch < 1 || *seq < 2 {
+		return usagef("--batch %d and --seq %d: want at least 1 and 2", *batch, *seq)
+	}
 	d, err := df.open()
 	if err != nil {
 		return err

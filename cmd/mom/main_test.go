@@ -46,6 +46,9 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"bench", "sample", "--split", "in,bogus"}, 2, "unknown split"},
 		{[]string{"compare", "one"}, 2, "two run folders"},
 		{[]string{"grads"}, 2, "--checkpoint"},
+		{[]string{"grads", "--checkpoint", "x", "--out", "y", "--batch", "0"}, 2, "--batch 0"},
+		{[]string{"bench", "step", "--rounds", "0"}, 2, "--rounds 0"},
+		{[]string{"bench", "kernels", "--reps", "0"}, 2, "--reps 0"},
 	}
 	for _, c := range cases {
 		code, _, errOut := runCLI(c.args...)
