@@ -197,6 +197,13 @@ func ResumeOptions(o Options, explicit map[string]bool) (Options, error) {
 			return o, fmt.Errorf("trainer: --resume: %s: %s %q: %w", filepath.Join(o.Out, runfolder.ConfigFile), s.key, have, err)
 		}
 	}
+	if o.ResumeFrom == "" {
+		steps, _ := runfolder.ListCheckpoints(filepath.Join(o.Out, runfolder.CheckpointsDir))
+		if len(steps) > 0 && steps[0] >= o.Steps {
+			return o, fmt.Errorf("trainer: --resume: the run in %s is complete (a checkpoint at step %d, --steps %d): give a larger --steps to extend it",
+				o.Out, steps[0], o.Steps)
+		}
+	}
 	return o, nil
 }
 

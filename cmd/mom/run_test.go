@@ -173,7 +173,7 @@ func TestResumeFlagConflicts(t *testing.T) {
 		t.Fatal(err)
 	}
 	o.Config, o.Batch = c, 4
-	os.MkdirAll(o.Out, 0o755)
+	os.MkdirAll(filepath.Join(o.Out, runfolder.CheckpointsDir, runfolder.StepDirName(5)), 0o755)
 	if err := runfolder.WriteConfig(o.Out, trainer.FolderConfig(o)); err != nil {
 		t.Fatal(err)
 	}
@@ -186,6 +186,7 @@ func TestResumeFlagConflicts(t *testing.T) {
 		{[]string{"--dense"}, 2, "--dense true differs from the run's false"},
 		{[]string{"--preset", "small"}, 2, "--preset small differs from the run's tiny"},
 		{[]string{"--steps", "600"}, 1, "MOM_WEBGPU_LIB"}, // accepted: fails at the library
+		{[]string{"--steps", "5"}, 2, "is complete (a checkpoint at step 5, --steps 5): give a larger --steps"},
 		{nil, 1, "MOM_WEBGPU_LIB"},
 	} {
 		code, _, errOut := runCLI(append([]string{"train", "--out", o.Out, "--resume"}, c.args...)...)
