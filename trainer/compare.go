@@ -97,6 +97,24 @@ func PairRuns(a, b *Run, force bool) (dense, moe *Run, warnings []string, err er
 		diff("held-out data", a.Config.EvalData, b.Config.EvalData)
 		diff("vocabulary", a.Config.ModelField("vocab_ranges"), b.Config.ModelField("vocab_ranges"))
 		diff("loss kinds", lossKinds(a.Config), lossKinds(b.Config))
+		var trained []string
+		for _, f := range []struct {
+			name string
+			x, y any
+		}{
+			{"steps", a.Config.TotalSteps(), b.Config.TotalSteps()}, {"batch", a.Config.Batch, b.Config.Batch},
+			{"seq_len", a.Config.SeqLen, b.Config.SeqLen}, {"accum", a.Config.Accum, b.Config.Accum},
+			{"lr", a.Config.LR, b.Config.LR}, {"warmup", a.Config.Warmup, b.Config.Warmup},
+			{"segments", len(a.Config.Segments), len(b.Config.Segments)},
+		} {
+			if a.Config.Has(f.name) && b.Config.Has(f.name) && fmt.Sprint(f.x) != fmt.Sprint(f.y) || f.name == "segments" && f.x != f.y {
+				trained = append(trained, fmt.Sprintf("%s %v vs %v", f.name, f.x, f.y))
+			}
+		}
+		if len(trained) > 0 {
+			warnings = append(warnings, fmt.Sprintf("the runs were trained differently (%s: %s): the comparison mixes that in",
+				a.Name+" vs "+b.Name, strings.Join(trained, ", ")))
+		}
 		if a.Config.Has("eval_batches") && b.Config.Has("eval_batches") && a.Config.EvalBatches != b.Config.EvalBatches {
 			warnings = append(warnings, fmt.Sprintf("the held-out losses average different numbers of batches (%s %d, %s %d)",
 				a.Name, a.Config.EvalBatches, b.Name, b.Config.EvalBatches))

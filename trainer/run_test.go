@@ -401,6 +401,12 @@ func TestPairRuns(t *testing.T) {
 			t.Errorf("forced %s vs %s: %v, warnings %v", c.a.Name, c.b.Name, err, warn)
 		}
 	}
+	// Runs trained for different lengths: compared, with a warning.
+	longer := mk("g", false, "three", "synthetic")
+	longer.Config.Segments = []runfolder.Segment{{Start: 300, Steps: 600}}
+	if _, _, warn, err := PairRuns(dense, longer, false); err != nil || len(warn) != 1 || !strings.Contains(warn[0], "steps 300 vs 600") {
+		t.Errorf("runs of different lengths: %v, %v", warn, err)
+	}
 	// Folders of the same name get distinct names.
 	x, y := filepath.Join(root, "p", "run"), filepath.Join(root, "q", "run")
 	for _, dir := range []string{x, y} {
