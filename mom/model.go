@@ -3,6 +3,7 @@ package mom
 import (
 	"fmt"
 	"math/rand/v2"
+	"reflect"
 
 	"mom/gpu"
 	"mom/nn"
@@ -19,6 +20,7 @@ type Param struct {
 type projection interface {
 	RecordForward(r *gpu.Recorder)
 	RecordBackward(r *gpu.Recorder)
+	Release()
 }
 
 // layer holds one Mamba block's ops and the activations its backward needs.
@@ -69,6 +71,7 @@ type Model struct {
 
 	tensors []*nn.Tensor // every tensor made here, for Release
 	scans   []*nn.SelectiveScan
+	scratch *nn.Scratch // the split-K partial sums of every projection (they run in order)
 }
 
 // NewModel allocates the model's parameters, activations and ops for batches
@@ -132,10 +135,38 @@ func NewModel(d *gpu.Device, c Config, b, l int) (_ *Model, err error) {
 			return nil, err
 		}
 	}
+	m.scratch = nn.NewScratch(d)
+	m.reserveScratch()
 	if err := m.build(); err != nil {
 		return nil, err
 	}
 	return m, nil
+}
+
+// reserveScratch sizes the shared split-K scratch for the largest of the
+// projections build makes, so that it is allocated once.
+func (m *Model) reserveScratch() {
+	c, d := m.Cfg, m.d
+	T, D, E, N, R, G := m.T, c.DModel, c.ED(), c.DState, c.DtRank, c.Groups()
+	need := 0
+	for _, p := range []struct {
+		n, k        int
+		bias, split bool
+	}{
+		{E, D, false, c.Splits.In}, {R, E, false, c.Splits.X}, {N, E, false, c.Splits.X},
+		{E, R, true, c.Splits.Dt}, {D, E, false, c.Splits.Out}, {c.Vocab, D, false, false},
+		{c.PatchDim, D, false, false}, {D, c.PatchDim, false, false},
+	} {
+		if p.n <= 0 || p.k <= 0 {
+			continue
+		}
+		if p.split {
+			need = max(need, nn.GroupedLinearScratch(d, T, G, p.n, p.k))
+		} else {
+			need = max(need, nn.LinearScratch(d, T, p.n, p.k, p.bias))
+		}
+	}
+	m.scratch.Reserve(need)
 }
 
 // Param returns the parameter called name, or nil.
@@ -145,10 +176,10 @@ func (m *Model) Param(name string) *Param { return m.byName[name] }
 func (m *Model) proj(split bool, x, w, b, y, dy, dx, dw, db *nn.Tensor, accY, accDX bool) (projection, error) {
 	if split {
 		return nn.NewGroupedLinear(m.d, nn.GroupedLinearArgs{X: x, W: w, B: b, Y: y, DY: dy, DX: dx, DW: dw, DB: db,
-			Routing: m.routing, AccumulateY: accY, AccumulateDX: accDX})
+			Routing: m.routing, AccumulateY: accY, AccumulateDX: accDX, Scratch: m.scratch})
 	}
 	return nn.NewLinear(m.d, nn.LinearArgs{X: x, W: w, B: b, Y: y, DY: dy, DX: dx, DW: dw, DB: db,
-		AccumulateY: accY, AccumulateDX: accDX})
+		AccumulateY: accY, AccumulateDX: accDX, Scratch: m.scratch})
 }
 
 func (m *Model) build() error {
@@ -174,7 +205,8 @@ func (m *Model) build() error {
 	}
 	if c.Continuous() {
 		pi := P(NamePatchIn)
-		if m.patchIn, err = nn.NewLinear(d, nn.LinearArgs{X: m.patches, W: pi.W, Y: m.h[0], DY: m.dh, DW: pi.G, AccumulateY: true}); err != nil {
+		if m.patchIn, err = nn.NewLinear(d, nn.LinearArgs{X: m.patches, W: pi.W, Y: m.h[0], DY: m.dh, DW: pi.G, AccumulateY: true,
+			Scratch: m.scratch}); err != nil {
 			return fmt.Errorf("mom: patch_in: %w", err)
 		}
 	}
@@ -235,7 +267,8 @@ func (m *Model) build() error {
 	if !c.TieEmbeddings {
 		head = P(NameHead)
 	}
-	if m.head, err = nn.NewLinear(d, nn.LinearArgs{X: m.xf, W: head.W, Y: m.logits, DY: m.logits, DX: m.dxf, DW: head.G}); err != nil {
+	if m.head, err = nn.NewLinear(d, nn.LinearArgs{X: m.xf, W: head.W, Y: m.logits, DY: m.logits, DX: m.dxf, DW: head.G,
+		Scratch: m.scratch}); err != nil {
 		return fmt.Errorf("mom: head: %w", err)
 	}
 	if m.xent, err = nn.NewCrossEntropy(d, nn.CrossEntropyArgs{Logits: logits, DLogits: logits, Groups: c.Groups()}); err != nil {
@@ -243,7 +276,8 @@ func (m *Model) build() error {
 	}
 	if c.Continuous() {
 		po := P(NamePatchOut)
-		if m.patchOut, err = nn.NewLinear(d, nn.LinearArgs{X: m.xf, W: po.W, Y: m.pred, DY: m.dpred, DX: m.dxf, DW: po.G, AccumulateDX: true}); err != nil {
+		if m.patchOut, err = nn.NewLinear(d, nn.LinearArgs{X: m.xf, W: po.W, Y: m.pred, DY: m.dpred, DX: m.dxf, DW: po.G, AccumulateDX: true,
+			Scratch: m.scratch}); err != nil {
 			return fmt.Errorf("mom: patch_out: %w", err)
 		}
 		pred, noise, dpred := flat(m.pred), flat(m.noise), flat(m.dpred)
@@ -384,13 +418,37 @@ func (m *Model) RecordLosses(r *gpu.Recorder, dst *gpu.Buffer, off int64) {
 	}
 }
 
-// Release frees the model's device memory.
+// Release frees everything the model made on the device: every op's bind
+// groups and own buffers, the routing tables, the shared split-K scratch
+// and every tensor. Releasing twice is harmless.
 func (m *Model) Release() {
+	rel := func(r interface{ Release() }) {
+		if r != nil && !reflect.ValueOf(r).IsNil() {
+			r.Release()
+		}
+	}
+	rel(m.embed)
+	rel(m.patchIn)
+	for _, ly := range m.layers {
+		for _, p := range []projection{ly.inX, ly.inZ, ly.xpDt, ly.xpB, ly.xpC, ly.dt, ly.out} {
+			rel(p)
+		}
+		rel(ly.norm)
+		rel(ly.conv)
+	}
 	for _, s := range m.scans {
 		s.Release()
 	}
+	rel(m.normF)
+	rel(m.head)
+	rel(m.xent)
+	rel(m.patchOut)
+	rel(m.mse)
+	rel(m.routing)
+	m.scratch.Release()
 	for _, t := range m.tensors {
 		t.Release()
 	}
-	m.tensors, m.scans = nil, nil
+	m.tensors, m.scans, m.layers = nil, nil, nil
+	m.embed, m.patchIn, m.normF, m.head, m.xent, m.patchOut, m.mse, m.routing, m.scratch = nil, nil, nil, nil, nil, nil, nil, nil, nil
 }

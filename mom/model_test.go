@@ -245,3 +245,38 @@ func TestGradientAccumulation(t *testing.T) {
 		}
 	})
 }
+
+// TestModelReleaseFreesEverything: creating and releasing a model 100 times
+// (MoM and dense, batches large enough for split-K weight gradients)
+// leaves the device's live object counts where they started: every op
+// releases its bind groups and buffers, and the split-K scratch belongs to
+// the model.
+func TestModelReleaseFreesEverything(t *testing.T) {
+	forEachDevice(t, func(t *testing.T, d *gpu.Device) {
+		for _, splits := range []Splits{AllSplits, {}} {
+			c, err := Preset("tiny", Transfusion, splits)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cycle := func() {
+				m, err := NewModel(d, c, 4, 128)
+				if err != nil {
+					t.Fatal(err)
+				}
+				m.Release()
+				m.Release() // harmless
+			}
+			cycle() // pipelines and shaders are cached per device on first use
+			before := d.LiveObjects()
+			for i := 0; i < 100; i++ {
+				cycle()
+			}
+			after := d.LiveObjects()
+			for _, k := range []string{"buffer", "bind group", "pipeline", "shader", "texture"} {
+				if after[k] != before[k] {
+					t.Errorf("%s: after 100 models %d live %s objects, %d before", splits, after[k], k, before[k])
+				}
+			}
+		}
+	})
+}

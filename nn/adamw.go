@@ -90,7 +90,7 @@ func NewAdamW(d *gpu.Device, a AdamWArgs) (*AdamW, error) {
 	o := &AdamW{a: a}
 	var err error
 	fail := func(e error) (*AdamW, error) {
-		releaseTensors([]*Tensor{o.hp, o.ones})
+		o.Release()
 		return nil, e
 	}
 	if o.hp, err = NewTensor(d, "adamw.step", 3); err != nil {
@@ -166,7 +166,12 @@ func (o *AdamW) Record(r *gpu.Recorder) {
 }
 
 // Release frees the optimizer's own buffers.
-func (o *AdamW) Release() { releaseTensors([]*Tensor{o.hp, o.ones}) }
+func (o *AdamW) Release() {
+	releaseDispatches(o.ds)
+	o.ds = nil
+	releaseTensors([]*Tensor{o.hp, o.ones})
+	o.hp, o.ones = nil, nil
+}
 
 func init() {
 	RegisterBench(func(size BenchSize) []BenchCase {

@@ -197,6 +197,19 @@ func newBenchTensors(d *gpu.Device, n int, names ...string) ([]*Tensor, error) {
 	return ts, nil
 }
 
+// releaseDispatches frees the bind groups of elementwise dispatches.
+func releaseDispatches(ds []elemDispatch) {
+	for _, x := range ds {
+		x.g.Release()
+	}
+}
+
+// Release frees the op's bind groups (not its tensors).
+func (e *Elementwise) Release() {
+	releaseDispatches(e.ds)
+	e.ds = nil
+}
+
 func releaseTensors(ts []*Tensor) {
 	for _, t := range ts {
 		if t != nil {

@@ -174,11 +174,13 @@ func (e *Embedding) RecordBackward(r *gpu.Recorder) {
 	}
 }
 
-// Release frees the op's own buffers and bind groups.
+// Release frees the op's own buffers.
 func (e *Embedding) Release() {
 	e.fwd.Release()
 	e.bwd.Release()
+	e.fwd, e.bwd = nil, nil
 	releaseTensors([]*Tensor{e.ids, e.index})
+	e.ids, e.index = nil, nil
 }
 
 func init() {

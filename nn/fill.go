@@ -24,6 +24,9 @@ func NewFill(d *gpu.Device, x *Tensor, v float32) (*Fill, error) {
 	return &Fill{g: g, x: gx, y: gy}, nil
 }
 
+// Release frees the op's bind group (not the tensor).
+func (f *Fill) Release() { f.g.Release() }
+
 // Record records the fill.
 func (f *Fill) Record(r *gpu.Recorder) { r.Dispatch(f.g, f.x, f.y, 1) }
 

@@ -114,7 +114,13 @@ func (n *GradNorm) Norm() *Tensor { return n.norm }
 func (n *GradNorm) Scale() *Tensor { return n.scale }
 
 // Release frees the op's own buffers (not the gradients).
-func (n *GradNorm) Release() { releaseTensors([]*Tensor{n.part, n.norm, n.scale}) }
+func (n *GradNorm) Release() {
+	releaseDispatches(n.ds)
+	n.fin.Release()
+	n.ds, n.fin = nil, nil
+	releaseTensors([]*Tensor{n.part, n.norm, n.scale})
+	n.part, n.norm, n.scale = nil, nil, nil
+}
 
 func init() {
 	RegisterBench(func(size BenchSize) []BenchCase {

@@ -14,6 +14,7 @@ type GroupedLinearArgs struct {
 	Routing        *Routing
 	AccumulateY    bool
 	AccumulateDX   bool
+	Scratch        *Scratch // shared split-K scratch (see LinearArgs); nil: the op's own
 }
 
 // GroupedLinear is the per-modality linear layer of Mixture-of-Mamba: row t
@@ -91,6 +92,7 @@ func NewGroupedLinear(d *gpu.Device, a GroupedLinearArgs) (*GroupedLinear, error
 	}
 	gl := &GroupedLinear{gemmOp: gemmOp{rows: rows, n: n, k: k}, groups: groups}
 	wrap := func(err error) error {
+		gl.Release()
 		return fmt.Errorf("nn: %s (rows %d, G %d, N %d, K %d): %w", op, rows, groups, n, k, err)
 	}
 	v4 := n%4 == 0 && k%4 == 0
@@ -147,7 +149,7 @@ func NewGroupedLinear(d *gpu.Device, a GroupedLinearArgs) (*GroupedLinear, error
 	dwOut := a.DW
 	var scratch *Tensor
 	if !direct {
-		if scratch, err = gemmScratch(d, slots*(n*k+n)); err != nil {
+		if scratch, err = gl.scratch(d, a.Scratch, slots*(n*k+n)); err != nil {
 			return nil, wrap(err)
 		}
 		dwOut = scratch
@@ -183,22 +185,37 @@ func NewGroupedLinear(d *gpu.Device, a GroupedLinearArgs) (*GroupedLinear, error
 			g, err := Bind(d, shaders.GroupedReduce, gpu.Constants{"G": float64(groups), "LEN": float64(n),
 				"CHUNK": float64(chunk), "C_OFF": float64(off)}, rt.offsets, scratch, dst)
 			if err != nil {
-				return wrap(err)
+				return err
 			}
 			x, y := Grid(d, CeilDiv(groups*n, 256))
 			gl.reduce = append(gl.reduce, &gemmCall{g: g, x: x, y: y, z: 1})
 			return nil
 		}
 		if err := red(a.DW, 0, n*k); err != nil {
-			return nil, err
+			return nil, wrap(err)
 		}
 		if a.DB != nil {
 			if err := red(a.DB, slots*n*k, n); err != nil {
-				return nil, err
+				return nil, wrap(err)
 			}
 		}
 	}
 	return gl, nil
+}
+
+// GroupedLinearScratch is the split-K scratch (in floats) a GroupedLinear
+// of rows rows over groups modalities, N outputs and K inputs asks for: 0
+// without a split.
+func GroupedLinearScratch(d *gpu.Device, rows, groups, n, k int) int {
+	tile, err := gemmTileFor(d, n, k)
+	if err != nil {
+		return 0
+	}
+	chunk, splits := splitRows(d, tile, rows, CeilDiv(n, tile.bm)*CeilDiv(k, tile.bn), n*k+n)
+	if splits == 1 {
+		return 0
+	}
+	return (CeilDiv(rows, chunk) + groups - 1) * (n*k + n)
 }
 
 // newGroupedGemm prepares the gathered GEMM C[t] (=|+=) A[t]·B[g] (+ bias[g])

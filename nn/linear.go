@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"os"
 	"runtime"
-	"sync"
 
 	"mom/gpu"
 	"mom/shaders"
@@ -16,6 +15,10 @@ type LinearArgs struct {
 	DY, DX, DW, DB *Tensor // backward tensors, same shapes; all nil for a forward-only op; DX may be nil (no input gradient); DB nil iff B nil
 	AccumulateY    bool    // forward computes Y += X·Wᵀ(+B) instead of Y =
 	AccumulateDX   bool    // backward computes DX += dY·W instead of DX =
+	// Scratch holds the split-K partial sums of the weight gradient, shared
+	// with the other GEMMs recorded in order with this one (a model's); nil
+	// gives the op a scratch of its own.
+	Scratch *Scratch
 }
 
 // Linear is Y = X·Wᵀ + B over rows (the leading dims of X flattened), with
@@ -36,6 +39,33 @@ type gemmOp struct {
 	dx, dw, db *gemmCall
 	reduce     []*gemmCall // split-K: partial sums into DW (and DB)
 	plan       string
+	own        *Scratch // the op's own split-K scratch (no shared one given)
+}
+
+// Release frees the op's bind groups and its own split-K scratch (not the
+// tensors of its args, nor a shared Scratch). A released op must not be
+// recorded again.
+func (l *gemmOp) Release() {
+	for _, c := range append([]*gemmCall{l.fwd, l.dx, l.dw, l.db}, l.reduce...) {
+		if c != nil {
+			c.g.Release()
+		}
+	}
+	l.fwd, l.dx, l.dw, l.db, l.reduce = nil, nil, nil, nil, nil
+	l.own.Release()
+	l.own = nil
+}
+
+// scratch returns the split-K scratch to use: the shared one, else the
+// op's own (made on first use).
+func (l *gemmOp) scratch(d *gpu.Device, shared *Scratch, elems int) (*Tensor, error) {
+	if shared == nil {
+		if l.own == nil {
+			l.own = NewScratch(d)
+		}
+		shared = l.own
+	}
+	return shared.tensor(elems)
 }
 
 // NewLinear validates the shapes, compiles the pipelines and binds the
@@ -89,6 +119,7 @@ func NewLinear(d *gpu.Device, a LinearArgs) (*Linear, error) {
 	}
 	l := &Linear{gemmOp{rows: rows, n: n, k: k}}
 	wrap := func(err error) error {
+		l.Release()
 		return fmt.Errorf("nn: %s (rows %d, N %d, K %d): %w", op, rows, n, k, err)
 	}
 	// Forward, NT: Y (rows, N) = X (rows, K) · W (N, K)ᵀ + B.
@@ -133,7 +164,7 @@ func NewLinear(d *gpu.Device, a LinearArgs) (*Linear, error) {
 		l.plan += "; dw " + l.dw.plan
 		return l, nil
 	}
-	scratch, err := gemmScratch(d, splits*(n*k+n))
+	scratch, err := l.scratch(d, a.Scratch, splits*(n*k+n))
 	if err != nil {
 		return nil, wrap(err)
 	}
@@ -176,17 +207,6 @@ func (l *gemmOp) RecordBackward(r *gpu.Recorder) {
 	l.db.record(r)
 	for _, c := range l.reduce {
 		c.record(r)
-	}
-}
-
-// Release frees the op's bind groups (the tensors of its args and the
-// device's shared split-K scratch stay). A released op records nothing
-// valid: a later RecordForward makes the recorder's Submit fail.
-func (l *gemmOp) Release() {
-	for _, c := range append([]*gemmCall{l.fwd, l.dx, l.dw, l.db}, l.reduce...) {
-		if c != nil {
-			c.g.Release()
-		}
 	}
 }
 
@@ -430,33 +450,70 @@ func checkU32(vs ...int) error {
 	return nil
 }
 
-// The split-K partial sums live in one scratch tensor per device, shared by
-// every GEMM on it (their dispatches run in order). It only grows; a tensor
-// replaced by a larger one stays alive, bound by the ops made before.
-var (
-	scratchMu sync.Mutex
-	scratch   = map[*gpu.Device]*Tensor{}
-)
+// Scratch is device memory for split-K partial sums, shared by GEMMs that
+// run one after another (their dispatches are recorded in order, so no two
+// use it at once): a model's projections share one. Reserve sizes it before
+// the ops are built; an op needing more makes it grow, and the smaller
+// tensor it replaces stays alive (ops built before still bind it) until
+// Release frees them all. Release it after the ops that use it.
+type Scratch struct {
+	d    *gpu.Device
+	cur  *Tensor
+	old  []*Tensor
+	want int
+}
 
-func gemmScratch(d *gpu.Device, elems int) (*Tensor, error) {
-	scratchMu.Lock()
-	defer scratchMu.Unlock()
-	if t := scratch[d]; t != nil && t.Len() >= elems {
-		return t, nil
+// NewScratch makes an empty scratch on d (no memory until an op needs it).
+func NewScratch(d *gpu.Device) *Scratch { return &Scratch{d: d} }
+
+// Reserve makes the first tensor hold at least elems floats.
+func (s *Scratch) Reserve(elems int) { s.want = max(s.want, elems) }
+
+// tensor returns a tensor of at least elems floats.
+func (s *Scratch) tensor(elems int) (*Tensor, error) {
+	if s.cur != nil && s.cur.Len() >= elems {
+		return s.cur, nil
 	}
-	if old := scratch[d]; old != nil {
-		elems = max(elems, old.Len()+old.Len()/2)
+	n := max(elems, s.want)
+	if s.cur != nil {
+		n = max(n, s.cur.Len()+s.cur.Len()/2)
 	}
-	elems = CeilDiv(elems, 64) * 64
-	if lim := int(d.Limits.MaxStorageBufferBindingSize / 4); elems > lim {
-		elems = lim
+	n = CeilDiv(n, 64) * 64
+	if lim := int(s.d.Limits.MaxStorageBufferBindingSize / 4); n > lim {
+		n = max(lim, elems)
 	}
-	t, err := NewTensor(d, "gemm.splitk.scratch", elems)
+	t, err := NewTensor(s.d, "gemm.splitk.scratch", n)
 	if err != nil {
 		return nil, err
 	}
-	scratch[d] = t
+	if s.cur != nil {
+		s.old = append(s.old, s.cur)
+	}
+	s.cur = t
 	return t, nil
+}
+
+// Release frees the scratch's tensors. A nil Scratch is fine.
+func (s *Scratch) Release() {
+	if s == nil {
+		return
+	}
+	releaseTensors(append(s.old, s.cur))
+	s.cur, s.old = nil, nil
+}
+
+// LinearScratch is the split-K scratch (in floats) a Linear with rows rows,
+// N outputs and K inputs (and a bias or not) asks for: 0 without a split.
+func LinearScratch(d *gpu.Device, rows, n, k int, bias bool) int {
+	tile, err := gemmTileFor(d, n, k)
+	if err != nil {
+		return 0
+	}
+	_, splits := splitRows(d, tile, rows, CeilDiv(n, tile.bm)*CeilDiv(k, tile.bn), n*k+n)
+	if splits == 1 {
+		return 0
+	}
+	return splits * (n*k + n)
 }
 
 // ---- benchmarks ----

@@ -214,3 +214,66 @@ func TestLinearTiles(t *testing.T) {
 		})
 	})
 }
+
+// TestOpsRelease: a Linear and a GroupedLinear whose weight gradient is
+// split over rows (with a scratch of their own, and with a shared one) free
+// their bind groups and scratch on Release: 20 create/release cycles leave
+// the live object counts unchanged.
+func TestOpsRelease(t *testing.T) {
+	ktest.ForEachDevice(t, func(t *testing.T, d *gpu.Device) {
+		ten := func(shape ...int) *nn.Tensor {
+			x, err := nn.NewTensor(d, "t", shape...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return x
+		}
+		const rows, n, k, g = 512, 16, 8, 3
+		x, w, y, dy, dx, dw := ten(rows, k), ten(n, k), ten(rows, n), ten(rows, n), ten(rows, k), ten(n, k)
+		gw, gdw := ten(g, n, k), ten(g, n, k)
+		rt, err := nn.NewRouting(d, rows, g)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer func() {
+			rt.Release()
+			for _, z := range []*nn.Tensor{x, w, y, dy, dx, dw, gw, gdw} {
+				z.Release()
+			}
+		}()
+		if nn.LinearScratch(d, rows, n, k, false) == 0 {
+			t.Logf("no split-K for %dx%dx%d on this device", rows, n, k)
+		}
+		cycle := func(shared bool) {
+			var s *nn.Scratch
+			if shared {
+				s = nn.NewScratch(d)
+				s.Reserve(nn.LinearScratch(d, rows, n, k, false))
+			}
+			l, err := nn.NewLinear(d, nn.LinearArgs{X: x, W: w, Y: y, DY: dy, DX: dx, DW: dw, Scratch: s})
+			if err != nil {
+				t.Fatal(err)
+			}
+			gl, err := nn.NewGroupedLinear(d, nn.GroupedLinearArgs{X: x, W: gw, Y: y, DY: dy, DX: dx, DW: gdw, Routing: rt, Scratch: s})
+			if err != nil {
+				t.Fatal(err)
+			}
+			l.Release()
+			gl.Release()
+			s.Release()
+		}
+		for _, shared := range []bool{false, true} {
+			cycle(shared)
+			before := d.LiveObjects()
+			for i := 0; i < 20; i++ {
+				cycle(shared)
+			}
+			after := d.LiveObjects()
+			for _, kind := range []string{"buffer", "bind group"} {
+				if after[kind] != before[kind] {
+					t.Errorf("shared scratch %v: %d live %s objects after 20 cycles, %d before", shared, after[kind], kind, before[kind])
+				}
+			}
+		}
+	})
+}

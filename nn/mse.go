@@ -129,7 +129,13 @@ func (m *MSE) Counts() *Tensor { return m.counts }
 func (m *MSE) RowLosses() *Tensor { return m.rowLoss }
 
 // Release frees the op's own buffers.
-func (m *MSE) Release() { releaseTensors([]*Tensor{m.info, m.rowLoss, m.sums, m.counts}) }
+func (m *MSE) Release() {
+	m.row.Release()
+	m.sum.Release()
+	m.row, m.sum = nil, nil
+	releaseTensors([]*Tensor{m.info, m.rowLoss, m.sums, m.counts})
+	m.info, m.rowLoss, m.sums, m.counts = nil, nil, nil, nil
+}
 
 func init() {
 	RegisterBench(func(size BenchSize) []BenchCase {

@@ -158,12 +158,14 @@ func (n *RMSNorm) RecordBackward(r *gpu.Recorder) {
 // Rstd is the saved per-row reciprocal rms, (rows).
 func (n *RMSNorm) Rstd() *Tensor { return n.rstd }
 
-// Release frees the op's own buffers and bind groups.
+// Release frees the op's own buffers.
 func (n *RMSNorm) Release() {
 	for _, g := range []*gpu.BindGroup{n.fwd, n.bwd, n.dw} {
 		g.Release()
 	}
+	n.fwd, n.bwd, n.dw = nil, nil, nil
 	releaseTensors([]*Tensor{n.rstd, n.dwp})
+	n.rstd, n.dwp = nil, nil
 }
 
 func init() {

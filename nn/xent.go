@@ -191,6 +191,9 @@ func sumThreads(d *gpu.Device, t int) int {
 
 // Release frees the op's own buffers.
 func (c *CrossEntropy) Release() {
+	releaseDispatches(c.rows)
+	c.sum.Release()
+	c.rows, c.sum = nil, nil
 	releaseTensors([]*Tensor{c.meta, c.rowLoss, c.sums, c.counts, c.dummy})
 }
 

@@ -80,7 +80,8 @@ func (s *stepBencher) run(n int) (time.Duration, error) {
 
 // BenchSteps times steps training steps of each config (after a warm-up
 // step each), interleaving the configs round by round so that a change in
-// machine load hits them alike.
+// machine load hits them alike. Its tokens/s is the mean over the steps
+// after the warm-up, as Train's Result.TokensPerSec.
 func BenchSteps(d *gpu.Device, cfgs []mom.Config, batch, seqLen, steps, rounds int) ([]StepBench, error) {
 	if steps <= 0 || rounds <= 0 {
 		return nil, fmt.Errorf("bench: steps %d and rounds %d must be positive", steps, rounds)

@@ -3,14 +3,31 @@ package trainer
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"sort"
 
 	"mom/gpu"
 	"mom/mom"
 	"mom/trainer/data"
+	"mom/trainer/runfolder"
 	"mom/trainer/safetensors"
 )
+
+// runOfCheckpoint returns the run folder holding a checkpoint's step
+// folder (runs/NAME for runs/NAME/checkpoints/step_N), or "".
+func runOfCheckpoint(stepDir string) string {
+	if stepDir == "" {
+		return ""
+	}
+	run := filepath.Dir(filepath.Dir(stepDir))
+	if _, err := os.Stat(filepath.Join(run, runfolder.ConfigFile)); err != nil {
+		return ""
+	}
+	return run
+}
 
 // GradsLayout documents the tensors of a gradients file for readers in
 // other frameworks.
@@ -25,10 +42,14 @@ const GradsLayout = `Tensors: batch.inputs, batch.modality, batch.targets, batch
 	`grad.* is the gradient of loss.total.`
 
 // Grads runs one forward and backward pass of the checkpoint's model on a
-// fixed batch (the start of the synthetic held-out stream, seed 1) and
-// returns the batch, the losses, the parameters and every gradient as
-// safetensors tensors, with metadata describing the layout.
-func Grads(d *gpu.Device, ckpt string, batch, seqLen int) ([]safetensors.Tensor, map[string]string, error) {
+// fixed batch and returns the batch, the losses, the parameters and every
+// gradient as safetensors tensors, with metadata describing the layout.
+//
+// The batch is the start of the held-out data (the training data when
+// there is none) of dataOpt: "synthetic" (seed 1), a dataset folder or a
+// token file; "" takes the data of the run the checkpoint belongs to (its
+// config.json), else the synthetic stream.
+func Grads(d *gpu.Device, ckpt string, batch, seqLen int, dataOpt string) ([]safetensors.Tensor, map[string]string, error) {
 	c, err := LoadCheckpointAt(ckpt)
 	if err != nil {
 		return nil, nil, err
@@ -42,6 +63,15 @@ func Grads(d *gpu.Device, ckpt string, batch, seqLen int) ([]safetensors.Tensor,
 	}
 	o := DefaultOptions()
 	o.Config, o.Batch, o.SeqLen, o.Seed, o.Out = cfg, batch, seqLen, 1, "grads"
+	o.Data = dataOpt
+	if dataOpt == "" {
+		o.Data = "synthetic"
+		if run := runOfCheckpoint(c.Dir); run != "" {
+			if rc, found, err := runfolder.ReadConfig(run); err == nil && found && rc.Data != "" {
+				o.Data, o.EvalData = rc.Data, rc.EvalData
+			}
+		}
+	}
 	if err := o.Validate(); err != nil {
 		return nil, nil, err
 	}
@@ -67,16 +97,24 @@ func Grads(d *gpu.Device, ckpt string, batch, seqLen int) ([]safetensors.Tensor,
 			return nil, nil, fmt.Errorf("grads: %s: %w", p.Spec.Name, err)
 		}
 	}
-	_, eval, err := openStreams(o)
+	train, eval, err := openStreams(o)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, fmt.Errorf("grads: data %s: %w", o.Data, err)
+	}
+	for _, s := range []data.Stream{train, eval} {
+		if c, ok := s.(io.Closer); ok {
+			defer c.Close()
+		}
+	}
+	if eval == nil {
+		eval = train // a token file without held-out data
 	}
 	b, err := data.NewBatch(batch, seqLen, cfg.PatchDim)
 	if err != nil {
 		return nil, nil, err
 	}
 	if err := eval.Next(b); err != nil {
-		return nil, nil, err
+		return nil, nil, fmt.Errorf("grads: data %s: %w", o.Data, err)
 	}
 	t.rng = rand.New(rand.NewPCG(1, 0x67726164))
 	if err := t.toModelBatch(b); err != nil {
@@ -138,6 +176,6 @@ func Grads(d *gpu.Device, ckpt string, batch, seqLen int) ([]safetensors.Tensor,
 		out = append(out, safetensors.F32("grad."+p.Spec.Name, p.Spec.Shape, g), safetensors.F32("param."+p.Spec.Name, p.Spec.Shape, w))
 	}
 	meta := map[string]string{"config": string(cfg.JSON()), "layout": GradsLayout, "checkpoint_step": fmt.Sprint(c.Step),
-		"device": d.String()}
+		"device": d.String(), "data": o.Data}
 	return out, meta, nil
 }

@@ -3,12 +3,14 @@ package trainer
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"math"
 	"path/filepath"
 	"testing"
 
 	"mom/gpu"
 	"mom/mom"
+	"mom/trainer/data"
 	"mom/trainer/safetensors"
 )
 
@@ -24,7 +26,7 @@ func TestGradsFileMatchesReference(t *testing.T) {
 					t.Fatal(err)
 				}
 				const B, L = 2, 16
-				ts, meta, err := Grads(d, filepath.Join(o.Out, "checkpoints"), B, L)
+				ts, meta, err := Grads(d, filepath.Join(o.Out, "checkpoints"), B, L, "")
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -86,4 +88,59 @@ func widen(v []float32) []float64 {
 		out[i] = float64(x)
 	}
 	return out
+}
+
+// TestGradsUsesTheRunsData: for a run trained on token files, the batch of
+// the gradients file comes from the run's held-out file, not from the
+// synthetic stream.
+func TestGradsUsesTheRunsData(t *testing.T) {
+	forEachDevice(t, func(t *testing.T, d *gpu.Device) {
+		o := tinyOptions(t, mom.Chameleon, mom.AllSplits, t.TempDir())
+		o.Steps, o.Warmup, o.EvalEvery, o.CkptEvery = 2, 0, 0, 2
+		vocab := data.VocabOf(o.Config)
+		ids := make([]uint32, 3000)
+		for i := range ids {
+			ids[i] = uint32(i*11+5) % uint32(o.Config.Vocab)
+		}
+		dir := t.TempDir()
+		o.Data, o.EvalData = filepath.Join(dir, "train.momtok"), filepath.Join(dir, "eval.momtok")
+		for _, p := range []string{o.Data, o.EvalData} {
+			if err := data.WriteTokFile(p, vocab, ids, nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := Train(context.Background(), d, o); err != nil {
+			t.Fatal(err)
+		}
+		const B, L = 2, 16
+		ts, meta, err := Grads(d, o.Out, B, L, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if meta["data"] != o.Data {
+			t.Errorf("metadata data %q, want the run's %q", meta["data"], o.Data)
+		}
+		f, err := data.OpenTokFile(o.EvalData)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		want, err := data.NewBatch(B, L, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := f.Next(want); err != nil {
+			t.Fatal(err)
+		}
+		for _, x := range ts {
+			if x.Name == "batch.inputs" {
+				got, _ := x.Uint32s()
+				if fmt.Sprint(got) != fmt.Sprint(want.Inputs) {
+					t.Errorf("batch.inputs %v, want the held-out file's %v", got[:8], want.Inputs[:8])
+				}
+				return
+			}
+		}
+		t.Error("no batch.inputs")
+	})
 }

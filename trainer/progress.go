@@ -42,9 +42,10 @@ type Progress struct {
 	// Redraw is the least time between two redraws of the terminal line
 	// (default 100 ms); the last step is always drawn.
 	Redraw time.Duration
-	// Width, when > 0, cuts the terminal line to Width-1 columns so it never
-	// wraps (which would break redrawing in place). NewProgress sets it from
-	// the terminal's size when w is one.
+	// Width, when > 0, keeps the terminal line within Width-1 columns so it
+	// never wraps (which would break redrawing in place): a narrower bar,
+	// then none, then two decimals per loss, and only as a last resort a
+	// cut. NewProgress sets it from the terminal's size when w is one.
 	Width int
 
 	mu       sync.Mutex
@@ -109,7 +110,7 @@ func (p *Progress) Update(step int, losses map[string]float64, tokensPerS float6
 	last := p.total > 0 && step >= p.total
 	if p.terminal {
 		if !p.drawn || last || p.Redraw <= 0 || now.Sub(p.lastDraw) >= p.Redraw {
-			p.line = p.status(now, true)
+			p.line = p.fit(now)
 			p.draw()
 			p.lastDraw = now
 		}
@@ -156,7 +157,7 @@ func (p *Progress) Done() {
 		return
 	}
 	if p.terminal {
-		p.line = p.status(p.lastUpdate, true)
+		p.line = p.fit(p.lastUpdate)
 		p.draw()
 		io.WriteString(p.w, "\n")
 		p.drawn = false
@@ -181,23 +182,41 @@ func (p *Progress) draw() {
 }
 
 func (p *Progress) printLine(now time.Time) {
-	io.WriteString(p.w, p.status(now, false)+"\n")
+	io.WriteString(p.w, p.status(now, -1, 3)+"\n")
 	p.printed, p.lastPrint, p.printedAt = true, now, p.step
 }
 
 // barWidth is the number of cells of the terminal bar.
 const barWidth = 24
 
-// status formats the current state as one line.
-func (p *Progress) status(now time.Time, bar bool) string {
+// fit is the terminal line: the fullest form that fits the width.
+func (p *Progress) fit(now time.Time) string {
+	var s string
+	for _, f := range []struct{ cells, prec int }{{barWidth, 3}, {barWidth / 2, 3}, {0, 3}, {0, 2}} {
+		s = p.status(now, f.cells, f.prec)
+		if p.Width <= 1 || len(s) <= p.Width-1 {
+			break
+		}
+	}
+	return s
+}
+
+// status formats the current state as one line: the terminal's, with a bar
+// of cells cells (0: none), or (cells < 0) a plain log line; losses with
+// prec decimals.
+func (p *Progress) status(now time.Time, cells, prec int) string {
 	var b strings.Builder
+	bar := cells >= 0
 	if p.total > 0 {
 		if bar {
 			digits := len(fmt.Sprint(p.total))
 			fmt.Fprintf(&b, "step %*d/%d", digits, p.step, p.total)
 			frac := min(max(float64(p.step)/float64(p.total), 0), 1)
-			full := int(frac * barWidth)
-			fmt.Fprintf(&b, " [%s%s] %3d%%", strings.Repeat("#", full), strings.Repeat(".", barWidth-full), int(frac*100))
+			full := int(frac * float64(cells))
+			if cells > 0 {
+				fmt.Fprintf(&b, " [%s%s]", strings.Repeat("#", full), strings.Repeat(".", cells-full))
+			}
+			fmt.Fprintf(&b, " %3d%%", int(frac*100))
 		} else {
 			fmt.Fprintf(&b, "step %d/%d (%d%%)", p.step, p.total, int(min(max(float64(p.step)/float64(p.total), 0), 1)*100))
 		}
@@ -207,7 +226,7 @@ func (p *Progress) status(now time.Time, bar bool) string {
 	if len(p.losses) > 0 {
 		b.WriteString(" |")
 		for _, k := range lossOrder(p.losses, p.Modalities) {
-			fmt.Fprintf(&b, " %s %.3f", k, p.losses[k])
+			fmt.Fprintf(&b, " %s %.*f", k, prec, p.losses[k])
 		}
 	}
 	fmt.Fprintf(&b, " | %s tok/s", humanCount(p.tps))

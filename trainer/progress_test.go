@@ -3,6 +3,7 @@ package trainer
 import (
 	"bytes"
 	"os"
+	"strings"
 	"testing"
 	"time"
 )
@@ -50,9 +51,33 @@ func TestProgressTerminalWidth(t *testing.T) {
 	p, buf, _ := newTestProgress(10, true)
 	p.Width = 31
 	p.Update(5, nil, 0)
-	want := "\rstep  5/10 [############......\x1b[K"
+	want := "\rstep  5/10  50% | 0 tok/s | ET\x1b[K" // no room even without the bar: cut
 	if got := buf.String(); got != want {
 		t.Errorf("cut line:\n got %q\nwant %q", got, want)
+	}
+}
+
+// TestProgressFitsWidth: on a 100-column terminal the line of a run with
+// four modalities keeps every loss and the ETA (the bar gives way).
+func TestProgressFitsWidth(t *testing.T) {
+	for _, width := range []int{100} {
+		p, buf, clk := newTestProgress(100000, true)
+		p.Modalities = []string{"text", "image", "speech", "video"}
+		p.Width = width
+		losses := map[string]float64{"text": 3.4119, "image": 5.2214, "speech": 4.1234, "video": 6.5432}
+		p.Update(1, losses, 1000)
+		clk.t = clk.t.Add(time.Minute)
+		p.Update(12000, losses, 123456)
+		lines := strings.Split(strings.ReplaceAll(buf.String(), "\x1b[K", ""), "\r")
+		last := lines[len(lines)-1]
+		if len(last) > width-1 {
+			t.Errorf("width %d: the line has %d columns: %q", width, len(last), last)
+		}
+		for _, want := range []string{"text", "image", "speech", "video", "tok/s", "ETA 7m2"} {
+			if !strings.Contains(last, want) {
+				t.Errorf("width %d: the line %q lost %q", width, last, want)
+			}
+		}
 	}
 }
 

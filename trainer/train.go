@@ -9,15 +9,15 @@ import (
 	"math"
 	"math/rand/v2"
 	"os"
-	"path/filepath"
+	"strings"
 	"time"
 
 	"mom/gpu"
 	"mom/mom"
 	"mom/nn"
-	"mom/trainer/atomicfile"
 	"mom/trainer/data"
 	"mom/trainer/dataset"
+	"mom/trainer/runfolder"
 )
 
 // Options configure a training run.
@@ -49,6 +49,14 @@ type Options struct {
 	// OnRecord, if set, receives every metrics record (the live window);
 	// it must not block.
 	OnRecord func(Record)
+
+	// Schedule is the learning rate's course after the warmup: cosine
+	// ("" too), linear or constant (see Schedule).
+	Schedule string
+	// ResumeFrom names the checkpoint to resume from: a step folder of the
+	// run (step_N, or its path); "" resumes from the newest intact one. It
+	// implies Resume.
+	ResumeFrom string
 }
 
 // DefaultOptions are sensible settings for the tiny preset on lavapipe.
@@ -72,35 +80,45 @@ func (o Options) Validate() error {
 		return fmt.Errorf("trainer: batch %d and sequence length %d must be positive (length at least 2)", o.Batch, o.SeqLen)
 	case o.Accum <= 0:
 		return fmt.Errorf("trainer: --accum %d must be at least 1", o.Accum)
+	}
+	for _, f := range []struct {
+		name string
+		v    float64
+	}{{"--lr", o.LR}, {"--min-lr", o.MinLR}, {"--wd", o.WeightDecay}, {"--clip", o.ClipNorm},
+		{"AdamW beta1", o.Beta1}, {"AdamW beta2", o.Beta2}, {"AdamW epsilon", o.AdamEps}} {
+		if math.IsNaN(f.v) || math.IsInf(f.v, 0) {
+			return fmt.Errorf("trainer: %s %v must be a finite number", f.name, f.v)
+		}
+	}
+	switch {
 	case !(o.LR > 0) || o.MinLR < 0 || o.MinLR > o.LR:
-		return fmt.Errorf("trainer: learning rates lr=%g min=%g: want 0 <= min <= lr and lr > 0", o.LR, o.MinLR)
-	case o.Warmup < 0 || o.Warmup > o.Steps:
-		return fmt.Errorf("trainer: --warmup %d must be within [0, steps=%d]", o.Warmup, o.Steps)
+		return fmt.Errorf("trainer: learning rates --lr %g --min-lr %g: want 0 <= min-lr <= lr and lr > 0", o.LR, o.MinLR)
+	case o.Warmup < 0:
+		return fmt.Errorf("trainer: --warmup %d must not be negative", o.Warmup)
+	case o.Warmup > o.Steps:
+		return fmt.Errorf("trainer: --warmup %d is longer than the run (--steps %d): lower --warmup", o.Warmup, o.Steps)
 	case o.WeightDecay < 0 || o.ClipNorm < 0:
-		return fmt.Errorf("trainer: weight decay %g and clip norm %g must not be negative", o.WeightDecay, o.ClipNorm)
+		return fmt.Errorf("trainer: --wd %g and --clip %g must not be negative", o.WeightDecay, o.ClipNorm)
+	case !(o.Beta1 >= 0 && o.Beta1 < 1 && o.Beta2 >= 0 && o.Beta2 < 1 && o.AdamEps > 0):
+		return fmt.Errorf("trainer: AdamW betas %g, %g must lie in [0, 1) and epsilon %g be positive", o.Beta1, o.Beta2, o.AdamEps)
 	case o.LogEvery <= 0:
 		return fmt.Errorf("trainer: --log-every %d must be positive", o.LogEvery)
+	case o.EvalEvery < 0:
+		return fmt.Errorf("trainer: --eval-every %d must not be negative (0 turns evaluation off)", o.EvalEvery)
+	case o.EvalEvery > 0 && o.EvalBatches <= 0:
+		return fmt.Errorf("trainer: --eval-batches %d must be at least 1 (or turn evaluation off with --eval-every 0)", o.EvalBatches)
+	case o.CkptEvery < 0:
+		return fmt.Errorf("trainer: --ckpt-every %d must not be negative (0: a checkpoint only at the end)", o.CkptEvery)
+	case o.Keep < 0:
+		return fmt.Errorf("trainer: --keep %d must not be negative (0 keeps every checkpoint)", o.Keep)
+	case o.StopAfter < 0:
+		return fmt.Errorf("trainer: --stop-after %d must not be negative", o.StopAfter)
+	case !validSchedule(o.Schedule):
+		return fmt.Errorf("trainer: --lr-schedule %q: want one of %s", o.Schedule, strings.Join(ScheduleKinds, ", "))
+	case o.EvalData != "" && (o.Data == "" || o.Data == "synthetic"):
+		return fmt.Errorf("trainer: --eval-data %s needs token-file --data; the synthetic stream has its own held-out split", o.EvalData)
 	}
 	return nil
-}
-
-// runConfig is what config.json holds.
-type runConfig struct {
-	Name       string     `json:"name"`
-	Dense      bool       `json:"dense"`
-	Splits     []string   `json:"splits"`
-	Modalities []string   `json:"modalities"`
-	Model      mom.Config `json:"model"`
-	Batch      int        `json:"batch"`
-	SeqLen     int        `json:"seq_len"`
-	Accum      int        `json:"accum"`
-	Steps      int        `json:"steps"`
-	LR         float64    `json:"lr"`
-	MinLR      float64    `json:"min_lr"`
-	Warmup     int        `json:"warmup"`
-	Seed       uint64     `json:"seed"`
-	Data       string     `json:"data"`
-	Device     string     `json:"device"`
 }
 
 func splitNames(s mom.Splits) []string {
@@ -120,13 +138,23 @@ func splitNames(s mom.Splits) []string {
 	return out
 }
 
-// Result summarises a finished run.
+// Result says how far a run got, finished or not.
 type Result struct {
-	Steps        int
-	Final        mom.Losses // last training losses
-	Eval         mom.Losses // last held-out losses
+	// Steps is the last step completed (its losses read back and found
+	// finite), counted from the run's start: a resumed run continues the
+	// count. Start is the step this process started from (0, or the
+	// checkpoint it resumed) and Total the run's planned steps.
+	Steps, Start, Total int
+	Final               mom.Losses // last training losses
+	Eval                mom.Losses // last held-out losses
+	// TokensPerSec is the mean training throughput of this process's steps
+	// after its first (the warm-up): tokens over the time the steps took,
+	// evaluations and checkpoints left out; the definition of `mom bench
+	// step`. Zero when the process ran fewer than two steps.
 	TokensPerSec float64
-	Checkpoint   string
+	// Checkpoint is the newest checkpoint on disk: written by this process,
+	// or the one it resumed from; "" when the run has none.
+	Checkpoint string
 }
 
 // Trainer holds a run's state.
@@ -151,6 +179,18 @@ type trainer struct {
 	start    time.Time
 	wallBase float64 // seconds of wall time before a resume
 	flopsTok float64
+
+	sched    Schedule
+	res      *Result
+	wrote    bool // metrics or a checkpoint were written: a failed start leaves the folder
+	ckptStep int  // the step of the newest checkpoint on disk (-1: none)
+	// Throughput: the stopwatch runs while steps run (not during
+	// evaluations and checkpoints); lastRec is its reading when the losses
+	// of lastStep came back, timedFrom when those of timedAt (this
+	// process's first step, the warm-up) did.
+	watch              stopwatch
+	timedAt, lastStep  int
+	timedFrom, lastRec float64
 }
 
 const lossRing = 8
@@ -165,16 +205,53 @@ type inflight struct {
 	lr   float64
 }
 
-// Train runs the loop on device d.
-func Train(ctx context.Context, d *gpu.Device, o Options) (*Result, error) {
+// Train runs the loop on device d, in the run folder o.Out, which it holds
+// locked (runfolder.Acquire) until it returns: a second training into the
+// same folder is refused.
+//
+// Cancelling ctx stops the run cleanly: the steps submitted are finished,
+// a checkpoint of the last one is written (unless one exists), and the
+// error wraps context.Cause(ctx). Any other early stop returns the error
+// that caused it. The Result, returned whenever the run started, says how
+// far it got and which checkpoint exists. A run that fails before its first
+// metrics record leaves no folder behind if it made it.
+func Train(ctx context.Context, d *gpu.Device, o Options) (res *Result, err error) {
+	if o.ResumeFrom != "" {
+		o.Resume = true
+	}
 	if err := o.Validate(); err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(o.Out, 0o755); err != nil {
-		return nil, fmt.Errorf("trainer: %w", err)
+	_, statErr := os.Stat(o.Out)
+	existed := statErr == nil
+	if o.Resume && !existed {
+		return nil, fmt.Errorf("trainer: --resume: %s does not exist: there is no run to resume (start it without --resume)", o.Out)
 	}
 	t := &trainer{o: o, d: d, start: time.Now(), flopsTok: o.Config.StepFLOPs().TrainPerToken}
-	defer t.close()
+	// The data first: a missing or unfitting file is refused before the
+	// run folder is made.
+	if t.train, t.eval, err = openStreams(o); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(o.Out, 0o777); err != nil {
+		t.close()
+		return nil, fmt.Errorf("trainer: %w", err)
+	}
+	lock, err := runfolder.Acquire(o.Out)
+	if err != nil {
+		t.close()
+		if !existed {
+			os.RemoveAll(o.Out)
+		}
+		return nil, fmt.Errorf("trainer: %w", err)
+	}
+	defer func() {
+		t.close()
+		if err != nil && !existed && !t.wrote {
+			os.RemoveAll(o.Out) // a failed start leaves nothing behind
+		}
+		lock.Release()
+	}()
 	if err := t.setup(); err != nil {
 		return nil, err
 	}
@@ -193,12 +270,19 @@ func (t *trainer) close() {
 			c.Close()
 		}
 	}
+	if t.opt != nil {
+		t.opt.Release()
+	}
+	if t.norm != nil {
+		t.norm.Release()
+	}
 	for _, x := range append(t.mstate, t.vstate...) {
 		x.Release()
 	}
 	if t.m != nil {
 		t.m.Release()
 	}
+	t.opt, t.norm, t.mstate, t.vstate, t.m, t.lossBuf, t.train, t.eval = nil, nil, nil, nil, nil, nil, nil, nil
 }
 
 func (t *trainer) setup() error {
@@ -238,8 +322,10 @@ func (t *trainer) setup() error {
 	if t.lossBuf, err = t.d.NewBuffer("losses", slot*lossRing, gpu.UsageTensor); err != nil {
 		return err
 	}
-	if t.train, t.eval, err = openStreams(o); err != nil {
-		return err
+	if t.train == nil {
+		if t.train, t.eval, err = openStreams(o); err != nil {
+			return err
+		}
 	}
 	if t.eval == nil {
 		t.o.EvalEvery = 0 // a token file without --eval-data: no held-out loss
@@ -444,57 +530,39 @@ func (t *trainer) decode(p inflight) (mom.Losses, float64, error) {
 
 func (t *trainer) loop(ctx context.Context) (*Result, error) {
 	o := t.o
-	step := 0
-	if o.Resume {
-		var err error
-		if step, err = t.restore(); err != nil {
-			return nil, err
-		}
-	} else {
-		if err := t.m.InitParams(o.Seed); err != nil {
-			return nil, err
-		}
-		r := t.d.NewRecorder()
-		for i := range t.mstate {
-			r.Clear(t.mstate[i].Buf, 0, t.mstate[i].Bytes())
-			r.Clear(t.vstate[i].Buf, 0, t.vstate[i].Bytes())
-		}
-		if err := r.Submit(); err != nil {
-			return nil, err
-		}
-		t.pcg = rand.NewPCG(o.Seed, 0x7472)
-		t.rng = rand.New(t.pcg)
-	}
-	var err error
-	if t.metrics, err = OpenMetrics(filepath.Join(o.Out, "metrics.jsonl"), map[bool]int{true: step, false: -1}[o.Resume]); err != nil {
+	t.res, t.ckptStep = &Result{Total: o.Steps}, -1
+	step, err := t.begin()
+	if err != nil {
 		return nil, err
 	}
-	if err := t.writeConfig(); err != nil {
-		return nil, err
-	}
+	res := t.res
+	res.Start, res.Steps = step, step
 	if o.Progress != nil {
 		t.progress = NewProgress(o.Progress, o.Steps, o.Terminal)
 		t.progress.Modalities = t.m.Cfg.ModalityNames()
 		defer t.progress.Done()
 	}
-	res := &Result{}
 	var queue []inflight
 	slotBytes := int64(4 * (t.m.Cfg.LossSlots() + 1))
 	tokensPerStep := float64(o.Batch * o.SeqLen * o.Accum)
-	lastDone, lastStep := time.Now(), step
+	t.lastStep, t.timedAt = step, -1
 	flush := func(keep int) error {
 		for len(queue) > keep {
 			p := queue[0]
 			queue = queue[1:]
 			l, gnorm, err := t.decode(p)
 			if err != nil {
-				return fmt.Errorf("trainer: stopping: %w (the last good checkpoint in %s is untouched)", err, filepath.Join(o.Out, "checkpoints"))
+				return fmt.Errorf("trainer: stopping: %w; %s", err, t.ckptNote())
 			}
-			now := time.Now()
-			dt := now.Sub(lastDone).Seconds() / float64(max(1, p.step-lastStep))
-			lastDone, lastStep = now, p.step
-			res.Final = l
-			res.TokensPerSec = tokensPerStep / dt
+			now := t.watch.elapsed()
+			dt := (now - t.lastRec) / float64(max(1, p.step-t.lastStep))
+			t.lastRec, t.lastStep = now, p.step
+			if t.timedAt < 0 {
+				// The first step of this process (pipelines compiled, caches
+				// cold) is the warm-up: the mean throughput starts after it.
+				t.timedAt, t.timedFrom = p.step, now
+			}
+			res.Final, res.Steps = l, p.step
 			if p.step%o.LogEvery == 0 || p.step == o.Steps {
 				rec := t.record(p.step, "train", l)
 				rec["lr"] = p.lr
@@ -506,37 +574,50 @@ func (t *trainer) loop(ctx context.Context) (*Result, error) {
 				}
 			}
 			if t.progress != nil {
-				t.progress.Update(p.step, l.PerModality, tokensPerStep/dt)
+				tps := t.meanTokensPerSec()
+				if tps == 0 {
+					tps = tokensPerStep / dt
+				}
+				t.progress.Update(p.step, l.PerModality, tps)
 			}
 		}
 		return nil
+	}
+	// paused runs fn with the throughput's stopwatch stopped, after every
+	// step submitted so far has finished: evaluations and checkpoints are
+	// not training time.
+	paused := func(fn func() error) error {
+		if err := flush(0); err != nil {
+			return err
+		}
+		t.watch.stop()
+		defer t.watch.start()
+		return fn()
 	}
 	last := o.Steps
 	if o.StopAfter > 0 && o.StopAfter < last {
 		last = o.StopAfter
 	}
+	t.watch.start()
 	for step < last {
-		if err := ctx.Err(); err != nil {
-			if ferr := flush(0); ferr != nil {
-				return res, ferr
-			}
-			return res, err
+		if ctx.Err() != nil {
+			return t.stopEarly(ctx, flush)
 		}
 		step++
-		lr := LR(step, o.Warmup, o.Steps, o.LR, o.MinLR)
+		lr := t.sched.At(step)
 		if err := t.opt.SetStep(float32(lr), step); err != nil {
 			return res, err
 		}
 		slot := int64(step%lossRing) * slotBytes
 		for micro := 0; micro < o.Accum; micro++ {
 			if err := t.train.Next(&t.batch); err != nil {
-				return res, fmt.Errorf("trainer: step %d: data: %w", step, err)
+				return res, fmt.Errorf("trainer: step %d: data %s: %w; %s", step, o.Data, err, t.ckptNote())
 			}
 			if err := t.toModelBatch(&t.batch); err != nil {
-				return res, err
+				return res, fmt.Errorf("trainer: step %d: data %s: %w; %s", step, o.Data, err, t.ckptNote())
 			}
 			if err := t.m.SetBatch(&t.mb, o.Accum); err != nil {
-				return res, fmt.Errorf("trainer: step %d: %w", step, err)
+				return res, fmt.Errorf("trainer: step %d: data %s: %w; %s", step, o.Data, err, t.ckptNote())
 			}
 			r := t.d.NewRecorder()
 			if micro == 0 {
@@ -551,7 +632,7 @@ func (t *trainer) loop(ctx context.Context) (*Result, error) {
 				t.opt.Record(r)
 			}
 			if err := r.Submit(); err != nil {
-				return res, fmt.Errorf("trainer: step %d: %w", step, err)
+				return res, fmt.Errorf("trainer: step %d: %w; %s", step, err, t.ckptNote())
 			}
 		}
 		rb, err := t.lossBuf.ReadAsync(slot, slotBytes)
@@ -564,37 +645,71 @@ func (t *trainer) loop(ctx context.Context) (*Result, error) {
 			return res, err
 		}
 		if o.EvalEvery > 0 && (step%o.EvalEvery == 0 || step == last) {
-			if err := flush(0); err != nil {
-				return res, err
-			}
-			l, err := t.evaluate()
+			err := paused(func() error {
+				l, err := t.evaluate()
+				if err != nil {
+					return fmt.Errorf("trainer: eval at step %d: %w; %s", step, err, t.ckptNote())
+				}
+				res.Eval = l
+				return t.emit(t.record(step, "eval", l))
+			})
 			if err != nil {
-				return res, fmt.Errorf("trainer: eval at step %d: %w", step, err)
-			}
-			res.Eval = l
-			if err := t.emit(t.record(step, "eval", l)); err != nil {
 				return res, err
 			}
 		}
 		if testHookAfterStep != nil {
 			testHookAfterStep(t, step)
 		}
-		if o.CkptEvery > 0 && (step%o.CkptEvery == 0 || step == last) {
-			if err := flush(0); err != nil {
+		if (o.CkptEvery > 0 && step%o.CkptEvery == 0) || step == last {
+			if err := paused(func() error { _, err := t.checkpoint(step); return err }); err != nil {
 				return res, err
 			}
-			path, err := t.checkpoint(step)
-			if err != nil {
-				return res, err
-			}
-			res.Checkpoint = path
 		}
 	}
 	if err := flush(0); err != nil {
 		return res, err
 	}
-	res.Steps = step
+	t.watch.stop()
+	res.TokensPerSec = t.meanTokensPerSec()
 	return res, nil
+}
+
+// meanTokensPerSec is the training throughput of this process's steps
+// after its first: 0 before two steps are done.
+func (t *trainer) meanTokensPerSec() float64 {
+	steps := t.lastStep - t.timedAt
+	el := t.lastRec - t.timedFrom
+	if t.timedAt < 0 || steps <= 0 || el <= 0 {
+		return 0
+	}
+	return float64(steps) * float64(t.o.Batch*t.o.SeqLen*t.o.Accum) / el
+}
+
+// stopEarly ends a cancelled run: the steps submitted finish, the last one
+// is checkpointed (unless it is already), and the error wraps the cause.
+func (t *trainer) stopEarly(ctx context.Context, flush func(int) error) (*Result, error) {
+	res := t.res
+	if err := flush(0); err != nil {
+		return res, err
+	}
+	t.watch.stop()
+	res.TokensPerSec = t.meanTokensPerSec()
+	cause := context.Cause(ctx)
+	if res.Steps > t.ckptStep {
+		if _, err := t.checkpoint(res.Steps); err != nil {
+			return res, fmt.Errorf("trainer: stopped after step %d (%v), and the checkpoint of that step failed: %w; %s",
+				res.Steps, cause, err, t.ckptNote())
+		}
+	}
+	return res, fmt.Errorf("trainer: stopped after step %d of %d: %w", res.Steps, t.o.Steps, cause)
+}
+
+// ckptNote says which checkpoint a stopped run can resume from.
+func (t *trainer) ckptNote() string {
+	if t.res != nil && t.res.Checkpoint != "" {
+		return fmt.Sprintf("the last checkpoint, %s, is intact (--resume continues from it)", t.res.Checkpoint)
+	}
+	return "no checkpoint has been written (--resume restarts the run from step 0)"
 }
 
 func (t *trainer) record(step int, split string, l mom.Losses) Record {
@@ -609,12 +724,42 @@ func (t *trainer) record(step int, split string, l mom.Losses) Record {
 
 func (t *trainer) emit(rec Record) error {
 	if err := t.metrics.Write(rec); err != nil {
-		return fmt.Errorf("trainer: writing metrics: %w", err)
+		return fmt.Errorf("trainer: writing metrics: %w; %s", err, t.ckptNote())
 	}
+	t.wrote = true
 	if t.o.OnRecord != nil {
 		t.o.OnRecord(rec)
 	}
 	return nil
+}
+
+// stopwatch adds up the time it runs.
+type stopwatch struct {
+	acc     time.Duration
+	since   time.Time
+	running bool
+}
+
+func (w *stopwatch) start() {
+	if !w.running {
+		w.since, w.running = time.Now(), true
+	}
+}
+
+func (w *stopwatch) stop() {
+	if w.running {
+		w.acc += time.Since(w.since)
+		w.running = false
+	}
+}
+
+// elapsed is the time run so far, in seconds.
+func (w *stopwatch) elapsed() float64 {
+	d := w.acc
+	if w.running {
+		d += time.Since(w.since)
+	}
+	return d.Seconds()
 }
 
 // evaluate runs the held-out batches (forward only) and averages the sums.
@@ -631,7 +776,7 @@ func (t *trainer) evaluate() (mom.Losses, error) {
 	acc := make([]float32, n)
 	for i := 0; i < t.o.EvalBatches; i++ {
 		if err := t.eval.Next(&t.batch); err != nil {
-			return mom.Losses{}, err
+			return mom.Losses{}, fmt.Errorf("held-out data of %s: %w", t.o.Data, err)
 		}
 		if err := t.toModelBatch(&t.batch); err != nil {
 			return mom.Losses{}, err
@@ -654,18 +799,6 @@ func (t *trainer) evaluate() (mom.Losses, error) {
 		}
 	}
 	return t.m.Cfg.DecodeLosses(acc)
-}
-
-func (t *trainer) writeConfig() error {
-	c := t.o.Config
-	rc := runConfig{Name: filepath.Base(t.o.Out), Dense: c.Splits.Dense(), Splits: splitNames(c.Splits),
-		Modalities: c.ModalityNames(), Model: c, Batch: t.o.Batch, SeqLen: t.o.SeqLen, Accum: t.o.Accum, Steps: t.o.Steps,
-		LR: t.o.LR, MinLR: t.o.MinLR, Warmup: t.o.Warmup, Seed: t.o.Seed, Data: t.o.Data, Device: t.d.String()}
-	b, err := json.MarshalIndent(rc, "", "  ")
-	if err != nil {
-		return err
-	}
-	return atomicfile.WriteFile(filepath.Join(t.o.Out, "config.json"), append(b, '\n'), 0o644)
 }
 
 // DatasetConfig fits a model config to the data option: for a dataset

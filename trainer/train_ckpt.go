@@ -2,18 +2,42 @@ package trainer
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"mom/mom"
 	"mom/nn"
+	"mom/trainer/runfolder"
 	"mom/trainer/safetensors"
 )
 
-func (t *trainer) ckptDir() string { return filepath.Join(t.o.Out, "checkpoints") }
+func (t *trainer) ckptDir() string { return filepath.Join(t.o.Out, runfolder.CheckpointsDir) }
+
+// initFresh draws the parameters, zeroes the optimizer state and seeds the
+// noise generator: step 0 of a new run.
+func (t *trainer) initFresh() error {
+	o := t.o
+	if err := t.m.InitParams(o.Seed); err != nil {
+		return err
+	}
+	r := t.d.NewRecorder()
+	for i := range t.mstate {
+		r.Clear(t.mstate[i].Buf, 0, t.mstate[i].Bytes())
+		r.Clear(t.vstate[i].Buf, 0, t.vstate[i].Bytes())
+	}
+	if err := r.Submit(); err != nil {
+		return err
+	}
+	t.pcg = rand.NewPCG(o.Seed, 0x7472)
+	t.rng = rand.New(t.pcg)
+	return nil
+}
 
 // checkpoint writes parameters, optimizer state, RNG and data position.
 func (t *trainer) checkpoint(step int) (string, error) {
@@ -52,24 +76,124 @@ func (t *trainer) checkpoint(step int) (string, error) {
 	}
 	c.Config = t.o.Config.JSON()
 	c.Meta["wall_s"] = strconv.FormatFloat(t.wallBase+time.Since(t.start).Seconds(), 'g', -1, 64)
-	return SaveCheckpoint(t.ckptDir(), c, t.o.Keep)
+	path, err := runfolder.SaveCheckpoint(t.ckptDir(), c, t.o.Keep)
+	if path != "" {
+		// Saved (a pruning error may come with it).
+		t.wrote, t.ckptStep = true, step
+		if t.res != nil {
+			t.res.Checkpoint = path
+		}
+	}
+	if err != nil {
+		return path, fmt.Errorf("trainer: step %d: %w", step, err)
+	}
+	return path, nil
 }
 
-// restore loads the latest checkpoint and returns its step.
-func (t *trainer) restore() (int, error) {
-	c, err := LoadCheckpoint(t.ckptDir())
-	if err != nil {
+// restore loads the checkpoint to resume from (Options.ResumeFrom, else the
+// newest intact one, setting damaged ones aside) and returns its step, or
+// -1 when the run has no checkpoint at all.
+func (t *trainer) restore(dir string) (int, error) {
+	if removed, err := runfolder.CleanCheckpoints(dir); err != nil {
+		return 0, fmt.Errorf("trainer: --resume: %w", err)
+	} else if len(removed) > 0 {
+		t.logf("--resume: removed what interrupted saves left in %s: %s", dir, strings.Join(removed, ", "))
+	}
+	var c *Checkpoint
+	var err error
+	if t.o.ResumeFrom != "" {
+		if c, err = t.loadResumeFrom(dir); err != nil {
+			return 0, err
+		}
+	} else {
+		var damaged []runfolder.Damaged
+		c, damaged, err = runfolder.LoadLatestIntact(dir)
+		if errors.Is(err, ErrNoCheckpoint) {
+			return -1, nil
+		}
+		for _, d := range damaged {
+			if _, ok := runfolder.ParseStepDirName(filepath.Base(d.Dir)); ok {
+				if to, serr := runfolder.SetAside(d.Dir, "damaged"); serr == nil {
+					t.logf("--resume: checkpoint %s is damaged (%v); set aside as %s", d.Dir, d.Err, to)
+					continue
+				}
+			}
+			t.logf("--resume: %v", d.Err)
+		}
+		if err != nil {
+			return 0, fmt.Errorf("trainer: --resume: %w", err)
+		}
+		if len(damaged) > 0 {
+			t.logf("--resume: continuing from the newest intact checkpoint, %s", c.Dir)
+		}
+	}
+	if err := runfolder.WriteLatest(dir, c.Step); err != nil {
 		return 0, fmt.Errorf("trainer: --resume: %w", err)
 	}
+	if err := t.apply(c); err != nil {
+		return 0, err
+	}
+	t.ckptStep = c.Step
+	t.res.Checkpoint = c.Dir
+	return c.Step, nil
+}
+
+// loadResumeFrom loads the checkpoint Options.ResumeFrom names (a step
+// folder of this run: "step_N", N, or its path) and sets the run's newer
+// checkpoints aside: the run goes on from the one chosen.
+func (t *trainer) loadResumeFrom(dir string) (*Checkpoint, error) {
+	name := t.o.ResumeFrom
+	if n, err := strconv.Atoi(name); err == nil {
+		name = runfolder.StepDirName(n)
+	}
+	p := name
+	if !strings.ContainsRune(name, filepath.Separator) && !strings.Contains(name, "/") {
+		p = filepath.Join(dir, name)
+	}
+	absDir, _ := filepath.Abs(dir)
+	absP, _ := filepath.Abs(p)
+	want, ok := runfolder.ParseStepDirName(filepath.Base(absP))
+	if !ok || filepath.Dir(absP) != absDir {
+		return nil, fmt.Errorf("trainer: --resume-from %s: want a checkpoint of this run: step_N (or N, or a folder of %s)", t.o.ResumeFrom, dir)
+	}
+	if _, err := os.Stat(p); err != nil {
+		have, _ := runfolder.ListCheckpoints(dir)
+		return nil, fmt.Errorf("trainer: --resume-from %s: %s has no such checkpoint (it has steps %v)", t.o.ResumeFrom, dir, have)
+	}
+	c, err := runfolder.LoadCheckpointAt(p)
+	if err != nil {
+		return nil, fmt.Errorf("trainer: --resume-from %s: %w", t.o.ResumeFrom, err)
+	}
+	steps, err := runfolder.ListCheckpoints(dir)
+	if err != nil {
+		return nil, err
+	}
+	for _, s := range steps {
+		if s > want {
+			to, err := runfolder.SetAside(filepath.Join(dir, runfolder.StepDirName(s)), "superseded")
+			if err != nil {
+				return nil, fmt.Errorf("trainer: --resume-from: %w", err)
+			}
+			t.logf("--resume-from: the newer checkpoint %s is set aside as %s", runfolder.StepDirName(s), to)
+		}
+	}
+	return c, nil
+}
+
+// apply puts a checkpoint's parameters, optimizer state, RNG and data
+// position in place.
+func (t *trainer) apply(c *Checkpoint) error {
 	var saved mom.Config
 	if err := json.Unmarshal(c.Config, &saved); err != nil {
-		return 0, fmt.Errorf("trainer: --resume: checkpoint config: %w", err)
+		return fmt.Errorf("trainer: --resume: checkpoint %s: config: %w", c.Dir, err)
 	}
 	if a, b := string(saved.JSON()), string(t.o.Config.JSON()); a != b {
-		return 0, fmt.Errorf("trainer: --resume: the checkpoint at step %d was made with a different model config:\n%s\nnow:\n%s", c.Step, a, b)
+		return fmt.Errorf("trainer: --resume: the checkpoint %s was made with the model %s, the run asks for %s",
+			c.Dir, describeModel(saved), describeModel(t.o.Config))
 	}
 	if c.Step >= t.o.Steps {
-		return 0, fmt.Errorf("trainer: --resume: the checkpoint is at step %d, --steps is %d: nothing to do", c.Step, t.o.Steps)
+		return fmt.Errorf("trainer: --resume: the run is complete: its checkpoint %s is at step %d and --steps is %d (give a larger --steps to extend it)",
+			c.Dir, c.Step, t.o.Steps)
 	}
 	tensors := map[string]safetensors.Tensor{}
 	for _, x := range append(c.Params, c.Optimizer...) {
@@ -78,7 +202,7 @@ func (t *trainer) restore() (int, error) {
 	put := func(name string, x *nn.Tensor) error {
 		st, ok := tensors[name]
 		if !ok {
-			return fmt.Errorf("trainer: --resume: checkpoint lacks %s", name)
+			return fmt.Errorf("trainer: --resume: checkpoint %s lacks %s", c.Dir, name)
 		}
 		v, err := st.Float32s()
 		if err != nil {
@@ -91,31 +215,33 @@ func (t *trainer) restore() (int, error) {
 	}
 	for i, p := range t.m.Params {
 		if err := put(p.Spec.Name, p.W); err != nil {
-			return 0, err
+			return err
 		}
 		if err := put("m."+p.Spec.Name, t.mstate[i]); err != nil {
-			return 0, err
+			return err
 		}
 		if err := put("v."+p.Spec.Name, t.vstate[i]); err != nil {
-			return 0, err
+			return err
 		}
 	}
-	// A checkpoint without RNG state and data position (one written by
-	// `mom import`) starts them as a fresh run does.
-	t.pcg = &rand.PCG{}
-	if len(c.RNG) == 0 {
+	// A step-0 checkpoint made outside training (an import) may have no RNG
+	// state or data position: those start as a new run's.
+	if len(c.RNG) == 0 && c.Step == 0 {
 		t.pcg = rand.NewPCG(t.o.Seed, 0x7472)
-	} else if err := t.pcg.UnmarshalBinary(c.RNG); err != nil {
-		return 0, fmt.Errorf("trainer: --resume: RNG state: %w", err)
+	} else {
+		t.pcg = &rand.PCG{}
+		if err := t.pcg.UnmarshalBinary(c.RNG); err != nil {
+			return fmt.Errorf("trainer: --resume: checkpoint %s: RNG state: %w", c.Dir, err)
+		}
 	}
 	t.rng = rand.New(t.pcg)
-	if len(c.Data) > 0 && string(c.Data) != "null" {
+	if len(c.Data) > 0 || c.Step > 0 {
 		if err := t.train.Restore(c.Data); err != nil {
-			return 0, fmt.Errorf("trainer: --resume: data position: %w", err)
+			return fmt.Errorf("trainer: --resume: checkpoint %s: data position: %w", c.Dir, err)
 		}
 	}
 	if w, err := strconv.ParseFloat(c.Meta["wall_s"], 64); err == nil {
 		t.wallBase = w
 	}
-	return c.Step, nil
+	return nil
 }

@@ -185,6 +185,17 @@ func TestOptionsValidate(t *testing.T) {
 		{func(o *Options) { o.Warmup = o.Steps + 1 }, "--warmup"},
 		{func(o *Options) { o.Accum = 0 }, "--accum"},
 		{func(o *Options) { o.SeqLen = 1 }, "sequence length"},
+		{func(o *Options) { o.LR = math.Inf(1) }, "--lr +Inf must be a finite number"},
+		{func(o *Options) { o.MinLR = math.NaN() }, "--min-lr NaN must be a finite number"},
+		{func(o *Options) { o.WeightDecay = math.NaN() }, "--wd"},
+		{func(o *Options) { o.Steps, o.Warmup = 10, 20 }, "--warmup 20 is longer than the run (--steps 10): lower --warmup"},
+		{func(o *Options) { o.EvalBatches = 0 }, "--eval-batches 0 must be at least 1"},
+		{func(o *Options) { o.EvalBatches = -1 }, "--eval-batches -1"},
+		{func(o *Options) { o.EvalEvery = -5 }, "--eval-every -5"},
+		{func(o *Options) { o.CkptEvery = -1 }, "--ckpt-every -1 must not be negative"},
+		{func(o *Options) { o.Keep = -1 }, "--keep"},
+		{func(o *Options) { o.Schedule = "step" }, "--lr-schedule"},
+		{func(o *Options) { o.EvalData = "eval.momtok" }, "--eval-data eval.momtok needs token-file --data"},
 	}
 	for _, c := range cases {
 		o := base
@@ -192,6 +203,12 @@ func TestOptionsValidate(t *testing.T) {
 		if err := o.Validate(); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("got %v, want an error mentioning %q", err, c.want)
 		}
+	}
+	// Evaluation off: its batch count does not matter.
+	o := base
+	o.EvalEvery, o.EvalBatches = 0, 0
+	if err := o.Validate(); err != nil {
+		t.Errorf("evaluation off: %v", err)
 	}
 }
 

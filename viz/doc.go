@@ -4,24 +4,29 @@
 //
 // # Runs and records
 //
-// A run is a folder with metrics.jsonl (one JSON object per line, appended
-// and flushed per record while the run trains) and config.json ({"name",
-// "dense", "splits", "modalities", ...}; optional). ReadRun reads a run
-// whole; Tail and Follow read a growing file. A torn last line (a record
-// being written) is skipped until it is complete; a malformed line
-// elsewhere is an error naming the file and line. Steps that go back (a
-// run resumed from a checkpoint, or a file written anew) rewind the curve.
+// A run is a folder of package trainer/runfolder, whose reader and record
+// type this package uses: metrics.jsonl (one JSON object per line, appended
+// and flushed per record while the run trains) and config.json (name, kind,
+// and the model's modality rows; optional). ReadRun reads a run whole; Tail
+// and Follow read a growing file. A torn last line (a record being written)
+// is skipped until it is complete; a malformed line elsewhere is an error
+// naming the file and line. Steps that go back (a run resumed from a
+// checkpoint, or a file written anew) rewind the curve. A run folder that
+// does not exist is an error.
 //
 // # Plots
 //
-// One panel per modality (text, image, speech: losses of different
+// One panel per modality (any number of them: losses of different
 // modalities differ in scale), stacked, sharing the x axis: steps, training
-// FLOPs or wall time (XAxis). Colour says the modality (ModalityColors:
-// text blue, image orange, speech green), shade the split (training the
-// colour, held-out a darker shade with a dot per evaluation, EvalColor),
-// line style the run (first solid, then dashed, dotted, dash-dot; so dense
-// and MoM runs overlay in one panel). Each panel has a legend naming every
-// curve "run (dense|MoM) train|eval"; the y axis may be logarithmic.
+// FLOPs or wall time (XAxis). The modalities, their colours and their
+// window keys come from the runs' modality rows (Modality). In a panel the
+// first run draws in the modality's colour and each other run in a colour
+// and a line style of its own (CurveColor, RunDashes), so dense and MoM
+// runs overlay and stay apart; held-out curves are a darker shade with a
+// dot per evaluation (EvalColor). Each panel has a legend naming every
+// curve "run (dense|MoM) train|eval", with runs of the same name told apart
+// by their folders; ticks fall on round numbers with distinct labels; the y
+// axis may be logarithmic. PNG files get the usual permissions.
 //
 // # The live window
 //
@@ -32,9 +37,11 @@
 // framebuffer, only when data or the view changed and at most MaxFPS times
 // a second, uploaded to a texture and drawn by one full-screen triangle
 // (shaders/viz_blit.wgsl), then presented (mailbox, else immediate, else
-// fifo). Keys: 1, 2, 3 show or hide the text, image, speech panels; F1-F12
-// runs; T and E training and held-out curves; L log y; X cycles the x axis;
-// A (or 0, Home, right click) follows the data again; Esc or Q closes. The
+// fifo). Keys: 1-9 show or hide the modalities' panels (each modality's
+// key, from its row: text 1, image 2, speech 3, ...); F1-F12 runs; T and E
+// training and held-out curves; L log y; X cycles the x axis; A (or 0,
+// Home, right click) follows the data again; Q or Esc closes the window
+// (training goes on). The
 // wheel zooms about the cursor (shift: x only, ctrl: y only), dragging
 // pans, and a box in the panel under the cursor reads out each curve's
 // value nearest the cursor.
@@ -47,8 +54,9 @@
 // (a few milliseconds on lavapipe).
 //
 // With no display (DISPLAY and WAYLAND_DISPLAY unset, or GLFW failing)
-// Open returns an error wrapping ErrNoDisplay; where WebGPU cannot present
-// to the window, ErrNoSurface. Both mean: print the message, go on headless.
+// Open returns an error wrapping ErrNoDisplay (with GLFW's own reason,
+// which GLFW would otherwise log by itself); where WebGPU cannot present to
+// the window, ErrNoSurface. Both mean: print the message, go on headless.
 //
 // # Use from the CLI
 //
@@ -57,7 +65,7 @@
 //	            w, err := viz.Open(dev, viz.WindowOptions{}, srcs...)
 //	            err = w.Run(ctx); w.Close()
 //	mom train --viz:
-//	            src := viz.NewSource(viz.RunConfig{Name: ..., Dense: ..., Modalities: ...})
+//	            src := viz.NewSource(trainer.FolderConfig(opts))  // name, kind, modality rows
 //	            the trainer calls src.Push(rec) or src.PushLine(jsonLine) per record,
 //	            training runs in a goroutine, w.Run(ctx) on the main goroutine.
 //

@@ -8,12 +8,9 @@ import (
 // The window's interactions, as changes of the view. They know nothing of
 // GLFW, so tests drive them directly.
 
-// toggleModality shows or hides modality m's panel (keys 1, 2, 3).
-func (v *view) toggleModality(m int) {
-	if m >= 0 && m < NumModalities {
-		v.hideMod[m] = !v.hideMod[m]
-	}
-}
+// toggleModality shows or hides the panel of the modality called name
+// (its key, 1-9).
+func (v *view) toggleModality(name string) { v.hideMod[name] = !v.hideMod[name] }
 
 // toggleRun shows or hides run i (keys F1..F12).
 func (v *view) toggleRun(i int) { v.hideRun[i] = !v.hideRun[i] }
@@ -22,7 +19,7 @@ func (v *view) toggleRun(i int) { v.hideRun[i] = !v.hideRun[i] }
 // ranges are dropped: a linear range may reach below zero.
 func (v *view) toggleLog() {
 	v.logY = !v.logY
-	v.yr = [NumModalities]*rng{}
+	v.yr = map[string]*rng{}
 }
 
 // cycleX moves the x axis to the next of steps, FLOPs, wall time (key X);
@@ -35,7 +32,7 @@ func (v *view) cycleX() {
 // reset follows the data again on every axis (key A, 0, Home, right click).
 func (v *view) reset() {
 	v.xr = nil
-	v.yr = [NumModalities]*rng{}
+	v.yr = map[string]*rng{}
 }
 
 // panelAt returns the panel whose data area holds pixel pt.

@@ -2,7 +2,6 @@ package viz
 
 import (
 	"context"
-	"encoding/json"
 	"math"
 	"os"
 	"path/filepath"
@@ -24,20 +23,20 @@ func TestReadRun(t *testing.T) {
 		t.Fatalf("%d records, want 210", len(r.Records))
 	}
 	first := r.Records[0]
-	if first.Step != 1 || first.Split != SplitTrain || first.Tokens != 4096 || first.FLOPs != 1.5e12 || first.WallS != 0.05 {
+	if stepOf(first) != 1 || first.Split() != SplitTrain || first.Float("tokens") != 4096 || first.Float("flops") != 1.5e12 || first.Float("wall_s") != 0.05 {
 		t.Errorf("first record %+v", first)
 	}
-	for m := 0; m < NumModalities; m++ {
-		if !first.Has(m) || first.ModalityLoss[m] <= 0 {
-			t.Errorf("first record has no %s loss", Modalities[m])
+	for _, m := range []string{"text", "image", "speech"} {
+		if !(first.Float("loss_"+m) > 0) {
+			t.Errorf("first record has no %s loss", m)
 		}
 	}
 	evals := 0
 	for _, rec := range r.Records {
-		if rec.Split == SplitEval {
+		if rec.Split() == SplitEval {
 			evals++
-			if rec.Step%20 != 0 {
-				t.Errorf("held-out record at step %d", rec.Step)
+			if stepOf(rec)%20 != 0 {
+				t.Errorf("held-out record at step %d", stepOf(rec))
 			}
 		}
 	}
@@ -71,14 +70,21 @@ func appendFile(t *testing.T, path, s string) {
 }
 
 func line(step int, split string, text float64) string {
-	r := Record{Step: int64(step), Split: split, FLOPs: float64(step), WallS: float64(step), LR: math.NaN(), Loss: text,
-		StepMS: math.NaN(), TokensPerS: math.NaN(), ModalityLoss: [NumModalities]float64{text, math.NaN(), math.NaN()}}
-	b, err := json.Marshal(r)
+	r := Record{"step": step, "split": split, "flops": float64(step), "wall_s": float64(step), "loss": text, "loss_text": text}
+	b, err := r.JSON()
 	if err != nil {
 		panic(err)
 	}
 	return string(b) + "\n"
 }
+
+func stepOf(r Record) int64 {
+	s, _ := r.Step()
+	return s
+}
+
+// has reports whether a record holds a number for a modality's loss.
+func has(r Record, name string) bool { return !math.IsNaN(r.Float("loss_" + name)) }
 
 func TestReadRunWithoutConfig(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "myrun")
@@ -91,7 +97,7 @@ func TestReadRunWithoutConfig(t *testing.T) {
 	if r.HasConfig || r.Config.Name != "myrun" || len(r.Records) != 2 {
 		t.Errorf("got %+v, %d records", r.Config, len(r.Records))
 	}
-	if r.Records[1].Has(1) || !r.Records[1].Has(0) || r.Records[1].ModalityLoss[0] != 2.5 {
+	if has(r.Records[1], "image") || !has(r.Records[1], "text") || r.Records[1].Float("loss_text") != 2.5 {
 		t.Errorf("second record %+v", r.Records[1])
 	}
 }
@@ -101,8 +107,8 @@ func TestMalformedLine(t *testing.T) {
 	path := filepath.Join(dir, MetricsFile)
 	writeFile(t, path, line(1, "train", 3)+line(2, "train", 2.9)+"{\"step\": 3, \"loss\": oops}\n"+line(4, "train", 2.7))
 	_, err := ReadRun(dir)
-	if err == nil || !strings.Contains(err.Error(), MetricsFile+":3:") {
-		t.Fatalf("want an error naming %s:3, got %v", MetricsFile, err)
+	if err == nil || !strings.Contains(err.Error(), MetricsFile+": line 3") {
+		t.Fatalf("want an error naming %s line 3, got %v", MetricsFile, err)
 	}
 	// A torn last line is no error; the same text inside the file is.
 	writeFile(t, path, line(1, "train", 3)+`{"step": 2, "lo`)
@@ -111,7 +117,7 @@ func TestMalformedLine(t *testing.T) {
 		t.Fatalf("torn last line: %v, %d records", err, len(r.Records))
 	}
 	writeFile(t, path, line(1, "train", 3)+`{"step": 2, "lo`+"\n"+line(3, "train", 2))
-	if _, err := ReadRun(dir); err == nil || !strings.Contains(err.Error(), ":2:") {
+	if _, err := ReadRun(dir); err == nil || !strings.Contains(err.Error(), "line 2") {
 		t.Fatalf("torn line in the middle: want an error naming line 2, got %v", err)
 	}
 }
@@ -131,7 +137,7 @@ func TestParseRecordErrors(t *testing.T) {
 		}
 	}
 	r, err := ParseRecord([]byte(`{"step": 7, "loss_image": 0.5, "loss_speech": null}`))
-	if err != nil || r.Step != 7 || r.Split != SplitTrain || r.Has(0) || !r.Has(1) || r.Has(2) || !math.IsNaN(r.FLOPs) {
+	if err != nil || stepOf(r) != 7 || r.Split() != SplitTrain || has(r, "text") || !has(r, "image") || has(r, "speech") || !math.IsNaN(r.Float("flops")) {
 		t.Errorf("minimal record: %+v, %v", r, err)
 	}
 }
@@ -150,12 +156,12 @@ func TestTailGrowing(t *testing.T) {
 	}
 	appendFile(t, path, full[10:len(full)-1]) // complete, no newline yet
 	recs, err := tail.Poll()
-	if err != nil || len(recs) != 1 || recs[0].Step != 1 {
+	if err != nil || len(recs) != 1 || stepOf(recs[0]) != 1 {
 		t.Fatalf("complete line without newline: %v, %v", recs, err)
 	}
 	appendFile(t, path, "\n"+line(2, "train", 2.8)+line(2, "eval", 2.9))
 	recs, err = tail.Poll()
-	if err != nil || len(recs) != 2 || recs[1].Split != SplitEval {
+	if err != nil || len(recs) != 2 || recs[1].Split() != SplitEval {
 		t.Fatalf("two more: %v, %v", recs, err)
 	}
 	if recs, err := tail.Poll(); err != nil || len(recs) != 0 {
@@ -192,16 +198,16 @@ func TestTailRewritten(t *testing.T) {
 	// The run restarts (a new, shorter file): the curve starts over.
 	writeFile(t, path, line(1, "train", 5))
 	push()
-	if rd.train.len() != 1 || rd.train.loss[0][0] != 5 {
-		t.Fatalf("after the rewrite: %d points, first %v", rd.train.len(), rd.train.loss[0])
+	if rd.train.len() != 1 || rd.train.loss["text"][0] != 5 {
+		t.Fatalf("after the rewrite: %d points, first %v", rd.train.len(), rd.train.loss["text"])
 	}
 	// A resume from a checkpoint at step 2 replaces steps 2 and later.
 	appendFile(t, path, line(2, "train", 4)+line(3, "train", 3.5)+line(2, "train", 3.9)+line(3, "train", 3.4))
 	push()
-	if rd.train.len() != 3 || rd.train.loss[0][1] != 3.9 || rd.train.loss[0][2] != 3.4 {
-		t.Fatalf("after a resume: steps %v losses %v", rd.train.step, rd.train.loss[0])
+	if rd.train.len() != 3 || rd.train.loss["text"][1] != 3.9 || rd.train.loss["text"][2] != 3.4 {
+		t.Fatalf("after a resume: steps %v losses %v", rd.train.step, rd.train.loss["text"])
 	}
-	if !rd.has[0] || rd.has[1] {
+	if !rd.has["text"] || rd.has["image"] {
 		t.Errorf("modalities seen: %v", rd.has)
 	}
 }
@@ -225,15 +231,15 @@ func TestFollow(t *testing.T) {
 		}
 		return Record{}
 	}
-	if r := get(); r.Step != 1 {
-		t.Fatalf("first record step %d", r.Step)
+	if r := get(); stepOf(r) != 1 {
+		t.Fatalf("first record step %d", stepOf(r))
 	}
 	appendFile(t, path, line(2, "train", 2.5)+`{"step": 3`)
-	if r := get(); r.Step != 2 {
-		t.Fatalf("second record step %d", r.Step)
+	if r := get(); stepOf(r) != 2 {
+		t.Fatalf("second record step %d", stepOf(r))
 	}
 	appendFile(t, path, `, "loss_text": 2}`+"\n")
-	if r := get(); r.Step != 3 || r.ModalityLoss[0] != 2 {
+	if r := get(); stepOf(r) != 3 || r.Float("loss_text") != 2 {
 		t.Fatalf("completed torn record: %+v", r)
 	}
 	appendFile(t, path, "garbage\n")
@@ -273,7 +279,7 @@ func TestPushNeverWaits(t *testing.T) {
 	s := NewSource(RunConfig{Name: "x"})
 	t0 := time.Now()
 	for i := 0; i < n; i++ {
-		s.Push(Record{Step: int64(i)})
+		s.Push(Record{"step": i})
 	}
 	if s.Len() != n {
 		t.Fatalf("%d records", s.Len())
@@ -293,7 +299,7 @@ func TestPushLine(t *testing.T) {
 		t.Error("bad line: want an error")
 	}
 	recs := s.snapshot()
-	if len(recs) != 1 || recs[0].Step != 3 || recs[0].Split != SplitEval || recs[0].ModalityLoss[0] != 2.5 {
+	if len(recs) != 1 || stepOf(recs[0]) != 3 || recs[0].Split() != SplitEval || recs[0].Float("loss_text") != 2.5 {
 		t.Errorf("pushed %+v", recs)
 	}
 }

@@ -1,16 +1,17 @@
 package viz
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"image"
 	"image/color"
 	"image/png"
+	"io"
 	"math"
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 
 	"gonum.org/v1/plot"
@@ -19,6 +20,8 @@ import (
 	"gonum.org/v1/plot/vg"
 	"gonum.org/v1/plot/vg/draw"
 	"gonum.org/v1/plot/vg/vgimg"
+
+	"mom/trainer/atomicfile"
 )
 
 // XAxis is what the plots put on the horizontal axis.
@@ -65,33 +68,21 @@ func ParseXAxis(s string) (XAxis, error) {
 	return XSteps, fmt.Errorf("viz: unknown x axis %q: want steps, flops or wall", s)
 }
 
-// The colour scheme. Each modality has one colour in every run: training
-// loss is a line in that colour, held-out loss a line in a darker shade of
-// it with a dot at every evaluation. Runs are told apart by line style: the
-// first run solid, the second dashed, then dotted, dash-dot, long dashes.
-// Legends name each curve "run (dense|MoM) train|eval". Each modality has
-// its own panel (losses of different modalities differ in scale), stacked
-// vertically and sharing the x range.
+// The colour scheme. Each modality has its own panel (losses of different
+// modalities differ in scale), stacked vertically and sharing the x range.
+// In a panel the first run draws in the modality's colour (its row's, see
+// Modality) and every other run in a distinct colour of its own
+// (CurveColor), and each run has its own line style too: the first solid,
+// the second dashed, then dotted, dash-dot, long dashes. Held-out losses
+// are a darker shade of the run's colour (EvalColor) with a dot at every
+// evaluation. Legends name each curve "run (dense|MoM) train|eval".
 var (
-	// ModalityColors are the training-curve colours, in the order of Modalities.
-	ModalityColors = [NumModalities]color.RGBA{
-		{R: 31, G: 119, B: 180, A: 255}, // text: blue
-		{R: 255, G: 127, B: 14, A: 255}, // image: orange
-		{R: 44, G: 160, B: 44, A: 255},  // speech: green
-	}
 	// Background is the colour of the plot area and the margins.
 	Background = color.RGBA{R: 255, G: 255, B: 255, A: 255}
 	gridColor  = color.RGBA{R: 228, G: 228, B: 228, A: 255}
 	// readoutColor fills the box of values under the cursor.
 	readoutColor = color.RGBA{R: 255, G: 250, B: 222, A: 255}
 )
-
-// EvalColor is the held-out curve colour of modality m: ModalityColors[m]
-// at 60% brightness.
-func EvalColor(m int) color.RGBA {
-	c := ModalityColors[m]
-	return color.RGBA{R: uint8(int(c.R) * 6 / 10), G: uint8(int(c.G) * 6 / 10), B: uint8(int(c.B) * 6 / 10), A: 255}
-}
 
 var runDashes = [][]vg.Length{
 	nil,
@@ -141,20 +132,21 @@ func PlotPNG(runs []string, out string, opts PlotOptions) error {
 		rd.update()
 		rds = append(rds, rd)
 	}
+	labelRuns(rds)
 	v := newView()
 	v.x = opts.X
 	v.logY = opts.LogY
 	v.hideTrain, v.hideEval = opts.HideTrain, opts.HideEval
 	if opts.Modalities != nil {
-		for m := range v.hideMod {
-			v.hideMod[m] = true
+		mods := modalitiesOf(rds)
+		for _, m := range mods {
+			v.hideMod[m.Name] = true
 		}
 		for _, name := range opts.Modalities {
-			m := ModalityIndex(name)
-			if m < 0 {
-				return fmt.Errorf("viz: unknown modality %q (want %s)", name, strings.Join(Modalities, ", "))
+			if _, ok := byName(mods, name); !ok {
+				return fmt.Errorf("viz: the runs have no modality %q (they have %s)", name, modalityNames(mods))
 			}
-			v.hideMod[m] = false
+			v.hideMod[name] = false
 		}
 	}
 	v.title = opts.Title
@@ -172,30 +164,16 @@ func PlotPNG(runs []string, out string, opts PlotOptions) error {
 	return writePNG(out, img)
 }
 
+// writePNG replaces out atomically with the image, as an ordinary file
+// (0666 trimmed by the umask).
 func writePNG(out string, img image.Image) error {
 	if dir := filepath.Dir(out); dir != "" {
-		if err := os.MkdirAll(dir, 0o755); err != nil {
+		if err := os.MkdirAll(dir, 0o777); err != nil {
 			return fmt.Errorf("viz: %w", err)
 		}
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(out), ".plot-*.png")
-	if err != nil {
+	if err := atomicfile.Write(out, 0o666, func(w io.Writer) error { return png.Encode(w, img) }); err != nil {
 		return fmt.Errorf("viz: %w", err)
-	}
-	bw := bufio.NewWriter(tmp)
-	err = png.Encode(bw, img)
-	if err == nil {
-		err = bw.Flush()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), out)
-	}
-	if err != nil {
-		os.Remove(tmp.Name())
-		return fmt.Errorf("viz: writing %s: %w", out, err)
 	}
 	return nil
 }
@@ -208,30 +186,32 @@ type rng struct{ min, max float64 }
 type view struct {
 	x         XAxis
 	logY      bool
-	hideMod   [NumModalities]bool
+	hideMod   map[string]bool // by modality name
 	hideRun   map[int]bool
 	hideTrain bool
 	hideEval  bool
-	xr        *rng                // manual x range; nil follows the data
-	yr        [NumModalities]*rng // manual y ranges per panel
+	xr        *rng            // manual x range; nil follows the data
+	yr        map[string]*rng // manual y ranges per panel (modality name)
 	cursor    image.Point
 	hasCursor bool
 	title     string
 	footer    string
 }
 
-func newView() *view { return &view{hideRun: map[int]bool{}} }
+func newView() *view {
+	return &view{hideRun: map[int]bool{}, hideMod: map[string]bool{}, yr: map[string]*rng{}}
+}
 
 // panelModalities lists the modalities that get a panel: shown, and with
 // data (or declared in the config) in a shown run.
-func (v *view) panelModalities(runs []*runData) []int {
-	var out []int
-	for m := 0; m < NumModalities; m++ {
-		if v.hideMod[m] {
+func (v *view) panelModalities(runs []*runData) []Modality {
+	var out []Modality
+	for _, m := range modalitiesOf(runs) {
+		if v.hideMod[m.Name] {
 			continue
 		}
 		for i, rd := range runs {
-			if !v.hideRun[i] && rd.has[m] {
+			if !v.hideRun[i] && rd.has[m.Name] {
 				out = append(out, m)
 				break
 			}
@@ -242,7 +222,8 @@ func (v *view) panelModalities(runs []*runData) []int {
 
 // panel is where one modality was drawn, for mapping pixels to data.
 type panel struct {
-	mod        int
+	mod        string          // the modality's name
+	color      color.RGBA      // and its colour
 	rect       image.Rectangle // the data area, in pixels
 	xmin, xmax float64
 	ymin, ymax float64
@@ -303,7 +284,7 @@ func (c *curve) span(xr rng) (int, int) {
 }
 
 // curves collects the shown curves of modality m that have a valid point.
-func (v *view) curves(runs []*runData, m int) []curve {
+func (v *view) curves(runs []*runData, m string) []curve {
 	var out []curve
 	for i, rd := range runs {
 		if v.hideRun[i] {
@@ -314,7 +295,11 @@ func (v *view) curves(runs []*runData, m int) []curve {
 				continue
 			}
 			s := rd.split(eval)
-			c := curve{run: i, eval: eval, xs: s.x(v.x), ys: s.loss[m], logY: v.logY,
+			ys := s.loss[m]
+			if len(ys) != s.len() {
+				continue // no loss of m in this split
+			}
+			c := curve{run: i, eval: eval, xs: s.x(v.x), ys: ys, logY: v.logY,
 				lo: math.Inf(1), hi: math.Inf(-1), sorted: true}
 			for k := range c.xs {
 				x := c.xs[k]
@@ -335,7 +320,7 @@ func (v *view) curves(runs []*runData, m int) []curve {
 }
 
 // xRange is the shared x range: the manual one, or the data's.
-func (v *view) xRange(curvesOf map[int][]curve) rng {
+func (v *view) xRange(curvesOf map[string][]curve) rng {
 	if v.xr != nil {
 		return *v.xr
 	}
@@ -356,7 +341,7 @@ func (v *view) xRange(curvesOf map[int][]curve) rng {
 
 // yRange is panel m's manual range, or that of its points inside xr, with
 // 5% room above and below (in log space on a log axis).
-func (v *view) yRange(cs []curve, m int, xr rng) rng {
+func (v *view) yRange(cs []curve, m string, xr rng) rng {
 	if v.yr[m] != nil {
 		return *v.yr[m]
 	}
@@ -489,7 +474,7 @@ func (logTicker) Ticks(min, max float64) []plot.Tick {
 		return plot.LogTicks{Prec: -1}.Ticks(min, max)
 	}
 	var out []plot.Tick
-	for _, t := range (plot.DefaultTicks{}).Ticks(min, max) {
+	for _, t := range (niceTicker{}).Ticks(min, max) {
 		if t.Value > 0 {
 			out = append(out, t)
 		}
@@ -497,14 +482,114 @@ func (logTicker) Ticks(min, max float64) []plot.Tick {
 	return out
 }
 
+// niceTicker places major ticks at round numbers (1, 2 or 5 times a power
+// of ten, three to seven of them) with minor ticks between, and
+// labels each major tick as briefly as keeps every label distinct and
+// exact ("40", "2.5e10").
+type niceTicker struct{}
+
+func (niceTicker) Ticks(min, max float64) []plot.Tick {
+	if !(max > min) || math.IsInf(max-min, 0) || math.IsNaN(max-min) {
+		return []plot.Tick{{Value: min, Label: formatTick(min, 6)}}
+	}
+	span := max - min
+	mag := math.Pow(10, math.Floor(math.Log10(span/5)))
+	step, minors := mag, 5
+	for _, m := range []struct {
+		f float64
+		n int
+	}{{1, 5}, {2, 4}, {5, 5}, {10, 5}} {
+		step, minors = m.f*mag, m.n
+		if span/step <= 7 {
+			break
+		}
+	}
+	first := math.Ceil(min/step-1e-9) * step
+	var majors []float64
+	for k := 0; ; k++ {
+		x := first + float64(k)*step
+		if x > max+1e-9*step {
+			break
+		}
+		if math.Abs(x) < 1e-12*step {
+			x = 0
+		}
+		majors = append(majors, x)
+	}
+	labels := tickLabels(majors, step)
+	var out []plot.Tick
+	for i, x := range majors {
+		out = append(out, plot.Tick{Value: x, Label: labels[i]})
+	}
+	ms := step / float64(minors)
+	for x := math.Ceil(min/ms-1e-9) * ms; x <= max+1e-9*ms; x += ms {
+		onMajor := math.Abs(x/step-math.Round(x/step)) < 1e-6
+		if !onMajor {
+			out = append(out, plot.Tick{Value: x})
+		}
+	}
+	return out
+}
+
+// tickLabels formats round numbers with the fewest significant digits that
+// give each its own label.
+func tickLabels(xs []float64, step float64) []string {
+	for prec := 1; prec <= 15; prec++ {
+		out := make([]string, len(xs))
+		seen := map[string]bool{}
+		ok := true
+		for i, x := range xs {
+			out[i] = formatTick(x, prec)
+			if seen[out[i]] {
+				ok = false
+			}
+			seen[out[i]] = true
+			if v, err := strconv.ParseFloat(out[i], 64); err != nil || math.Abs(v-x) > 1e-6*step {
+				ok = false
+			}
+		}
+		if ok {
+			return out
+		}
+	}
+	out := make([]string, len(xs))
+	for i, x := range xs {
+		out[i] = strconv.FormatFloat(x, 'g', -1, 64)
+	}
+	return out
+}
+
+// formatTick writes x with prec significant digits: plainly up to 1e5,
+// with an exponent beyond ("2.5e10").
+func formatTick(x float64, prec int) string {
+	if x == 0 {
+		return "0"
+	}
+	if a := math.Abs(x); a >= 1e-3 && a < 1e5 {
+		s := strconv.FormatFloat(x, 'f', -1, 64)
+		r := strconv.FormatFloat(x, 'g', prec, 64)
+		if !strings.ContainsAny(r, "e") {
+			return r
+		}
+		return s
+	}
+	s := strconv.FormatFloat(x, 'e', prec-1, 64)
+	mant, exp, _ := strings.Cut(s, "e")
+	if strings.Contains(mant, ".") {
+		mant = strings.TrimRight(strings.TrimRight(mant, "0"), ".")
+	}
+	e, _ := strconv.Atoi(exp)
+	return mant + "e" + strconv.Itoa(e)
+}
+
 // runLabel names a run in legends: "name (dense)" or "name (MoM)", just
 // the name when it already says which.
-func runLabel(rd *runData) string {
-	kind := rd.cfg.Kind()
-	if strings.Contains(strings.ToLower(rd.cfg.Name), strings.ToLower(kind)) {
-		return rd.cfg.Name
+func runLabel(name string, cfg RunConfig) string {
+	kind := cfg.Kind()
+	if strings.Contains(strings.ToLower(name), strings.ToLower(kind)) {
+		return name
 	}
-	return fmt.Sprintf("%s (%s)", rd.cfg.Name, kind)
+	return fmt.Sprintf("%s (%s)", name, kind)
 }
 
 // render draws the shown runs into a w x h image, one panel per shown
@@ -520,15 +605,16 @@ func render(w, h int, runs []*runData, v *view) (*image.RGBA, []panel, error) {
 		return nil, nil, fmt.Errorf("viz: the plot canvas is %v, want %dx%d RGBA", cv.Image().Bounds(), w, h)
 	}
 	dc := draw.New(cv)
+	labelRuns(runs)
 	mods := v.panelModalities(runs)
 	footerH := vg.Length(0)
 	if v.footer != "" {
 		footerH = vg.Points(14)
 	}
 	area := draw.Crop(dc, 0, 0, footerH, 0)
-	curvesOf := map[int][]curve{}
+	curvesOf := map[string][]curve{}
 	for _, m := range mods {
-		curvesOf[m] = v.curves(runs, m)
+		curvesOf[m.Name] = v.curves(runs, m.Name)
 	}
 	xr := v.xRange(curvesOf)
 	title := v.title
@@ -536,7 +622,7 @@ func render(w, h int, runs []*runData, v *view) (*image.RGBA, []panel, error) {
 		var names []string
 		for i, rd := range runs {
 			if !v.hideRun[i] {
-				names = append(names, runLabel(rd))
+				names = append(names, rd.label)
 			}
 		}
 		title = strings.Join(names, " vs ")
@@ -546,7 +632,7 @@ func render(w, h int, runs []*runData, v *view) (*image.RGBA, []panel, error) {
 	for pi, m := range mods {
 		p := plot.New()
 		p.BackgroundColor = Background
-		p.Title.Text = Modalities[m] + " loss"
+		p.Title.Text = m.Name + " loss"
 		if pi == 0 && title != "" {
 			p.Title.Text = title + ": " + p.Title.Text
 		}
@@ -555,6 +641,10 @@ func render(w, h int, runs []*runData, v *view) (*image.RGBA, []panel, error) {
 			p.Y.Label.Text = "loss (log)"
 			p.Y.Scale = plot.LogScale{}
 			p.Y.Tick.Marker = logTicker{}
+		}
+		p.X.Tick.Marker = niceTicker{}
+		if !v.logY {
+			p.Y.Tick.Marker = niceTicker{}
 		}
 		if pi == len(mods)-1 {
 			p.X.Label.Text = v.x.Label()
@@ -568,33 +658,34 @@ func render(w, h int, runs []*runData, v *view) (*image.RGBA, []panel, error) {
 		grid.Vertical.Color = gridColor
 		grid.Horizontal.Color = gridColor
 		p.Add(grid)
-		cs := curvesOf[m]
+		cs := curvesOf[m.Name]
 		for _, c := range cs {
 			xys := decimate(c, xr, cols)
 			if len(xys) == 0 {
 				continue
 			}
+			col := CurveColor(m.Color, c.run)
 			line := &chunkedLine{xys: xys, style: draw.LineStyle{
-				Color: ModalityColors[m], Width: vg.Points(lineWidth), Dashes: RunDashes(c.run)}}
-			name := runLabel(runs[c.run]) + " train"
+				Color: col, Width: vg.Points(lineWidth), Dashes: RunDashes(c.run)}}
+			name := runs[c.run].label + " train"
 			thumbs := []plot.Thumbnailer{line}
 			p.Add(line)
 			if c.eval {
-				line.style.Color = EvalColor(m)
-				name = runLabel(runs[c.run]) + " eval"
+				line.style.Color = EvalColor(col)
+				name = runs[c.run].label + " eval"
 				if len(xys) <= 400 {
 					dots, err := plotter.NewScatter(xys)
 					if err != nil {
-						return nil, nil, fmt.Errorf("viz: %s curve of %s: %w", Modalities[m], runs[c.run].cfg.Name, err)
+						return nil, nil, fmt.Errorf("viz: %s curve of %s: %w", m.Name, runs[c.run].cfg.Name, err)
 					}
-					dots.GlyphStyle = draw.GlyphStyle{Color: EvalColor(m), Radius: vg.Points(2.2), Shape: draw.CircleGlyph{}}
+					dots.GlyphStyle = draw.GlyphStyle{Color: EvalColor(col), Radius: vg.Points(2.2), Shape: draw.CircleGlyph{}}
 					p.Add(dots)
 					thumbs = append(thumbs, dots)
 				}
 			}
 			p.Legend.Add(name, thumbs...)
 		}
-		yr := v.yRange(cs, m, xr)
+		yr := v.yRange(cs, m.Name, xr)
 		p.X.Min, p.X.Max = xr.min, xr.max
 		p.Y.Min, p.Y.Max = yr.min, yr.max
 		plots = append(plots, []*plot.Plot{p})
@@ -626,7 +717,7 @@ func render(w, h int, runs []*runData, v *view) (*image.RGBA, []panel, error) {
 		r := image.Rect(
 			int(math.Round(da.Min.X.Dots(dpi))), h-int(math.Round(da.Max.Y.Dots(dpi))),
 			int(math.Round(da.Max.X.Dots(dpi))), h-int(math.Round(da.Min.Y.Dots(dpi))))
-		panels = append(panels, panel{mod: mods[i], rect: r, xmin: p.X.Min, xmax: p.X.Max, ymin: p.Y.Min, ymax: p.Y.Max, logY: v.logY})
+		panels = append(panels, panel{mod: mods[i].Name, color: mods[i].Color, rect: r, xmin: p.X.Min, xmax: p.X.Max, ymin: p.Y.Min, ymax: p.Y.Max, logY: v.logY})
 	}
 	if v.hasCursor {
 		drawReadout(dc, h, panels, runs, curvesOf, v)
@@ -679,7 +770,7 @@ func nearest(c curve, x float64) int {
 // drawReadout draws a vertical line at the cursor through every panel and,
 // in the panel under the cursor, the values of each shown curve nearest to
 // the cursor's x.
-func drawReadout(dc draw.Canvas, h int, panels []panel, runs []*runData, curvesOf map[int][]curve, v *view) {
+func drawReadout(dc draw.Canvas, h int, panels []panel, runs []*runData, curvesOf map[string][]curve, v *view) {
 	var under *panel
 	for i := range panels {
 		if v.cursor.In(panels[i].rect) {
@@ -706,11 +797,11 @@ func drawReadout(dc draw.Canvas, h int, panels []panel, runs []*runData, curvesO
 			continue
 		}
 		split := "train"
-		col := ModalityColors[under.mod]
+		col := CurveColor(under.color, c.run)
 		if c.eval {
-			split, col = "eval", EvalColor(under.mod)
+			split, col = "eval", EvalColor(col)
 		}
-		lines = append(lines, fmt.Sprintf("%s %s: %.4f at %s", runLabel(runs[c.run]), split, c.ys[k], formatX(v.x, c.xs[k])))
+		lines = append(lines, fmt.Sprintf("%s %s: %.4f at %s", runs[c.run].label, split, c.ys[k], formatX(v.x, c.xs[k])))
 		colors = append(colors, col)
 	}
 	sty := textStyle(9, color.Black)

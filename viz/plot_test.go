@@ -7,7 +7,11 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strings"
+	"syscall"
 	"testing"
+
+	"mom/trainer/runfolder"
 )
 
 // artifactDir is where tests leave images a reader can look at:
@@ -51,40 +55,56 @@ func countColor(img image.Image, r image.Rectangle, c color.RGBA, tol int) int {
 	return n
 }
 
-// checkPanels checks a rendered plot: in each panel's data area the
-// panel's modality colours (training and held-out) are present and the
-// other modalities' are not, and most pixels are the background; the
-// margins left of the panels are background.
-func checkPanels(t *testing.T, img image.Image, panels []panel, wantMods []int) {
+// testMods are the modalities of the test runs, with their colours.
+func testMods(t *testing.T, runs []*runData) []Modality {
 	t.Helper()
-	if len(panels) != len(wantMods) {
-		t.Fatalf("%d panels, want %d", len(panels), len(wantMods))
+	return modalitiesOf(runs)
+}
+
+// modColor is the colour of the modality called name among mods.
+func modColor(t *testing.T, mods []Modality, name string) color.RGBA {
+	t.Helper()
+	m, ok := byName(mods, name)
+	if !ok {
+		t.Fatalf("no modality %s among %s", name, modalityNames(mods))
+	}
+	return m.Color
+}
+
+// checkPanels checks a rendered plot: in each panel's data area the
+// panel's modality colours (training and held-out, the first run's) are
+// present and the other modalities' are not, and most pixels are the
+// background; the margins left of the panels are background.
+func checkPanels(t *testing.T, img image.Image, panels []panel, mods []Modality, want []string) {
+	t.Helper()
+	if len(panels) != len(want) {
+		t.Fatalf("%d panels, want %d", len(panels), len(want))
 	}
 	for i, p := range panels {
-		if p.mod != wantMods[i] {
-			t.Errorf("panel %d shows %s, want %s", i, Modalities[p.mod], Modalities[wantMods[i]])
+		if p.mod != want[i] {
+			t.Errorf("panel %d shows %s, want %s", i, p.mod, want[i])
 		}
 		inner := p.rect.Inset(2)
 		if inner.Dx() < 100 || inner.Dy() < 50 {
-			t.Fatalf("panel %s data area %v is too small", Modalities[p.mod], p.rect)
+			t.Fatalf("panel %s data area %v is too small", p.mod, p.rect)
 		}
-		for m := 0; m < NumModalities; m++ {
-			train := countColor(img, inner, ModalityColors[m], 12)
-			eval := countColor(img, inner, EvalColor(m), 12)
-			if m == p.mod {
+		for _, m := range mods {
+			train := countColor(img, inner, m.Color, 12)
+			eval := countColor(img, inner, EvalColor(m.Color), 12)
+			if m.Name == p.mod {
 				if train < 50 {
-					t.Errorf("panel %s: %d pixels of the training colour %v, want many", Modalities[m], train, ModalityColors[m])
+					t.Errorf("panel %s: %d pixels of the training colour %v, want many", m.Name, train, m.Color)
 				}
 				if eval < 20 {
-					t.Errorf("panel %s: %d pixels of the held-out colour %v, want many", Modalities[m], eval, EvalColor(m))
+					t.Errorf("panel %s: %d pixels of the held-out colour %v, want many", m.Name, eval, EvalColor(m.Color))
 				}
 			} else if train+eval > 0 {
-				t.Errorf("panel %s: %d pixels of %s's colours", Modalities[p.mod], train+eval, Modalities[m])
+				t.Errorf("panel %s: %d pixels of %s's colours", p.mod, train+eval, m.Name)
 			}
 		}
 		bg := countColor(img, inner, Background, 0)
 		if frac := float64(bg) / float64(inner.Dx()*inner.Dy()); frac < 0.7 {
-			t.Errorf("panel %s: only %.0f%% of the data area is background", Modalities[p.mod], 100*frac)
+			t.Errorf("panel %s: only %.0f%% of the data area is background", p.mod, 100*frac)
 		}
 	}
 	// A strip left of the y axis labels and the right margin (above a
@@ -131,11 +151,98 @@ func TestPlotPNG(t *testing.T) {
 		t.Errorf("image is %v, want 1000x960", b)
 	}
 	// The same drawing again, for its panel geometry.
-	_, panels, err := render(1000, 960, testRuns(t), newView())
+	runs := testRuns(t)
+	_, panels, err := render(1000, 960, runs, newView())
 	if err != nil {
 		t.Fatal(err)
 	}
-	checkPanels(t, img, panels, []int{0, 1, 2})
+	checkPanels(t, img, panels, testMods(t, runs), []string{"text", "image", "speech"})
+}
+
+// fourModalityRun writes a run folder like the trainer's with a fourth
+// modality, video: config.json with the model's modality rows (video has
+// its own colour and key 4) and 60 steps of metrics with loss_video.
+func fourModalityRun(t *testing.T) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "four")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	model := `{"name":"tiny","setting":"four","modalities":[
+		{"name":"text","loss":"next-token","tokenizer":"bpe","color":"#1f77b4","key":"1"},
+		{"name":"image","loss":"next-token","tokenizer":"vq","color":"#ff7f0e","key":"2"},
+		{"name":"speech","loss":"next-token","tokenizer":"units","color":"#2ca02c","key":"3"},
+		{"name":"video","loss":"next-token","tokenizer":"video-vq","color":"#9467bd","key":"4"}]}`
+	cfg := RunConfig{Name: "four", Modalities: []string{"text", "image", "speech", "video"}, Model: []byte(model)}
+	if err := runfolder.WriteConfig(dir, cfg); err != nil {
+		t.Fatal(err)
+	}
+	m, err := runfolder.OpenMetrics(filepath.Join(dir, MetricsFile), -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	for s := 1; s <= 60; s++ {
+		r := Record{"step": s, "split": SplitTrain, "flops": float64(s) * 1e9}
+		for i, name := range []string{"text", "image", "speech", "video"} {
+			r["loss_"+name] = 5 + float64(i) - math.Log(float64(s)) + 0.2*math.Sin(float64(s+i))
+		}
+		if err := m.Write(r); err != nil {
+			t.Fatal(err)
+		}
+		if s%10 == 0 {
+			r["split"] = SplitEval
+			if err := m.Write(r); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	return dir
+}
+
+// TestPlotFourModalities: a fourth modality gets its own panel, drawn in
+// its row's colour.
+func TestPlotFourModalities(t *testing.T) {
+	dir := fourModalityRun(t)
+	out := filepath.Join(artifactDir(t), "mom-viz-plot-four.png")
+	if err := PlotPNG([]string{dir}, out, PlotOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	img := readPNG(t, out)
+	r, err := ReadRun(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rd := newRunData(RunSource(r))
+	rd.update()
+	runs := []*runData{rd}
+	b := img.Bounds()
+	_, panels, err := render(b.Dx(), b.Dy(), runs, newView())
+	if err != nil {
+		t.Fatal(err)
+	}
+	mods := modalitiesOf(runs)
+	if got := modColor(t, mods, "video"); got != mustColor("#9467bd") {
+		t.Errorf("video colour %v, want the row's #9467bd", got)
+	}
+	if m, _ := byName(mods, "video"); m.Key != "4" {
+		t.Errorf("video key %q, want the row's 4", m.Key)
+	}
+	checkPanels(t, img, panels, mods, []string{"text", "image", "speech", "video"})
+}
+
+func readPNG(t *testing.T, path string) image.Image {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	img, err := png.Decode(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return img
 }
 
 func TestPlotOptions(t *testing.T) {
@@ -143,11 +250,11 @@ func TestPlotOptions(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		set  func(v *view)
-		mods []int
+		mods []string
 	}{
-		{"log-flops", func(v *view) { v.logY = true; v.x = XFLOPs }, []int{0, 1, 2}},
-		{"wall-image-speech", func(v *view) { v.x = XWall; v.hideMod[0] = true }, []int{1, 2}},
-		{"one-run", func(v *view) { v.hideRun[1] = true; v.hideMod[2] = true }, []int{0, 1}},
+		{"log-flops", func(v *view) { v.logY = true; v.x = XFLOPs }, []string{"text", "image", "speech"}},
+		{"wall-image-speech", func(v *view) { v.x = XWall; v.hideMod["text"] = true }, []string{"image", "speech"}},
+		{"one-run", func(v *view) { v.hideRun[1] = true; v.hideMod["speech"] = true }, []string{"text", "image"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			v := newView()
@@ -156,7 +263,7 @@ func TestPlotOptions(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			checkPanels(t, img, panels, tc.mods)
+			checkPanels(t, img, panels, testMods(t, runs), tc.mods)
 			p := panels[0]
 			switch v.x {
 			case XFLOPs:
@@ -253,7 +360,7 @@ func TestReadout(t *testing.T) {
 	}
 	for _, p := range panels2[1:] {
 		if n := countColor(img, p.rect, box, 2); n > 50 {
-			t.Errorf("%d readout-box pixels in the %s panel", n, Modalities[p.mod])
+			t.Errorf("%d readout-box pixels in the %s panel", n, p.mod)
 		}
 	}
 	// Off the panels: no box.
@@ -267,7 +374,7 @@ func TestReadout(t *testing.T) {
 	}
 	// The values shown are the nearest points' (checked on the curves).
 	x := text.dataX(float64(text.rect.Min.X + text.rect.Dx()/2))
-	c := v.curves(runs, 0)[0]
+	c := v.curves(runs, "text")[0]
 	k := nearest(c, x)
 	if math.Abs(c.xs[k]-x) > 1 {
 		t.Errorf("nearest point to x=%g is at %g", x, c.xs[k])
@@ -276,16 +383,21 @@ func TestReadout(t *testing.T) {
 
 // syntheticRun is a run of n training steps and n/100 evaluations.
 func syntheticRun(name string, n int) *runData {
-	src := NewSource(RunConfig{Name: name, Modalities: Modalities})
+	names := []string{"text", "image", "speech"}
+	src := NewSource(RunConfig{Name: name, Modalities: names})
 	for s := 1; s <= n; s++ {
-		r := Record{Step: int64(s), Split: SplitTrain, FLOPs: float64(s) * 1e12, WallS: float64(s) * 0.01}
-		for m := range r.ModalityLoss {
-			r.ModalityLoss[m] = 2 + float64(m) + 3*math.Exp(-float64(s)/float64(n/5)) + 0.05*math.Sin(float64(s))
+		r := Record{"step": float64(s), "split": SplitTrain, "flops": float64(s) * 1e12, "wall_s": float64(s) * 0.01}
+		for m, name := range names {
+			r["loss_"+name] = 2 + float64(m) + 3*math.Exp(-float64(s)/float64(n/5)) + 0.05*math.Sin(float64(s))
 		}
 		src.Push(r)
 		if s%100 == 0 {
-			r.Split = SplitEval
-			src.Push(r)
+			e := Record{}
+			for k, v := range r {
+				e[k] = v
+			}
+			e["split"] = SplitEval
+			src.Push(e)
 		}
 	}
 	rd := newRunData(src)
@@ -318,9 +430,84 @@ func BenchmarkRender(b *testing.B) {
 // BenchmarkPush times Source.Push, what training pays per record.
 func BenchmarkPush(b *testing.B) {
 	s := NewSource(RunConfig{Name: "x"})
-	r := Record{Split: SplitTrain}
 	for i := 0; i < b.N; i++ {
-		r.Step = int64(i)
-		s.Push(r)
+		s.Push(Record{"step": float64(i), "split": SplitTrain})
+	}
+}
+
+// TestTicks: ticks fall on round numbers (1, 2 or 5 times a power of ten)
+// with labels that are distinct and exact.
+func TestTicks(t *testing.T) {
+	for _, c := range []struct {
+		min, max float64
+		want     string
+	}{
+		{1, 300, "50 100 150 200 250 300"},
+		{0, 1, "0 0.2 0.4 0.6 0.8 1"},
+		{1.5e10, 3e10, "1.5e10 2e10 2.5e10 3e10"},
+		{1.9e10, 2.1e10, "1.9e10 1.95e10 2e10 2.05e10 2.1e10"},
+		{2.31, 2.37, "2.31 2.32 2.33 2.34 2.35 2.36 2.37"},
+		{-0.5, 0.5, "-0.4 -0.2 0 0.2 0.4"},
+	} {
+		var labels []string
+		for _, tk := range (niceTicker{}).Ticks(c.min, c.max) {
+			if tk.Label != "" {
+				labels = append(labels, tk.Label)
+			}
+		}
+		if got := strings.Join(labels, " "); got != c.want {
+			t.Errorf("ticks of %g..%g: %s, want %s", c.min, c.max, got, c.want)
+		}
+	}
+}
+
+// TestRunColors: two runs in a panel never share a colour, whatever the
+// modality's colour.
+func TestRunColors(t *testing.T) {
+	for _, mod := range []string{"#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd"} {
+		c := mustColor(mod)
+		seen := map[color.RGBA]bool{}
+		for run := 0; run < 5; run++ {
+			col := CurveColor(c, run)
+			if seen[col] {
+				t.Errorf("modality %s: run %d repeats colour %v", mod, run, col)
+			}
+			seen[col] = true
+		}
+		if CurveColor(c, 0) != c {
+			t.Errorf("modality %s: the first run is not in the modality's colour", mod)
+		}
+	}
+}
+
+// TestPlotPermissions: the PNG is an ordinary file (0666 trimmed by the
+// umask), not 0600.
+func TestPlotPermissions(t *testing.T) {
+	old := syscall.Umask(0o022)
+	defer syscall.Umask(old)
+	out := filepath.Join(t.TempDir(), "loss.png")
+	if err := PlotPNG([]string{"testdata/dense"}, out, PlotOptions{Width: 300, Height: 300}); err != nil {
+		t.Fatal(err)
+	}
+	st, err := os.Stat(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Mode().Perm() != 0o644 {
+		t.Errorf("plot mode %v, want 0644", st.Mode().Perm())
+	}
+}
+
+// TestLabelsDistinct: runs whose folders share a name get distinct legend
+// labels (their parent folders), with their kind.
+func TestLabelsDistinct(t *testing.T) {
+	var runs []*runData
+	for _, dir := range []string{"/x/a/run", "/x/b/run"} {
+		r := &Run{Dir: dir, Config: RunConfig{Name: "run", Dense: dir == "/x/a/run"}}
+		runs = append(runs, newRunData(RunSource(r)))
+	}
+	labelRuns(runs)
+	if runs[0].label != "a/run (dense)" || runs[1].label != "b/run (MoM)" {
+		t.Errorf("labels %q, %q", runs[0].label, runs[1].label)
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"math"
 	"sync"
 	"time"
+
+	"mom/trainer/runfolder"
 )
 
 // Source is one run the window shows: a run trained in this process (fed
@@ -19,6 +21,7 @@ import (
 type Source struct {
 	mu      sync.Mutex
 	cfg     RunConfig
+	dir     string   // the run folder, when there is one (legends tell runs apart by it)
 	records []Record // append only
 	err     error    // why a followed folder stopped, shown in the window
 	stop    context.CancelFunc
@@ -36,6 +39,7 @@ func NewSource(cfg RunConfig) *Source {
 // RunSource shows a run read whole (ReadRun).
 func RunSource(r *Run) *Source {
 	s := NewSource(r.Config)
+	s.dir = r.Dir
 	s.records = append([]Record(nil), r.Records...)
 	return s
 }
@@ -43,13 +47,21 @@ func RunSource(r *Run) *Source {
 // FollowRun shows a run folder that may still be growing: its config is
 // read now and its metrics file polled every interval (DefaultPoll when not
 // positive) until ctx ends or Close is called.
+//
+// A folder that does not exist is an error (a mistyped name would
+// otherwise be waited for for ever); one that exists but holds no metrics
+// yet is followed until its run starts writing.
 func FollowRun(ctx context.Context, dir string, interval time.Duration) (*Source, error) {
-	d, _ := runDir(dir)
+	d, _ := runfolder.SplitPath(dir)
+	if err := checkRunDir(d); err != nil {
+		return nil, err
+	}
 	cfg, _, err := ReadRunConfig(d)
 	if err != nil {
 		return nil, err
 	}
 	s := NewSource(cfg)
+	s.dir = d
 	ctx, cancel := context.WithCancel(ctx)
 	s.stop = cancel
 	f := Follow(ctx, dir, interval)
@@ -120,11 +132,12 @@ func (s *Source) snapshot() []Record {
 	return s.records
 }
 
-// series holds one run's curves: per split, the x values of each axis kind
-// and each modality's loss, NaN where a record has no value.
+// series holds one run's curves of one split: the x values of each axis
+// kind and each modality's loss, NaN where a record has none. Every slice
+// has one entry per record.
 type series struct {
 	step, flops, wall []float64
-	loss              [NumModalities][]float64
+	loss              map[string][]float64
 }
 
 func (c *series) len() int { return len(c.step) }
@@ -152,38 +165,74 @@ func (c *series) truncate(step float64) {
 	}
 }
 
-func (c *series) add(r Record) {
-	st := float64(r.Step)
+func (c *series) add(r Record, losses map[string]float64) {
+	step, _ := r.Step()
+	st := float64(step)
 	if n := len(c.step); n > 0 && c.step[n-1] >= st {
 		c.truncate(st)
 	}
+	n := len(c.step)
 	c.step = append(c.step, st)
-	c.flops = append(c.flops, r.FLOPs)
-	c.wall = append(c.wall, r.WallS)
-	for m := range c.loss {
-		c.loss[m] = append(c.loss[m], r.ModalityLoss[m])
+	c.flops = append(c.flops, r.Float("flops"))
+	c.wall = append(c.wall, r.Float("wall_s"))
+	if c.loss == nil {
+		c.loss = map[string][]float64{}
+	}
+	for name, v := range losses {
+		l, ok := c.loss[name]
+		if !ok {
+			l = make([]float64, n, n+64)
+			for i := range l {
+				l[i] = math.NaN()
+			}
+		}
+		c.loss[name] = append(l, v)
+	}
+	for name, l := range c.loss {
+		if len(l) == n {
+			c.loss[name] = append(l, math.NaN())
+		}
 	}
 }
 
 // runData is what the plots draw of one run, built incrementally from its
 // source's records.
 type runData struct {
-	src   *Source
-	cfg   RunConfig
-	seen  int // records consumed from src
-	train series
-	eval  series
-	has   [NumModalities]bool // a loss of this modality was seen
+	src       *Source
+	cfg       RunConfig
+	rows      []runfolder.Modality // the config's modality rows
+	label     string               // the run's name in legends (set by labelRuns)
+	seen      int                  // records consumed from src
+	train     series
+	eval      series
+	has       map[string]bool // a loss of this modality was declared or seen
+	seenNames []string        // losses seen that no row declares, in order
 }
 
 func newRunData(src *Source) *runData {
-	rd := &runData{src: src, cfg: src.cfg}
-	for _, m := range src.cfg.Modalities {
-		if i := ModalityIndex(m); i >= 0 {
-			rd.has[i] = true
+	rd := &runData{src: src, cfg: src.cfg, rows: src.cfg.ModalityRows(), has: map[string]bool{}}
+	for _, m := range rd.rows {
+		rd.has[m.Name] = true
+	}
+	rd.label = runLabel(rd.cfg.Name, rd.cfg)
+	return rd
+}
+
+// labelRuns names runs in legends so that no two share a label: each its
+// config's name, told apart by folder when two are the same, with the kind
+// (dense or MoM) unless the name says it.
+func labelRuns(runs []*runData) {
+	names := make([]string, len(runs))
+	dirs := make([]string, len(runs))
+	for i, rd := range runs {
+		names[i], dirs[i] = rd.cfg.Name, rd.src.dir
+		if dirs[i] == "" {
+			dirs[i] = rd.cfg.Name
 		}
 	}
-	return rd
+	for i, n := range runfolder.DisplayNames(names, dirs) {
+		runs[i].label = runLabel(n, runs[i].cfg)
+	}
 }
 
 // update consumes new records; it reports whether anything changed.
@@ -200,14 +249,16 @@ func (rd *runData) update() bool {
 }
 
 func (rd *runData) add(r Record) {
-	if r.Split == SplitEval {
-		rd.eval.add(r)
+	losses := r.Losses()
+	if r.Split() == SplitEval {
+		rd.eval.add(r, losses)
 	} else {
-		rd.train.add(r)
+		rd.train.add(r, losses)
 	}
-	for m := range r.ModalityLoss {
-		if !math.IsNaN(r.ModalityLoss[m]) {
-			rd.has[m] = true
+	for name, v := range losses {
+		if !math.IsNaN(v) && !rd.has[name] {
+			rd.has[name] = true
+			rd.seenNames = append(rd.seenNames, name)
 		}
 	}
 }

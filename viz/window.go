@@ -1,10 +1,12 @@
 package viz
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"image"
+	"log"
 	"math"
 	"os"
 	"runtime"
@@ -150,6 +152,7 @@ func Open(dev *gpu.Device, opts WindowOptions, sources ...*Source) (*Window, err
 	for _, s := range sources {
 		w.runs = append(w.runs, newRunData(s))
 	}
+	labelRuns(w.runs)
 	if err := w.open(); err != nil {
 		w.Close()
 		return nil, err
@@ -158,14 +161,21 @@ func Open(dev *gpu.Device, opts WindowOptions, sources ...*Source) (*Window, err
 }
 
 func (w *Window) open() error {
-	if err := glfwCall("starting GLFW", glfw.Init); err != nil {
-		return fmt.Errorf("%w: %v", ErrNoDisplay, err)
-	}
 	// go-gl/glfw logs a platform error of glfwInit (no X server at
-	// $DISPLAY) instead of returning it: ask GLFW something that needs it
-	// started.
-	if err := glfwCall("starting GLFW", func() error { glfw.GetPrimaryMonitor(); return nil }); err != nil {
-		return fmt.Errorf("%w: GLFW could not start on the %s display %q", ErrNoDisplay, windowSystem, displayName())
+	// $DISPLAY) with the log package instead of returning it: catch that
+	// line for the error instead of letting it reach the terminal, then ask
+	// GLFW something that needs it started.
+	logged := captureLog(func() {
+		if err := glfwCall("starting GLFW", glfw.Init); err != nil {
+			log.Print(err)
+		}
+	})
+	if err := glfwCall("starting GLFW", func() error { glfw.GetPrimaryMonitor(); return nil }); err != nil || logged != "" {
+		why := ""
+		if logged != "" {
+			why = " (" + logged + ")"
+		}
+		return fmt.Errorf("%w: GLFW could not start on the %s display %q%s", ErrNoDisplay, windowSystem, displayName(), why)
 	}
 	title := w.opts.Title
 	if title == "" {
@@ -329,11 +339,33 @@ func (w *Window) callbacks() {
 	})
 }
 
+// captureLog runs fn with the standard logger writing into a string
+// (without its time stamp), and returns what was logged.
+func captureLog(fn func()) string {
+	var buf bytes.Buffer
+	out, flags, prefix := log.Writer(), log.Flags(), log.Prefix()
+	log.SetOutput(&buf)
+	log.SetFlags(0)
+	log.SetPrefix("")
+	defer func() {
+		log.SetOutput(out)
+		log.SetFlags(flags)
+		log.SetPrefix(prefix)
+	}()
+	fn()
+	return strings.TrimSpace(buf.String())
+}
+
 // key applies a key press.
 func (w *Window) key(key glfw.Key) {
 	switch {
-	case key >= glfw.Key1 && key <= glfw.Key3:
-		w.v.toggleModality(int(key - glfw.Key1))
+	case key >= glfw.Key1 && key <= glfw.Key9:
+		k := string(rune('1' + key - glfw.Key1))
+		for _, m := range modalitiesOf(w.runs) {
+			if m.Key == k {
+				w.v.toggleModality(m.Name)
+			}
+		}
 	case key >= glfw.KeyF1 && key <= glfw.KeyF12:
 		w.v.toggleRun(int(key - glfw.KeyF1))
 	case key == glfw.KeyL:
@@ -383,7 +415,7 @@ func (w *Window) button(b glfw.MouseButton, action glfw.Action, pt image.Point) 
 	}
 }
 
-const help = "keys: 1 2 3 modalities, F1-F12 runs, T/E train/eval, L log, X axis, A reset, Esc close; wheel zoom (shift x, ctrl y), drag pan"
+const help = "keys: 1-9 modalities, F1-F12 runs, T/E train/eval, L log, X axis, A reset, Q close; wheel zoom (shift x, ctrl y), drag pan"
 
 // Frame handles pending input, takes new records and, when something
 // changed and the frame-rate cap allows, draws and presents a frame. Run
@@ -498,7 +530,7 @@ func (w *Window) Run(ctx context.Context) error {
 // areas in framebuffer pixels.
 func (w *Window) Panels() (mods []string, areas []image.Rectangle) {
 	for _, p := range w.panels {
-		mods = append(mods, Modalities[p.mod])
+		mods = append(mods, p.mod)
 		areas = append(areas, p.rect)
 	}
 	return mods, areas

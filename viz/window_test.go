@@ -1,10 +1,13 @@
 package viz
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"image"
+	"image/color"
+	"log"
 	"math"
 	"os"
 	"path/filepath"
@@ -93,9 +96,9 @@ func windowShot(t *testing.T, w *Window, check func(img *image.RGBA) error) *ima
 }
 
 // hasColor reports whether rect of img has at least n pixels near c.
-func hasColor(img image.Image, r image.Rectangle, m int, n int) error {
-	if c := countColor(img, r.Inset(2), ModalityColors[m], 12); c < n {
-		return fmt.Errorf("%d pixels of the %s colour in %v, want %d", c, Modalities[m], r, n)
+func hasColor(img image.Image, r image.Rectangle, c color.RGBA, n int) error {
+	if k := countColor(img, r.Inset(2), c, 12); k < n {
+		return fmt.Errorf("%d pixels of the colour %v in %v, want %d", k, c, r, n)
 	}
 	return nil
 }
@@ -156,7 +159,7 @@ func TestWindow(t *testing.T) {
 					return fmt.Errorf("%d panels", len(w.panels))
 				}
 				for _, p := range w.panels {
-					if err := hasColor(img, p.rect, p.mod, 50); err != nil {
+					if err := hasColor(img, p.rect, p.color, 50); err != nil {
 						return err
 					}
 				}
@@ -167,7 +170,8 @@ func TestWindow(t *testing.T) {
 				t.Fatal(err)
 			}
 			t.Logf("screenshot written to %s", out)
-			checkPanels(t, shot, w.panels, []int{0, 1, 2})
+			mods := modalitiesOf(w.runs)
+			checkPanels(t, shot, w.panels, mods, []string{"text", "image", "speech"})
 
 			// Key 2 hides the image panel: orange leaves the screen.
 			w.key(glfw.Key2)
@@ -175,12 +179,12 @@ func TestWindow(t *testing.T) {
 				if len(w.panels) != 2 {
 					return fmt.Errorf("%d panels after key 2", len(w.panels))
 				}
-				if n := countColor(img, img.Bounds(), ModalityColors[1], 12); n > 0 {
+				if n := countColor(img, img.Bounds(), modColor(t, mods, "image"), 12); n > 0 {
 					return fmt.Errorf("%d image-coloured pixels after hiding image", n)
 				}
-				return hasColor(img, w.panels[1].rect, 2, 50)
+				return hasColor(img, w.panels[1].rect, w.panels[1].color, 50)
 			})
-			checkPanels(t, shot, w.panels, []int{0, 2})
+			checkPanels(t, shot, w.panels, mods, []string{"text", "speech"})
 			w.key(glfw.Key2)
 
 			// Mouse: a wheel step in over the text panel narrows the x
@@ -250,7 +254,7 @@ func TestWindow(t *testing.T) {
 					if !p.rect.In(image.Rect(0, 0, 560, 420)) {
 						return fmt.Errorf("panel %v outside the resized window", p.rect)
 					}
-					if err := hasColor(img, p.rect, p.mod, 30); err != nil {
+					if err := hasColor(img, p.rect, p.color, 30); err != nil {
 						return err
 					}
 				}
@@ -295,9 +299,9 @@ func TestWindow(t *testing.T) {
 				t.Errorf("Run: %v", err)
 			}
 			cancel()
-			w.key(glfw.KeyEscape)
+			w.key(glfw.KeyQ) // Q, as the status bar says, closes the window
 			if err := w.Run(context.Background()); err != nil {
-				t.Errorf("Run after Esc: %v", err)
+				t.Errorf("Run after Q: %v", err)
 			}
 			if e := windowSystemErrors(); e != "" {
 				t.Errorf("X errors: %s", e)
@@ -362,9 +366,8 @@ func fakeTraining(d *gpu.Device, src *Source, n int) (done chan struct{}, times 
 				el := ms(time.Since(t0))
 				sum += el
 				worst = math.Max(worst, el)
-				rec := Record{Step: int64(s), Split: SplitTrain, FLOPs: float64(s) * 1e12, WallS: float64(s) / 100}
-				rec.ModalityLoss = [NumModalities]float64{9 - float64(s)/100, math.NaN(), math.NaN()}
-				src.Push(rec)
+				src.Push(Record{"step": float64(s), "split": SplitTrain, "flops": float64(s) * 1e12, "wall_s": float64(s) / 100,
+					"loss_text": 9 - float64(s)/100})
 			}
 			return nil
 		}()
@@ -393,13 +396,62 @@ func TestOpenWithoutDisplay(t *testing.T) {
 		t.Fatalf("Open without a display: %v, want ErrNoDisplay", err)
 	}
 	t.Logf("no display: %v", err)
-	// A display that does not answer: GLFW fails to start.
+	// A display that does not answer: GLFW fails to start, and says why
+	// in the error, not in a log line of its own before it.
 	os.Setenv("DISPLAY", ":999")
+	var logged bytes.Buffer
+	log.SetOutput(&logged)
 	_, err = Open(&gpu.Device{}, WindowOptions{}, NewSource(RunConfig{}))
+	log.SetOutput(os.Stderr)
 	if !errors.Is(err, ErrNoDisplay) {
 		t.Fatalf("Open on a dead display: %v, want ErrNoDisplay", err)
 	}
+	if logged.Len() > 0 {
+		t.Errorf("GLFW logged %q on its own", logged.String())
+	}
+	if !strings.Contains(err.Error(), ":999") {
+		t.Errorf("the error %q does not name the display", err)
+	}
 	t.Logf("dead display: %v", err)
+}
+
+// TestWindowFourModalities: a run with a fourth modality (video, a row of
+// the modality table with its own colour and key 4) gets a fourth panel in
+// its colour, and key 4 hides it.
+func TestWindowFourModalities(t *testing.T) {
+	needDisplay(t)
+	dir := fourModalityRun(t)
+	r, err := ReadRun(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := device(t, runtimes(t)[0])
+	w, err := Open(d, WindowOptions{Width: 720, Height: 590, Title: "four"}, RunSource(r))
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	defer w.Close()
+	w.win.SetPos(0, 0)
+	glfw.PollEvents()
+	w.v.hasCursor = false
+	video := mustColor("#9467bd")
+	shot := windowShot(t, w, func(img *image.RGBA) error {
+		if len(w.panels) != 4 {
+			return fmt.Errorf("%d panels, want 4", len(w.panels))
+		}
+		return hasColor(img, w.panels[3].rect, video, 50)
+	})
+	checkPanels(t, shot, w.panels, modalitiesOf(w.runs), []string{"text", "image", "speech", "video"})
+	w.key(glfw.Key4)
+	windowShot(t, w, func(img *image.RGBA) error {
+		if len(w.panels) != 3 {
+			return fmt.Errorf("%d panels after key 4, want 3", len(w.panels))
+		}
+		if n := countColor(img, img.Bounds(), video, 12); n > 0 {
+			return fmt.Errorf("%d video-coloured pixels after hiding video", n)
+		}
+		return nil
+	})
 }
 
 // BenchmarkWindowFrame times one full redraw of the window per runtime:

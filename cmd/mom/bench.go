@@ -48,15 +48,23 @@ func benchKernels(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return usagef("--filter: %v", err)
 	}
+	if *reps < 1 {
+		return usagef("--reps %d: want at least 1", *reps)
+	}
 	d, err := df.open()
 	if err != nil {
 		return err
 	}
 	defer func() { d.Close() }()
 	peak := nn.DevicePeak(d)
-	fmt.Fprintf(stdout, "%s\nroof: %.1f TFLOP/s FP32, %.0f GB/s (%s)\n\n", d, peak.FLOPs/1e12, peak.Bytes/1e9, peak.Source)
-	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "kernel\tms/run\tGFLOP/s\tGB/s\t% of roof\ttimed by\t")
+	fmt.Fprintf(stdout, "%s\n%s\n\n", d, roofLine(peak))
+	var names []string
+	for _, c := range nn.BenchCases(nn.BenchSize(*size)) {
+		if re.MatchString(c.Name) {
+			names = append(names, c.Name)
+		}
+	}
+	tab := newKernelTable(stdout, names)
 	first := true
 	for _, c := range nn.BenchCases(nn.BenchSize(*size)) {
 		if !re.MatchString(c.Name) {
@@ -71,13 +79,52 @@ func benchKernels(args []string, stdout, stderr io.Writer) error {
 		first = false
 		res, err := nn.RunBench(d, c, *reps, peak)
 		if err != nil {
-			fmt.Fprintf(tw, "%s\terror: %v\t\t\t\t\t\n", c.Name, err)
+			tab.fail(c.Name, err)
 			continue
 		}
-		fmt.Fprintf(tw, "%s\t%.3f\t%.1f\t%.1f\t%.1f\t%s\t\n", c.Name, res.Seconds*1e3, res.FLOPRate/1e9, res.ByteRate/1e9, 100*res.PeakFrac, res.Timed)
-		tw.Flush()
+		tab.row(c.Name, res)
 	}
-	return tw.Flush()
+	return nil
+}
+
+// roofLine states the device's roof, or that its FLOP roof is unknown.
+func roofLine(p nn.Peak) string {
+	switch {
+	case p.FLOPs > 0:
+		return fmt.Sprintf("roof: %.1f TFLOP/s FP32, %.0f GB/s (%s)", p.FLOPs/1e12, p.Bytes/1e9, p.Source)
+	case p.Bytes > 0:
+		return fmt.Sprintf("roof: FLOP/s unknown for this device; %.0f GB/s (%s); %% of roof is of the bandwidth", p.Bytes/1e9, p.Source)
+	}
+	return fmt.Sprintf("roof: unknown for this device (%s)", p.Source)
+}
+
+// kernelTable prints the kernel benchmarks as a table whose columns stay
+// aligned although each row is printed as soon as it is measured: the
+// widths are fixed before the first row.
+type kernelTable struct {
+	w     io.Writer
+	namew int
+}
+
+func newKernelTable(w io.Writer, names []string) *kernelTable {
+	t := &kernelTable{w: w, namew: len("kernel")}
+	for _, n := range names {
+		t.namew = max(t.namew, len(n))
+	}
+	fmt.Fprintf(w, "%-*s  %9s  %10s  %9s  %9s  %s\n", t.namew, "kernel", "ms/run", "GFLOP/s", "GB/s", "% of roof", "timed by")
+	return t
+}
+
+func (t *kernelTable) row(name string, r nn.BenchResult) {
+	frac := "-"
+	if r.PeakFrac > 0 {
+		frac = fmt.Sprintf("%.1f", 100*r.PeakFrac)
+	}
+	fmt.Fprintf(t.w, "%-*s  %9.3f  %10.1f  %9.1f  %9s  %s\n", t.namew, name, r.Seconds*1e3, r.FLOPRate/1e9, r.ByteRate/1e9, frac, r.Timed)
+}
+
+func (t *kernelTable) fail(name string, err error) {
+	fmt.Fprintf(t.w, "%-*s  error: %v\n", t.namew, name, err)
 }
 
 func benchStep(args []string, stdout, stderr io.Writer) error {
@@ -91,6 +138,9 @@ func benchStep(args []string, stdout, stderr io.Writer) error {
 	rounds := fs.Int("rounds", 3, "rounds (dense and MoM alternate)")
 	if err := parse(fs, args); err != nil {
 		return err
+	}
+	if *batch < 1 || *seq < 2 || *steps < 1 || *rounds < 1 {
+		return usagef("--batch %d, --seq %d, --steps %d and --rounds %d: want at least 1 (--seq at least 2)", *batch, *seq, *steps, *rounds)
 	}
 	dense, err := mom.Preset(*preset, mom.Setting(*setting), mom.Splits{})
 	if err != nil {

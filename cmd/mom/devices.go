@@ -93,7 +93,7 @@ func bytesStr(n uint64) string {
 func cmdCheck(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("check", "check [--runtime dawn|wgpu] [--adapter N] [--n N]", stderr)
 	rtName := fs.String("runtime", "dawn", "WebGPU implementation: dawn or wgpu")
-	adapter := fs.Int("adapter", -1, "adapter index from `mom devices` (-1: best)")
+	adapter := fs.Int("adapter", -1, "adapter index, as mom devices lists them (-1: the best)")
 	n := fs.Int("n", 1<<20, "number of floats")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -131,7 +131,7 @@ func addDeviceFlags(fs interface {
 }) deviceFlags {
 	return deviceFlags{
 		runtime: fs.String("runtime", "dawn", "WebGPU implementation: dawn or wgpu"),
-		adapter: fs.Int("adapter", -1, "adapter index from `mom devices` (-1: best)"),
+		adapter: fs.Int("adapter", -1, "adapter index, as mom devices lists them (-1: the best)"),
 	}
 }
 

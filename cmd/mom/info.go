@@ -65,9 +65,11 @@ func (m modelFlags) config() (mom.Config, error) {
 }
 
 func cmdInfo(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("info", "info [--preset P] [--setting S] [--split in,x,dt,out | --dense] [--json]", stderr)
+	fs := newFlags("info", "info [--preset P] [--setting S] [--split in,x,dt,out | --dense] [--batch B --seq L] [--json]", stderr)
 	mf := addModelFlags(fs)
 	asJSON := fs.Bool("json", false, "print JSON")
+	batch := fs.Int("batch", 8, "sequences per batch (for the largest tensor)")
+	seq := fs.Int("seq", 128, "sequence length (for the largest tensor)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -75,12 +77,17 @@ func cmdInfo(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if *batch <= 0 || *seq <= 1 {
+		return usagef("--batch %d and --seq %d must be positive (--seq at least 2)", *batch, *seq)
+	}
 	total, active := c.ParamCount()
 	fl := c.StepFLOPs()
+	big := c.BoundWhole(*batch, *seq)[0]
 	if *asJSON {
 		return json.NewEncoder(stdout).Encode(map[string]any{
 			"config": c, "params_total": total, "params_active_per_token": active,
 			"flops_forward_per_token": fl.ForwardPerToken, "flops_train_per_token": fl.TrainPerToken,
+			"largest_binding": map[string]any{"name": big.Name, "shape": big.Shape, "bytes": big.Bytes, "batch": *batch, "seq": *seq},
 		})
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
@@ -91,9 +98,18 @@ func cmdInfo(args []string, stdout, stderr io.Writer) error {
 	fmt.Fprintf(tw, "parameters\t%s total, %s active per token\n", human(float64(total)), human(float64(active)))
 	fmt.Fprintf(tw, "FLOPs per token\t%s forward, %s per training step (3x forward; %.0f%% in matrix products)\n",
 		human(fl.ForwardPerToken), human(fl.TrainPerToken), 100*fl.MatmulShare)
+	fits := "fits"
+	if big.Bytes > lavapipeBinding {
+		fits = "too large for"
+	}
+	fmt.Fprintf(tw, "largest tensor\t%s %v = %s at batch %d x %d (bound whole by one kernel; %s lavapipe's 128 MiB)\n",
+		big.Name, big.Shape, bytesStr(uint64(big.Bytes)), *batch, *seq, fits)
 	fmt.Fprintf(tw, "formula\tper layer 2·D·2E + 2·E·(R+2N) + 2·R·E + 2·E·D (projections) + 2·K·E (conv) + 9·E·N (scan); head 2·V·D; train = 3 × forward\n")
 	return tw.Flush()
 }
+
+// lavapipeBinding is the storage binding limit of Mesa's lavapipe.
+const lavapipeBinding = 128 << 20
 
 func human(x float64) string {
 	switch {

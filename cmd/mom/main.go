@@ -26,6 +26,18 @@ func register(c command) { commands = append(commands, c) }
 // errUsage marks a bad invocation (exit code 2).
 var errUsage = errors.New("usage")
 
+// Exit statuses: 0 done, 1 an error, 2 a bad invocation, 130 and 143 a
+// training stopped by SIGINT or SIGTERM (after writing a checkpoint).
+
+// exitError carries an exit status other than 1.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e exitError) Error() string { return e.err.Error() }
+func (e exitError) Unwrap() error { return e.err }
+
 func usage(w io.Writer) {
 	fmt.Fprintln(w, "mom trains Mixture-of-Mamba models (per-modality Mamba projections) on WebGPU.")
 	fmt.Fprintln(w, "\nUsage: mom <command> [flags]\n\nCommands:")
@@ -52,11 +64,15 @@ func run(args []string, stdout, stderr io.Writer) int {
 	for _, c := range commands {
 		if c.name == args[0] {
 			err := c.run(args[1:], stdout, stderr)
+			var ee exitError
 			switch {
 			case err == nil:
 				return 0
 			case errors.Is(err, flag.ErrHelp):
 				return 0
+			case errors.As(err, &ee):
+				fmt.Fprintf(stderr, "mom %s: %v\n", c.name, ee.err)
+				return ee.code
 			case errors.Is(err, errUsage):
 				fmt.Fprintf(stderr, "mom %s: %v\n", c.name, err)
 				return 2

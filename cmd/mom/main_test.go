@@ -46,6 +46,9 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"bench", "sample", "--split", "in,bogus"}, 2, "unknown split"},
 		{[]string{"compare", "one"}, 2, "two run folders"},
 		{[]string{"grads"}, 2, "--checkpoint"},
+		{[]string{"grads", "--checkpoint", "x", "--out", "y", "--batch", "0"}, 2, "--batch 0"},
+		{[]string{"bench", "step", "--rounds", "0"}, 2, "--rounds 0"},
+		{[]string{"bench", "kernels", "--reps", "0"}, 2, "--reps 0"},
 	}
 	for _, c := range cases {
 		code, _, errOut := runCLI(c.args...)
@@ -68,7 +71,7 @@ func TestInfo(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
-	for _, want := range []string{"parameters", "active per token", "FLOPs per token", "in,x,dt,out"} {
+	for _, want := range []string{"parameters", "active per token", "FLOPs per token", "in,x,dt,out", "largest tensor      embedding.weight [61440 2048] = 480.0 MiB", "too large for lavapipe"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("info output lacks %q:\n%s", want, out)
 		}
@@ -104,6 +107,18 @@ func TestPlotAndCompareOnFiles(t *testing.T) {
 	code, out, e := runCLI("compare", dense, moe)
 	if code != 0 || !strings.Contains(out, "reaches it") {
 		t.Fatalf("compare: exit %d, %s %s", code, out, e)
+	}
+	// The baseline comes from the configs, not the order.
+	_, out2, _ := runCLI("compare", moe, dense)
+	if out2 != out || !strings.Contains(out, "mom (MoM) to reach dense's (dense)") {
+		t.Errorf("compare MoM first:\n%s\nwant the same as dense first:\n%s", out2, out)
+	}
+	dense2 := mk("dense2", true, 1.1)
+	if code, _, e := runCLI("compare", dense, dense2); code != 1 || !strings.Contains(e, "both runs are dense") {
+		t.Errorf("compare two dense runs: exit %d, %s", code, e)
+	}
+	if code, _, e := runCLI("compare", dense, dense2, "--force"); code != 0 || !strings.Contains(e, "warning: both runs are dense") {
+		t.Errorf("compare --force two dense runs: exit %d, %s", code, e)
 	}
 }
 

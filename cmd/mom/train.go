@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -10,6 +11,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 
 	"mom/trainer"
 	"mom/trainer/dataset"
@@ -31,16 +33,18 @@ func cmdTrain(args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&o.Accum, "accum", o.Accum, "micro-batches per optimizer step (gradient accumulation)")
 	fs.Float64Var(&o.LR, "lr", o.LR, "peak learning rate")
 	fs.Float64Var(&o.MinLR, "min-lr", o.MinLR, "learning rate at the end of the cosine decay")
-	fs.IntVar(&o.Warmup, "warmup", o.Warmup, "linear warmup steps")
+	fs.IntVar(&o.Warmup, "warmup", o.Warmup, "linear warmup steps (default 20, at most a tenth of --steps)")
+	fs.StringVar(&o.Schedule, "lr-schedule", trainer.ScheduleCosine, "learning rate after the warmup: cosine, linear (to --min-lr) or constant")
 	fs.Float64Var(&o.WeightDecay, "wd", o.WeightDecay, "AdamW decoupled weight decay")
 	fs.Float64Var(&o.ClipNorm, "clip", o.ClipNorm, "global gradient-norm clip (0: off)")
 	seed := fs.Uint64("seed", o.Seed, "random seed (init, data, noise)")
 	fs.IntVar(&o.EvalEvery, "eval-every", o.EvalEvery, "held-out evaluation every N steps (0: off)")
 	fs.IntVar(&o.EvalBatches, "eval-batches", o.EvalBatches, "held-out batches per evaluation")
 	fs.IntVar(&o.LogEvery, "log-every", o.LogEvery, "write a metrics record every N steps")
-	fs.IntVar(&o.CkptEvery, "ckpt-every", o.CkptEvery, "checkpoint every N steps (0: only at the end)")
-	fs.IntVar(&o.Keep, "keep", o.Keep, "checkpoints to keep")
-	fs.BoolVar(&o.Resume, "resume", false, "continue the run in --out from its latest checkpoint")
+	fs.IntVar(&o.CkptEvery, "ckpt-every", o.CkptEvery, "checkpoint every N steps (0: only at the end; the end always has one)")
+	fs.IntVar(&o.Keep, "keep", o.Keep, "checkpoints to keep (0: all)")
+	fs.BoolVar(&o.Resume, "resume", false, "continue the run in --out from its newest intact checkpoint, with its own settings")
+	fs.StringVar(&o.ResumeFrom, "resume-from", "", "continue the run in --out from this checkpoint (step_N or N), setting newer ones aside")
 	fs.IntVar(&o.StopAfter, "stop-after", 0, "stop (with a checkpoint) after this step; --resume continues")
 	fs.StringVar(&o.Data, "data", o.Data, "training data: synthetic, a dataset folder (mom data build), or a token file (.momtok)")
 	fs.StringVar(&o.EvalData, "eval-data", "", "held-out token file (with a token-file --data; a dataset brings its own)")
@@ -80,8 +84,19 @@ func cmdTrain(args []string, stdout, stderr io.Writer) error {
 		return usagef("--data: %v", err)
 	}
 	o.Config = c
-	if o.CkptEvery == 0 {
-		o.CkptEvery = o.Steps
+	explicit := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { explicit[f.Name] = true })
+	if o.ResumeFrom != "" {
+		o.Resume = true
+	}
+	if o.Resume {
+		// The run's own settings, from its folder; flags must agree.
+		if o, err = trainer.ResumeOptions(o, explicit); err != nil {
+			return usagef("%v", err)
+		}
+		c = o.Config
+	} else if !explicit["warmup"] {
+		o.Warmup = min(o.Warmup, o.Steps/10)
 	}
 	if err := o.Validate(); err != nil {
 		return usagef("%v", err)
@@ -99,14 +114,77 @@ func cmdTrain(args []string, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stderr, "mom: training %s %s (%s split: %s), %s params (%s active/token) on %s -> %s\n",
 		c.Name, c.Setting, map[bool]string{true: "dense", false: "MoM"}[c.Splits.Dense()], c.Splits,
 		human(float64(total)), human(float64(active)), d, o.Out)
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	ctx, stop := stopOnSignals(stderr)
 	defer stop()
 	if *viz {
 		return trainWithViz(ctx, d, o, stdout, stderr)
 	}
 	res, err := trainer.Train(ctx, d, o)
-	if res != nil {
-		printResult(stdout, o, res)
+	printResult(stdout, o, res, err)
+	return trainExit(err)
+}
+
+// signalStop is the cause of a run stopped by a signal.
+type signalStop struct{ sig os.Signal }
+
+func (s signalStop) Error() string { return "stopped by " + signalName(s.sig) }
+
+func signalName(s os.Signal) string {
+	if s == syscall.SIGTERM {
+		return "SIGTERM"
+	}
+	return "SIGINT"
+}
+
+// signalExitCode is the exit status of a run stopped by signal s: 128 +
+// the signal's number, as shells report a process killed by it (130 for
+// SIGINT, 143 for SIGTERM).
+func signalExitCode(s os.Signal) int {
+	if s == syscall.SIGTERM {
+		return 143
+	}
+	return 130
+}
+
+// exitNow ends the process (tests replace it).
+var exitNow = os.Exit
+
+// stopOnSignals returns a context that the first SIGINT or SIGTERM cancels
+// with a signalStop cause: the trainer finishes the steps it submitted,
+// writes a checkpoint and returns. A second signal exits at once. stop
+// undoes the handling.
+func stopOnSignals(stderr io.Writer) (ctx context.Context, stop func()) {
+	ctx, cancel := context.WithCancelCause(context.Background())
+	ch := make(chan os.Signal, 2)
+	signal.Notify(ch, os.Interrupt, syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() {
+		select {
+		case s := <-ch:
+			fmt.Fprintf(stderr, "\nmom: %s: finishing the current step and writing a checkpoint (press Ctrl-C again to quit at once)\n", signalName(s))
+			cancel(signalStop{s})
+		case <-done:
+			return
+		}
+		select {
+		case s := <-ch:
+			fmt.Fprintf(stderr, "mom: %s again: quitting now; --resume continues from the last checkpoint written\n", signalName(s))
+			exitNow(signalExitCode(s))
+		case <-done:
+		}
+	}()
+	return ctx, func() {
+		signal.Stop(ch)
+		close(done)
+		cancel(nil)
+	}
+}
+
+// trainExit turns a signal stop into its exit status.
+func trainExit(err error) error {
+	var s signalStop
+	if errors.As(err, &s) {
+		return exitError{code: signalExitCode(s.sig), err: err}
 	}
 	return err
 }
@@ -123,23 +201,51 @@ func modelFlagSet(fs *flag.FlagSet) bool {
 	return set
 }
 
-func printResult(w io.Writer, o trainer.Options, res *trainer.Result) {
-	keys := make([]string, 0, len(res.Final.PerModality))
-	for k := range res.Final.PerModality {
-		keys = append(keys, k)
+// printResult says how far a run got: steps, losses, throughput, and the
+// checkpoint that exists, whether it finished or stopped early (err).
+func printResult(w io.Writer, o trainer.Options, res *trainer.Result, err error) {
+	if res == nil {
+		return // it never started: the error says why
 	}
-	sort.Strings(keys)
-	var parts []string
-	for _, k := range keys {
-		parts = append(parts, fmt.Sprintf("%s %.4f", k, res.Final.PerModality[k]))
+	name := filepath.Base(filepath.Clean(o.Out))
+	var s signalStop
+	switch {
+	case err == nil:
+		fmt.Fprintf(w, "%s: %d steps done", name, res.Steps)
+	case errors.As(err, &s):
+		fmt.Fprintf(w, "%s: %s after step %d of %d", name, signalName(s.sig), res.Steps, res.Total)
+	default:
+		fmt.Fprintf(w, "%s: stopped by an error after step %d of %d", name, res.Steps, res.Total)
 	}
-	fmt.Fprintf(w, "%s: %d steps, final train loss %.4f (%s), %.0f tokens/s\n", filepath.Base(o.Out), res.Steps,
-		res.Final.Total, strings.Join(parts, ", "), res.TokensPerSec)
+	if res.Start > 0 {
+		fmt.Fprintf(w, " (resumed at step %d)", res.Start)
+	}
+	if res.Steps > res.Start {
+		keys := make([]string, 0, len(res.Final.PerModality))
+		for k := range res.Final.PerModality {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		var parts []string
+		for _, k := range keys {
+			parts = append(parts, fmt.Sprintf("%s %.4f", k, res.Final.PerModality[k]))
+		}
+		fmt.Fprintf(w, ", last train loss %.4f (%s)", res.Final.Total, strings.Join(parts, ", "))
+	}
+	if res.TokensPerSec > 0 {
+		fmt.Fprintf(w, ", %.0f tokens/s (mean after the first step)", res.TokensPerSec)
+	}
+	fmt.Fprintln(w)
 	if res.Eval.PerModality != nil {
-		fmt.Fprintf(w, "%s: held-out loss %.4f\n", filepath.Base(o.Out), res.Eval.Total)
+		fmt.Fprintf(w, "%s: held-out loss %.4f\n", name, res.Eval.Total)
 	}
-	if res.Checkpoint != "" {
-		fmt.Fprintf(w, "%s: checkpoint %s\n", filepath.Base(o.Out), res.Checkpoint)
+	switch {
+	case res.Checkpoint == "":
+		fmt.Fprintf(w, "%s: no checkpoint written\n", name)
+	case err != nil:
+		fmt.Fprintf(w, "%s: checkpoint %s (continue with --resume)\n", name, res.Checkpoint)
+	default:
+		fmt.Fprintf(w, "%s: checkpoint %s\n", name, res.Checkpoint)
 	}
 }
 

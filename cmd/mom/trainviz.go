@@ -11,30 +11,22 @@ import (
 )
 
 // trainWithViz trains in a goroutine and runs the live window on the main
-// thread. Without a display it says so and trains headless.
+// thread. Without a display it says so and trains headless. Closing the
+// window (Q, Esc or its close button) closes it at once; training goes on
+// to its end (Ctrl-C stops it with a checkpoint).
 func trainWithViz(ctx context.Context, d *gpu.Device, o trainer.Options, stdout, stderr io.Writer) error {
-	c := o.Config
-	src := viz.NewSource(viz.RunConfig{Name: o.Out, Dense: c.Splits.Dense(), Modalities: c.ModalityNames()})
-	o.OnRecord = func(r trainer.Record) {
-		if line, err := r.JSON(); err == nil {
-			src.PushLine(line)
-		}
-	}
+	src := viz.NewSource(trainer.FolderConfig(o))
+	o.OnRecord = src.Push
 	w, err := viz.Open(d, viz.WindowOptions{}, src)
 	if err != nil {
 		if headless(err) {
 			fmt.Fprintf(stderr, "mom: %v; training carries on headless\n", err)
 			res, err := trainer.Train(ctx, d, o)
-			if res != nil {
-				printResult(stdout, o, res)
-			}
-			return err
+			printResult(stdout, o, res, err)
+			return trainExit(err)
 		}
 		return err
 	}
-	defer w.Close()
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	type outcome struct {
 		res *trainer.Result
 		err error
@@ -42,17 +34,24 @@ func trainWithViz(ctx context.Context, d *gpu.Device, o trainer.Options, stdout,
 	done := make(chan outcome, 1)
 	go func() {
 		res, err := trainer.Train(ctx, d, o)
-		if res != nil {
-			printResult(stdout, o, res)
-		}
+		printResult(stdout, o, res, err)
 		if err == nil {
-			fmt.Fprintln(stderr, "mom: training finished; close the window (or press q) to exit")
+			fmt.Fprintln(stderr, "mom: training finished; close the window (or press Q) to exit")
 		}
 		done <- outcome{res, err}
 	}()
-	werr := w.Run(ctx) // returns when the window closes
+	werr := w.Run(ctx) // returns when the window is closed, or on a signal
+	w.Close()          // at once: a window left open would no longer answer
 	if werr != nil {
 		fmt.Fprintf(stderr, "mom: window: %v; training carries on headless\n", werr)
 	}
-	return (<-done).err
+	select {
+	case out := <-done:
+		return trainExit(out.err)
+	default:
+	}
+	if ctx.Err() == nil {
+		fmt.Fprintln(stderr, "mom: window closed; training carries on (Ctrl-C stops it with a checkpoint)")
+	}
+	return trainExit((<-done).err)
 }

@@ -82,19 +82,23 @@ func cmdView(args []string, stdout, stderr io.Writer) error {
 }
 
 func cmdCompare(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("compare", "compare runs/DENSE runs/MOM [--json]", stderr)
+	fs := newFlags("compare", "compare runs/A runs/B [--json] [--force]", stderr)
 	asJSON := fs.Bool("json", false, "print JSON")
+	force := fs.Bool("force", false, "compare runs that differ in setting, data, vocabulary or loss kinds (with warnings)")
 	if err := parse(fs, reorder(args, nil)); err != nil {
 		return err
 	}
 	if fs.NArg() != 2 {
-		return usagef("name two run folders: the dense run, then the MoM run")
+		return usagef("name two run folders: a dense run and a MoM run (in either order)")
 	}
-	dense, err := trainer.LoadRun(fs.Arg(0))
+	runs, err := trainer.LoadRuns(fs.Arg(0), fs.Arg(1))
 	if err != nil {
 		return err
 	}
-	mom, err := trainer.LoadRun(fs.Arg(1))
+	dense, mom, warnings, err := trainer.PairRuns(runs[0], runs[1], *force)
+	for _, w := range warnings {
+		fmt.Fprintf(stderr, "mom compare: warning: %s\n", w)
+	}
 	if err != nil {
 		return err
 	}

@@ -5,8 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strconv"
 	"syscall"
 )
 
@@ -52,7 +55,9 @@ type Pending struct {
 }
 
 // Create opens a temporary file next to path (same folder, so the
-// final rename stays on one file system).
+// final rename stays on one file system), named ".<base>.tmp-<random>",
+// with permissions perm trimmed by the umask (pass 0o666 for an ordinary
+// file).
 func Create(path string, perm os.FileMode) (*Pending, error) {
 	dir, base := filepath.Split(path)
 	if dir == "" {
@@ -61,16 +66,38 @@ func Create(path string, perm os.FileMode) (*Pending, error) {
 	if base == "" {
 		return nil, fmt.Errorf("atomicfile: atomic write: %q names no file", path)
 	}
-	f, err := os.CreateTemp(dir, "."+base+".tmp-*")
+	// Not os.CreateTemp: its files are 0600 whatever the umask. The file is
+	// created with perm, which the process's umask trims as usual.
+	var f *os.File
+	var err error
+	for try := 0; try < 100; try++ {
+		name := filepath.Join(dir, "."+base+".tmp-"+strconv.FormatUint(uint64(rand.Uint32()), 10))
+		f, err = os.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_EXCL, perm)
+		if !errors.Is(err, fs.ErrExist) {
+			break
+		}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("atomicfile: writing %s: %w", path, err)
 	}
-	if err := f.Chmod(perm); err != nil {
-		f.Close()
-		os.Remove(f.Name())
-		return nil, fmt.Errorf("atomicfile: writing %s: %w", path, err)
-	}
 	return &Pending{path: path, f: f}, nil
+}
+
+// MkdirTemp creates a new folder dir/prefix<random> with the permissions
+// 0777 trimmed by the umask (os.MkdirTemp makes 0700 folders) and returns
+// its path.
+func MkdirTemp(dir, prefix string) (string, error) {
+	var err error
+	for try := 0; try < 100; try++ {
+		name := filepath.Join(dir, prefix+strconv.FormatUint(uint64(rand.Uint32()), 10))
+		if err = os.Mkdir(name, 0o777); err == nil {
+			return name, nil
+		}
+		if !errors.Is(err, fs.ErrExist) {
+			break
+		}
+	}
+	return "", err
 }
 
 // Commit syncs and closes the temporary file, renames it over the target

@@ -1,4 +1,4 @@
-package trainer
+package runfolder
 
 import (
 	"math"
@@ -148,7 +148,7 @@ func TestMetricsResumeBadLine(t *testing.T) {
 		t.Errorf("err = %v, want one naming line 2", err)
 	}
 	os.WriteFile(p, []byte(`{"step":"one"}`+"\n"), 0o644)
-	if _, err := OpenMetrics(p, 2); err == nil || !strings.Contains(err.Error(), "line 1: step one is not a number") {
+	if _, err := OpenMetrics(p, 2); err == nil || !strings.Contains(err.Error(), "line 1: \"step\" one is not a number") {
 		t.Errorf("err = %v", err)
 	}
 	if _, err := ReadMetrics(filepath.Join(t.TempDir(), "none")); err == nil {
