@@ -89,11 +89,6 @@ type stepLayer struct {
 // the tiled GEMM instead of the GEMV.
 const headGEMMStreams = 16
 
-// continuousInputs reports whether the setting has continuous positions
-// (Transfusion's image patches: patch_in adds them to the embedding and
-// patch_out predicts their noise).
-func continuousInputs(c Config) bool { return c.PatchDim > 0 }
-
 // NewStepModel builds the step mode of m for streams streams, sharing m's
 // parameters. Every stream starts with empty states at step 0, allowed the
 // whole vocabulary, with temperature 1 and seed 0.
@@ -140,7 +135,7 @@ func NewStepModel(m *Model, streams int, o StepOptions) (_ *StepModel, err error
 	s.dbc, s.logits = ten("dbc", S, R+2*N), ten("logits", S, V)
 	s.history = ten("history", o.GenerateSteps, S)
 	s.scratch = ten("copy_scratch", E*max(N, K-1))
-	if continuousInputs(c) {
+	if c.Continuous() {
 		s.patches, s.pred = ten("patches", S, c.PatchDim), ten("pred", S, c.PatchDim)
 	}
 	for i := 0; i < c.Layers && err == nil; i++ {
@@ -196,7 +191,7 @@ func (s *StepModel) build() error {
 	if s.track(s.embed, err) != nil {
 		return fmt.Errorf("mom: step model: embedding: %w", err)
 	}
-	if continuousInputs(c) {
+	if c.Continuous() {
 		if s.patchIn, err = proj(false, s.patches, 0, W(NamePatchIn), nil, s.h, 0, true); err != nil {
 			return fmt.Errorf("mom: step model: patch_in: %w", err)
 		}
@@ -265,7 +260,7 @@ func (s *StepModel) build() error {
 		}
 		s.head = l.Record
 	}
-	if continuousInputs(c) {
+	if c.Continuous() {
 		if s.patchOut, err = proj(false, s.xf, 0, W(NamePatchOut), nil, s.pred, 0, false); err != nil {
 			return fmt.Errorf("mom: step model: patch_out: %w", err)
 		}
@@ -463,7 +458,7 @@ func (s *StepModel) FLOPsPerToken() float64 {
 	D, E, N, R, V := float64(c.DModel), float64(c.ED()), float64(c.DState), float64(c.DtRank), float64(c.Vocab)
 	perLayer := 2*(2*E*D+E*(R+2*N)+E*R+D*E) + E*(2*float64(c.DConv)) + E*N*8
 	f := float64(c.Layers)*perLayer + 2*D*V
-	if continuousInputs(c) {
+	if c.Continuous() {
 		f += 4 * D * float64(c.PatchDim)
 	}
 	return f
