@@ -28,6 +28,8 @@ type StepOptions struct {
 	// GenerateSteps is the most steps one Generate call records into one
 	// submit (the size of its id history); default 16.
 	GenerateSteps int
+	// IDSets is the most id sets SetIDSets registers; default 8.
+	IDSets int
 }
 
 // StepModel is the model run recurrently for a fixed number of streams. It
@@ -50,6 +52,8 @@ type StepModel struct {
 	grp     *nn.Tensor // (s) u32: the modality of each stream's current token
 	pos     *nn.Tensor // (s) u32: step counters (the sampler's random stream)
 	allowed *nn.Tensor // (s, 2) u32: each stream's allowed ids [lo, hi)
+	idSel   *nn.Tensor // (s) u32: each stream's id set (nn.MaskNone: none)
+	idMask  *nn.Tensor // (IDSets, ceil(v/32)) u32: the id sets' bits
 	h       *nn.Tensor // (s, d) residual stream
 	xn, xf  *nn.Tensor // (s, d) normed input of a layer; final normed
 	x1, x2  *nn.Tensor // (s, ed) conv input and output
@@ -68,9 +72,11 @@ type StepModel struct {
 	normF    *nn.RMSNorm
 	head     func(r *gpu.Recorder) // the LM head: a GEMV, or a tiled GEMM for many streams
 	patchOut *nn.RoutedLinear
+	mask     *nn.MaskLogits
 	sampler  *nn.Sampler
 
 	genSteps int
+	setCover [][2]int // the registered id sets' covering ranges
 	idsHost  []uint32 // scratch for the ids read back
 	tensors  []*nn.Tensor
 	ops      []interface{ Release() }
@@ -103,8 +109,11 @@ func NewStepModel(m *Model, streams int, o StepOptions) (_ *StepModel, err error
 	if o.GenerateSteps == 0 {
 		o.GenerateSteps = 16
 	}
-	if o.GenerateSteps < 0 {
-		return nil, fmt.Errorf("mom: step model: GenerateSteps %d must be positive", o.GenerateSteps)
+	if o.IDSets == 0 {
+		o.IDSets = 8
+	}
+	if o.GenerateSteps < 0 || o.IDSets < 0 {
+		return nil, fmt.Errorf("mom: step model: GenerateSteps %d and IDSets %d must be positive", o.GenerateSteps, o.IDSets)
 	}
 	d := m.d
 	s := &StepModel{Cfg: c, Streams: streams, d: d, genSteps: o.GenerateSteps, idsHost: make([]uint32, streams),
@@ -130,6 +139,7 @@ func NewStepModel(m *Model, streams int, o StepOptions) (_ *StepModel, err error
 		return t
 	}
 	s.ids, s.grp, s.pos, s.allowed = ten("ids", S), ten("modality", S), ten("pos", S), ten("allowed", S, 2)
+	s.idSel, s.idMask = ten("id_set", S), ten("id_mask", o.IDSets, nn.CeilDiv(V, 32))
 	s.h, s.xn, s.xf = ten("h", S, D), ten("xn", S, D), ten("xf", S, D)
 	s.x1, s.x2, s.z, s.y, s.delta = ten("x1", S, E), ten("x2", S, E), ten("z", S, E), ten("y", S, E), ten("delta", S, E)
 	s.dbc, s.logits = ten("dbc", S, R+2*N), ten("logits", S, V)
@@ -265,6 +275,10 @@ func (s *StepModel) build() error {
 			return fmt.Errorf("mom: step model: patch_out: %w", err)
 		}
 	}
+	s.mask, err = nn.NewMaskLogits(d, nn.MaskLogitsArgs{Logits: s.logits, Mask: s.idMask, Sel: s.idSel, Allowed: s.allowed})
+	if s.track(s.mask, err) != nil {
+		return fmt.Errorf("mom: step model: id sets: %w", err)
+	}
 	s.sampler, err = nn.NewSampler(d, nn.SamplerArgs{Logits: s.logits, IDs: s.ids, Allowed: s.allowed, Pos: s.pos})
 	if s.track(s.sampler, err) != nil {
 		return fmt.Errorf("mom: step model: sampler: %w", err)
@@ -276,6 +290,17 @@ func (s *StepModel) build() error {
 // patches) to the logits, the predicted noise and the next ids, which
 // become the current ids of the next step.
 func (s *StepModel) RecordStep(r *gpu.Recorder) {
+	s.recordBody(r)
+	s.head(r)
+	if s.patchOut != nil {
+		s.patchOut.Record(r)
+	}
+	s.mask.Record(r)
+	s.sampler.Record(r)
+}
+
+// recordBody records a step up to the final norm: the states' update.
+func (s *StepModel) recordBody(r *gpu.Recorder) {
 	s.embed.Record(r)
 	if s.patchIn != nil {
 		s.patchIn.Record(r)
@@ -293,11 +318,6 @@ func (s *StepModel) RecordStep(r *gpu.Recorder) {
 		ly.out.Record(r)
 	}
 	s.normF.RecordForward(r)
-	s.head(r)
-	if s.patchOut != nil {
-		s.patchOut.Record(r)
-	}
-	s.sampler.Record(r)
 }
 
 // Step runs one step and returns every stream's sampled id (the next
@@ -367,7 +387,7 @@ func (s *StepModel) SetPatches(p []float32) error {
 
 // SetAllowed restricts each stream's sampling to an id range [lo, hi) (a
 // modality's vocabulary range inside its span); nil, or a stream's [0, 0),
-// allows the whole vocabulary.
+// allows the whole vocabulary. It ends any stream's id set (UseIDSets).
 func (s *StepModel) SetAllowed(ranges [][2]int) error {
 	v := make([]uint32, 2*s.Streams)
 	if ranges != nil && len(ranges) != s.Streams {
@@ -382,7 +402,10 @@ func (s *StepModel) SetAllowed(ranges [][2]int) error {
 		}
 		v[2*i], v[2*i+1] = uint32(r[0]), uint32(r[1])
 	}
-	return s.allowed.UploadU32(v)
+	if err := s.allowed.UploadU32(v); err != nil {
+		return err
+	}
+	return s.noIDSets()
 }
 
 // SetSampling sets how the next tokens are drawn, for the steps of later
