@@ -235,3 +235,19 @@ func (f *ForcedSteps) Release() {
 	}
 	f.tensors = nil
 }
+
+// Broadcast copies stream src's states, step counter and current id to
+// every other stream, in one submit: a prefilled prompt continues in all.
+func (s *StepModel) Broadcast(src int) error {
+	if src < 0 || src >= s.Streams {
+		return fmt.Errorf("mom: broadcast of stream %d of %d", src, s.Streams)
+	}
+	r := s.d.NewRecorder()
+	for i := 0; i < s.Streams; i++ {
+		s.RecordCopyStream(r, i, src)
+	}
+	if err := r.Submit(); err != nil {
+		return fmt.Errorf("mom: broadcast of stream %d: %w", src, err)
+	}
+	return nil
+}
