@@ -298,7 +298,7 @@ func (s *Sampler) generate(res *Result, prompt []uint32, m int, o Options) error
 	if err := s.s.SetInputs(s.inputs); err != nil {
 		return err
 	}
-	mode := make([]int, s.N)  // modeText, a span's modality, or modeDone
+	mode := make([]int, s.N)   // modeText, a span's modality, or modeDone
 	inSpan := make([]int, s.N) // tokens of the current span
 	for i := range mode {
 		mode[i] = m
