@@ -1,6 +1,7 @@
 package trainer
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"math"
@@ -34,10 +35,11 @@ type EvalResult struct {
 	Data       string `json:"data"`
 	// Whole is true when the whole held-out split was scored once;
 	// Batches batches of Batch x SeqLen positions were run.
-	Whole         bool  `json:"whole_split"`
-	Batches       int   `json:"batches"`
-	Batch, SeqLen int   `json:"-"`
-	Positions     int64 `json:"positions"`
+	Whole     bool  `json:"whole_split"`
+	Batches   int   `json:"batches"`
+	Batch     int   `json:"batch"`
+	SeqLen    int   `json:"seq_len"`
+	Positions int64 `json:"positions"`
 	// Loss is the total as the trainer reports it (mom.Losses.Total): the
 	// mean next-token loss plus lambda times the mean diffusion loss.
 	Loss       float64                  `json:"loss"`
@@ -73,14 +75,21 @@ type ModalityEval struct {
 // batches.
 const evalSeed = 0x6576616c
 
-// Evaluate scores the model of tr on held-out data: per modality the
-// loss, perplexity, accuracy and (text) bits per byte. The batches are
-// the trainer's held-out batches (the run's batch shape, the split from
-// its start, Transfusion's noise drawn as the trainer's evaluation draws
-// it), so with Batches = the run's eval batches the losses are the
-// trainer's last held-out losses for that checkpoint.
-func Evaluate(d *gpu.Device, tr *Trained, o EvalOptions) (_ *EvalResult, err error) {
-	c := tr.Config
+// Eval is an evaluation opened on the host: the held-out data and the
+// text tokenizer, checked against the model, before any device work.
+type Eval struct {
+	tr      *Trained
+	o       EvalOptions
+	stream  data.Stream
+	desc    string
+	n       int64 // tokens of a finite split; 0: the synthetic stream
+	start   json.RawMessage
+	byteLen []int32
+}
+
+// NewEval opens the held-out data of an evaluation (see Evaluate) and
+// checks it against the model; it touches no device.
+func NewEval(tr *Trained, o EvalOptions) (*Eval, error) {
 	if o.Batches < 0 {
 		return nil, fmt.Errorf("trainer: eval: --batches %d must not be negative", o.Batches)
 	}
@@ -88,9 +97,46 @@ func Evaluate(d *gpu.Device, tr *Trained, o EvalOptions) (_ *EvalResult, err err
 	if err != nil {
 		return nil, err
 	}
-	if cl, ok := stream.(io.Closer); ok {
-		defer cl.Close()
+	e := &Eval{tr: tr, o: o, stream: stream, desc: desc, n: n}
+	if e.start, err = stream.State(); err != nil {
+		e.Close()
+		return nil, err
 	}
+	if textTok != nil {
+		e.byteLen = TextByteLengths(textTok)
+	}
+	return e, nil
+}
+
+// Close releases the held-out data.
+func (e *Eval) Close() {
+	if cl, ok := e.stream.(io.Closer); ok {
+		cl.Close()
+	}
+}
+
+// Evaluate scores the model of tr on held-out data: per modality the
+// loss, perplexity, accuracy and (text) bits per byte. The batches are
+// the trainer's held-out batches (the run's batch shape, the split from
+// its start, Transfusion's noise drawn as the trainer's evaluation draws
+// it), so with Batches = the run's eval batches the losses are the
+// trainer's last held-out losses for that checkpoint.
+func Evaluate(d *gpu.Device, tr *Trained, o EvalOptions) (*EvalResult, error) {
+	e, err := NewEval(tr, o)
+	if err != nil {
+		return nil, err
+	}
+	defer e.Close()
+	return e.Run(d)
+}
+
+// Run runs the evaluation on d, from the start of the held-out data.
+func (e *Eval) Run(d *gpu.Device) (_ *EvalResult, err error) {
+	tr, o, stream, desc, n, byteLen := e.tr, e.o, e.stream, e.desc, e.n, e.byteLen
+	if err := stream.Restore(e.start); err != nil {
+		return nil, err
+	}
+	c := tr.Config
 	B, L := tr.Batch, tr.SeqLen
 	if B <= 0 || L <= 1 {
 		def := DefaultOptions()
@@ -105,10 +151,6 @@ func Evaluate(d *gpu.Device, tr *Trained, o EvalOptions) (_ *EvalResult, err err
 			res.Whole = true
 			res.Batches = int((n - 1 + int64(B*L) - 1) / int64(B*L))
 		}
-	}
-	var byteLen []int32
-	if textTok != nil {
-		byteLen = TextByteLengths(textTok)
 	}
 
 	seed := tr.Seed
