@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"mom/mom"
+	"mom/trainer/dataset"
 )
 
 // Options say what to sample.
@@ -48,6 +49,9 @@ func (o *Options) Check(v *Vocab) error {
 	m, err := v.Modality(o.Modality)
 	if err != nil {
 		return err
+	}
+	if o.Prompt == "" && !v.HasDoc && m == 0 {
+		return fmt.Errorf("sample: an empty prompt: the dataset has no %s marker to start a document from, so the %s setting's text needs a prompt to continue (--prompt)", dataset.SpecialDoc, v.Cfg.Setting)
 	}
 	if o.MaxTokens == 0 {
 		o.MaxTokens = DefaultMaxTokens
@@ -134,7 +138,9 @@ func New(m *mom.Model, v *Vocab, n int) (_ *Sampler, err error) {
 	// the begin markers of continuous modalities (diffusion runs for a
 	// whole batch of samples at once; ask for one with Modality).
 	var banned []int
-	banned = append(banned, int(v.Doc))
+	if v.HasDoc {
+		banned = append(banned, int(v.Doc))
+	}
 	sets := []mom.IDSet{nil}
 	for g, row := range c.Modalities {
 		s.spanSet[g] = -1
@@ -237,7 +243,7 @@ func (s *Sampler) Sample(o Options) (*Result, error) {
 		return nil, err
 	}
 	m, _ := v.Modality(o.Modality)
-	prompt := append([]uint32{v.Doc}, v.Text.Encode(o.Prompt)...)
+	prompt := v.Prompt(o.Prompt)
 	if m > 0 {
 		prompt = append(prompt, v.Begin[m])
 	}
@@ -403,6 +409,16 @@ func (s *Sampler) generate(res *Result, prompt []uint32, m int, o Options) error
 	}
 	res.Seconds = time.Since(t0).Seconds()
 	return nil
+}
+
+// Prompt is the ids a prompt starts a sample with: the document marker
+// (where the dataset has one) and the text's tokens.
+func (v *Vocab) Prompt(text string) []uint32 {
+	var ids []uint32
+	if v.HasDoc {
+		ids = append(ids, v.Doc)
+	}
+	return v.Text.EncodeAppend(ids, text)
 }
 
 // beginOf returns the modality whose begin marker id is, or 0.

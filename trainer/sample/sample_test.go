@@ -151,7 +151,7 @@ func TestSampleText(t *testing.T) {
 				t.Errorf("greedy stream %d differs from stream 0", i)
 			}
 		}
-		prompt := append([]uint32{f.v.Doc}, f.v.Text.Encode(o.Prompt)...)
+		prompt := f.v.Prompt(o.Prompt)
 		seq := append(slices.Clone(prompt), g.Samples[0].IDs...)
 		logits := parallelLogits(t, d, f, seq)
 		V := c.Vocab
@@ -251,7 +251,7 @@ func TestSampleImage(t *testing.T) {
 				continue
 			}
 			// Greedy: the parallel forward's argmax over the image range.
-			prompt := append([]uint32{f.v.Doc}, f.v.Text.Encode(o.Prompt)...)
+			prompt := f.v.Prompt(o.Prompt)
 			prompt = append(prompt, f.v.Begin[img])
 			seq := append(slices.Clone(prompt), res.Samples[0].IDs[:per]...)
 			logits := parallelLogits(t, d, f, seq)
@@ -421,6 +421,21 @@ func TestSampleErrors(t *testing.T) {
 			{three, sample.Options{Modality: "image", MaxTokens: 20}, "more than --max-tokens"},
 			{three, sample.Options{Params: mom.SampleParams{Temperature: -1}}, "temperature"},
 			{three, sample.Options{Params: mom.SampleParams{TopP: 2}}, "top-p"},
+		}
+		// An empty prompt starts a document; without a document marker
+		// the text has nothing to start from, but an item its begin marker.
+		if res, err := three.s.Sample(sample.Options{MaxTokens: 5}); err != nil || len(res.Samples[0].IDs) == 0 {
+			t.Errorf("an empty prompt: %v", err)
+		}
+		noDoc := *three.v
+		noDoc.HasDoc = false
+		o := sample.Options{}
+		if err := o.Check(&noDoc); err == nil || !strings.Contains(err.Error(), "empty prompt") {
+			t.Errorf("an empty prompt without a document marker: %v", err)
+		}
+		o = sample.Options{Modality: "speech"}
+		if err := o.Check(&noDoc); err != nil {
+			t.Errorf("an empty prompt for speech without a document marker: %v", err)
 		}
 		for _, c := range cases {
 			o := c.o

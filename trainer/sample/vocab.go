@@ -21,6 +21,9 @@ type Vocab struct {
 	Cfg      mom.Config
 	Text     *bpe.Tokenizer
 	Doc, End uint32 // <|doc|>, <|end|>
+	// HasDoc tells whether the dataset marks documents' starts (<|doc|>):
+	// a prompt then starts with it, and an empty prompt starts a document.
+	HasDoc bool
 	// Begin[m] and Finish[m] are the markers around a span of modality m
 	// (unused for modality 0, the text that holds the markers).
 	Begin, Finish []uint32
@@ -71,7 +74,9 @@ func (c patchCodec) decode(_ []uint32, patches []float32) (any, error) {
 }
 
 // NewVocab checks that a dataset fits the model config (setting and
-// vocabulary ranges), finds the markers in its manifest and a decoder for
+// vocabulary ranges), finds the markers in its manifest (the end of a
+// document and each modality's span markers; the start of a document if
+// it has one) and a decoder for
 // every modality, asked by the row's tokenizer kind: "bpe" text, "vq"
 // image codes, "units" speech units, "patches" continuous image patches
 // (their image shape is read from the dataset's held-out split).
@@ -93,8 +98,8 @@ func NewVocab(c mom.Config, ds *dataset.Dataset, toks *dataset.Tokenizers) (*Voc
 		return uint32(id), nil
 	}
 	var err error
-	if v.Doc, err = marker(dataset.SpecialDoc); err != nil {
-		return nil, err
+	if id, ok := man.Specials[dataset.SpecialDoc]; ok {
+		v.Doc, v.HasDoc = uint32(id), true
 	}
 	if v.End, err = marker(dataset.SpecialEnd); err != nil {
 		return nil, err
