@@ -106,6 +106,10 @@ type Sampler struct {
 	inputs  []uint32
 }
 
+// testHookPred, set by tests, sees each diffusion pass's input patches
+// and predicted noise per stream, (span, patch).
+var testHookPred func(level, stream int, x, eps []float32)
+
 // generateSteps is the most steps recorded into one submit where no
 // stream can change its id set in between (inside fixed-length spans).
 const generateSteps = 32
@@ -497,6 +501,9 @@ func (s *Sampler) diffuse(res *Result, prompt []uint32, m int, o Options) error 
 		for i := 0; i < N; i++ {
 			for q := 0; q < NP; q++ {
 				copy(eps[q*P:(q+1)*P], pred[(q*N+i)*P:(q*N+i+1)*P])
+			}
+			if testHookPred != nil {
+				testHookPred(b, i, x[i], eps)
 			}
 			denoise(x[i], eps, b, next, ddpm, rngs[i])
 		}

@@ -342,9 +342,27 @@ func TestSampleDiffusion(t *testing.T) {
 		if per != 49 {
 			t.Fatalf("%d patches per image, want 49", per)
 		}
+		// The first pass's predicted noise equals single steps' of the same
+		// prompt and noisy patches (the conditioning, the state at the span's
+		// start and the layout of streams and positions).
+		const prompt = "a round spot"
+		type pass struct{ x, eps []float32 }
+		first := map[int]pass{}
+		sample.SetTestHookPred(func(level, stream int, x, eps []float32) {
+			if _, ok := first[stream]; !ok && level == mom.TimestepBuckets-1 {
+				first[stream] = pass{slices.Clone(x), slices.Clone(eps)}
+			}
+		})
+		_, err := f.s.Sample(sample.Options{Prompt: prompt, Modality: "image", Diffusion: "ddim", Steps: 2})
+		sample.SetTestHookPred(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkFirstPass(t, f, prompt, first[1].x, first[1].eps)
+
 		for _, o := range []sample.Options{
-			{Prompt: "a round spot", Modality: "image", Diffusion: "ddim", Steps: 4, Params: mom.SampleParams{Seed: 1}},
-			{Prompt: "a round spot", Modality: "image", Diffusion: "ddpm", Steps: 3, Params: mom.SampleParams{Seed: 1}},
+			{Prompt: prompt, Modality: "image", Diffusion: "ddim", Steps: 4, Params: mom.SampleParams{Seed: 1}},
+			{Prompt: prompt, Modality: "image", Diffusion: "ddpm", Steps: 3, Params: mom.SampleParams{Seed: 1}},
 		} {
 			res, err := f.s.Sample(o)
 			if err != nil {
@@ -399,6 +417,56 @@ func TestSampleDiffusion(t *testing.T) {
 			t.Logf("%s, %d levels: %d forced steps per stream in %.3f s", o.Diffusion, o.Steps, res.Steps, res.Seconds)
 		}
 	})
+}
+
+// checkFirstPass steps a one-stream step model through the prompt, the
+// image's begin marker and the noisy patches x at the noisiest level, and
+// compares its predicted noise with eps.
+func checkFirstPass(t *testing.T, f *fixture, prompt string, x, eps []float32) {
+	t.Helper()
+	c := f.tr.Config
+	img := c.ModalityIndex("image")
+	P := c.PatchDim
+	if len(x) == 0 || len(x) != len(eps) {
+		t.Fatalf("the hook saw %d patch values and %d predictions", len(x), len(eps))
+	}
+	st, err := mom.NewStepModel(f.m, 1, mom.StepOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Release()
+	step := func(id uint32, patch []float32) []float32 {
+		if err := st.SetInputs([]uint32{id}); err != nil {
+			t.Fatal(err)
+		}
+		if err := st.SetPatches(patch); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := st.Step(); err != nil {
+			t.Fatal(err)
+		}
+		p, err := st.Pred()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	zero := make([]float32, P)
+	for _, id := range append(f.v.Prompt(prompt), f.v.Begin[img]) {
+		step(id, zero)
+	}
+	level := uint32(c.VocabRanges[img][0] + mom.TimestepBuckets - 1)
+	worst, scale := 0.0, 0.0
+	for q := 0; q < len(x)/P; q++ {
+		got := step(level, x[q*P:(q+1)*P])
+		for k, v := range got {
+			worst = math.Max(worst, math.Abs(float64(v-eps[q*P+k])))
+			scale = math.Max(scale, math.Abs(float64(v)))
+		}
+	}
+	if worst > 1e-4*scale {
+		t.Errorf("the sampler's predicted noise differs from single steps' by %.3g (scale %.3g)", worst, scale)
+	}
 }
 
 // TestSampleErrors: options the vocabulary refuses, before any sampling.
