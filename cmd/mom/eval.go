@@ -132,4 +132,3 @@ func printEval(w io.Writer, r *trainer.EvalResult) {
 	}
 	fmt.Fprintf(w, "total loss %.4f\n", r.Loss)
 }
-
