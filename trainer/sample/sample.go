@@ -104,6 +104,7 @@ type Sampler struct {
 	spanSet []int // per modality: the id set inside its spans (-1: none)
 	use     []int // host scratch: each stream's id set now
 	inputs  []uint32
+	chunk   int // most steps per submit (generateSteps; tests lower it)
 }
 
 // testHookPred, set by tests, sees each diffusion pass's input patches
@@ -131,7 +132,7 @@ func New(m *mom.Model, v *Vocab, n int) (_ *Sampler, err error) {
 		return nil, err
 	}
 	s := &Sampler{v: v, s: st, N: n, prefill: map[int]*mom.Prefill{}, forced: map[int]*mom.ForcedSteps{},
-		spanSet: make([]int, c.Groups()), use: make([]int, n), inputs: make([]uint32, n)}
+		spanSet: make([]int, c.Groups()), use: make([]int, n), inputs: make([]uint32, n), chunk: generateSteps}
 	defer func() {
 		if err != nil {
 			s.Release()
@@ -313,31 +314,38 @@ func (s *Sampler) generate(res *Result, prompt []uint32, m int, o Options) error
 	for i := range mode {
 		mode[i] = m
 	}
+	setOf := func(md int) int {
+		if md > 0 {
+			return s.spanSet[md]
+		}
+		return s.textSet
+	}
 	t0 := time.Now()
 	active := s.N
 	cur := slices.Repeat([]int{-2}, s.N) // the id sets uploaded
 	for active > 0 {
-		// Each stream's id set; the chunk of steps no stream can leave its
-		// set within (fixed-length spans), else one step.
-		chunk := generateSteps
+		// Up to generateSteps steps in one submit: no more than any
+		// stream's fixed-length span has left (its end marker is placed
+		// after it) or its token cap allows. A stream that may change its
+		// id set within (free text drawing a begin marker, a span of
+		// chosen length its end marker) makes the chunk speculative: the
+		// state before it is saved, and if a stream changes its set before
+		// the chunk's last step, the chunk is rolled back and replayed up
+		// to that step (the draws depend only on the seed, the stream and
+		// its step counter, so the replay draws the same ids).
+		chunk, speculative := s.chunk, false
 		for i, md := range mode {
-			switch {
-			case md == modeDone:
-				s.use[i] = s.textSet
-			case md == modeText:
-				s.use[i] = s.textSet
-				chunk = 1
-			default:
-				s.use[i] = s.spanSet[md]
-				if n := v.ItemLen(md); n > 0 {
-					chunk = min(chunk, n-inSpan[i])
-				} else {
-					chunk = 1
-				}
+			s.use[i] = setOf(max(md, 0))
+			if md == modeDone {
+				continue
 			}
-			if md != modeDone {
-				chunk = min(chunk, o.MaxTokens-len(res.Samples[i].IDs))
+			switch n := v.ItemLen(max(md, 0)); {
+			case md > 0 && n > 0:
+				chunk = min(chunk, n-inSpan[i])
+			case md == modeText || m == 0:
+				speculative = true
 			}
+			chunk = min(chunk, o.MaxTokens-len(res.Samples[i].IDs))
 		}
 		chunk = max(chunk, 1)
 		if !slices.Equal(cur, s.use) {
@@ -346,19 +354,20 @@ func (s *Sampler) generate(res *Result, prompt []uint32, m int, o Options) error
 			}
 			copy(cur, s.use)
 		}
-		var ids []uint32
-		var err error
-		if chunk == 1 {
-			ids, err = s.s.Step()
-		} else {
-			ids, err = s.s.Generate(chunk)
+		if speculative && chunk > 1 {
+			if err := s.ensureSnapshot(); err != nil {
+				return err
+			}
+			if err := s.s.Save(s.snap); err != nil {
+				return err
+			}
 		}
+		ids, err := s.steps(chunk)
 		if err != nil {
 			return err
 		}
-		res.Steps += chunk
-		forced := false
-		for k := 0; k < chunk; k++ {
+		forced, rows := false, chunk
+		for k := 0; k < chunk && rows == chunk; k++ {
 			row := ids[k*s.N : (k+1)*s.N]
 			for i, id := range row {
 				if mode[i] == modeDone {
@@ -367,6 +376,7 @@ func (s *Sampler) generate(res *Result, prompt []uint32, m int, o Options) error
 				smp := &res.Samples[i]
 				smp.IDs = append(smp.IDs, id)
 				res.Tokens++
+				before := mode[i]
 				var force uint32
 				doForce := false
 				switch md := mode[i]; {
@@ -396,8 +406,11 @@ func (s *Sampler) generate(res *Result, prompt []uint32, m int, o Options) error
 				if mode[i] != modeDone && len(smp.IDs) >= o.MaxTokens {
 					mode[i], smp.Stop = modeDone, "max-tokens"
 				}
-				if mode[i] == modeDone {
+				switch {
+				case mode[i] == modeDone:
 					active--
+				case setOf(mode[i]) != setOf(before) && !doForce && k < chunk-1:
+					rows = k + 1 // the other streams finish this row
 				}
 				s.inputs[i] = id
 				if doForce && mode[i] != modeDone {
@@ -405,6 +418,15 @@ func (s *Sampler) generate(res *Result, prompt []uint32, m int, o Options) error
 				}
 			}
 		}
+		if rows < chunk {
+			if err := s.s.Restore(s.snap); err != nil {
+				return err
+			}
+			if _, err := s.steps(rows); err != nil {
+				return err
+			}
+		}
+		res.Steps += rows
 		if forced && active > 0 {
 			if err := s.s.SetInputs(s.inputs); err != nil {
 				return err
@@ -423,6 +445,24 @@ func (v *Vocab) Prompt(text string) []uint32 {
 		ids = append(ids, v.Doc)
 	}
 	return v.Text.EncodeAppend(ids, text)
+}
+
+// steps runs n steps (one submit) and returns the ids, (n, streams).
+func (s *Sampler) steps(n int) ([]uint32, error) {
+	if n == 1 {
+		return s.s.Step()
+	}
+	return s.s.Generate(n)
+}
+
+// ensureSnapshot makes the sampler's snapshot on first use.
+func (s *Sampler) ensureSnapshot() error {
+	if s.snap != nil {
+		return nil
+	}
+	var err error
+	s.snap, err = s.s.NewSnapshot()
+	return err
 }
 
 // beginOf returns the modality whose begin marker id is, or 0.
@@ -444,10 +484,8 @@ func (s *Sampler) diffuse(res *Result, prompt []uint32, m int, o Options) error 
 	if err != nil {
 		return err
 	}
-	if s.snap == nil {
-		if s.snap, err = s.s.NewSnapshot(); err != nil {
-			return err
-		}
+	if err := s.ensureSnapshot(); err != nil {
+		return err
 	}
 	fs, ok := s.forced[NP]
 	if !ok {

@@ -115,24 +115,42 @@ func TestSampleText(t *testing.T) {
 			if smp.Stop == "max-tokens" && len(smp.IDs) != o.MaxTokens {
 				t.Errorf("sample %d: %d ids, stopped by the cap of %d", i, len(smp.IDs), o.MaxTokens)
 			}
-			inSpan := false
+			span := 0 // the modality of the span we are in
 			for _, id := range smp.IDs {
 				g, _ := c.ModalityOf(id)
 				switch {
 				case id == f.v.Doc:
 					t.Errorf("sample %d drew the document marker", i)
-				case !inSpan && g != 0:
+				case span == 0 && g != 0:
 					t.Errorf("sample %d drew %s id %d outside a span", i, c.Modalities[g].Name, id)
-				case slices.Contains(f.v.Begin[1:], id):
-					inSpan = true
-				case slices.Contains(f.v.Finish[1:], id):
-					inSpan = false
+				case span == 0 && slices.Contains(f.v.Begin[1:], id):
+					span = slices.Index(f.v.Begin, id)
+				case span == 0 && slices.Contains(f.v.Finish[1:], id):
+					t.Errorf("sample %d drew an end marker outside a span", i)
+				case span > 0 && id == f.v.Finish[span]:
+					span = 0
+				case span > 0 && g != span:
+					t.Errorf("sample %d drew id %d inside a %s span", i, id, c.Modalities[span].Name)
 				}
 			}
 			t.Logf("sample %d (%s): %q", i, smp.Stop, smp.Text)
 		}
 		if !differ {
 			t.Error("another seed gave the same samples")
+		}
+		// Chunks of steps in one submit, rolled back where a stream opens
+		// or closes a span, draw what single steps draw.
+		f.s.SetChunk(1)
+		o.Params.Seed = 11
+		single, err := f.s.Sample(o)
+		f.s.SetChunk(32)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range single.Samples {
+			if !slices.Equal(single.Samples[i].IDs, a.Samples[i].IDs) {
+				t.Errorf("sample %d: single steps drew %v, chunks %v", i, single.Samples[i].IDs, a.Samples[i].IDs)
+			}
 		}
 		if a.Tokens == 0 || a.Seconds <= 0 {
 			t.Errorf("%d tokens in %g s", a.Tokens, a.Seconds)
