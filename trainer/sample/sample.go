@@ -314,38 +314,54 @@ func (s *Sampler) generate(res *Result, prompt []uint32, m int, o Options) error
 	for i := range mode {
 		mode[i] = m
 	}
-	setOf := func(md int) int {
-		if md > 0 {
-			return s.spanSet[md]
-		}
-		return s.textSet
+	// Free text can open a span (and so change its id set) when its set
+	// holds a discrete modality's begin marker.
+	textOpens := false
+	for g := 1; g < len(v.Begin); g++ {
+		textOpens = textOpens || s.spanSet[g] >= 0
 	}
 	t0 := time.Now()
 	active := s.N
 	cur := slices.Repeat([]int{-2}, s.N) // the id sets uploaded
+	// grow bounds a chunk in which a stream may end: from 2 steps,
+	// doubling, so that a sample that ends soon wastes few steps.
+	grow := min(2, s.chunk)
 	for active > 0 {
-		// Up to generateSteps steps in one submit: no more than any
-		// stream's fixed-length span has left (its end marker is placed
-		// after it) or its token cap allows. A stream that may change its
-		// id set within (free text drawing a begin marker, a span of
-		// chosen length its end marker) makes the chunk speculative: the
-		// state before it is saved, and if a stream changes its set before
-		// the chunk's last step, the chunk is rolled back and replayed up
-		// to that step (the draws depend only on the seed, the stream and
-		// its step counter, so the replay draws the same ids).
-		chunk, speculative := s.chunk, false
+		// Up to s.chunk steps in one submit, where no stream can change
+		// its id set within: no more than any stream's fixed-length span
+		// has left (its end marker is placed after it) or its token cap
+		// allows. A stream that could change its set at any step (free
+		// text that may open a span, a span of chosen length that may
+		// close with the sample going on) takes one step at a time: the
+		// next step's set depends on this step's draw.
+		chunk, growing := s.chunk, false
 		for i, md := range mode {
-			s.use[i] = setOf(max(md, 0))
 			if md == modeDone {
+				s.use[i] = s.textSet
 				continue
 			}
 			switch n := v.ItemLen(max(md, 0)); {
 			case md > 0 && n > 0:
+				s.use[i] = s.spanSet[md]
 				chunk = min(chunk, n-inSpan[i])
-			case md == modeText || m == 0:
-				speculative = true
+			case md > 0:
+				s.use[i] = s.spanSet[md]
+				if m == 0 {
+					chunk = 1
+				}
+				growing = true
+			default:
+				s.use[i] = s.textSet
+				if textOpens {
+					chunk = 1
+				}
+				growing = true
 			}
 			chunk = min(chunk, o.MaxTokens-len(res.Samples[i].IDs))
+		}
+		if growing {
+			chunk = min(chunk, grow)
+			grow = min(2*grow, s.chunk)
 		}
 		chunk = max(chunk, 1)
 		if !slices.Equal(cur, s.use) {
@@ -354,20 +370,13 @@ func (s *Sampler) generate(res *Result, prompt []uint32, m int, o Options) error
 			}
 			copy(cur, s.use)
 		}
-		if speculative && chunk > 1 {
-			if err := s.ensureSnapshot(); err != nil {
-				return err
-			}
-			if err := s.s.Save(s.snap); err != nil {
-				return err
-			}
-		}
 		ids, err := s.steps(chunk)
 		if err != nil {
 			return err
 		}
-		forced, rows := false, chunk
-		for k := 0; k < chunk && rows == chunk; k++ {
+		res.Steps += chunk
+		forced := false
+		for k := 0; k < chunk; k++ {
 			row := ids[k*s.N : (k+1)*s.N]
 			for i, id := range row {
 				if mode[i] == modeDone {
@@ -376,7 +385,6 @@ func (s *Sampler) generate(res *Result, prompt []uint32, m int, o Options) error
 				smp := &res.Samples[i]
 				smp.IDs = append(smp.IDs, id)
 				res.Tokens++
-				before := mode[i]
 				var force uint32
 				doForce := false
 				switch md := mode[i]; {
@@ -406,11 +414,8 @@ func (s *Sampler) generate(res *Result, prompt []uint32, m int, o Options) error
 				if mode[i] != modeDone && len(smp.IDs) >= o.MaxTokens {
 					mode[i], smp.Stop = modeDone, "max-tokens"
 				}
-				switch {
-				case mode[i] == modeDone:
+				if mode[i] == modeDone {
 					active--
-				case setOf(mode[i]) != setOf(before) && !doForce && k < chunk-1:
-					rows = k + 1 // the other streams finish this row
 				}
 				s.inputs[i] = id
 				if doForce && mode[i] != modeDone {
@@ -418,15 +423,6 @@ func (s *Sampler) generate(res *Result, prompt []uint32, m int, o Options) error
 				}
 			}
 		}
-		if rows < chunk {
-			if err := s.s.Restore(s.snap); err != nil {
-				return err
-			}
-			if _, err := s.steps(rows); err != nil {
-				return err
-			}
-		}
-		res.Steps += rows
 		if forced && active > 0 {
 			if err := s.s.SetInputs(s.inputs); err != nil {
 				return err

@@ -138,8 +138,8 @@ func TestSampleText(t *testing.T) {
 		if !differ {
 			t.Error("another seed gave the same samples")
 		}
-		// Chunks of steps in one submit, rolled back where a stream opens
-		// or closes a span, draw what single steps draw.
+		// Chunks of steps in one submit (inside images) draw what single
+		// steps draw.
 		f.s.SetChunk(1)
 		o.Params.Seed = 11
 		single, err := f.s.Sample(o)
