@@ -10,6 +10,7 @@ import (
 	"mom/gpu"
 	"mom/mom"
 	"mom/trainer/dataset"
+	"mom/trainer/runfolder"
 )
 
 // Trained is a trained model opened for inference (sampling, evaluation):
@@ -26,15 +27,6 @@ type Trained struct {
 	Data, EvalData string
 	Batch, SeqLen  int
 	Seed           uint64
-}
-
-// trainedRunConfig is the part of config.json inference needs.
-type trainedRunConfig struct {
-	Data     string `json:"data"`
-	EvalData string `json:"eval_data"`
-	Batch    int    `json:"batch"`
-	SeqLen   int    `json:"seq_len"`
-	Seed     uint64 `json:"seed"`
 }
 
 // OpenTrained opens the checkpoint at path (a run folder, its checkpoints
@@ -56,20 +48,16 @@ func OpenTrained(path string) (*Trained, error) {
 	// checkpoints/step_N).
 	p := filepath.Clean(path)
 	for i := 0; i < 3; i++ {
-		if fi, err := os.Stat(filepath.Join(p, "config.json")); err == nil && fi.Mode().IsRegular() {
+		if fi, err := os.Stat(filepath.Join(p, runfolder.ConfigFile)); err == nil && fi.Mode().IsRegular() {
 			t.Run = p
 			break
 		}
 		p = filepath.Dir(p)
 	}
 	if t.Run != "" {
-		b, err := os.ReadFile(filepath.Join(t.Run, "config.json"))
+		rc, _, err := runfolder.ReadConfig(t.Run)
 		if err != nil {
 			return nil, fmt.Errorf("trainer: run %s: %w", t.Run, err)
-		}
-		var rc trainedRunConfig
-		if err := json.Unmarshal(b, &rc); err != nil {
-			return nil, fmt.Errorf("trainer: run %s: config.json: %w", t.Run, err)
 		}
 		t.Data, t.EvalData, t.Batch, t.SeqLen, t.Seed = rc.Data, rc.EvalData, rc.Batch, rc.SeqLen, rc.Seed
 	}
