@@ -124,12 +124,14 @@ func cmdSample(args []string, stdout, stderr io.Writer) error {
 			}
 		}
 	}
-	if res.Seconds > 0 {
-		what := "tokens"
-		if tr.Config.Modalities[tr.Config.ModalityIndex(o.Modality)].Continuous {
-			what = fmt.Sprintf("patch positions (%s, %d levels)", o.Diffusion, o.Steps)
-		}
-		fmt.Fprintf(stdout, "%d %s in %.2f s: %.0f per second (%d streams)\n", res.Tokens, what, res.Seconds, float64(res.Tokens)/res.Seconds, *n)
+	switch {
+	case res.Seconds <= 0:
+	case tr.Config.Modalities[tr.Config.ModalityIndex(o.Modality)].Continuous:
+		fmt.Fprintf(stdout, "%s, %d noise levels: %d steps of %d streams (%d patches per image, one pass per level) in %.2f s: %.0f stream steps per second\n",
+			o.Diffusion, o.Steps, res.Steps, *n, v.ItemLen(tr.Config.ModalityIndex(o.Modality)), res.Seconds, float64(res.Steps**n)/res.Seconds)
+	default:
+		fmt.Fprintf(stdout, "%d tokens in %d steps of %d streams in %.2f s: %.0f tokens per second, %.2f ms per step\n",
+			res.Tokens, res.Steps, *n, res.Seconds, float64(res.Tokens)/res.Seconds, 1e3*res.Seconds/float64(res.Steps))
 	}
 	fmt.Fprintf(stdout, "wrote %d files to %s\n", len(files), dir)
 	return nil
