@@ -80,7 +80,7 @@ func (o *Options) Check(v *Vocab) error {
 			return err
 		}
 	}
-	if m > 0 && v.ItemLen(m) > o.MaxTokens {
+	if m > 0 && !continuous && v.ItemLen(m) > o.MaxTokens {
 		return fmt.Errorf("sample: one %s item is %d tokens, more than --max-tokens %d", o.Modality, v.ItemLen(m), o.MaxTokens)
 	}
 	return nil
@@ -91,7 +91,10 @@ func (o *Options) Check(v *Vocab) error {
 // samples taken between training steps see the latest weights) and
 // allocates everything else once: the step model, and as they are first
 // needed a prefill per prompt length and a snapshot and forced run for
-// diffusion. Release it before the Model.
+// diffusion (a prefill per prompt length: a few fixed prompts cost
+// nothing after their first use). Release it before the Model. A Sampler
+// is not safe for concurrent use, and its Sample calls must not overlap
+// a training step's use of the device queue from another goroutine.
 type Sampler struct {
 	v       *Vocab
 	s       *mom.StepModel
@@ -110,6 +113,9 @@ type Sampler struct {
 // testHookPred, set by tests, sees each diffusion pass's input patches
 // and predicted noise per stream, (span, patch).
 var testHookPred func(level, stream int, x, eps []float32)
+
+// maxPrefills bounds the prefills kept (one per prompt length).
+const maxPrefills = 8
 
 // generateSteps is the most steps recorded into one submit where no
 // stream can change its id set in between (inside fixed-length spans).
@@ -282,6 +288,12 @@ func (s *Sampler) start(prompt []uint32, feedLast int) error {
 	}
 	pf, ok := s.prefill[n]
 	if !ok {
+		if len(s.prefill) >= maxPrefills {
+			for k, p := range s.prefill {
+				p.Release()
+				delete(s.prefill, k)
+			}
+		}
 		var err error
 		if pf, err = s.s.NewPrefill(1, n); err != nil {
 			return err
