@@ -93,8 +93,7 @@ func (o *Options) Check(v *Vocab) error {
 // needed a prefill per prompt length and a snapshot and forced run for
 // diffusion (a prefill per prompt length: a few fixed prompts cost
 // nothing after their first use). Release it before the Model. A Sampler
-// is not safe for concurrent use, and its Sample calls must not overlap
-// a training step's use of the device queue from another goroutine.
+// is not safe for concurrent use.
 type Sampler struct {
 	v       *Vocab
 	s       *mom.StepModel
