@@ -73,7 +73,7 @@ func (s *StepModel) NewPrefill(rows, length int) (_ *Prefill, err error) {
 	p.x1, p.x2, p.z = ten("x1", rows, length, E), ten("x2", rows, length, E), ten("z", rows, length, E)
 	p.delta, p.y = ten("delta", rows, length, E), ten("y", rows, length, E)
 	p.dtLow, p.bm, p.cm = ten("dt_low", rows, length, R), ten("B", rows, length, N), ten("C", rows, length, N)
-	if continuousInputs(c) {
+	if c.Continuous() {
 		p.patches = ten("patches", rows, length, c.PatchDim)
 	}
 	for i, sl := range s.layers {
@@ -144,7 +144,7 @@ func (p *Prefill) build() error {
 	if p.track(p.embed, err) != nil {
 		return fmt.Errorf("mom: prefill: embedding: %w", err)
 	}
-	if continuousInputs(c) {
+	if c.Continuous() {
 		p.patchIn, err = nn.NewLinear(d, nn.LinearArgs{X: p.patches, W: W(NamePatchIn), Y: p.h, AccumulateY: true})
 		if p.track(p.patchIn, err) != nil {
 			return fmt.Errorf("mom: prefill: patch_in: %w", err)
@@ -217,8 +217,8 @@ func (p *Prefill) Run(stream0 int, ids []uint32, patches []float32) error {
 		return fmt.Errorf("mom: prefill: %d ids for %d prompts of %d tokens", len(ids), p.Rows, p.Len)
 	}
 	for i, id := range ids {
-		g := modalityOf(c, id)
-		if g < 0 {
+		g, ok := c.ModalityOf(id)
+		if !ok {
 			return fmt.Errorf("mom: prefill: prompt %d position %d has id %d outside the vocabulary of %d", i/p.Len, i%p.Len, id, c.Vocab)
 		}
 		p.modality[i] = uint32(g)
@@ -278,16 +278,6 @@ func (p *Prefill) record(r *gpu.Recorder, stream0 int) {
 		r.Copy(ly.final.Buf, 0, ly.ssmState.Buf, int64(stream0)*(ly.ssmState.Bytes()/int64(p.s.Streams)), ly.final.Bytes())
 		ly.out.RecordForward(r)
 	}
-}
-
-// modalityOf returns the modality whose vocabulary range holds id, or -1.
-func modalityOf(c Config, id uint32) int {
-	for g, r := range c.VocabRanges {
-		if int64(id) >= int64(r[0]) && int64(id) < int64(r[1]) {
-			return g
-		}
-	}
-	return -1
 }
 
 // Release frees what the prefill allocated.

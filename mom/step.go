@@ -28,6 +28,8 @@ type StepOptions struct {
 	// GenerateSteps is the most steps one Generate call records into one
 	// submit (the size of its id history); default 16.
 	GenerateSteps int
+	// IDSets is the most id sets SetIDSets registers; default 8.
+	IDSets int
 }
 
 // StepModel is the model run recurrently for a fixed number of streams. It
@@ -50,6 +52,8 @@ type StepModel struct {
 	grp     *nn.Tensor // (s) u32: the modality of each stream's current token
 	pos     *nn.Tensor // (s) u32: step counters (the sampler's random stream)
 	allowed *nn.Tensor // (s, 2) u32: each stream's allowed ids [lo, hi)
+	idSel   *nn.Tensor // (s) u32: each stream's id set (nn.MaskNone: none)
+	idMask  *nn.Tensor // (IDSets, ceil(v/32)) u32: the id sets' bits
 	h       *nn.Tensor // (s, d) residual stream
 	xn, xf  *nn.Tensor // (s, d) normed input of a layer; final normed
 	x1, x2  *nn.Tensor // (s, ed) conv input and output
@@ -68,9 +72,11 @@ type StepModel struct {
 	normF    *nn.RMSNorm
 	head     func(r *gpu.Recorder) // the LM head: a GEMV, or a tiled GEMM for many streams
 	patchOut *nn.RoutedLinear
+	mask     *nn.MaskLogits
 	sampler  *nn.Sampler
 
 	genSteps int
+	setCover [][2]int // the registered id sets' covering ranges
 	idsHost  []uint32 // scratch for the ids read back
 	tensors  []*nn.Tensor
 	ops      []interface{ Release() }
@@ -89,11 +95,6 @@ type stepLayer struct {
 // the tiled GEMM instead of the GEMV.
 const headGEMMStreams = 16
 
-// continuousInputs reports whether the setting has continuous positions
-// (Transfusion's image patches: patch_in adds them to the embedding and
-// patch_out predicts their noise).
-func continuousInputs(c Config) bool { return c.PatchDim > 0 }
-
 // NewStepModel builds the step mode of m for streams streams, sharing m's
 // parameters. Every stream starts with empty states at step 0, allowed the
 // whole vocabulary, with temperature 1 and seed 0.
@@ -108,8 +109,11 @@ func NewStepModel(m *Model, streams int, o StepOptions) (_ *StepModel, err error
 	if o.GenerateSteps == 0 {
 		o.GenerateSteps = 16
 	}
-	if o.GenerateSteps < 0 {
-		return nil, fmt.Errorf("mom: step model: GenerateSteps %d must be positive", o.GenerateSteps)
+	if o.IDSets == 0 {
+		o.IDSets = 8
+	}
+	if o.GenerateSteps < 0 || o.IDSets < 0 {
+		return nil, fmt.Errorf("mom: step model: GenerateSteps %d and IDSets %d must be positive", o.GenerateSteps, o.IDSets)
 	}
 	d := m.d
 	s := &StepModel{Cfg: c, Streams: streams, d: d, genSteps: o.GenerateSteps, idsHost: make([]uint32, streams),
@@ -135,12 +139,13 @@ func NewStepModel(m *Model, streams int, o StepOptions) (_ *StepModel, err error
 		return t
 	}
 	s.ids, s.grp, s.pos, s.allowed = ten("ids", S), ten("modality", S), ten("pos", S), ten("allowed", S, 2)
+	s.idSel, s.idMask = ten("id_set", S), ten("id_mask", o.IDSets, nn.CeilDiv(V, 32))
 	s.h, s.xn, s.xf = ten("h", S, D), ten("xn", S, D), ten("xf", S, D)
 	s.x1, s.x2, s.z, s.y, s.delta = ten("x1", S, E), ten("x2", S, E), ten("z", S, E), ten("y", S, E), ten("delta", S, E)
 	s.dbc, s.logits = ten("dbc", S, R+2*N), ten("logits", S, V)
 	s.history = ten("history", o.GenerateSteps, S)
 	s.scratch = ten("copy_scratch", E*max(N, K-1))
-	if continuousInputs(c) {
+	if c.Continuous() {
 		s.patches, s.pred = ten("patches", S, c.PatchDim), ten("pred", S, c.PatchDim)
 	}
 	for i := 0; i < c.Layers && err == nil; i++ {
@@ -196,7 +201,7 @@ func (s *StepModel) build() error {
 	if s.track(s.embed, err) != nil {
 		return fmt.Errorf("mom: step model: embedding: %w", err)
 	}
-	if continuousInputs(c) {
+	if c.Continuous() {
 		if s.patchIn, err = proj(false, s.patches, 0, W(NamePatchIn), nil, s.h, 0, true); err != nil {
 			return fmt.Errorf("mom: step model: patch_in: %w", err)
 		}
@@ -265,10 +270,14 @@ func (s *StepModel) build() error {
 		}
 		s.head = l.Record
 	}
-	if continuousInputs(c) {
+	if c.Continuous() {
 		if s.patchOut, err = proj(false, s.xf, 0, W(NamePatchOut), nil, s.pred, 0, false); err != nil {
 			return fmt.Errorf("mom: step model: patch_out: %w", err)
 		}
+	}
+	s.mask, err = nn.NewMaskLogits(d, nn.MaskLogitsArgs{Logits: s.logits, Mask: s.idMask, Sel: s.idSel, Allowed: s.allowed})
+	if s.track(s.mask, err) != nil {
+		return fmt.Errorf("mom: step model: id sets: %w", err)
 	}
 	s.sampler, err = nn.NewSampler(d, nn.SamplerArgs{Logits: s.logits, IDs: s.ids, Allowed: s.allowed, Pos: s.pos})
 	if s.track(s.sampler, err) != nil {
@@ -281,6 +290,17 @@ func (s *StepModel) build() error {
 // patches) to the logits, the predicted noise and the next ids, which
 // become the current ids of the next step.
 func (s *StepModel) RecordStep(r *gpu.Recorder) {
+	s.recordBody(r)
+	s.head(r)
+	if s.patchOut != nil {
+		s.patchOut.Record(r)
+	}
+	s.mask.Record(r)
+	s.sampler.Record(r)
+}
+
+// recordBody records a step up to the final norm: the states' update.
+func (s *StepModel) recordBody(r *gpu.Recorder) {
 	s.embed.Record(r)
 	if s.patchIn != nil {
 		s.patchIn.Record(r)
@@ -298,11 +318,6 @@ func (s *StepModel) RecordStep(r *gpu.Recorder) {
 		ly.out.Record(r)
 	}
 	s.normF.RecordForward(r)
-	s.head(r)
-	if s.patchOut != nil {
-		s.patchOut.Record(r)
-	}
-	s.sampler.Record(r)
 }
 
 // Step runs one step and returns every stream's sampled id (the next
@@ -372,7 +387,7 @@ func (s *StepModel) SetPatches(p []float32) error {
 
 // SetAllowed restricts each stream's sampling to an id range [lo, hi) (a
 // modality's vocabulary range inside its span); nil, or a stream's [0, 0),
-// allows the whole vocabulary.
+// allows the whole vocabulary. It ends any stream's id set (UseIDSets).
 func (s *StepModel) SetAllowed(ranges [][2]int) error {
 	v := make([]uint32, 2*s.Streams)
 	if ranges != nil && len(ranges) != s.Streams {
@@ -387,7 +402,10 @@ func (s *StepModel) SetAllowed(ranges [][2]int) error {
 		}
 		v[2*i], v[2*i+1] = uint32(r[0]), uint32(r[1])
 	}
-	return s.allowed.UploadU32(v)
+	if err := s.allowed.UploadU32(v); err != nil {
+		return err
+	}
+	return s.noIDSets()
 }
 
 // SetSampling sets how the next tokens are drawn, for the steps of later
@@ -463,7 +481,7 @@ func (s *StepModel) FLOPsPerToken() float64 {
 	D, E, N, R, V := float64(c.DModel), float64(c.ED()), float64(c.DState), float64(c.DtRank), float64(c.Vocab)
 	perLayer := 2*(2*E*D+E*(R+2*N)+E*R+D*E) + E*(2*float64(c.DConv)) + E*N*8
 	f := float64(c.Layers)*perLayer + 2*D*V
-	if continuousInputs(c) {
+	if c.Continuous() {
 		f += 4 * D * float64(c.PatchDim)
 	}
 	return f

@@ -115,7 +115,7 @@ func newStepFixture(t *testing.T, d *gpu.Device, c Config, B, L int, seed uint64
 	defer hl.Release()
 	var pt *nn.Tensor
 	var pl *nn.Linear
-	if continuousInputs(c) {
+	if c.Continuous() {
 		if pt, err = nn.NewTensor(d, "test.pred", B, L, c.PatchDim); err != nil {
 			t.Fatal(err)
 		}
@@ -158,7 +158,7 @@ func (f *stepFixture) feed(t *testing.T, pos int) {
 	if err := f.s.SetInputs(ids); err != nil {
 		t.Fatal(err)
 	}
-	if P := f.c.PatchDim; continuousInputs(f.c) {
+	if P := f.c.PatchDim; f.c.Continuous() {
 		p := make([]float32, f.B*P)
 		for s := 0; s < f.B; s++ {
 			copy(p[s*P:(s+1)*P], f.b.NoisyPatches[(s*f.L+pos)*P:(s*f.L+pos+1)*P])
@@ -186,7 +186,7 @@ func (f *stepFixture) runSteps(t *testing.T, from int) map[int]stepOutputs {
 		if o.logits, err = f.s.Logits(); err != nil {
 			t.Fatal(err)
 		}
-		if continuousInputs(f.c) {
+		if f.c.Continuous() {
 			if o.pred, err = f.s.Pred(); err != nil {
 				t.Fatal(err)
 			}
@@ -243,7 +243,7 @@ func TestStepMatchesParallel(t *testing.T) {
 							if pos > 0 {
 								contrast = math.Min(contrast, rowDiff(got, f.parallelRow(f.logits, V, s, pos-1)))
 							}
-							if P > 0 && f.b.Modality[s*L+pos] == 1 {
+							if P > 0 && c.Modalities[f.b.Modality[s*L+pos]].Continuous {
 								if dv := rowDiff(all[pos].pred[s*P:(s+1)*P], f.parallelRow(f.pred, P, s, pos)); dv > stepTol {
 									t.Errorf("stream %d position %d: step predicted noise differs from the parallel forward's by %.3g (tolerance %g)", s, pos, dv, stepTol)
 								}
@@ -290,7 +290,7 @@ func TestStepMatchesParallel(t *testing.T) {
 							if dv := rowDiff(got, all[pos].logits[s*V:(s+1)*V]); dv > stepTol {
 								t.Errorf("stream %d position %d: logits after a prefill differ from the all-step run's by %.3g (tolerance %g)", s, pos, dv, stepTol)
 							}
-							if P > 0 && f.b.Modality[s*L+pos] == 1 {
+							if P > 0 && c.Modalities[f.b.Modality[s*L+pos]].Continuous {
 								if dv := rowDiff(rest[pos].pred[s*P:(s+1)*P], all[pos].pred[s*P:(s+1)*P]); dv > stepTol {
 									t.Errorf("stream %d position %d: predicted noise after a prefill differs by %.3g", s, pos, dv)
 								}

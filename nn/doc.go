@@ -5,8 +5,8 @@
 // clipping; and the forward-only ops of the recurrent step mode, which run
 // one token for each of s streams: StepEmbedding, RoutedLinear (a GEMV
 // routed per stream by its token's modality), ConvStep and ConvTail,
-// SSMStep (the selective state update) and Sampler (the next token, drawn
-// on the GPU).
+// SSMStep (the selective state update), MaskLogits (each stream's logits
+// restricted to an id set) and Sampler (the next token, drawn on the GPU).
 //
 // An op is built once, before the step loop, from the tensors it reads and
 // writes: construction compiles (or fetches from the cache) its pipelines and

@@ -29,6 +29,13 @@
 //	                                  config, the sizes and SHA-256 of the
 //	                                  two tensor files, and its own SHA-256
 //
+// A trained model is opened for inference by OpenTrained (a checkpoint
+// with its run's config.json, no device needed) and scored on held-out
+// data by Evaluate (NewEval then Run): per modality the loss, perplexity,
+// argmax accuracy within the modality's range, text bits per byte and the
+// diffusion loss, on the trainer's own held-out batches or the whole
+// held-out split once. Sampling is package trainer/sample.
+//
 // Train stops cleanly when its context is cancelled (a signal): the steps
 // in flight finish and the last one is checkpointed. Its Result always
 // says how far the run got and which checkpoint exists.

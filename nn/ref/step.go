@@ -249,3 +249,29 @@ func Sample[T Float](ids, pos []uint32, logits []T, allowed []uint32, streams, v
 		pos[s]++
 	}
 }
+
+// MaskLogits restricts each stream's logits (streams, v) to an id set:
+// stream s uses set sel[s] (a row of mask, ceil(v/32) words, bit i%32 of
+// word i/32 set when id i is in the set; sel[s] >= sets leaves the row
+// alone), and every id in its window [lo, hi) = allowed[2s:2s+2] (clamped
+// to v; an empty window is the whole row) that is not in the set gets a
+// NaN logit.
+func MaskLogits[T Float](logits []T, mask, sel, allowed []uint32, streams, v int) {
+	words := (v + 31) / 32
+	sets := len(mask) / max(words, 1)
+	for s := 0; s < streams; s++ {
+		g := int(sel[s])
+		if sel[s] >= uint32(sets) {
+			continue
+		}
+		lo, hi := int(allowed[2*s]), min(int(allowed[2*s+1]), v)
+		if lo >= hi {
+			lo, hi = 0, v
+		}
+		for i := lo; i < hi; i++ {
+			if mask[g*words+i/32]>>(i%32)&1 == 0 {
+				logits[s*v+i] = T(math.NaN())
+			}
+		}
+	}
+}

@@ -539,6 +539,9 @@ func (b *builder) trainSpeech(ctx context.Context) error {
 			sentences = append(sentences, t)
 		}
 	}
+	if n-len(texts) <= 0 {
+		sentences = nil // sample takes all for n <= 0; without the corpora, none are spoken
+	}
 	for _, t := range sample(sentences, n-len(texts), b.o.Seed, "speech-sentences") {
 		texts = append(texts, t.Text)
 		ids = append(ids, t.ID)
