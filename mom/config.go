@@ -18,6 +18,9 @@ const (
 	Transfusion Setting = "transfusion"
 	// ThreeModal: Chameleon plus discrete speech tokens.
 	ThreeModal Setting = "three"
+	// TextOnly: a plain language model (text alone), e.g. the dense model
+	// that upcycling turns into Mixture-of-Mamba.
+	TextOnly Setting = "text"
 )
 
 // Splits are the four per-modality switches of Mixture-of-Mamba. No splits

@@ -79,6 +79,7 @@ var (
 		{Chameleon, []Modality{TextModality, ImageTokens}, "text and discrete image tokens, one next-token loss reported per modality"},
 		{Transfusion, []Modality{TextModality, ImagePatches}, "text tokens (next-token loss) and continuous image patches (diffusion loss); total = text + lambda*image"},
 		{ThreeModal, []Modality{TextModality, ImageTokens, SpeechUnits}, "Chameleon plus discrete speech units"},
+		{TextOnly, []Modality{TextModality}, "text alone: a plain language model (for example the dense model that upcycling turns into MoM)"},
 	}
 )
 

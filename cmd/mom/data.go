@@ -48,6 +48,7 @@ func cmdDataBuild(args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&o.Limit, "limit", 0, "at most N images and N text passages (and N/2 utterances); 0: everything (10,000 utterances)")
 	fs.IntVar(&o.Utterances, "utterances", 0, "synthesised utterances (three modalities); 0: --limit/2, or 10,000 without a limit")
 	fs.IntVar(&o.TextVocab, "text-vocab", 4096, "text BPE vocabulary size, markers and the 256 bytes included")
+	fs.StringVar(&o.TextTokenizer, "text-tokenizer", "", "use this tokenizer.json (e.g. another dataset's) instead of training one")
 	fs.IntVar(&o.ImageCodes, "image-codes", 512, "image VQ codes")
 	fs.IntVar(&o.ImagePatch, "image-patch", 4, "image patch side (VQ and continuous patches)")
 	fs.IntVar(&o.ImageSize, "image-size", 28, "images are made this many pixels square, grey")

@@ -33,13 +33,18 @@ type Options struct {
 	Limit int
 	// Utterances, if positive, is the number of synthesised utterances
 	// instead.
-	Utterances  int
-	TextVocab   int // BPE vocabulary, specials and bytes included (default 4096)
-	ImageCodes  int // VQ codes (default 512)
-	ImagePatch  int // VQ / continuous patch side (default 4)
-	ImageSize   int // images are made ImageSize x ImageSize grey (default 28)
-	SpeechUnits int // speech units (default 512)
-	Seed        uint64
+	Utterances int
+	TextVocab  int // BPE vocabulary, specials and bytes included (default 4096)
+	// TextTokenizer, if set, is a tokenizer.json to use instead of training
+	// one (so that datasets share a text vocabulary, e.g. a text-only
+	// dataset and a three-modality one for upcycling); it must hold the
+	// setting's markers.
+	TextTokenizer string
+	ImageCodes    int // VQ codes (default 512)
+	ImagePatch    int // VQ / continuous patch side (default 4)
+	ImageSize     int // images are made ImageSize x ImageSize grey (default 28)
+	SpeechUnits   int // speech units (default 512)
+	Seed          uint64
 	// EvalFraction of the items (by item) is held out (default 0.05).
 	EvalFraction float64
 	// System takes the corpora installed by the set-up (Fashion-MNIST,
@@ -129,7 +134,7 @@ func (o *Options) Validate() error {
 			return fmt.Errorf("dataset: %s is not a folder", d)
 		}
 	}
-	for _, f := range []string{o.Captions, o.Transcripts} {
+	for _, f := range []string{o.Captions, o.Transcripts, o.TextTokenizer} {
 		if f == "" {
 			continue
 		}
@@ -429,8 +434,23 @@ func (b *builder) trainText(ctx context.Context) error {
 			}
 		}
 	}
-	tok, err := bpe.Train(corpus, bpe.TrainConfig{VocabSize: b.o.TextVocab, Specials: specials, Progress: b.progress("merges")})
-	if err != nil {
+	var tok *bpe.Tokenizer
+	var err error
+	if b.o.TextTokenizer != "" {
+		if tok, err = bpe.Load(b.o.TextTokenizer); err != nil {
+			return fmt.Errorf("dataset: --text-tokenizer: %w", err)
+		}
+		var missing []string
+		for _, s := range specials {
+			if _, ok := tok.Special(s); !ok {
+				missing = append(missing, s)
+			}
+		}
+		if len(missing) > 0 {
+			return fmt.Errorf("dataset: --text-tokenizer %s lacks the markers %v that %s documents need", b.o.TextTokenizer, missing, b.o.Setting)
+		}
+		b.logf("      using %s (%d ids)", b.o.TextTokenizer, tok.Size())
+	} else if tok, err = bpe.Train(corpus, bpe.TrainConfig{VocabSize: b.o.TextVocab, Specials: specials, Progress: b.progress("merges")}); err != nil {
 		return fmt.Errorf("dataset: text tokenizer: %w", err)
 	}
 	b.textTok = tok

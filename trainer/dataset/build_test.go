@@ -295,3 +295,39 @@ func TestBuildSystem(t *testing.T) {
 		t.Errorf("only %d distinct captions of 20 images", len(distinct))
 	}
 }
+
+// TestBuildSharedTokenizer: a text-only dataset built with another
+// dataset's tokenizer.json uses it unchanged (so the two share a text
+// vocabulary), and a tokenizer without the markers a setting needs is
+// refused.
+func TestBuildSharedTokenizer(t *testing.T) {
+	three := userFolders(t, mom.ThreeModal)
+	m3, err := Build(context.Background(), three)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := userFolders(t, mom.TextOnly)
+	text.TextTokenizer = filepath.Join(three.Out, textTokenizerFile)
+	mt, err := Build(context.Background(), text)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mt.TokenizerInfo["text"].SHA256 != m3.TokenizerInfo["text"].SHA256 || mt.VocabRanges[0] != m3.VocabRanges[0] {
+		t.Errorf("the shared tokenizer changed: %+v vs %+v", mt.TokenizerInfo["text"], m3.TokenizerInfo["text"])
+	}
+	if len(mt.Modalities) != 1 || mt.Documents[DocText] == 0 {
+		t.Errorf("text dataset: %v %v", mt.Modalities, mt.Documents)
+	}
+	back := userFolders(t, mom.ThreeModal)
+	back.TextTokenizer = filepath.Join(text.Out, textTokenizerFile)
+	// The text dataset's file is the three-modality tokenizer, so it has
+	// the markers; a tokenizer trained for text alone does not.
+	plain := userFolders(t, mom.TextOnly)
+	if _, err := Build(context.Background(), plain); err != nil {
+		t.Fatal(err)
+	}
+	back.TextTokenizer = filepath.Join(plain.Out, textTokenizerFile)
+	if _, err := Build(context.Background(), back); err == nil || !strings.Contains(err.Error(), "lacks the markers [<|image|> <|/image|> <|speech|> <|/speech|>]") {
+		t.Errorf("tokenizer without markers: %v", err)
+	}
+}
