@@ -3,9 +3,8 @@ package mom
 import "mom/gpu"
 
 // RecordForwardLogits records the forward pass up to the logits, without
-// the losses (whose kernels overwrite the logits with their gradient). It
-// is RecordForward without its loss kernels, for reading the logits back
-// (Logits); keep the two in step.
+// the losses (whose kernels overwrite the logits with their gradient):
+// RecordForward is this and the loss kernels.
 func (m *Model) RecordForwardLogits(r *gpu.Recorder) {
 	m.embed.RecordForward(r)
 	if m.patchIn != nil {

@@ -344,32 +344,7 @@ func (m *Model) SetBatch(b *Batch, accum int) error {
 
 // RecordForward records the forward pass and the losses (whose kernels also
 // write the loss gradients).
-func (m *Model) RecordForward(r *gpu.Recorder) {
-	m.embed.RecordForward(r)
-	if m.patchIn != nil {
-		m.patchIn.RecordForward(r)
-	}
-	for i, ly := range m.layers {
-		ly.norm.RecordForward(r)
-		ly.inX.RecordForward(r)
-		ly.inZ.RecordForward(r)
-		ly.conv.RecordForward(r)
-		ly.xpDt.RecordForward(r)
-		ly.xpB.RecordForward(r)
-		ly.xpC.RecordForward(r)
-		ly.dt.RecordForward(r)
-		ly.scan.RecordForward(r)
-		r.Copy(m.h[i].Buf, 0, m.h[i+1].Buf, 0, m.h[i].Bytes())
-		ly.out.RecordForward(r)
-	}
-	m.normF.RecordForward(r)
-	m.head.RecordForward(r)
-	m.xent.Record(r)
-	if m.patchOut != nil {
-		m.patchOut.RecordForward(r)
-		m.mse.Record(r)
-	}
-}
+func (m *Model) RecordForward(r *gpu.Recorder) { m.RecordForwardWith(r, nil) }
 
 // RecordBackward records the backward pass; parameter gradients accumulate.
 func (m *Model) RecordBackward(r *gpu.Recorder) {
