@@ -59,6 +59,10 @@ type dataParallel struct {
 // finished (before the last bucket reached the host).
 type commStats struct {
 	comm, overlap time.Duration
+	// wall is the step's time on the host, from reading its batch to
+	// submitting its optimizer step: the ranks wait for each other inside
+	// it, so it is the step's time (the loss readback, read late, is not).
+	wall time.Duration
 }
 
 // newDataParallel plans the buckets of t's model and makes everything the
@@ -149,9 +153,10 @@ func (p *dataParallel) describe(t *trainer) string {
 // handed to the MPI thread as soon as it reaches the host, the summed
 // gradients written back, the summed loss record put in t.lossBuf at
 // slot, then the clip norm and AdamW.
-func (p *dataParallel) step(ctx context.Context, t *trainer, step int, slot, slotBytes int64) (commStats, error) {
+func (p *dataParallel) step(ctx context.Context, t *trainer, step int, slot, slotBytes int64) (st commStats, err error) {
 	o := t.o
-	var st commStats
+	began := time.Now()
+	defer func() { st.wall = time.Since(began) }()
 	for micro := 0; micro < o.Accum; micro++ {
 		if err := t.nextTrainBatch(step); err != nil {
 			return st, err

@@ -614,6 +614,9 @@ func (t *trainer) loop(ctx context.Context) (*Result, error) {
 			}
 			now := t.watch.elapsed()
 			dt := (now - t.lastRec) / float64(max(1, p.step-t.lastStep))
+			if p.comm.wall > 0 {
+				dt = p.comm.wall.Seconds() // data-parallel: the step's own time
+			}
 			t.lastRec, t.lastStep = now, p.step
 			if t.timedAt < 0 {
 				// The first step of this process (pipelines compiled, caches
