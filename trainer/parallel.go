@@ -450,3 +450,12 @@ func (p *dataParallel) bcastState(t *trainer) error {
 	}
 	return nil
 }
+
+// deviceName names the device config.json records: rank 0's, with the
+// number of ranks in a data-parallel run.
+func (t *trainer) deviceName() string {
+	if t.ranks() > 1 {
+		return fmt.Sprintf("%s, rank 0 of %d data-parallel ranks", t.d, t.ranks())
+	}
+	return t.d.String()
+}

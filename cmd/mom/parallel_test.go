@@ -275,6 +275,31 @@ func TestKilledRankStopsTheJob(t *testing.T) {
 	}
 }
 
+// TestSignalStopsTheRanksTogether: SIGUSR1 to mpirun (which forwards it
+// to every rank) stops the ranks after the same step; rank 0 checkpoints
+// it and the job exits 138 (128 + SIGUSR1).
+func TestSignalStopsTheRanksTogether(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "run")
+	cmd, out := mpiChild(t, 2, "train", "--preset", "tiny", "--batch", "4", "--seq", "32", "--steps", "100000",
+		"--eval-every", "0", "--ckpt-every", "100000", "--out", dir, "--share-adapter")
+	waitRecords(t, dir, 3)
+	cmd.Process.Signal(syscall.SIGUSR1)
+	if code := exitCode(t, cmd); code != 138 {
+		t.Fatalf("exit %d after SIGUSR1, want 138:\n%s", code, out)
+	}
+	c, err := runfolder.LoadCheckpoint(filepath.Join(dir, runfolder.CheckpointsDir))
+	if err != nil {
+		t.Fatalf("no checkpoint after SIGUSR1: %v\n%s", err, out)
+	}
+	recs := readRecords(t, dir)
+	if last, _ := recs[len(recs)-1].Step(); int64(c.Step) != last {
+		t.Errorf("checkpoint at step %d, the last record at %d", c.Step, last)
+	}
+	if want := fmt.Sprintf("SIGUSR1 after step %d of 100000", c.Step); !strings.Contains(out.String(), want) {
+		t.Errorf("output lacks %q:\n%s", want, out)
+	}
+}
+
 func TestParseAdapters(t *testing.T) {
 	for _, c := range []struct {
 		s     string

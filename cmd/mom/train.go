@@ -207,10 +207,14 @@ func stopOnSignals(stderr io.Writer, rank string) (ctx context.Context, stop fun
 	go func() {
 		select {
 		case s := <-ch:
-			if rank != "" {
-				fmt.Fprintf(stderr, "\nmom: %s%s: the ranks stop together after the current step, with a checkpoint; mpirun sends SIGTERM when a "+
-					"rank has failed or the job is stopped, and SIGKILL a second later (`kill -USR1` to mpirun stops a job cleanly)\n", rank, signalName(s))
-			} else {
+			switch {
+			case rank != "" && s == syscall.SIGUSR1:
+				fmt.Fprintf(stderr, "\nmom: %s%s: the ranks stop together after the current step, with a checkpoint\n", rank, signalName(s))
+			case rank != "":
+				fmt.Fprintf(stderr, "\nmom: %s%s: the ranks stop together after the current step, with a checkpoint, if mpirun leaves the time: "+
+					"it sends SIGTERM when a rank has failed or the job is stopped, and SIGKILL a second later (`kill -USR1` to mpirun stops a job cleanly)\n",
+					rank, signalName(s))
+			default:
 				fmt.Fprintf(stderr, "\nmom: %s: finishing the current step and writing a checkpoint (press Ctrl-C again to quit at once)\n", signalName(s))
 			}
 			cancel(signalStop{s})
