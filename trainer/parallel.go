@@ -59,6 +59,11 @@ type dataParallel struct {
 // finished (before the last bucket reached the host).
 type commStats struct {
 	comm, overlap time.Duration
+	// exposed is the time from the backward's end (the last bucket on the
+	// host) to the optimizer step's submit: the GPU idles for the
+	// communication not hidden behind the backward and for writing the
+	// sums back (upload, part of exposed).
+	exposed, upload time.Duration
 	// wall is the step's time on the host, from reading its batch to
 	// submitting its optimizer step: the ranks wait for each other inside
 	// it, so it is the step's time (the loss readback, read late, is not).
@@ -244,9 +249,11 @@ func (p *dataParallel) step(ctx context.Context, t *trainer, step int, slot, slo
 			return st, fmt.Errorf("trainer: step %d: %w", step, err)
 		}
 		count(sp)
+		up := time.Now()
 		if err := p.stage.In(b, sums); err != nil {
 			return st, fmt.Errorf("trainer: step %d: %w", step, err)
 		}
+		st.upload += time.Since(up)
 		p.stage.Done(b)
 	}
 	sums, sp, err := p.red.Wait(p.ctrlB)
@@ -265,6 +272,7 @@ func (p *dataParallel) step(ctx context.Context, t *trainer, step int, slot, slo
 	if err := r.Submit(); err != nil {
 		return st, fmt.Errorf("trainer: step %d: %w; %s", step, err, t.ckptNote())
 	}
+	st.exposed = time.Since(backwardDone)
 	return st, nil
 }
 

@@ -634,6 +634,8 @@ func (t *trainer) loop(ctx context.Context) (*Result, error) {
 					rec["ranks"] = t.dp.size
 					rec["comm_ms"] = p.comm.comm.Seconds() * 1e3
 					rec["comm_overlap_ms"] = p.comm.overlap.Seconds() * 1e3
+					rec["comm_exposed_ms"] = p.comm.exposed.Seconds() * 1e3
+					rec["upload_ms"] = p.comm.upload.Seconds() * 1e3
 				}
 				if err := t.emit(rec); err != nil {
 					return err
