@@ -94,11 +94,12 @@ type World struct {
 	exit func(code int)
 }
 
-// call is one unit of work for the MPI thread.
+// call is one unit of work for the MPI thread. A call may be queued again
+// once it is done (a Reducer's buckets reuse theirs every step).
 type call struct {
 	name       string
 	fn         func() C.int
-	done       chan struct{}
+	done       chan struct{} // receives one value when the call has run
 	err        error
 	start, end time.Time
 }
@@ -205,10 +206,11 @@ func (w *World) serve(ready chan<- error) {
 		rc := c.fn()
 		w.busy.Store(nil)
 		c.end = time.Now()
+		c.err = nil
 		if rc != 0 {
 			c.err = w.errorf(c.name, rc)
 		}
-		close(c.done)
+		c.done <- struct{}{}
 	}
 }
 
@@ -243,14 +245,19 @@ func (w *World) errorf(what string, rc C.int) error {
 
 // start hands fn to the MPI thread and returns at once.
 func (w *World) start(name string, fn func() C.int) (*call, error) {
+	c := &call{name: name, fn: fn, done: make(chan struct{}, 1)}
+	return c, w.queue(c)
+}
+
+// queue hands c to the MPI thread; c must not be queued already.
+func (w *World) queue(c *call) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.closed {
-		return nil, fmt.Errorf("mpi: rank %d: %s after Close", w.rank, name)
+		return fmt.Errorf("mpi: rank %d: %s after Close", w.rank, c.name)
 	}
-	c := &call{name: name, fn: fn, done: make(chan struct{})}
 	w.calls <- c
-	return c, nil
+	return nil
 }
 
 // do runs fn on the MPI thread and waits for it.

@@ -2,6 +2,7 @@ package mpi
 
 import (
 	"bytes"
+	"debug/elf"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -267,5 +268,24 @@ func TestMissingLibrary(t *testing.T) {
 	_, err := Open(Options{Lib: "/nonexistent/libmpi.so"})
 	if err == nil || !strings.Contains(err.Error(), EnvLib) || !strings.Contains(err.Error(), "/nonexistent/libmpi.so") {
 		t.Errorf("err = %v, want one naming the file and %s", err, EnvLib)
+	}
+}
+
+// TestNotLinked: nothing links libmpi at build time (this test binary
+// holds the package): a binary built with it runs where MPI is absent.
+func TestNotLinked(t *testing.T) {
+	f, err := elf.Open(os.Args[0])
+	if err != nil {
+		t.Skipf("not an ELF binary: %v", err)
+	}
+	defer f.Close()
+	libs, err := f.ImportedLibraries()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range libs {
+		if strings.Contains(l, "mpi") || strings.Contains(l, "open-pal") {
+			t.Errorf("the binary links %s; MPI must be loaded at run time", l)
+		}
 	}
 }

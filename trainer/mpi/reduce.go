@@ -39,17 +39,20 @@ func (s Span) Dur() time.Duration { return s.End.Sub(s.Start) }
 // reduced one after another in the order started, which must be the same
 // on every rank. Wait returns a bucket's sums, which live in memory the
 // Reducer owns (outside Go's heap) until the bucket is started again.
+// Everything is allocated by NewReducer: a step allocates nothing.
 type Reducer struct {
 	w       *World
 	lens    []int
 	scratch unsafe.Pointer // the received segments of the bucket being summed
 	results []unsafe.Pointer
-	calls   []*call
-	sends   [][]float32 // kept alive until the bucket's call is done
+	calls   []*call    // one per bucket, queued again every time
+	sends   []*C.float // the send buffer of each bucket in flight
+	keep    [][]float32
+	busy    []bool
 }
 
 // NewReducer prepares buckets of the given lengths (in float32 values,
-// before padding); all memory is allocated here, once.
+// before padding).
 func (w *World) NewReducer(lengths []int) (*Reducer, error) {
 	r := &Reducer{w: w}
 	most := 0
@@ -79,9 +82,33 @@ func (w *World) NewReducer(lengths []int) (*Reducer, error) {
 		}
 		r.results = append(r.results, m)
 	}
-	r.calls = make([]*call, len(r.lens))
-	r.sends = make([][]float32, len(r.lens))
+	r.sends = make([]*C.float, len(r.lens))
+	r.keep = make([][]float32, len(r.lens))
+	r.busy = make([]bool, len(r.lens))
+	for b := range r.lens {
+		r.calls = append(r.calls, &call{name: fmt.Sprintf("gradient reduction (bucket %d, %d values)", b, r.lens[b]),
+			fn: func() C.int { return r.reduce(b) }, done: make(chan struct{}, 1)})
+	}
 	return r, nil
+}
+
+// reduce sums bucket b (on the MPI thread).
+func (r *Reducer) reduce(b int) C.int {
+	w := r.w
+	seg := r.lens[b] / w.size
+	scratch := (*C.float)(r.scratch)
+	if rc := C.mm_alltoall_floats(w.lib, r.sends[b], C.int(seg), scratch); rc != 0 {
+		return rc
+	}
+	// scratch holds segment `rank` of every rank's bucket, in rank order;
+	// sum them into the first: rank 0's + rank 1's + ...
+	for k := 1; k < w.size; k++ {
+		part := (*C.float)(unsafe.Add(r.scratch, 4*seg*k))
+		if rc := C.mm_sum_local(w.lib, part, scratch, C.int(seg)); rc != 0 {
+			return rc
+		}
+	}
+	return C.mm_allgather_floats(w.lib, scratch, C.int(seg), (*C.float)(r.results[b]))
 }
 
 // Buckets is the number of buckets.
@@ -100,54 +127,38 @@ func (r *Reducer) Start(b int, send []float32) error {
 	if len(send) != r.lens[b] {
 		return fmt.Errorf("mpi: rank %d: bucket %d: %d values to send, want %d", w.rank, b, len(send), r.lens[b])
 	}
-	if r.calls[b] != nil {
+	if r.busy[b] {
 		return fmt.Errorf("mpi: rank %d: bucket %d started twice", w.rank, b)
 	}
-	seg := r.lens[b] / w.size
-	in := (*C.float)(unsafe.Pointer(&send[0]))
-	scratch, out := (*C.float)(r.scratch), (*C.float)(r.results[b])
-	c, err := w.start(fmt.Sprintf("gradient reduction (bucket %d, %d values)", b, r.lens[b]), func() C.int {
-		if rc := C.mm_alltoall_floats(w.lib, in, C.int(seg), scratch); rc != 0 {
-			return rc
-		}
-		// scratch holds segment `rank` of every rank's bucket, in rank
-		// order; sum them into the first, rank 0's + rank 1's + ...
-		acc := scratch
-		for k := 1; k < w.size; k++ {
-			part := (*C.float)(unsafe.Add(r.scratch, 4*seg*k))
-			if rc := C.mm_sum_local(w.lib, part, acc, C.int(seg)); rc != 0 {
-				return rc
-			}
-		}
-		return C.mm_allgather_floats(w.lib, acc, C.int(seg), out)
-	})
-	if err != nil {
+	r.sends[b], r.keep[b] = (*C.float)(unsafe.Pointer(&send[0])), send
+	if err := w.queue(r.calls[b]); err != nil {
+		r.sends[b], r.keep[b] = nil, nil
 		return err
 	}
-	r.calls[b], r.sends[b] = c, send
+	r.busy[b] = true
 	return nil
 }
 
 // Wait waits for bucket b's sums and returns them with the time the
 // reduction ran.
 func (r *Reducer) Wait(b int) ([]float32, Span, error) {
-	if b < 0 || b >= len(r.lens) || r.calls[b] == nil {
+	if b < 0 || b >= len(r.lens) || !r.busy[b] {
 		return nil, Span{}, fmt.Errorf("mpi: rank %d: bucket %d was not started", r.w.rank, b)
 	}
 	c := r.calls[b]
 	<-c.done
-	r.calls[b], r.sends[b] = nil, nil
+	r.busy[b], r.sends[b], r.keep[b] = false, nil, nil
 	if c.err != nil {
 		return nil, Span{c.start, c.end}, c.err
 	}
 	return unsafe.Slice((*float32)(r.results[b]), r.lens[b]), Span{c.start, c.end}, nil
 }
 
-// Release frees the reducer's memory; no bucket may be in flight.
+// Release frees the reducer's memory after the buckets in flight are done.
 func (r *Reducer) Release() {
-	for _, c := range r.calls {
-		if c != nil {
-			<-c.done
+	for b, busy := range r.busy {
+		if busy {
+			<-r.calls[b].done
 		}
 	}
 	if r.scratch != nil {
@@ -157,5 +168,5 @@ func (r *Reducer) Release() {
 	for _, m := range r.results {
 		C.free(m)
 	}
-	r.results, r.calls, r.sends = nil, nil, nil
+	r.results, r.calls, r.sends, r.keep, r.busy = nil, nil, nil, nil, nil
 }
