@@ -208,7 +208,35 @@ func (p *dataParallel) step(ctx context.Context, t *trainer, step int, slot, slo
 		}
 	}
 	// Each bucket goes to the MPI thread as soon as it is on the host;
-	// the GPU carries on with the later stages meanwhile.
+	// the GPU carries on with the later stages meanwhile, and the sums
+	// that are back are written to the device (after the backward, in
+	// queue order) while later buckets are still on their way.
+	next := 0 // the next bucket whose sums to write back
+	var backwardDone time.Time
+	collect := func(block bool) error {
+		if !block && !p.red.Ready(next) {
+			return nil
+		}
+		sums, sp, err := p.red.Wait(next)
+		if err != nil {
+			return fmt.Errorf("trainer: step %d: %w", step, err)
+		}
+		st.comm += sp.Dur()
+		if !backwardDone.IsZero() && backwardDone.Before(sp.End) {
+			sp.End = backwardDone
+		}
+		if sp.End.After(sp.Start) {
+			st.overlap += sp.End.Sub(sp.Start)
+		}
+		up := time.Now()
+		if err := p.stage.In(next, sums); err != nil {
+			return fmt.Errorf("trainer: step %d: %w", step, err)
+		}
+		st.upload += time.Since(up)
+		p.stage.Done(next)
+		next++
+		return nil
+	}
 	for b := range p.buckets {
 		v, err := p.stage.WaitOut(b)
 		if err != nil {
@@ -217,8 +245,13 @@ func (p *dataParallel) step(ctx context.Context, t *trainer, step int, slot, slo
 		if err := p.red.Start(b, v); err != nil {
 			return st, err
 		}
+		for next < b && p.red.Ready(next) {
+			if err := collect(false); err != nil {
+				return st, err
+			}
+		}
 	}
-	backwardDone := time.Now()
+	backwardDone = time.Now()
 	raw, err := p.ctrlDown.Wait()
 	if err != nil {
 		return st, fmt.Errorf("trainer: step %d: loss record: %w", step, err)
@@ -233,34 +266,16 @@ func (p *dataParallel) step(ctx context.Context, t *trainer, step int, slot, slo
 	if err := p.red.Start(p.ctrlB, p.ctrl); err != nil {
 		return st, err
 	}
-	count := func(sp mpi.Span) {
-		st.comm += sp.Dur()
-		end := sp.End
-		if backwardDone.Before(end) {
-			end = backwardDone
+	for next < len(p.buckets) {
+		if err := collect(true); err != nil {
+			return st, err
 		}
-		if end.After(sp.Start) {
-			st.overlap += end.Sub(sp.Start)
-		}
-	}
-	for b := range p.buckets {
-		sums, sp, err := p.red.Wait(b)
-		if err != nil {
-			return st, fmt.Errorf("trainer: step %d: %w", step, err)
-		}
-		count(sp)
-		up := time.Now()
-		if err := p.stage.In(b, sums); err != nil {
-			return st, fmt.Errorf("trainer: step %d: %w", step, err)
-		}
-		st.upload += time.Since(up)
-		p.stage.Done(b)
 	}
 	sums, sp, err := p.red.Wait(p.ctrlB)
 	if err != nil {
 		return st, fmt.Errorf("trainer: step %d: %w", step, err)
 	}
-	count(sp)
+	st.comm += sp.Dur()
 	if err := t.lossBuf.WriteFloat32(int(slot/4), sums[:n]); err != nil {
 		return st, err
 	}

@@ -154,6 +154,22 @@ func (r *Reducer) Wait(b int) ([]float32, Span, error) {
 	return unsafe.Slice((*float32)(r.results[b]), r.lens[b]), Span{c.start, c.end}, nil
 }
 
+// Ready reports, without blocking, whether bucket b's sums are ready; Wait
+// then returns them at once.
+func (r *Reducer) Ready(b int) bool {
+	if b < 0 || b >= len(r.lens) || !r.busy[b] {
+		return false
+	}
+	c := r.calls[b]
+	select {
+	case <-c.done:
+		c.done <- struct{}{} // for Wait
+		return true
+	default:
+		return false
+	}
+}
+
 // Release frees the reducer's memory after the buckets in flight are done.
 func (r *Reducer) Release() {
 	for b, busy := range r.busy {
