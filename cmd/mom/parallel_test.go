@@ -25,7 +25,7 @@ import (
 func mpiChild(t *testing.T, np int, args ...string) (*exec.Cmd, *bytes.Buffer) {
 	t.Helper()
 	if err := mpitest.Available(); err != nil {
-		t.Skip(err)
+		t.Fatalf("%v: the set-up installs it (make deps)", err)
 	}
 	a, _ := json.Marshal(args)
 	cmd := mpitest.Command(np, os.Args[0], "-test.run=^$")
@@ -105,9 +105,6 @@ func loadParams(t *testing.T, dir string) map[string][]float32 {
 // size, gives the same bits (the reduction order is fixed and does not
 // depend on the buckets).
 func TestDataParallelMatchesOneProcess(t *testing.T) {
-	if err := mpitest.Available(); err != nil {
-		t.Skip(err)
-	}
 	for _, c := range []struct {
 		name  string
 		flags []string
@@ -258,9 +255,6 @@ func waitCheckpoint(t *testing.T, dir string, step int) int {
 // resumes alone (-np 1) from it, and then again with 2 ranks: --resume
 // works with any number of ranks.
 func TestKilledRankStopsTheJob(t *testing.T) {
-	if err := mpitest.Available(); err != nil {
-		t.Skip(err)
-	}
 	dir := filepath.Join(t.TempDir(), "run")
 	cmd, out := mpiChild(t, 2, "train", "--preset", "tiny", "--batch", "4", "--seq", "32", "--steps", "100000",
 		"--eval-every", "0", "--ckpt-every", "3", "--keep", "0", "--out", dir, "--share-adapter")
@@ -386,7 +380,7 @@ func TestRankAdapter(t *testing.T) {
 
 // TestTwoRanksOnOneAdapterRefused: without --share-adapter two ranks on
 // lavapipe's one adapter are refused before training, by rank 0 alone,
-// with a usage-like message and nothing left behind.
+// with nothing left behind; a rank that fails alone ends the job.
 func TestTwoRanksOnOneAdapterRefused(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "run")
 	cmd, out := mpiChild(t, 2, "train", "--preset", "tiny", "--steps", "2", "--out", dir)
@@ -395,6 +389,13 @@ func TestTwoRanksOnOneAdapterRefused(t *testing.T) {
 	}
 	if _, err := os.Stat(dir); err == nil {
 		t.Errorf("the refused job left %s behind", dir)
+	}
+	// A failure of one rank alone (rank 1's adapter does not exist) ends
+	// the job, naming the rank, while rank 0 waits for it.
+	cmd, out = mpiChild(t, 2, "train", "--preset", "tiny", "--steps", "2", "--out", dir, "--adapter", "0,7")
+	if code := exitCode(t, cmd); code != 1 || !strings.Contains(out.String(), "rank 1 of 2") ||
+		!strings.Contains(out.String(), "adapter 7 does not exist") || !strings.Contains(out.String(), "MPI_ABORT was invoked on rank 1") {
+		t.Fatalf("exit %d; want 1, rank 1's error and its MPI_Abort:\n%s", code, out)
 	}
 	// An odd global batch does not divide among 2 ranks.
 	cmd, out = mpiChild(t, 2, "train", "--preset", "tiny", "--steps", "2", "--batch", "3", "--out", dir, "--share-adapter")
