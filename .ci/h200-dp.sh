@@ -115,6 +115,10 @@ tps() { sed -n 's/.*, \([0-9]*\) tokens\/s (mean after the first step.*/\1/p' "$
 
 report() { tee -a "$OUT/summary.txt"; }
 
+# drop removes a run's checkpoints (the 443m ones are 14 GB; the disk has 64 GiB),
+# keeping its metrics, config and log.
+drop() { rm -rf "$1/checkpoints"; }
+
 check() {
   log "Open MPI and the GPUs"
   mpirun.openmpi --version | head -1
@@ -133,6 +137,8 @@ run94m() {
   "$mom" train "${common[@]}" --batch 8 --out "$dir/1gpu" 2>&1 | tee "$dir/1gpu.log"
   log "94m, 2 GPUs, 16x512 per step (8x512 per GPU)"
   mpirun_ 2 "$mom" train "${common[@]}" --batch 16 --bucket-mb "$BUCKET_MB" --out "$dir/2gpu" 2>&1 | tee "$dir/2gpu.log"
+  drop "$dir/1gpu"
+  drop "$dir/2gpu"
   local one two
   one=$(tps "$dir/1gpu.log")
   two=$(tps "$dir/2gpu.log")
@@ -153,8 +159,10 @@ run443m() {
   local common=(--runtime "$RT" --preset 443m --seq 1024 --steps "$steps" --eval-every 0 --ckpt-every 0 --keep 1 "${extra[@]}")
   log "443m, 2 GPUs, 8x1024 per step (4x1024 per GPU)"
   mpirun_ 2 "$mom" train "${common[@]}" --batch 8 --bucket-mb "$BUCKET_MB" --out "$dir/2gpu" 2>&1 | tee "$dir/2gpu.log"
+  drop "$dir/2gpu"
   log "443m, 1 GPU, 4x1024 per step"
   "$mom" train "${common[@]}" --batch 4 --out "$dir/1gpu" 2>&1 | tee "$dir/1gpu.log"
+  drop "$dir/1gpu"
   {
     echo "443m ($RT, $steps steps, buckets of $BUCKET_MB MiB): 2 GPUs 8x1024 $(tps "$dir/2gpu.log") tokens/s; 1 GPU 4x1024 $(tps "$dir/1gpu.log") tokens/s"
     echo " 2 GPUs:"
