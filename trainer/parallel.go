@@ -64,10 +64,6 @@ type commStats struct {
 	// communication not hidden behind the backward and for writing the
 	// sums back (upload, part of exposed).
 	exposed, upload time.Duration
-	// wall is the step's time on the host, from reading its batch to
-	// submitting its optimizer step: the ranks wait for each other inside
-	// it, so it is the step's time (the loss readback, read late, is not).
-	wall time.Duration
 }
 
 // newDataParallel plans the buckets of t's model and makes everything the
@@ -160,8 +156,6 @@ func (p *dataParallel) describe(t *trainer) string {
 // slot, then the clip norm and AdamW.
 func (p *dataParallel) step(ctx context.Context, t *trainer, step int, slot, slotBytes int64) (st commStats, err error) {
 	o := t.o
-	began := time.Now()
-	defer func() { st.wall = time.Since(began) }()
 	for micro := 0; micro < o.Accum; micro++ {
 		if err := t.nextTrainBatch(step); err != nil {
 			return st, err

@@ -226,6 +226,7 @@ type inflight struct {
 	rb   *gpu.Readback
 	lr   float64
 	comm commStats // data-parallel: the step's communication
+	at   float64   // data-parallel: the stopwatch when the step ended on the host
 }
 
 // Train runs the loop on device d, in the run folder o.Out, which it holds
@@ -613,10 +614,12 @@ func (t *trainer) loop(ctx context.Context) (*Result, error) {
 				return fmt.Errorf("trainer: stopping: %w; %s", err, t.ckptNote())
 			}
 			now := t.watch.elapsed()
-			dt := (now - t.lastRec) / float64(max(1, p.step-t.lastStep))
-			if p.comm.wall > 0 {
-				dt = p.comm.wall.Seconds() // data-parallel: the step's own time
+			if p.at > 0 {
+				// Data-parallel: the step ended on the host (its losses
+				// were summed there), not when its readback is read.
+				now = p.at
 			}
+			dt := (now - t.lastRec) / float64(max(1, p.step-t.lastStep))
 			t.lastRec, t.lastStep = now, p.step
 			if t.timedAt < 0 {
 				// The first step of this process (pipelines compiled, caches
@@ -710,7 +713,11 @@ func (t *trainer) loop(ctx context.Context) (*Result, error) {
 		if err != nil {
 			return res, err
 		}
-		queue = append(queue, inflight{step: step, rb: rb, lr: lr, comm: comm})
+		at := 0.0
+		if t.dp != nil {
+			at = t.watch.elapsed()
+		}
+		queue = append(queue, inflight{step: step, rb: rb, lr: lr, comm: comm, at: at})
 		// Read losses two steps late so the GPU is never idle waiting.
 		if err := flush(2); err != nil {
 			return res, err
