@@ -117,8 +117,9 @@ func TestDataParallelMatchesOneProcess(t *testing.T) {
 			root := t.TempDir()
 			common := append([]string{"--preset", "tiny", "--batch", "8", "--seq", "64", "--steps", "8", "--eval-every", "4", "--eval-batches", "1"}, c.flags...)
 			one, two := filepath.Join(root, "one"), filepath.Join(root, "two")
-			runTrain(t, 0, append(common, "--out", one)...)
+			checkThroughput(t, one, runTrain(t, 0, append(common, "--out", one)...))
 			out := runTrain(t, 2, append(common, "--out", two, "--share-adapter")...)
+			checkThroughput(t, two, out)
 			for _, want := range []string{"rank 0 of 2", "rank 1 of 2", "uuid ", "data-parallel over 2 ranks", "the whole job of 2 ranks"} {
 				if !strings.Contains(out, want) {
 					t.Errorf("the 2-rank run's output lacks %q:\n%s", want, out)
@@ -180,6 +181,11 @@ func compareRuns(t *testing.T, one, two string) {
 			}
 		}
 		if b[i]["split"] == "train" {
+			// A step's time holds its exposed communication (the time is
+			// the step's own, not that of a late loss readback).
+			if sb >= 2 && !(num(b[i], "step_ms") >= num(b[i], "comm_exposed_ms")) {
+				t.Errorf("step %d: step_ms %v < comm_exposed_ms %v", sb, b[i]["step_ms"], b[i]["comm_exposed_ms"])
+			}
 			if num(b[i], "ranks") != 2 || !(num(b[i], "comm_ms") > 0) || !(num(b[i], "comm_overlap_ms") >= 0) || !(num(b[i], "comm_exposed_ms") > 0) {
 				t.Errorf("step %d: ranks %v comm_ms %v comm_overlap_ms %v comm_exposed_ms %v", sb, b[i]["ranks"], b[i]["comm_ms"], b[i]["comm_overlap_ms"], b[i]["comm_exposed_ms"])
 			}
@@ -203,6 +209,34 @@ func compareRuns(t *testing.T, one, two string) {
 		}
 	}
 	t.Logf("largest difference of a parameter, relative to its tensor's largest value: %.2g", worstP)
+}
+
+// checkThroughput checks the summary's tokens/s against the records: the
+// mean over the steps after the first is their tokens over the sum of their
+// step_ms (an identity of the bookkeeping, not a speed).
+func checkThroughput(t *testing.T, dir, out string) {
+	t.Helper()
+	var tokens, ms float64
+	prev := 0.0
+	for _, r := range readRecords(t, dir) {
+		if r.Split() != runfolder.SplitTrain {
+			continue
+		}
+		if s, _ := r.Step(); s >= 2 {
+			tokens += r.Float("tokens") - prev
+			ms += r.Float("step_ms")
+		}
+		prev = r.Float("tokens")
+	}
+	i := strings.Index(out, " tokens/s (mean after the first step")
+	j := strings.LastIndex(out[:max(i, 0)], ", ")
+	if i < 0 || j < 0 {
+		t.Fatalf("no tokens/s in the summary:\n%s", out)
+	}
+	got, err := strconv.ParseFloat(out[j+2:i], 64)
+	if want := tokens / (ms / 1e3); err != nil || math.Abs(got-want) > 0.01*want+1 {
+		t.Errorf("%s: the summary says %v tokens/s (%v); the records' steps make %.0f", dir, out[j+2:i], err, want)
+	}
 }
 
 // rankPID finds the process of a rank of an mpirun job writing dir.
