@@ -107,7 +107,7 @@ func newDataParallel(t *trainer) (*dataParallel, error) {
 		}
 	}
 	p.ctrl = make([]float32, p.red.Len(p.ctrlB))
-	if p.stage, err = newMappedStaging(t.d, p.buckets); err != nil {
+	if p.stage, err = newGradStaging(t.d, p.buckets); err != nil {
 		return fail(err)
 	}
 	if p.ctrlDown, err = t.d.NewHostReadBuffer("loss record", int64(4*n)); err != nil {
