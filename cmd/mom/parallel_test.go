@@ -242,6 +242,35 @@ func checkThroughput(t *testing.T, dir, out string) {
 // rankPID finds the process of a rank of an mpirun job writing dir.
 func rankPID(t *testing.T, dir string, rank int) int {
 	t.Helper()
+	if pid := findRank(dir, rank); pid > 0 {
+		return pid
+	}
+	t.Fatalf("no process of rank %d for %s", rank, dir)
+	return 0
+}
+
+// waitRanksGone waits until rank 0 of a job writing dir has let go of the
+// run folder's lock: mpirun may return while a rank it signalled is still
+// on its way out (tearing down its memory before its files close).
+func waitRanksGone(t *testing.T, dir string) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		l, err := runfolder.Acquire(dir)
+		if err == nil {
+			l.Release()
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the job's rank 0 still holds %s: %v", dir, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// findRank returns the pid of rank (any rank if -1) of an mpirun job
+// writing dir, 0 if there is none.
+func findRank(dir string, rank int) int {
 	ents, _ := os.ReadDir("/proc")
 	for _, e := range ents {
 		pid, err := strconv.Atoi(e.Name())
@@ -262,11 +291,10 @@ func rankPID(t *testing.T, dir string, rank int) int {
 				r, _ = strconv.Atoi(s)
 			}
 		}
-		if mine && r == rank {
+		if mine && r >= 0 && (rank < 0 || r == rank) {
 			return pid
 		}
 	}
-	t.Fatalf("no process of rank %d for %s", rank, dir)
 	return 0
 }
 
@@ -300,6 +328,7 @@ func TestKilledRankStopsTheJob(t *testing.T) {
 	if code == 0 || !strings.Contains(out.String(), "rank 1") {
 		t.Fatalf("exit %d after rank 1 was killed; want a failure naming rank 1:\n%s", code, out)
 	}
+	waitRanksGone(t, dir)
 	ckdir := filepath.Join(dir, runfolder.CheckpointsDir)
 	c, damaged, err := runfolder.LoadLatestIntact(ckdir)
 	if err != nil || len(damaged) > 0 {
