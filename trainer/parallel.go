@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"time"
 	"unsafe"
@@ -51,12 +52,15 @@ type dataParallel struct {
 	sum      *nn.Checksum        // of the parameters
 	every    int                 // checksum every this many steps
 
-	stop bool // the ranks agreed to stop after the step just taken
+	stop  bool       // the ranks agreed to stop after the step just taken
+	spans []mpi.Span // the step's reductions, gradient buckets then control
 }
 
-// commStats are a step's communication times: the gradient reductions on
-// the MPI thread, and the part of them that ran before the backward had
-// finished (before the last bucket reached the host).
+// commStats are a step's communication times: the wall time during which
+// the MPI threads were summing the step's buckets (the union of the
+// reductions' spans: with several lanes they run side by side), and the
+// part of it before the backward had finished (before the last bucket
+// reached the host).
 type commStats struct {
 	comm, overlap time.Duration
 	// exposed is the time from the backward's end (the last bucket on the
@@ -107,6 +111,7 @@ func newDataParallel(t *trainer) (*dataParallel, error) {
 		}
 	}
 	p.ctrl = make([]float32, p.red.Len(p.ctrlB))
+	p.spans = make([]mpi.Span, len(lens))
 	if p.stage, err = newGradStaging(t.d, p.buckets); err != nil {
 		return fail(err)
 	}
@@ -145,8 +150,9 @@ func (p *dataParallel) describe(t *trainer) string {
 	for _, b := range p.buckets {
 		most = max(most, b.n)
 	}
-	return fmt.Sprintf("data-parallel over %d ranks (%s): %d of every %d rows per rank, gradients in %d buckets (largest %.1f MiB), checksums every %d steps",
-		p.size, p.w.Library(), p.rows, t.o.Batch, len(p.buckets), float64(4*most)/(1<<20), p.every)
+	return fmt.Sprintf("data-parallel over %d ranks (%s): %d of every %d rows per rank, gradients in %d buckets (largest %.1f MiB) "+
+		"summed on %d MPI thread(s) per rank, checksums every %d steps",
+		p.size, p.w.Library(), p.rows, t.o.Batch, len(p.buckets), float64(4*most)/(1<<20), p.w.Lanes(), p.every)
 }
 
 // step records and runs one optimizer step: the micro-batches' forward and
@@ -215,13 +221,7 @@ func (p *dataParallel) step(ctx context.Context, t *trainer, step int, slot, slo
 		if err != nil {
 			return fmt.Errorf("trainer: step %d: %w", step, err)
 		}
-		st.comm += sp.Dur()
-		if !backwardDone.IsZero() && backwardDone.Before(sp.End) {
-			sp.End = backwardDone
-		}
-		if sp.End.After(sp.Start) {
-			st.overlap += sp.End.Sub(sp.Start)
-		}
+		p.spans[next] = sp
 		up := time.Now()
 		if err := p.stage.In(next, sums); err != nil {
 			return fmt.Errorf("trainer: step %d: %w", step, err)
@@ -269,7 +269,8 @@ func (p *dataParallel) step(ctx context.Context, t *trainer, step int, slot, slo
 	if err != nil {
 		return st, fmt.Errorf("trainer: step %d: %w", step, err)
 	}
-	st.comm += sp.Dur()
+	p.spans[p.ctrlB] = sp
+	st.comm, st.overlap = spanTimes(p.spans, backwardDone)
 	if err := t.lossBuf.WriteFloat32(int(slot/4), sums[:n]); err != nil {
 		return st, err
 	}
@@ -283,6 +284,44 @@ func (p *dataParallel) step(ctx context.Context, t *trainer, step int, slot, slo
 	}
 	st.exposed = time.Since(backwardDone)
 	return st, nil
+}
+
+// spanTimes returns the length of the union of spans and the part of it
+// before cut. It sorts spans.
+func spanTimes(spans []mpi.Span, cut time.Time) (total, before time.Duration) {
+	slices.SortFunc(spans, func(a, b mpi.Span) int { return a.Start.Compare(b.Start) })
+	var cur mpi.Span
+	add := func(sp mpi.Span) {
+		if !sp.End.After(sp.Start) {
+			return
+		}
+		total += sp.End.Sub(sp.Start)
+		if end := minTime(sp.End, cut); end.After(sp.Start) {
+			before += end.Sub(sp.Start)
+		}
+	}
+	for i, sp := range spans {
+		switch {
+		case i == 0:
+			cur = sp
+		case sp.Start.After(cur.End):
+			add(cur)
+			cur = sp
+		case sp.End.After(cur.End):
+			cur.End = sp.End
+		}
+	}
+	if len(spans) > 0 {
+		add(cur)
+	}
+	return total, before
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
 }
 
 // sumEval adds the ranks' held-out loss sums (the control bucket).

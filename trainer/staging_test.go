@@ -3,8 +3,10 @@ package trainer
 import (
 	"fmt"
 	"testing"
+	"time"
 
 	"mom/mom"
+	"mom/trainer/mpi"
 )
 
 // TestPlanBuckets: buckets close between stages once they hold maxBytes,
@@ -46,6 +48,31 @@ func TestPlanBuckets(t *testing.T) {
 		}
 		if got != c.want {
 			t.Errorf("maxBytes %d:\n got %s\nwant %s", c.maxBytes, got, c.want)
+		}
+	}
+}
+
+// TestSpanTimes: the communication time is the union of the reductions'
+// spans (lanes run side by side), and the overlap its part before the
+// backward ended.
+func TestSpanTimes(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
+	sp := func(a, b int) mpi.Span { return mpi.Span{Start: at(a), End: at(b)} }
+	for _, c := range []struct {
+		spans         []mpi.Span
+		cut           int
+		total, before int
+	}{
+		{nil, 5, 0, 0},
+		{[]mpi.Span{sp(0, 10)}, 5, 10, 5},
+		{[]mpi.Span{sp(20, 30), sp(0, 10)}, 25, 20, 15},           // disjoint, out of order
+		{[]mpi.Span{sp(0, 10), sp(5, 12), sp(6, 8)}, 100, 12, 12}, // overlapping lanes
+		{[]mpi.Span{sp(0, 10), sp(10, 15), sp(30, 30)}, 0, 15, 0}, // touching; an empty one
+	} {
+		total, before := spanTimes(c.spans, at(c.cut))
+		if total != time.Duration(c.total)*time.Millisecond || before != time.Duration(c.before)*time.Millisecond {
+			t.Errorf("%v cut %d: %v, %v; want %dms, %dms", c.spans, c.cut, total, before, c.total, c.before)
 		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -23,6 +24,7 @@ type parallelFlags struct {
 	bucketMB   *float64
 	checkEvery *int
 	timeout    *time.Duration
+	lanes      *int
 }
 
 func addParallelFlags(fs *flag.FlagSet) parallelFlags {
@@ -34,7 +36,23 @@ func addParallelFlags(fs *flag.FlagSet) parallelFlags {
 			"under mpirun: compare the ranks' parameter checksums every N steps (also at the start and before each checkpoint)"),
 		timeout: fs.Duration("comm-timeout", mpi.DefaultTimeout,
 			"under mpirun: a rank whose collective waits longer for the others stops, and mpirun ends the job"),
+		lanes: fs.Int("comm-lanes", 0,
+			"under mpirun: MPI threads per rank that sum gradient buckets side by side (0: one per 2 cores of the rank's share of the host, at most 4)"),
 	}
+}
+
+// commLanes is the number of MPI threads a rank runs: --comm-lanes, else
+// one per 2 cores of this rank's share of the host (from mpirun's count of
+// ranks here), between 1 and 4.
+func (p parallelFlags) commLanes() int {
+	if *p.lanes > 0 {
+		return *p.lanes
+	}
+	local, err := strconv.Atoi(os.Getenv("OMPI_COMM_WORLD_LOCAL_SIZE"))
+	if err != nil || local < 1 {
+		local = 1
+	}
+	return min(4, max(1, runtime.NumCPU()/(2*local)))
 }
 
 // apply checks the flags and puts them in o.
@@ -46,6 +64,8 @@ func (p parallelFlags) apply(o *trainer.Options) error {
 		return usagef("--check-every %d must be positive", *p.checkEvery)
 	case *p.timeout <= 0:
 		return usagef("--comm-timeout %s must be positive", *p.timeout)
+	case *p.lanes < 0 || *p.lanes > 64:
+		return usagef("--comm-lanes %d must lie in 0..64", *p.lanes)
 	}
 	o.BucketBytes = max(4, int64(*p.bucketMB*(1<<20)))
 	o.CheckEvery = *p.checkEvery
@@ -234,7 +254,7 @@ func shareOptions(w *mpi.World, o trainer.Options, oerr error) (trainer.Options,
 // error of this rank alone aborts the whole job (MPI_Abort), naming the
 // rank.
 func trainRank(fs *flag.FlagSet, mf modelFlags, df deviceFlags, pf parallelFlags, o trainer.Options, stdout, stderr io.Writer) error {
-	w, err := mpi.Open(mpi.Options{Timeout: *pf.timeout, Stderr: stderr})
+	w, err := mpi.Open(mpi.Options{Timeout: *pf.timeout, Stderr: stderr, Lanes: pf.commLanes()})
 	if err != nil {
 		return err
 	}

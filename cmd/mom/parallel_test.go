@@ -101,9 +101,9 @@ func loadParams(t *testing.T, dir string) map[string][]float32 {
 // Measured on lavapipe over 8 steps: the losses and grad norms agree to
 // 2e-7 relative, the parameters to 1e-5 of each tensor's largest value;
 // the test allows 1e-5 and 1e-4. What the ranks do bit for bit is shown
-// by the second half: the same 2-rank job run again, with another bucket
-// size, gives the same bits (the reduction order is fixed and does not
-// depend on the buckets).
+// by the second half: the same 2-rank job run again, with other buckets
+// and 3 MPI threads per rank, gives the same bits (the reduction order is
+// fixed and depends on neither).
 func TestDataParallelMatchesOneProcess(t *testing.T) {
 	for _, c := range []struct {
 		name  string
@@ -129,9 +129,10 @@ func TestDataParallelMatchesOneProcess(t *testing.T) {
 			if c.name != "three" {
 				return
 			}
-			// The same job again with another bucket size: the same bits.
+			// The same job again with other buckets and 3 MPI threads per
+			// rank: the same bits.
 			again := filepath.Join(root, "again")
-			runTrain(t, 2, append(common, "--out", again, "--share-adapter", "--bucket-mb", "1")...)
+			runTrain(t, 2, append(common, "--out", again, "--share-adapter", "--bucket-mb", "0.02", "--comm-lanes", "3")...)
 			b, a := readRecords(t, two), readRecords(t, again)
 			for i := range b {
 				for k, v := range b[i] {

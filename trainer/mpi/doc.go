@@ -20,9 +20,12 @@
 //
 // # Threads
 //
-// MPI is initialised at the MPI_THREAD_FUNNELED level on one goroutine
-// locked to its OS thread, and every later call runs there, in the order
-// it was made. The trainer hands gradient buckets to that thread and
+// MPI is initialised on one goroutine locked to its OS thread (lane 0), and
+// every later call runs on a lane, in the order it was made: at the
+// MPI_THREAD_FUNNELED level with one lane; with several (Options.Lanes),
+// at MPI_THREAD_MULTIPLE, each further lane with a duplicate of
+// MPI_COMM_WORLD of its own, so that reductions run side by side on
+// several cores. The trainer hands gradient buckets to the lanes and
 // carries on recording and waiting for the GPU, so communication overlaps
 // the backward pass.
 //

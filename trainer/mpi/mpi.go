@@ -70,23 +70,28 @@ type Options struct {
 	Timeout time.Duration
 	// Stderr receives the timeout report (nil: os.Stderr).
 	Stderr io.Writer
+	// Lanes is the number of MPI threads (0: 1). With more than one, MPI
+	// runs at MPI_THREAD_MULTIPLE and lane k > 0 has a duplicate of
+	// MPI_COMM_WORLD of its own; a Reducer spreads each bucket over the
+	// lanes, so the copies and sums of a reduction use several cores.
+	Lanes int
 }
 
 // World is this process's place in MPI_COMM_WORLD. Every MPI call runs on
-// one goroutine locked to the OS thread that initialised MPI (the
-// MPI_THREAD_FUNNELED level), in the order the calls were made; callers on
-// any goroutine hand their calls to it. Collectives must be called in the
-// same order on every rank.
+// a lane: a goroutine locked to an OS thread, which runs the calls handed
+// to it in order. Lane 0, the thread that initialised MPI, serves
+// MPI_COMM_WORLD (at the MPI_THREAD_FUNNELED level when it is the only
+// lane); callers on any goroutine hand their calls to it. Collectives must
+// be called in the same order on every rank, lane by lane.
 type World struct {
 	rank, size           int
 	localRank, localSize int
 	host, version, path  string
 
 	lib     *C.mm_lib
-	calls   chan *call
+	lanes   []*lane
 	timeout time.Duration
 	stderr  io.Writer
-	busy    atomic.Pointer[call] // the call running on the MPI thread, if any
 	quit    chan struct{}
 	mu      sync.Mutex
 	closed  bool
@@ -94,14 +99,23 @@ type World struct {
 	exit func(code int)
 }
 
-// call is one unit of work for the MPI thread. A call may be queued again
-// once it is done (a Reducer's buckets reuse theirs every step).
+// lane is one MPI thread with its communicator.
+type lane struct {
+	comm  C.mm_handle // nil: MPI_COMM_WORLD
+	calls chan *call
+	busy  atomic.Pointer[call] // the call running, if any
+	done  chan struct{}        // closed when the lane's goroutine ends
+}
+
+// call is one unit of work for a lane. A call may be queued again once it
+// is done (a Reducer's buckets reuse theirs every step).
 type call struct {
 	name       string
 	fn         func() C.int
 	done       chan struct{} // receives one value when the call has run
 	err        error
 	start, end time.Time
+	comm       C.mm_handle // the communicator of the lane running it (for fn)
 }
 
 // loadLib finds and opens the MPI library.
@@ -136,8 +150,10 @@ func Open(o Options) (*World, error) {
 	if err != nil {
 		return nil, err
 	}
-	w := &World{lib: lib, path: path, calls: make(chan *call, 64), timeout: o.Timeout, stderr: o.Stderr,
-		quit: make(chan struct{}), exit: os.Exit}
+	w := &World{lib: lib, path: path, timeout: o.Timeout, stderr: o.Stderr, quit: make(chan struct{}), exit: os.Exit}
+	for i := 0; i < max(1, o.Lanes); i++ {
+		w.lanes = append(w.lanes, &lane{calls: make(chan *call, 256), done: make(chan struct{})})
+	}
 	if w.timeout <= 0 {
 		w.timeout = DefaultTimeout
 	}
@@ -154,7 +170,8 @@ func Open(o Options) (*World, error) {
 	return w, nil
 }
 
-// serve initialises MPI on a locked OS thread and then runs every call.
+// serve initialises MPI on a locked OS thread (lane 0), makes the other
+// lanes' communicators and starts them, then runs lane 0's calls.
 func (w *World) serve(ready chan<- error) {
 	runtime.LockOSThread()
 	// The thread stays locked until the process ends: MPI was initialised
@@ -164,18 +181,30 @@ func (w *World) serve(ready chan<- error) {
 		ready <- errors.New("mpi: MPI is already initialised in this process")
 		return
 	}
+	multiple := len(w.lanes) > 1
 	var provided C.int
-	if rc := C.mm_init(l, &provided); rc != 0 {
+	if rc := C.mm_init(l, C.int(b2i(multiple)), &provided); rc != 0 {
 		ready <- w.errorf("MPI_Init_thread", rc)
 		return
 	}
-	if provided < l.thread_funneled {
-		ready <- fmt.Errorf("mpi: MPI_Init_thread gave thread level %d; mom needs MPI_THREAD_FUNNELED (%d)", provided, l.thread_funneled)
+	if need := map[bool]C.int{false: l.thread_funneled, true: l.thread_multiple}[multiple]; provided < need {
+		ready <- fmt.Errorf("mpi: MPI_Init_thread gave thread level %d; mom needs %d for %d lanes (MPI_THREAD_FUNNELED 1, MPI_THREAD_MULTIPLE 3)",
+			provided, need, len(w.lanes))
 		return
 	}
-	if rc := C.mm_errors_return(l); rc != 0 {
+	if rc := C.mm_errors_return(l, nil); rc != 0 {
 		ready <- w.errorf("MPI_Comm_set_errhandler", rc)
 		return
+	}
+	for _, ln := range w.lanes[1:] {
+		if rc := C.mm_comm_dup(l, &ln.comm); rc != 0 {
+			ready <- w.errorf("MPI_Comm_dup", rc)
+			return
+		}
+		if rc := C.mm_errors_return(l, ln.comm); rc != 0 {
+			ready <- w.errorf("MPI_Comm_set_errhandler", rc)
+			return
+		}
 	}
 	var r, s, lr, ls C.int
 	if rc := C.mm_rank(l, nil, &r); rc != 0 {
@@ -199,12 +228,25 @@ func (w *World) serve(ready chan<- error) {
 	var v [1024]C.char
 	C.mm_version(l, &v[0], C.int(len(v)))
 	w.version = strings.TrimSpace(strings.SplitN(C.GoString(&v[0]), ",", 2)[0])
+	for _, ln := range w.lanes[1:] {
+		go func() {
+			runtime.LockOSThread()
+			w.run(ln)
+		}()
+	}
 	ready <- nil
-	for c := range w.calls {
+	w.run(w.lanes[0])
+}
+
+// run runs a lane's calls until its channel closes.
+func (w *World) run(ln *lane) {
+	defer close(ln.done)
+	for c := range ln.calls {
 		c.start = time.Now()
-		w.busy.Store(c)
+		ln.busy.Store(c)
+		c.comm = ln.comm
 		rc := c.fn()
-		w.busy.Store(nil)
+		ln.busy.Store(nil)
 		c.end = time.Now()
 		c.err = nil
 		if rc != 0 {
@@ -212,6 +254,13 @@ func (w *World) serve(ready chan<- error) {
 		}
 		c.done <- struct{}{}
 	}
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // watch ends the process when a call has waited longer than the timeout.
@@ -224,8 +273,13 @@ func (w *World) watch() {
 			return
 		case <-tick.C:
 		}
-		c := w.busy.Load()
-		if c == nil || time.Since(c.start) <= w.timeout {
+		var c *call
+		for _, ln := range w.lanes {
+			if b := ln.busy.Load(); b != nil && time.Since(b.start) > w.timeout {
+				c = b
+			}
+		}
+		if c == nil {
 			continue
 		}
 		fmt.Fprintf(w.stderr, "mom: rank %d of %d (%s): %s has waited %s for the other ranks (the limit, --comm-timeout, is %s): "+
@@ -243,22 +297,25 @@ func (w *World) errorf(what string, rc C.int) error {
 	return fmt.Errorf("mpi: rank %d of %d (%s): %s: %s", w.rank, w.size, w.host, what, C.GoString(&buf[0]))
 }
 
-// start hands fn to the MPI thread and returns at once.
+// start hands fn to lane 0 and returns at once.
 func (w *World) start(name string, fn func() C.int) (*call, error) {
 	c := &call{name: name, fn: fn, done: make(chan struct{}, 1)}
-	return c, w.queue(c)
+	return c, w.queue(0, c)
 }
 
-// queue hands c to the MPI thread; c must not be queued already.
-func (w *World) queue(c *call) error {
+// queue hands c to a lane; c must not be queued already.
+func (w *World) queue(lane int, c *call) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.closed {
 		return fmt.Errorf("mpi: rank %d: %s after Close", w.rank, c.name)
 	}
-	w.calls <- c
+	w.lanes[lane].calls <- c
 	return nil
 }
+
+// Lanes is the number of MPI threads.
+func (w *World) Lanes() int { return len(w.lanes) }
 
 // do runs fn on the MPI thread and waits for it.
 func (w *World) do(name string, fn func() C.int) error {
@@ -296,7 +353,7 @@ func (w *World) String() string { return fmt.Sprintf("rank %d of %d (%s)", w.ran
 
 // Barrier waits until every rank has called it.
 func (w *World) Barrier() error {
-	return w.do("MPI_Barrier", func() C.int { return C.mm_barrier(w.lib) })
+	return w.do("MPI_Barrier", func() C.int { return C.mm_barrier(w.lib, nil) })
 }
 
 // maxChunk bounds one call's byte count (MPI counts are C ints).
@@ -308,7 +365,7 @@ func (w *World) Bcast(buf []byte, root int) error {
 		part := buf[off:min(len(buf), off+maxChunk)]
 		p := unsafe.Pointer(&part[0])
 		if err := w.do(fmt.Sprintf("MPI_Bcast of %d bytes from rank %d", len(part), root), func() C.int {
-			return C.mm_bcast(w.lib, p, C.int(len(part)), C.int(root))
+			return C.mm_bcast(w.lib, nil, p, C.int(len(part)), C.int(root))
 		}); err != nil {
 			return err
 		}
@@ -328,7 +385,7 @@ func (w *World) Allgather(send []byte) ([]byte, error) {
 	out := make([]byte, len(send)*w.size)
 	s, r := unsafe.Pointer(&send[0]), unsafe.Pointer(&out[0])
 	err := w.do(fmt.Sprintf("MPI_Allgather of %d bytes", len(send)), func() C.int {
-		return C.mm_allgather_bytes(w.lib, s, C.int(len(send)), r)
+		return C.mm_allgather_bytes(w.lib, nil, s, C.int(len(send)), r)
 	})
 	return out, err
 }
@@ -351,15 +408,26 @@ func (w *World) Abort(code int) {
 	w.exit(code)
 }
 
-// Close finalises MPI (every rank must call it) and stops the MPI thread.
+// Close stops the lanes, finalises MPI on lane 0 (every rank must call
+// it) and stops lane 0.
 func (w *World) Close() error {
-	err := w.do("MPI_Finalize", func() C.int { return C.mm_finalize(w.lib) })
 	w.mu.Lock()
-	if !w.closed {
-		w.closed = true
-		close(w.calls)
-		close(w.quit)
+	if w.closed {
+		w.mu.Unlock()
+		return nil
+	}
+	w.closed = true // no more calls
+	for _, ln := range w.lanes[1:] {
+		close(ln.calls)
 	}
 	w.mu.Unlock()
-	return err
+	for _, ln := range w.lanes[1:] {
+		<-ln.done
+	}
+	c := &call{name: "MPI_Finalize", fn: func() C.int { return C.mm_finalize(w.lib) }, done: make(chan struct{}, 1)}
+	w.lanes[0].calls <- c
+	<-c.done
+	close(w.lanes[0].calls)
+	close(w.quit)
+	return c.err
 }

@@ -9,6 +9,7 @@ import (
 	"math"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -92,7 +93,8 @@ func bucketValue(b, k, i int) float32 {
 }
 
 func workCollectives() int {
-	w, err := Open(Options{})
+	lanes, _ := strconv.Atoi(os.Getenv("MOM_MPI_LANES"))
+	w, err := Open(Options{Lanes: lanes})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
@@ -120,7 +122,10 @@ func workCollectives() int {
 		}
 	}
 	// Reductions: buckets of awkward lengths, several in flight.
-	lens := []int{1, 7, 1000, 3 * 1031}
+	if w.Lanes() != max(1, lanes) {
+		return fail(w, "%d lanes, want %d", w.Lanes(), lanes)
+	}
+	lens := []int{1, 7, 1000, 3 * 1031, 100003} // the last in chunks on several lanes
 	red, err := w.NewReducer(lens)
 	if err != nil {
 		return fail(w, "NewReducer: %v", err)
@@ -224,10 +229,10 @@ func workAbort() int {
 }
 
 func TestCollectives(t *testing.T) {
-	for _, np := range []int{2, 3} {
-		code, out := mpirun(t, np, "collectives")
-		if code != 0 || strings.Count(out, " ok\n") != np {
-			t.Errorf("np %d: exit %d:\n%s", np, code, out)
+	for _, c := range []struct{ np, lanes int }{{2, 1}, {3, 1}, {2, 3}, {3, 2}} {
+		code, out := mpirun(t, c.np, "collectives", fmt.Sprintf("MOM_MPI_LANES=%d", c.lanes))
+		if code != 0 || strings.Count(out, " ok\n") != c.np {
+			t.Errorf("np %d, %d lanes: exit %d:\n%s", c.np, c.lanes, code, out)
 		}
 	}
 }

@@ -12,11 +12,14 @@ import (
 	"unsafe"
 )
 
-// Span is when a reduction ran on the MPI thread.
+// Span is when a reduction ran on the MPI threads.
 type Span struct{ Start, End time.Time }
 
 // Dur is the span's length.
 func (s Span) Dur() time.Duration { return s.End.Sub(s.Start) }
+
+// minChunk is the fewest values a bucket's chunk on one lane holds.
+const minChunk = 1 << 14
 
 // Reducer sums float32 buckets over every rank in a fixed order, so that
 // every rank gets the same bits and a run is reproducible whatever
@@ -31,11 +34,15 @@ func (s Span) Dur() time.Duration { return s.End.Sub(s.Start) }
 //
 // Each segment is summed exactly once, on one rank, so all ranks end with
 // identical sums; the data moved per rank is 2(N-1)/N of a bucket, like a
-// ring all-reduce. A bucket's length is padded to a multiple of the number
-// of ranks (Len); the caller's send buffer has that length, its padding
-// zero.
+// ring all-reduce. With several lanes (Options.Lanes) a large bucket is cut
+// into chunks, one per lane, and the buckets take turns at the lanes (chunk
+// j of bucket b on lane (b+j) mod lanes), each chunk reduced as above: the
+// cores share the copies and sums, and every element's sum is the same
+// whatever the number of lanes and the bucket sizes. A bucket's length is padded to a multiple
+// of the number of ranks (Len); the caller's send buffer has that length,
+// its padding zero.
 //
-// Start queues a bucket on the MPI thread and returns at once; buckets are
+// Start queues a bucket and returns at once; on each lane, chunks are
 // reduced one after another in the order started, which must be the same
 // on every rank. Wait returns a bucket's sums, which live in memory the
 // Reducer owns (outside Go's heap) until the bucket is started again.
@@ -43,36 +50,56 @@ func (s Span) Dur() time.Duration { return s.End.Sub(s.Start) }
 type Reducer struct {
 	w       *World
 	lens    []int
-	scratch unsafe.Pointer // the received segments of the bucket being summed
+	chunks  [][]chunk
+	scratch []unsafe.Pointer // per lane: the received segments of the chunk being summed
 	results []unsafe.Pointer
-	calls   []*call    // one per bucket, queued again every time
 	sends   []*C.float // the send buffer of each bucket in flight
 	keep    [][]float32
 	busy    []bool
+}
+
+// chunk is values [off, off+n) of a bucket, reduced on one lane.
+type chunk struct {
+	off, n, lane int
+	call         *call
 }
 
 // NewReducer prepares buckets of the given lengths (in float32 values,
 // before padding).
 func (w *World) NewReducer(lengths []int) (*Reducer, error) {
 	r := &Reducer{w: w}
-	most := 0
+	N, L := w.size, len(w.lanes)
+	most := make([]int, L)
 	for i, n := range lengths {
 		if n <= 0 {
 			return nil, fmt.Errorf("mpi: rank %d: bucket %d has length %d", w.rank, i, n)
 		}
-		p := (n + w.size - 1) / w.size * w.size
-		if p/w.size > 1<<31-1 {
+		p := (n + N - 1) / N * N
+		// Chunks of a multiple of N values, at most one per lane.
+		k := min(L, max(1, p/(N*minChunk)))
+		per := (p/N + k - 1) / k * N
+		if per/N > 1<<31-1 {
 			return nil, fmt.Errorf("mpi: rank %d: bucket %d of %d values is too large for MPI's int counts", w.rank, i, n)
 		}
+		var cs []chunk
+		for off, j := 0, 0; off < p; off, j = off+per, j+1 {
+			// Chunk j of bucket i on lane (i+j) mod L: small buckets spread
+			// over the lanes too.
+			c := chunk{off: off, n: min(per, p-off), lane: (i + j) % L}
+			most[c.lane] = max(most[c.lane], c.n)
+			cs = append(cs, c)
+		}
 		r.lens = append(r.lens, p)
-		most = max(most, p)
+		r.chunks = append(r.chunks, cs)
 	}
-	if len(lengths) == 0 {
-		return r, nil
-	}
-	alloc := func(n int) unsafe.Pointer { return C.calloc(C.size_t(n), 4) }
-	if r.scratch = alloc(most); r.scratch == nil {
-		return nil, fmt.Errorf("mpi: rank %d: cannot allocate %d bytes of reduction scratch", w.rank, 4*most)
+	alloc := func(n int) unsafe.Pointer { return C.calloc(C.size_t(max(n, 1)), 4) }
+	for j := 0; j < L; j++ {
+		m := alloc(most[j])
+		if m == nil {
+			r.Release()
+			return nil, fmt.Errorf("mpi: rank %d: cannot allocate %d bytes of reduction scratch", w.rank, 4*most[j])
+		}
+		r.scratch = append(r.scratch, m)
 	}
 	for i, p := range r.lens {
 		m := alloc(p)
@@ -85,30 +112,38 @@ func (w *World) NewReducer(lengths []int) (*Reducer, error) {
 	r.sends = make([]*C.float, len(r.lens))
 	r.keep = make([][]float32, len(r.lens))
 	r.busy = make([]bool, len(r.lens))
-	for b := range r.lens {
-		r.calls = append(r.calls, &call{name: fmt.Sprintf("gradient reduction (bucket %d, %d values)", b, r.lens[b]),
-			fn: func() C.int { return r.reduce(b) }, done: make(chan struct{}, 1)})
+	for b := range r.chunks {
+		for j := range r.chunks[b] {
+			r.chunks[b][j].call = &call{
+				name: fmt.Sprintf("gradient reduction (bucket %d, %d values, chunk %d on lane %d)", b, r.lens[b], j, r.chunks[b][j].lane),
+				fn:   func() C.int { return r.reduce(b, j) }, done: make(chan struct{}, 1)}
+		}
 	}
 	return r, nil
 }
 
-// reduce sums bucket b (on the MPI thread).
-func (r *Reducer) reduce(b int) C.int {
+// reduce sums chunk j of bucket b (on its lane).
+func (r *Reducer) reduce(b, j int) C.int {
 	w := r.w
-	seg := r.lens[b] / w.size
-	scratch := (*C.float)(r.scratch)
-	if rc := C.mm_alltoall_floats(w.lib, r.sends[b], C.int(seg), scratch); rc != 0 {
+	c := r.chunks[b][j]
+	seg := c.n / w.size
+	comm := c.call.comm
+	scratch := (*C.float)(r.scratch[c.lane])
+	send := (*C.float)(unsafe.Add(unsafe.Pointer(r.sends[b]), 4*c.off))
+	// Rank k's segment i of this chunk is send[i*seg : (i+1)*seg].
+	if rc := C.mm_alltoall_floats(w.lib, comm, send, C.int(seg), scratch); rc != 0 {
 		return rc
 	}
-	// scratch holds segment `rank` of every rank's bucket, in rank order;
+	// scratch holds segment `rank` of every rank's chunk, in rank order;
 	// sum them into the first: rank 0's + rank 1's + ...
 	for k := 1; k < w.size; k++ {
-		part := (*C.float)(unsafe.Add(r.scratch, 4*seg*k))
+		part := (*C.float)(unsafe.Add(r.scratch[c.lane], 4*seg*k))
 		if rc := C.mm_sum_local(w.lib, part, scratch, C.int(seg)); rc != 0 {
 			return rc
 		}
 	}
-	return C.mm_allgather_floats(w.lib, scratch, C.int(seg), (*C.float)(r.results[b]))
+	out := (*C.float)(unsafe.Add(r.results[b], 4*c.off))
+	return C.mm_allgather_floats(w.lib, comm, scratch, C.int(seg), out)
 }
 
 // Buckets is the number of buckets.
@@ -131,27 +166,18 @@ func (r *Reducer) Start(b int, send []float32) error {
 		return fmt.Errorf("mpi: rank %d: bucket %d started twice", w.rank, b)
 	}
 	r.sends[b], r.keep[b] = (*C.float)(unsafe.Pointer(&send[0])), send
-	if err := w.queue(r.calls[b]); err != nil {
-		r.sends[b], r.keep[b] = nil, nil
-		return err
+	for j, c := range r.chunks[b] {
+		if err := w.queue(c.lane, c.call); err != nil {
+			// The chunks queued already must finish before send is let go.
+			for _, q := range r.chunks[b][:j] {
+				<-q.call.done
+			}
+			r.sends[b], r.keep[b] = nil, nil
+			return err
+		}
 	}
 	r.busy[b] = true
 	return nil
-}
-
-// Wait waits for bucket b's sums and returns them with the time the
-// reduction ran.
-func (r *Reducer) Wait(b int) ([]float32, Span, error) {
-	if b < 0 || b >= len(r.lens) || !r.busy[b] {
-		return nil, Span{}, fmt.Errorf("mpi: rank %d: bucket %d was not started", r.w.rank, b)
-	}
-	c := r.calls[b]
-	<-c.done
-	r.busy[b], r.sends[b], r.keep[b] = false, nil, nil
-	if c.err != nil {
-		return nil, Span{c.start, c.end}, c.err
-	}
-	return unsafe.Slice((*float32)(r.results[b]), r.lens[b]), Span{c.start, c.end}, nil
 }
 
 // Ready reports, without blocking, whether bucket b's sums are ready; Wait
@@ -160,29 +186,55 @@ func (r *Reducer) Ready(b int) bool {
 	if b < 0 || b >= len(r.lens) || !r.busy[b] {
 		return false
 	}
-	c := r.calls[b]
-	select {
-	case <-c.done:
-		c.done <- struct{}{} // for Wait
-		return true
-	default:
-		return false
+	for _, c := range r.chunks[b] {
+		select {
+		case <-c.call.done:
+			c.call.done <- struct{}{} // for Wait
+		default:
+			return false
+		}
 	}
+	return true
+}
+
+// Wait waits for bucket b's sums and returns them with the time its
+// reduction ran (from the first chunk's start to the last one's end).
+func (r *Reducer) Wait(b int) ([]float32, Span, error) {
+	if b < 0 || b >= len(r.lens) || !r.busy[b] {
+		return nil, Span{}, fmt.Errorf("mpi: rank %d: bucket %d was not started", r.w.rank, b)
+	}
+	var sp Span
+	var err error
+	for j, c := range r.chunks[b] {
+		<-c.call.done
+		if j == 0 || c.call.start.Before(sp.Start) {
+			sp.Start = c.call.start
+		}
+		if c.call.end.After(sp.End) {
+			sp.End = c.call.end
+		}
+		if err == nil {
+			err = c.call.err
+		}
+	}
+	r.busy[b], r.sends[b], r.keep[b] = false, nil, nil
+	if err != nil {
+		return nil, sp, err
+	}
+	return unsafe.Slice((*float32)(r.results[b]), r.lens[b]), sp, nil
 }
 
 // Release frees the reducer's memory after the buckets in flight are done.
 func (r *Reducer) Release() {
 	for b, busy := range r.busy {
 		if busy {
-			<-r.calls[b].done
+			for _, c := range r.chunks[b] {
+				<-c.call.done
+			}
 		}
 	}
-	if r.scratch != nil {
-		C.free(r.scratch)
-		r.scratch = nil
-	}
-	for _, m := range r.results {
+	for _, m := range append(r.scratch, r.results...) {
 		C.free(m)
 	}
-	r.results, r.calls, r.sends, r.keep, r.busy = nil, nil, nil, nil, nil
+	r.scratch, r.results, r.chunks, r.sends, r.keep, r.busy = nil, nil, nil, nil, nil, nil
 }

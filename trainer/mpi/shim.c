@@ -16,6 +16,7 @@
 
 enum {
 	OMPI_THREAD_FUNNELED = 1,   // MPI_THREAD_SINGLE is 0, FUNNELED 1, SERIALIZED 2, MULTIPLE 3
+	OMPI_THREAD_MULTIPLE = 3,
 	OMPI_COMM_TYPE_SHARED = 0,  // the first MPI_COMM_TYPE_* value
 };
 
@@ -54,6 +55,7 @@ mm_lib *mm_open(const char *path, char *err, size_t errlen) {
 	FN(Comm_size, "MPI_Comm_size");
 	FN(Comm_split_type, "MPI_Comm_split_type");
 	FN(Comm_free, "MPI_Comm_free");
+	FN(Comm_dup, "MPI_Comm_dup");
 	FN(Comm_set_errhandler, "MPI_Comm_set_errhandler");
 	FN(Barrier, "MPI_Barrier");
 	FN(Bcast, "MPI_Bcast");
@@ -70,6 +72,7 @@ mm_lib *mm_open(const char *path, char *err, size_t errlen) {
 	L->info_null = sym(dl, "ompi_mpi_info_null", err, errlen, &ok);
 	L->errors_return = sym(dl, "ompi_mpi_errors_return", err, errlen, &ok);
 	L->thread_funneled = OMPI_THREAD_FUNNELED;
+	L->thread_multiple = OMPI_THREAD_MULTIPLE;
 	L->comm_type_shared = OMPI_COMM_TYPE_SHARED;
 	if (!ok) {
 		dlclose(dl);
@@ -79,8 +82,8 @@ mm_lib *mm_open(const char *path, char *err, size_t errlen) {
 	return L;
 }
 
-int mm_init(mm_lib *L, int *provided) {
-	return L->Init_thread(NULL, NULL, L->thread_funneled, provided);
+int mm_init(mm_lib *L, int multiple, int *provided) {
+	return L->Init_thread(NULL, NULL, multiple ? L->thread_multiple : L->thread_funneled, provided);
 }
 
 int mm_initialized(mm_lib *L) {
@@ -107,24 +110,30 @@ int mm_split_shared(mm_lib *L, mm_handle *out) {
 
 int mm_comm_free(mm_lib *L, mm_handle *comm) { return L->Comm_free(comm); }
 
-int mm_errors_return(mm_lib *L) { return L->Comm_set_errhandler(L->comm_world, L->errors_return); }
+int mm_comm_dup(mm_lib *L, mm_handle *out) { return L->Comm_dup(L->comm_world, out); }
 
-int mm_barrier(mm_lib *L) { return L->Barrier(L->comm_world); }
+#define COMM(c) ((c) ? (c) : L->comm_world)
 
-int mm_bcast(mm_lib *L, void *buf, int bytes, int root) {
-	return L->Bcast(buf, bytes, L->t_byte, root, L->comm_world);
+int mm_errors_return(mm_lib *L, mm_handle comm) {
+	return L->Comm_set_errhandler(COMM(comm), L->errors_return);
 }
 
-int mm_allgather_bytes(mm_lib *L, const void *send, int bytes, void *recv) {
-	return L->Allgather(send, bytes, L->t_byte, recv, bytes, L->t_byte, L->comm_world);
+int mm_barrier(mm_lib *L, mm_handle comm) { return L->Barrier(COMM(comm)); }
+
+int mm_bcast(mm_lib *L, mm_handle comm, void *buf, int bytes, int root) {
+	return L->Bcast(buf, bytes, L->t_byte, root, COMM(comm));
 }
 
-int mm_alltoall_floats(mm_lib *L, const float *send, int count, float *recv) {
-	return L->Alltoall(send, count, L->t_float, recv, count, L->t_float, L->comm_world);
+int mm_allgather_bytes(mm_lib *L, mm_handle comm, const void *send, int bytes, void *recv) {
+	return L->Allgather(send, bytes, L->t_byte, recv, bytes, L->t_byte, COMM(comm));
 }
 
-int mm_allgather_floats(mm_lib *L, const float *send, int count, float *recv) {
-	return L->Allgather(send, count, L->t_float, recv, count, L->t_float, L->comm_world);
+int mm_alltoall_floats(mm_lib *L, mm_handle comm, const float *send, int count, float *recv) {
+	return L->Alltoall(send, count, L->t_float, recv, count, L->t_float, COMM(comm));
+}
+
+int mm_allgather_floats(mm_lib *L, mm_handle comm, const float *send, int count, float *recv) {
+	return L->Allgather(send, count, L->t_float, recv, count, L->t_float, COMM(comm));
 }
 
 int mm_sum_local(mm_lib *L, const float *in, float *inout, int count) {

@@ -24,6 +24,7 @@ typedef struct mm_lib {
 	int (*Comm_size)(mm_handle comm, int *size);
 	int (*Comm_split_type)(mm_handle comm, int type, int key, mm_handle info, mm_handle *out);
 	int (*Comm_free)(mm_handle *comm);
+	int (*Comm_dup)(mm_handle comm, mm_handle *out);
 	int (*Comm_set_errhandler)(mm_handle comm, mm_handle handler);
 	int (*Barrier)(mm_handle comm);
 	int (*Bcast)(void *buf, int count, mm_handle type, int root, mm_handle comm);
@@ -37,15 +38,16 @@ typedef struct mm_lib {
 	// Predefined handles.
 	mm_handle comm_world, t_byte, t_float, op_sum, info_null, errors_return;
 	// Constants.
-	int thread_funneled, comm_type_shared;
+	int thread_funneled, thread_multiple, comm_type_shared;
 } mm_lib;
 
 // mm_open loads an MPI library and resolves everything above; on failure it
 // returns NULL with a message in err.
 mm_lib *mm_open(const char *path, char *err, size_t errlen);
 
-// Calls through the table (cgo cannot call function pointers directly).
-int mm_init(mm_lib *L, int *provided);
+// Calls through the table (cgo cannot call function pointers directly). A
+// NULL comm is MPI_COMM_WORLD.
+int mm_init(mm_lib *L, int multiple, int *provided);
 int mm_initialized(mm_lib *L);
 int mm_finalize(mm_lib *L);
 int mm_abort(mm_lib *L, int code);
@@ -53,12 +55,13 @@ int mm_rank(mm_lib *L, mm_handle comm, int *rank);
 int mm_size(mm_lib *L, mm_handle comm, int *size);
 int mm_split_shared(mm_lib *L, mm_handle *out);
 int mm_comm_free(mm_lib *L, mm_handle *comm);
-int mm_errors_return(mm_lib *L);
-int mm_barrier(mm_lib *L);
-int mm_bcast(mm_lib *L, void *buf, int bytes, int root);
-int mm_allgather_bytes(mm_lib *L, const void *send, int bytes, void *recv);
-int mm_alltoall_floats(mm_lib *L, const float *send, int count, float *recv);
-int mm_allgather_floats(mm_lib *L, const float *send, int count, float *recv);
+int mm_comm_dup(mm_lib *L, mm_handle *out);
+int mm_errors_return(mm_lib *L, mm_handle comm);
+int mm_barrier(mm_lib *L, mm_handle comm);
+int mm_bcast(mm_lib *L, mm_handle comm, void *buf, int bytes, int root);
+int mm_allgather_bytes(mm_lib *L, mm_handle comm, const void *send, int bytes, void *recv);
+int mm_alltoall_floats(mm_lib *L, mm_handle comm, const float *send, int count, float *recv);
+int mm_allgather_floats(mm_lib *L, mm_handle comm, const float *send, int count, float *recv);
 int mm_sum_local(mm_lib *L, const float *in, float *inout, int count);
 void mm_error_string(mm_lib *L, int code, char *msg, int cap);
 void mm_version(mm_lib *L, char *msg, int cap);
