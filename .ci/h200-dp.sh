@@ -18,7 +18,8 @@
 # runs/h200-dp/<phase>/ (run folders, logs) and are summarised on stdout and in
 # runs/h200-dp/summary.txt. Settings: RT (WebGPU runtime, default wgpu: Dawn's C API
 # shows one adapter per kind of GPU, so its second rank would find no GPU of its
-# own), STEPS (default 40), BUCKET_MB (default 25), OUT (default runs/h200-dp), EXTRA
+# own), STEPS (default 40), BUCKET_MB (default 25), LANES (MPI threads per rank,
+# default mom's: one per 2 cores of a rank's share, at most 4), OUT (default runs/h200-dp), EXTRA
 # (more train flags for every run, e.g. EXTRA=--share-adapter to try the script on one
 # GPU or on lavapipe).
 #
@@ -41,6 +42,8 @@ BUCKET_MB=${BUCKET_MB:-25}
 OUT=${OUT:-$root/runs/h200-dp}
 mom="$root/bin/mom"
 read -r -a extra <<<"${EXTRA:-}"
+dp=(--bucket-mb "$BUCKET_MB")
+[ -n "${LANES:-}" ] && dp+=(--comm-lanes "$LANES")
 
 # Open MPI 4.1.4 of Debian 12 and what its runtime and plugins load.
 PKGS=(openmpi-bin openmpi-common libopenmpi3 libpmix2 libevent-core-2.1-7 libevent-pthreads-2.1-7
@@ -136,7 +139,7 @@ run94m() {
   log "94m, 1 GPU, 8x512 per step"
   "$mom" train "${common[@]}" --batch 8 --out "$dir/1gpu" 2>&1 | tee "$dir/1gpu.log"
   log "94m, 2 GPUs, 16x512 per step (8x512 per GPU)"
-  mpirun_ 2 "$mom" train "${common[@]}" --batch 16 --bucket-mb "$BUCKET_MB" --out "$dir/2gpu" 2>&1 | tee "$dir/2gpu.log"
+  mpirun_ 2 "$mom" train "${common[@]}" --batch 16 "${dp[@]}" --out "$dir/2gpu" 2>&1 | tee "$dir/2gpu.log"
   drop "$dir/1gpu"
   drop "$dir/2gpu"
   local one two
@@ -158,7 +161,7 @@ run443m() {
   local steps=$((STEPS < 20 ? STEPS : 20))
   local common=(--runtime "$RT" --preset 443m --seq 1024 --steps "$steps" --eval-every 0 --ckpt-every 0 --keep 1 "${extra[@]}")
   log "443m, 2 GPUs, 8x1024 per step (4x1024 per GPU)"
-  mpirun_ 2 "$mom" train "${common[@]}" --batch 8 --bucket-mb "$BUCKET_MB" --out "$dir/2gpu" 2>&1 | tee "$dir/2gpu.log"
+  mpirun_ 2 "$mom" train "${common[@]}" --batch 8 "${dp[@]}" --out "$dir/2gpu" 2>&1 | tee "$dir/2gpu.log"
   drop "$dir/2gpu"
   log "443m, 1 GPU, 4x1024 per step"
   "$mom" train "${common[@]}" --batch 4 --out "$dir/1gpu" 2>&1 | tee "$dir/1gpu.log"
