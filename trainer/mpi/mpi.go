@@ -104,6 +104,7 @@ type lane struct {
 	comm  C.mm_handle // nil: MPI_COMM_WORLD
 	calls chan *call
 	busy  atomic.Pointer[call] // the call running, if any
+	since atomic.Int64         // when it started (Unix nanoseconds), for the watchdog
 	done  chan struct{}        // closed when the lane's goroutine ends
 }
 
@@ -243,6 +244,7 @@ func (w *World) run(ln *lane) {
 	defer close(ln.done)
 	for c := range ln.calls {
 		c.start = time.Now()
+		ln.since.Store(c.start.UnixNano())
 		ln.busy.Store(c)
 		c.comm = ln.comm
 		rc := c.fn()
@@ -274,9 +276,11 @@ func (w *World) watch() {
 		case <-tick.C:
 		}
 		var c *call
+		var waited time.Duration
 		for _, ln := range w.lanes {
-			if b := ln.busy.Load(); b != nil && time.Since(b.start) > w.timeout {
-				c = b
+			b := ln.busy.Load()
+			if d := time.Since(time.Unix(0, ln.since.Load())); b != nil && d > w.timeout {
+				c, waited = b, d
 			}
 		}
 		if c == nil {
@@ -284,7 +288,7 @@ func (w *World) watch() {
 		}
 		fmt.Fprintf(w.stderr, "mom: rank %d of %d (%s): %s has waited %s for the other ranks (the limit, --comm-timeout, is %s): "+
 			"another rank hung or was lost; this rank stops so that the launcher ends the whole job\n",
-			w.rank, w.size, w.host, c.name, time.Since(c.start).Round(time.Second), w.timeout)
+			w.rank, w.size, w.host, c.name, waited.Round(time.Second), w.timeout)
 		w.exit(1)
 		return
 	}
