@@ -6,6 +6,8 @@
 #     is derived from the machine's own Debian source, so no host is named here;
 #   - the Vulkan loader, Xvfb and xwd (window tests), and the X11/GL development
 #     packages that go-gl/glfw builds against;
+#   - Open MPI (mpirun; libmpi, which mom loads at run time) for data-parallel
+#     training and its tests;
 #   - the raw material of `mom data build`: Fashion-MNIST, fortunes, the King
 #     James Bible (with its `bible` reader), WordNet, and espeak-ng;
 #   - the two WebGPU implementations, fetched through npm and pip into .deps/:
@@ -24,7 +26,8 @@ sudo_() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
 apt_pkgs=(libvulkan1 vulkan-tools xvfb x11-apps pkg-config
   libx11-dev libxcursor-dev libxrandr-dev libxinerama-dev libxi-dev libxxf86vm-dev libgl1-mesa-dev
-  dataset-fashion-mnist fortunes bible-kjv wordnet-base espeak-ng)
+  dataset-fashion-mnist fortunes bible-kjv wordnet-base espeak-ng
+  openmpi-bin libopenmpi-dev)
 
 mesa_major() {
   dpkg-query -W -f='${Version}' mesa-vulkan-drivers 2>/dev/null | sed -E 's/^([0-9]+:)?([0-9]+).*/\2/'

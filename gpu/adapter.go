@@ -306,9 +306,10 @@ type adapterHandle struct {
 }
 
 // adapters lists every adapter the implementation offers. wgpu-native can
-// enumerate; Dawn's C API cannot, so it is asked once per backend (Vulkan,
-// Metal, D3D12, D3D11), power preference and fallback flag, and the answers
-// are deduplicated.
+// enumerate, and lists every GPU, identical ones too (several H200s); Dawn's
+// C API cannot, so it is asked once per backend (Vulkan, Metal, D3D12,
+// D3D11), power preference and fallback flag, and the answers are
+// deduplicated: Dawn shows one adapter per kind of GPU.
 func (l *Library) adapters(inst unsafe.Pointer) ([]adapterHandle, error) {
 	var out []adapterHandle
 	seen := map[string]bool{}
@@ -318,7 +319,7 @@ func (l *Library) adapters(inst unsafe.Pointer) ([]adapterHandle, error) {
 			C.mg_release(l.c, C.MG_ADAPTER, p)
 			return err
 		}
-		if seen[info.key()] {
+		if l.Runtime != WGPU && seen[info.key()] {
 			C.mg_release(l.c, C.MG_ADAPTER, p)
 			return nil
 		}

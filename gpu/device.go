@@ -164,29 +164,31 @@ func (l *Library) Open(o Options) (*Device, error) {
 // bestAdapter prefers a discrete GPU, then an integrated one, then anything
 // but a CPU, and a modern backend over OpenGL.
 func bestAdapter(hs []adapterHandle) int {
-	score := func(a AdapterInfo) int {
-		s := 0
-		switch a.adapterType {
-		case 1:
-			s += 300
-		case 2:
-			s += 200
-		case 4:
-			s += 100
-		}
-		switch a.backend {
-		case BackendVulkan, BackendMetal, BackendD3D12:
-			s += 10
-		}
-		return s
-	}
 	best := 0
 	for i, h := range hs {
-		if score(h.info) > score(hs[best].info) {
+		if adapterScore(h.info) > adapterScore(hs[best].info) {
 			best = i
 		}
 	}
 	return best
+}
+
+// adapterScore ranks adapters for bestAdapter: its kind, then its backend.
+func adapterScore(a AdapterInfo) int {
+	s := 0
+	switch a.adapterType {
+	case 1:
+		s += 300
+	case 2:
+		s += 200
+	case 4:
+		s += 100
+	}
+	switch a.backend {
+	case BackendVulkan, BackendMetal, BackendD3D12:
+		s += 10
+	}
+	return s
 }
 
 func (d *Device) request(o Options) error {

@@ -15,5 +15,10 @@
 // point and override constants, bind groups, a Recorder that records many
 // dispatches into one command buffer and one submit, GPU timestamps per
 // dispatch, and error scopes, uncaptured errors and device loss as Go errors.
+// HostReadBuffer is a map-readable buffer reused for downloads read in place
+// (the data-parallel trainer's gradient buckets). For several GPUs in one
+// host, BestKind lists the adapters ranks share out and UniqueIDs names the
+// GPU behind each by its PCI address or UUID, asked from the Vulkan loader
+// (vkid.c; neither WebGPU implementation exposes them).
 // It knows nothing about models.
 package gpu

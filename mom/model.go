@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"reflect"
+	"strings"
 
 	"mom/gpu"
 	"mom/nn"
@@ -310,6 +311,23 @@ func (m *Model) SetBatch(b *Batch, accum int) error {
 	if err := m.Cfg.ValidateBatch(b, m.T); err != nil {
 		return err
 	}
+	return m.SetBatchShare(b, accum, 0)
+}
+
+// SetBatchShare uploads rows row0 .. row0+B-1 of a batch b that holds a
+// multiple of B rows of L positions, with the loss weights of the whole of
+// b: data-parallel ranks each upload their share of one global batch, and
+// the sum of their gradients is the gradient of the whole batch's loss,
+// the same as one process training on all of b. SetBatch is the share of
+// a batch of exactly B rows. Nothing is uploaded if b is invalid.
+func (m *Model) SetBatchShare(b *Batch, accum, row0 int) error {
+	n := len(b.Inputs)
+	if n == 0 || n%m.L != 0 || row0 < 0 || (row0+m.B)*m.L > n {
+		return fmt.Errorf("mom: a batch of %d positions has no rows %d..%d of %d positions (the model holds %d rows)", n, row0, row0+m.B-1, m.L, m.B)
+	}
+	if err := m.Cfg.ValidateBatch(b, n); err != nil {
+		return err
+	}
 	if accum < 1 {
 		return fmt.Errorf("mom: accumulation steps %d must be at least 1", accum)
 	}
@@ -317,25 +335,27 @@ func (m *Model) SetBatch(b *Batch, accum int) error {
 	if err != nil {
 		return err
 	}
-	if err := m.embed.Update(b.Inputs); err != nil {
+	lo, hi := row0*m.L, (row0+m.B)*m.L
+	if err := m.embed.Update(b.Inputs[lo:hi]); err != nil {
 		return err
 	}
 	if m.routing != nil {
-		if err := m.routing.Update(b.Modality); err != nil {
+		if err := m.routing.Update(b.Modality[lo:hi]); err != nil {
 			return err
 		}
 	}
-	if err := m.xent.Update(b.Targets, b.TargetModality, ce); err != nil {
+	if err := m.xent.Update(b.Targets[lo:hi], b.TargetModality[lo:hi], ce); err != nil {
 		return err
 	}
 	if m.Cfg.Continuous() {
-		if err := m.mse.Update(b.Modality, mse); err != nil {
+		P := m.Cfg.PatchDim
+		if err := m.mse.Update(b.Modality[lo:hi], mse); err != nil {
 			return err
 		}
-		if err := m.patches.Upload(b.NoisyPatches); err != nil {
+		if err := m.patches.Upload(b.NoisyPatches[lo*P : hi*P]); err != nil {
 			return err
 		}
-		if err := m.noise.Upload(b.Noise); err != nil {
+		if err := m.noise.Upload(b.Noise[lo*P : hi*P]); err != nil {
 			return err
 		}
 	}
@@ -348,13 +368,31 @@ func (m *Model) RecordForward(r *gpu.Recorder) { m.RecordForwardWith(r, nil) }
 
 // RecordBackward records the backward pass; parameter gradients accumulate.
 func (m *Model) RecordBackward(r *gpu.Recorder) {
-	m.head.RecordBackward(r)
-	if m.patchOut != nil {
-		m.patchOut.RecordBackward(r)
+	for s := 0; s < m.BackwardStages(); s++ {
+		m.RecordBackwardStage(r, s)
 	}
-	m.normF.RecordBackward(r)
-	for i := len(m.layers) - 1; i >= 0; i-- {
-		ly := m.layers[i]
+}
+
+// BackwardStages is the number of parts the backward pass is recorded in
+// by RecordBackwardStage: the head (with the final norm), each layer from
+// the last to the first, then the embeddings.
+func (m *Model) BackwardStages() int { return len(m.layers) + 2 }
+
+// RecordBackwardStage records part s of the backward pass; recording the
+// stages 0, 1, ... in order is RecordBackward. Between stages a caller may
+// submit and read the gradients finished so far (GradsFinishedBy): the
+// data-parallel trainer sends them to the other ranks while the GPU runs
+// the later stages.
+func (m *Model) RecordBackwardStage(r *gpu.Recorder, s int) {
+	switch L := len(m.layers); {
+	case s == 0:
+		m.head.RecordBackward(r)
+		if m.patchOut != nil {
+			m.patchOut.RecordBackward(r)
+		}
+		m.normF.RecordBackward(r)
+	case s <= L:
+		ly := m.layers[L-s]
 		ly.out.RecordBackward(r)
 		ly.scan.RecordBackward(r)
 		ly.dt.RecordBackward(r)
@@ -365,11 +403,69 @@ func (m *Model) RecordBackward(r *gpu.Recorder) {
 		ly.inX.RecordBackward(r)
 		ly.inZ.RecordBackward(r)
 		ly.norm.RecordBackward(r)
+	case s == L+1:
+		m.embed.RecordBackward(r)
+		if m.patchIn != nil {
+			m.patchIn.RecordBackward(r)
+		}
 	}
-	m.embed.RecordBackward(r)
-	if m.patchIn != nil {
-		m.patchIn.RecordBackward(r)
+}
+
+// GradsFinishedBy lists the parameters whose gradients backward stage s
+// writes for the last time: after it they are final. Every parameter is
+// listed by exactly one stage (a tied embedding, written by the head and by
+// the embedding, by the last).
+func (m *Model) GradsFinishedBy(s int) []*Param {
+	last := map[*Param]int{}
+	for st := 0; st < m.BackwardStages(); st++ {
+		for _, p := range m.gradsWrittenBy(st) {
+			last[p] = st
+		}
 	}
+	var out []*Param
+	for _, p := range m.Params {
+		if st, ok := last[p]; ok && st == s {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// gradsWrittenBy lists the parameters whose gradients stage s writes.
+func (m *Model) gradsWrittenBy(s int) []*Param {
+	c := m.Cfg
+	var names []string
+	switch L := len(m.layers); {
+	case s == 0:
+		names = []string{NameNormF}
+		if c.TieEmbeddings {
+			names = append(names, NameEmbed)
+		} else {
+			names = append(names, NameHead)
+		}
+		if c.Continuous() {
+			names = append(names, NamePatchOut)
+		}
+	case s <= L:
+		prefix := LayerParam(L-s, "")
+		for _, p := range m.Params {
+			if strings.HasPrefix(p.Spec.Name, prefix) {
+				names = append(names, p.Spec.Name)
+			}
+		}
+	case s == L+1:
+		names = []string{NameEmbed}
+		if c.Continuous() {
+			names = append(names, NamePatchIn)
+		}
+	}
+	out := make([]*Param, 0, len(names))
+	for _, n := range names {
+		if p := m.byName[n]; p != nil {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 // RecordZeroGrads records zeroing every parameter gradient.

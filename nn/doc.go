@@ -6,7 +6,9 @@
 // one token for each of s streams: StepEmbedding, RoutedLinear (a GEMV
 // routed per stream by its token's modality), ConvStep and ConvTail,
 // SSMStep (the selective state update), MaskLogits (each stream's logits
-// restricted to an id set) and Sampler (the next token, drawn on the GPU).
+// restricted to an id set) and Sampler (the next token, drawn on the GPU);
+// and Checksum, an exact checksum of tensors' bits with which data-parallel
+// ranks compare their parameters.
 //
 // An op is built once, before the step loop, from the tensors it reads and
 // writes: construction compiles (or fetches from the cache) its pipelines and

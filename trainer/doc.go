@@ -12,7 +12,9 @@
 //   - progress output: a bar on a terminal, plain log lines otherwise
 //     (NewProgress);
 //   - the run comparison (LoadRuns, PairRuns, Compare) and the step
-//     benchmark (BenchSteps).
+//     benchmark (BenchSteps);
+//   - data-parallel training over MPI ranks (package trainer/mpi, and
+//     "Several GPUs" below).
 //
 // A run lives in one folder:
 //
@@ -39,6 +41,26 @@
 // Train stops cleanly when its context is cancelled (a signal): the steps
 // in flight finish and the last one is checkpointed. Its Result always
 // says how far the run got and which checkpoint exists.
+//
+// # Several GPUs
+//
+// With Options.World (package trainer/mpi: one process per GPU under
+// mpirun) a run is data-parallel (parallel.go). Every rank reads the whole
+// global batch and uploads its own rows with the whole batch's loss weights
+// (mom.Model.SetBatchShare), so the sum of the ranks' gradients is the one
+// process's gradient. The last micro-batch's backward is recorded in stages
+// (mom.Model.RecordBackwardStage); after the stage that completes a bucket
+// of gradients (planBuckets) the bucket is copied to host-readable memory
+// (gradStaging, behind which a faster host-mapped path can go) and handed
+// to the MPI thread, which sums it over the ranks in a fixed order
+// (mpi.Reducer) while the GPU runs the rest of the backward. The sums go
+// back to the gradient tensors, a small control bucket adds up the loss
+// record and the ranks' stop requests (so the ranks stop after the same
+// step), and every rank takes the same AdamW step. The ranks compare
+// parameter checksums (nn.Checksum) at the start, every CheckEvery steps and
+// before each checkpoint. Rank 0 alone writes the run folder; when a run
+// resumes it sends the others the checkpoint's state, so any number of
+// ranks resumes any run.
 //
 // Modalities and settings come from the table in package mom: the trainer
 // asks a modality's row (continuous or not, its synthetic generator, its

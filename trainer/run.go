@@ -229,7 +229,7 @@ func describeModel(c mom.Config) string {
 // folderConfig is the config.json of a new run.
 func (t *trainer) folderConfig() runfolder.Config {
 	fc := FolderConfig(t.o)
-	fc.Device = t.d.String()
+	fc.Device = t.deviceName()
 	return fc
 }
 
@@ -297,15 +297,15 @@ func (t *trainer) reconcile(cfg runfolder.Config, step int) (runfolder.Config, e
 		for _, s := range runSettings {
 			s.put(&cfg, &t.o)
 		}
-		cfg.Device = t.d.String()
+		cfg.Device = t.deviceName()
 		return cfg, nil
 	}
 	if len(changed) > 0 {
 		cfg.Segments = append(cfg.Segments, runfolder.Segment{Start: step, Steps: o.Steps, Schedule: scheduleName(o.Schedule),
-			Changed: changed, Time: time.Now().UTC().Format(time.RFC3339), Device: t.d.String()})
+			Changed: changed, Time: time.Now().UTC().Format(time.RFC3339), Device: t.deviceName()})
 	}
 	if cfg.Device == "" {
-		cfg.Device = t.d.String()
+		cfg.Device = t.deviceName()
 	}
 	return cfg, nil
 }

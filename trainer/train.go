@@ -17,6 +17,7 @@ import (
 	"mom/nn"
 	"mom/trainer/data"
 	"mom/trainer/dataset"
+	"mom/trainer/mpi"
 	"mom/trainer/runfolder"
 )
 
@@ -44,11 +45,11 @@ type Options struct {
 	// step although the schedule runs to Steps: a planned interruption.
 	StopAfter int
 
-	Progress io.Writer // progress bar or log lines (nil: none)
-	Terminal bool      // Progress is a terminal
+	Progress io.Writer `json:"-"` // progress bar or log lines (nil: none)
+	Terminal bool      `json:"-"` // Progress is a terminal
 	// OnRecord, if set, receives every metrics record (the live window);
 	// it must not block.
-	OnRecord func(Record)
+	OnRecord func(Record) `json:"-"`
 
 	// Schedule is the learning rate's course after the warmup: cosine
 	// ("" too), linear or constant (see Schedule).
@@ -57,6 +58,21 @@ type Options struct {
 	// run (step_N, or its path); "" resumes from the newest intact one. It
 	// implies Resume.
 	ResumeFrom string
+
+	// World is the data-parallel job this process is a rank of (package
+	// trainer/mpi; nil, or a world of one: it trains alone). Each rank
+	// trains on its share of every batch (Batch must divide by the ranks),
+	// the gradients are summed over the ranks, every rank takes the same
+	// optimizer step, and rank 0 alone writes the run folder; the same
+	// command with any number of ranks trains the same model.
+	World *mpi.World `json:"-"`
+	// BucketBytes is the size of the gradient buckets summed over the
+	// ranks while the backward runs (0: DefaultBucketBytes).
+	BucketBytes int64
+	// CheckEvery: the ranks compare their parameters' checksums every
+	// CheckEvery steps, at the start and before every checkpoint (0:
+	// DefaultCheckEvery).
+	CheckEvery int
 }
 
 // DefaultOptions are sensible settings for the tiny preset on lavapipe.
@@ -117,6 +133,11 @@ func (o Options) Validate() error {
 		return fmt.Errorf("trainer: --lr-schedule %q: want one of %s", o.Schedule, strings.Join(ScheduleKinds, ", "))
 	case o.EvalData != "" && (o.Data == "" || o.Data == "synthetic"):
 		return fmt.Errorf("trainer: --eval-data %s needs token-file --data; the synthetic stream has its own held-out split", o.EvalData)
+	case o.BucketBytes < 0 || o.CheckEvery < 0:
+		return fmt.Errorf("trainer: --bucket-mb %g and --check-every %d must not be negative", float64(o.BucketBytes)/(1<<20), o.CheckEvery)
+	case o.World != nil && o.Batch%o.World.Size() != 0:
+		return fmt.Errorf("trainer: --batch %d does not divide among the %d ranks: each rank takes an equal share of every batch (give a multiple of %d)",
+			o.Batch, o.World.Size(), o.World.Size())
 	}
 	return nil
 }
@@ -176,6 +197,7 @@ type trainer struct {
 	lossBuf  *gpu.Buffer
 	metrics  *MetricsWriter
 	progress *Progress
+	dp       *dataParallel // nil when training alone
 	start    time.Time
 	wallBase float64 // seconds of wall time before a resume
 	flopsTok float64
@@ -203,6 +225,8 @@ type inflight struct {
 	step int
 	rb   *gpu.Readback
 	lr   float64
+	comm commStats // data-parallel: the step's communication
+	at   float64   // data-parallel: the stopwatch when the step ended on the host
 }
 
 // Train runs the loop on device d, in the run folder o.Out, which it holds
@@ -233,6 +257,14 @@ func Train(ctx context.Context, d *gpu.Device, o Options) (res *Result, err erro
 	if t.train, t.eval, err = openStreams(o); err != nil {
 		return nil, err
 	}
+	if !t.leader() {
+		// Another rank of a data-parallel run: rank 0 owns the folder.
+		defer t.close()
+		if err := t.setup(); err != nil {
+			return nil, err
+		}
+		return t.loop(ctx)
+	}
 	if err := os.MkdirAll(o.Out, 0o777); err != nil {
 		t.close()
 		return nil, fmt.Errorf("trainer: %w", err)
@@ -258,7 +290,23 @@ func Train(ctx context.Context, d *gpu.Device, o Options) (res *Result, err erro
 	return t.loop(ctx)
 }
 
+// leader reports whether this process writes the run folder: it trains
+// alone, or it is rank 0.
+func (t *trainer) leader() bool { return t.o.World == nil || t.o.World.Rank() == 0 }
+
+// ranks is the number of processes training the run.
+func (t *trainer) ranks() int {
+	if t.o.World == nil {
+		return 1
+	}
+	return t.o.World.Size()
+}
+
 func (t *trainer) close() {
+	if t.dp != nil {
+		t.dp.release()
+		t.dp = nil
+	}
 	if t.metrics != nil {
 		t.metrics.Close()
 	}
@@ -288,7 +336,7 @@ func (t *trainer) close() {
 func (t *trainer) setup() error {
 	o, c := t.o, t.o.Config
 	var err error
-	if t.m, err = mom.NewModel(t.d, c, o.Batch, o.SeqLen); err != nil {
+	if t.m, err = mom.NewModel(t.d, c, o.Batch/t.ranks(), o.SeqLen); err != nil {
 		return err
 	}
 	var grads []*nn.Tensor
@@ -337,6 +385,11 @@ func (t *trainer) setup() error {
 		return err
 	}
 	t.batch = *b
+	if t.ranks() > 1 {
+		if t.dp, err = newDataParallel(t); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
@@ -531,7 +584,13 @@ func (t *trainer) decode(p inflight) (mom.Losses, float64, error) {
 func (t *trainer) loop(ctx context.Context) (*Result, error) {
 	o := t.o
 	t.res, t.ckptStep = &Result{Total: o.Steps}, -1
-	step, err := t.begin()
+	var step int
+	var err error
+	if t.dp != nil {
+		step, err = t.dp.begin(t)
+	} else {
+		step, err = t.begin()
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -555,6 +614,11 @@ func (t *trainer) loop(ctx context.Context) (*Result, error) {
 				return fmt.Errorf("trainer: stopping: %w; %s", err, t.ckptNote())
 			}
 			now := t.watch.elapsed()
+			if p.at > 0 {
+				// Data-parallel: the step ended on the host (its losses
+				// were summed there), not when its readback is read.
+				now = p.at
+			}
 			dt := (now - t.lastRec) / float64(max(1, p.step-t.lastStep))
 			t.lastRec, t.lastStep = now, p.step
 			if t.timedAt < 0 {
@@ -568,7 +632,14 @@ func (t *trainer) loop(ctx context.Context) (*Result, error) {
 				rec["lr"] = p.lr
 				rec["grad_norm"] = gnorm
 				rec["step_ms"] = dt * 1e3
-				rec["tokens_per_s"] = tokensPerStep / dt
+				rec["tokens_per_s"] = tokensPerStep / dt // the whole job's: every rank's tokens
+				if t.dp != nil {
+					rec["ranks"] = t.dp.size
+					rec["comm_ms"] = p.comm.comm.Seconds() * 1e3
+					rec["comm_overlap_ms"] = p.comm.overlap.Seconds() * 1e3
+					rec["comm_exposed_ms"] = p.comm.exposed.Seconds() * 1e3
+					rec["upload_ms"] = p.comm.upload.Seconds() * 1e3
+				}
 				if err := t.emit(rec); err != nil {
 					return err
 				}
@@ -598,9 +669,12 @@ func (t *trainer) loop(ctx context.Context) (*Result, error) {
 	if o.StopAfter > 0 && o.StopAfter < last {
 		last = o.StopAfter
 	}
+	if t.dp != nil {
+		t.logf("%s", t.dp.describe(t))
+	}
 	t.watch.start()
 	for step < last {
-		if ctx.Err() != nil {
+		if (t.dp == nil && ctx.Err() != nil) || (t.dp != nil && t.dp.stop) {
 			return t.stopEarly(ctx, flush)
 		}
 		step++
@@ -609,15 +683,15 @@ func (t *trainer) loop(ctx context.Context) (*Result, error) {
 			return res, err
 		}
 		slot := int64(step%lossRing) * slotBytes
-		for micro := 0; micro < o.Accum; micro++ {
-			if err := t.train.Next(&t.batch); err != nil {
-				return res, fmt.Errorf("trainer: step %d: data %s: %w; %s", step, o.Data, err, t.ckptNote())
+		var comm commStats
+		if t.dp != nil {
+			if comm, err = t.dp.step(ctx, t, step, slot, slotBytes); err != nil {
+				return res, err
 			}
-			if err := t.toModelBatch(&t.batch); err != nil {
-				return res, fmt.Errorf("trainer: step %d: data %s: %w; %s", step, o.Data, err, t.ckptNote())
-			}
-			if err := t.m.SetBatch(&t.mb, o.Accum); err != nil {
-				return res, fmt.Errorf("trainer: step %d: data %s: %w; %s", step, o.Data, err, t.ckptNote())
+		}
+		for micro := 0; t.dp == nil && micro < o.Accum; micro++ {
+			if err := t.nextTrainBatch(step); err != nil {
+				return res, err
 			}
 			r := t.d.NewRecorder()
 			if micro == 0 {
@@ -639,7 +713,11 @@ func (t *trainer) loop(ctx context.Context) (*Result, error) {
 		if err != nil {
 			return res, err
 		}
-		queue = append(queue, inflight{step: step, rb: rb, lr: lr})
+		at := 0.0
+		if t.dp != nil {
+			at = t.watch.elapsed()
+		}
+		queue = append(queue, inflight{step: step, rb: rb, lr: lr, comm: comm, at: at})
 		// Read losses two steps late so the GPU is never idle waiting.
 		if err := flush(2); err != nil {
 			return res, err
@@ -659,6 +737,11 @@ func (t *trainer) loop(ctx context.Context) (*Result, error) {
 		}
 		if testHookAfterStep != nil {
 			testHookAfterStep(t, step)
+		}
+		if t.dp != nil && step%t.dp.every == 0 && step != last {
+			if err := t.dp.checkParams(t, step); err != nil {
+				return res, err
+			}
 		}
 		if (o.CkptEvery > 0 && step%o.CkptEvery == 0) || step == last {
 			if err := paused(func() error { _, err := t.checkpoint(step); return err }); err != nil {
@@ -695,6 +778,9 @@ func (t *trainer) stopEarly(ctx context.Context, flush func(int) error) (*Result
 	t.watch.stop()
 	res.TokensPerSec = t.meanTokensPerSec()
 	cause := context.Cause(ctx)
+	if cause == nil {
+		cause = ErrStoppedWithOthers // data-parallel: another rank was signalled
+	}
 	if res.Steps > t.ckptStep {
 		if _, err := t.checkpoint(res.Steps); err != nil {
 			return res, fmt.Errorf("trainer: stopped after step %d (%v), and the checkpoint of that step failed: %w; %s",
@@ -723,6 +809,9 @@ func (t *trainer) record(step int, split string, l mom.Losses) Record {
 }
 
 func (t *trainer) emit(rec Record) error {
+	if !t.leader() {
+		return nil
+	}
 	if err := t.metrics.Write(rec); err != nil {
 		return fmt.Errorf("trainer: writing metrics: %w; %s", err, t.ckptNote())
 	}
@@ -781,7 +870,7 @@ func (t *trainer) evaluate() (mom.Losses, error) {
 		if err := t.toModelBatch(&t.batch); err != nil {
 			return mom.Losses{}, err
 		}
-		if err := t.m.SetBatch(&t.mb, 1); err != nil {
+		if err := t.upload(1); err != nil {
 			return mom.Losses{}, err
 		}
 		r := t.d.NewRecorder()
@@ -798,7 +887,39 @@ func (t *trainer) evaluate() (mom.Losses, error) {
 			acc[k] += v[k]
 		}
 	}
+	if t.dp != nil {
+		var err error
+		if acc, err = t.dp.sumEval(acc); err != nil {
+			return mom.Losses{}, err
+		}
+	}
 	return t.m.Cfg.DecodeLosses(acc)
+}
+
+// nextTrainBatch reads the next training (micro-)batch, prepares it and
+// uploads this process's share of it.
+func (t *trainer) nextTrainBatch(step int) error {
+	o := t.o
+	if err := t.train.Next(&t.batch); err != nil {
+		return fmt.Errorf("trainer: step %d: data %s: %w; %s", step, o.Data, err, t.ckptNote())
+	}
+	if err := t.toModelBatch(&t.batch); err != nil {
+		return fmt.Errorf("trainer: step %d: data %s: %w; %s", step, o.Data, err, t.ckptNote())
+	}
+	if err := t.upload(o.Accum); err != nil {
+		return fmt.Errorf("trainer: step %d: data %s: %w; %s", step, o.Data, err, t.ckptNote())
+	}
+	return nil
+}
+
+// upload sends the prepared batch to the device: all of it, or this
+// rank's rows of it in a data-parallel run (with the whole batch's loss
+// weights).
+func (t *trainer) upload(accum int) error {
+	if t.dp == nil {
+		return t.m.SetBatch(&t.mb, accum)
+	}
+	return t.m.SetBatchShare(&t.mb, accum, t.dp.rank*t.dp.rows)
 }
 
 // DatasetConfig fits a model config to the data option: for a dataset

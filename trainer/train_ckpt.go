@@ -40,7 +40,18 @@ func (t *trainer) initFresh() error {
 }
 
 // checkpoint writes parameters, optimizer state, RNG and data position.
+// In a data-parallel run every rank first checks that all hold the same
+// parameters; then rank 0 alone writes.
 func (t *trainer) checkpoint(step int) (string, error) {
+	if t.dp != nil {
+		if err := t.dp.checkParams(t, step); err != nil {
+			return "", err
+		}
+		if !t.leader() {
+			t.ckptStep = step
+			return "", nil
+		}
+	}
 	c := &Checkpoint{Step: step, Meta: map[string]string{}}
 	c.Tokens = int64(step) * int64(t.o.Batch*t.o.SeqLen*t.o.Accum)
 	c.FLOPs = float64(c.Tokens) * t.flopsTok

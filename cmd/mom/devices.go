@@ -122,16 +122,16 @@ func cmdCheck(args []string, stdout, stderr io.Writer) error {
 // deviceFlags choose the WebGPU runtime and adapter.
 type deviceFlags struct {
 	runtime *string
-	adapter *int
+	adapter *string
 }
 
 func addDeviceFlags(fs interface {
 	String(string, string, string) *string
-	Int(string, int, string) *int
 }) deviceFlags {
 	return deviceFlags{
 		runtime: fs.String("runtime", "dawn", "WebGPU implementation: dawn or wgpu"),
-		adapter: fs.Int("adapter", -1, "adapter index, as mom devices lists them (-1: the best)"),
+		adapter: fs.String("adapter", "-1", "adapter index, as mom devices lists them (-1: the best); "+
+			"train under mpirun: a comma-separated list, one per rank on a host"),
 	}
 }
 
@@ -140,5 +140,13 @@ func (f deviceFlags) open() (*gpu.Device, error) {
 	if err != nil {
 		return nil, usagef("%v", err)
 	}
-	return gpu.Open(gpu.Options{Runtime: rt, Adapter: *f.adapter})
+	list, err := parseAdapters(*f.adapter, false)
+	if err != nil {
+		return nil, err
+	}
+	idx := -1
+	if len(list) == 1 {
+		idx = list[0]
+	}
+	return gpu.Open(gpu.Options{Runtime: rt, Adapter: idx})
 }

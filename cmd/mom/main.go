@@ -65,9 +65,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		if c.name == args[0] {
 			err := c.run(args[1:], stdout, stderr)
 			var ee exitError
+			var qe quietError
 			switch {
 			case err == nil:
 				return 0
+			case errors.As(err, &qe):
+				return qe.code
 			case errors.Is(err, flag.ErrHelp):
 				return 0
 			case errors.As(err, &ee):

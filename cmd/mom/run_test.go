@@ -214,8 +214,8 @@ func TestHelpFlagsReadable(t *testing.T) {
 		}
 	}
 	_, _, errOut := runCLI("train", "--help")
-	if !strings.Contains(errOut, "-adapter int") {
-		t.Errorf("train --help lacks -adapter int:\n%s", errOut)
+	if !strings.Contains(errOut, "-adapter string") {
+		t.Errorf("train --help lacks -adapter string:\n%s", errOut)
 	}
 }
 

@@ -13,8 +13,10 @@ import (
 	"strings"
 	"syscall"
 
+	"mom/gpu"
 	"mom/trainer"
 	"mom/trainer/dataset"
+	"mom/trainer/mpi"
 )
 
 func init() {
@@ -49,6 +51,7 @@ func cmdTrain(args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&o.Data, "data", o.Data, "training data: synthetic, a dataset folder (mom data build), or a token file (.momtok)")
 	fs.StringVar(&o.EvalData, "eval-data", "", "held-out token file (with a token-file --data; a dataset brings its own)")
 	viz := fs.Bool("viz", false, "open the live loss window (needs a display)")
+	pf := addParallelFlags(fs)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -59,47 +62,19 @@ func cmdTrain(args []string, stdout, stderr io.Writer) error {
 		return usagef("--out is required (e.g. --out runs/mom-tiny)")
 	}
 	o.Seed = *seed
-	if dataset.IsDataset(o.Data) && !flagSet(fs, "setting") {
-		// A dataset folder says which setting it trains.
-		ds, err := dataset.Open(o.Data)
-		if err != nil {
-			return err
-		}
-		*mf.setting = ds.Manifest.Setting
-	}
-	c, err := mf.config()
-	if err != nil {
+	if err := pf.apply(&o); err != nil {
 		return err
 	}
-	if o.Resume && !modelFlagSet(fs) {
-		// Resuming takes the model from the run folder (an imported run's
-		// is no preset).
-		if rc, ok, err := runModelConfig(o.Out); err != nil {
-			return err
-		} else if ok {
-			c = rc
+	if l := mpi.Launched(); l.Size > 1 {
+		// One rank of an mpirun job.
+		if *viz {
+			return usagef("--viz does not run under mpirun: watch the run with `mom view %s`", o.Out)
 		}
+		return trainRank(fs, mf, df, pf, o, stdout, stderr)
 	}
-	if c, err = trainer.DatasetConfig(c, o.Data); err != nil {
-		return usagef("--data: %v", err)
-	}
-	o.Config = c
-	explicit := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { explicit[f.Name] = true })
-	if o.ResumeFrom != "" {
-		o.Resume = true
-	}
-	if o.Resume {
-		// The run's own settings, from its folder; flags must agree.
-		if o, err = trainer.ResumeOptions(o, explicit); err != nil {
-			return usagef("%v", err)
-		}
-		c = o.Config
-	} else if !explicit["warmup"] {
-		o.Warmup = min(o.Warmup, o.Steps/10)
-	}
-	if err := o.Validate(); err != nil {
-		return usagef("%v", err)
+	o, err := trainOptions(fs, mf, o)
+	if err != nil {
+		return err
 	}
 	d, err := df.open()
 	if err != nil {
@@ -110,11 +85,8 @@ func cmdTrain(args []string, stdout, stderr io.Writer) error {
 	if f, ok := stderr.(*os.File); ok {
 		o.Terminal = trainer.IsTerminal(f)
 	}
-	total, active := c.ParamCount()
-	fmt.Fprintf(stderr, "mom: training %s %s (%s split: %s), %s params (%s active/token) on %s -> %s\n",
-		c.Name, c.Setting, map[bool]string{true: "dense", false: "MoM"}[c.Splits.Dense()], c.Splits,
-		human(float64(total)), human(float64(active)), d, o.Out)
-	ctx, stop := stopOnSignals(stderr)
+	announce(stderr, o, d)
+	ctx, stop := stopOnSignals(stderr, "")
 	defer stop()
 	if *viz {
 		return trainWithViz(ctx, d, o, stdout, stderr)
@@ -124,24 +96,90 @@ func cmdTrain(args []string, stdout, stderr io.Writer) error {
 	return trainExit(err)
 }
 
+// announce says what is trained where.
+func announce(stderr io.Writer, o trainer.Options, d *gpu.Device) {
+	c := o.Config
+	total, active := c.ParamCount()
+	on := d.String()
+	if o.World != nil {
+		on = fmt.Sprintf("%d ranks (rank 0: %s)", o.World.Size(), d)
+	}
+	fmt.Fprintf(stderr, "mom: training %s %s (%s split: %s), %s params (%s active/token) on %s -> %s\n",
+		c.Name, c.Setting, map[bool]string{true: "dense", false: "MoM"}[c.Splits.Dense()], c.Splits,
+		human(float64(total)), human(float64(active)), on, o.Out)
+}
+
+// trainOptions completes the options from the flags and, for --resume, the
+// run folder, and checks them: everything before a device opens.
+func trainOptions(fs *flag.FlagSet, mf modelFlags, o trainer.Options) (trainer.Options, error) {
+	if dataset.IsDataset(o.Data) && !flagSet(fs, "setting") {
+		// A dataset folder says which setting it trains.
+		ds, err := dataset.Open(o.Data)
+		if err != nil {
+			return o, err
+		}
+		*mf.setting = ds.Manifest.Setting
+	}
+	c, err := mf.config()
+	if err != nil {
+		return o, err
+	}
+	if o.Resume && !modelFlagSet(fs) {
+		// Resuming takes the model from the run folder (an imported run's
+		// is no preset).
+		if rc, ok, err := runModelConfig(o.Out); err != nil {
+			return o, err
+		} else if ok {
+			c = rc
+		}
+	}
+	if c, err = trainer.DatasetConfig(c, o.Data); err != nil {
+		return o, usagef("--data: %v", err)
+	}
+	o.Config = c
+	explicit := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { explicit[f.Name] = true })
+	if o.ResumeFrom != "" {
+		o.Resume = true
+	}
+	if o.Resume {
+		// The run's own settings, from its folder; flags must agree.
+		if o, err = trainer.ResumeOptions(o, explicit); err != nil {
+			return o, usagef("%v", err)
+		}
+	} else if !explicit["warmup"] {
+		o.Warmup = min(o.Warmup, o.Steps/10)
+	}
+	if err := o.Validate(); err != nil {
+		return o, usagef("%v", err)
+	}
+	return o, nil
+}
+
 // signalStop is the cause of a run stopped by a signal.
 type signalStop struct{ sig os.Signal }
 
 func (s signalStop) Error() string { return "stopped by " + signalName(s.sig) }
 
 func signalName(s os.Signal) string {
-	if s == syscall.SIGTERM {
+	switch s {
+	case syscall.SIGTERM:
 		return "SIGTERM"
+	case syscall.SIGUSR1:
+		return "SIGUSR1"
 	}
 	return "SIGINT"
 }
 
 // signalExitCode is the exit status of a run stopped by signal s: 128 +
 // the signal's number, as shells report a process killed by it (130 for
-// SIGINT, 143 for SIGTERM).
+// SIGINT, 143 for SIGTERM, 138 for SIGUSR1).
 func signalExitCode(s os.Signal) int {
-	if s == syscall.SIGTERM {
+	switch s {
+	case syscall.SIGTERM:
 		return 143
+	case syscall.SIGUSR1:
+		return 138
 	}
 	return 130
 }
@@ -152,23 +190,40 @@ var exitNow = os.Exit
 // stopOnSignals returns a context that the first SIGINT or SIGTERM cancels
 // with a signalStop cause: the trainer finishes the steps it submitted,
 // writes a checkpoint and returns. A second signal exits at once. stop
-// undoes the handling.
-func stopOnSignals(stderr io.Writer) (ctx context.Context, stop func()) {
+// undoes the handling. A rank of an mpirun job (rank says which, "" when
+// training alone) also stops on SIGUSR1, which mpirun forwards to every
+// rank without killing them a second later as it does after SIGINT and
+// SIGTERM.
+func stopOnSignals(stderr io.Writer, rank string) (ctx context.Context, stop func()) {
 	ctx, cancel := context.WithCancelCause(context.Background())
 	ch := make(chan os.Signal, 2)
-	signal.Notify(ch, os.Interrupt, syscall.SIGTERM)
+	sigs := []os.Signal{os.Interrupt, syscall.SIGTERM}
+	if rank != "" {
+		sigs = append(sigs, syscall.SIGUSR1)
+		rank += ": "
+	}
+	signal.Notify(ch, sigs...)
 	done := make(chan struct{})
 	go func() {
 		select {
 		case s := <-ch:
-			fmt.Fprintf(stderr, "\nmom: %s: finishing the current step and writing a checkpoint (press Ctrl-C again to quit at once)\n", signalName(s))
+			switch {
+			case rank != "" && s == syscall.SIGUSR1:
+				fmt.Fprintf(stderr, "\nmom: %s%s: the ranks stop together after the current step, with a checkpoint\n", rank, signalName(s))
+			case rank != "":
+				fmt.Fprintf(stderr, "\nmom: %s%s: the ranks stop together after the current step, with a checkpoint, if mpirun leaves the time: "+
+					"it sends SIGTERM when a rank has failed or the job is stopped, and SIGKILL a second later (`kill -USR1` to mpirun stops a job cleanly)\n",
+					rank, signalName(s))
+			default:
+				fmt.Fprintf(stderr, "\nmom: %s: finishing the current step and writing a checkpoint (press Ctrl-C again to quit at once)\n", signalName(s))
+			}
 			cancel(signalStop{s})
 		case <-done:
 			return
 		}
 		select {
 		case s := <-ch:
-			fmt.Fprintf(stderr, "mom: %s again: quitting now; --resume continues from the last checkpoint written\n", signalName(s))
+			fmt.Fprintf(stderr, "mom: %s%s again: quitting now; --resume continues from the last checkpoint written\n", rank, signalName(s))
 			exitNow(signalExitCode(s))
 		case <-done:
 		}
@@ -214,6 +269,8 @@ func printResult(w io.Writer, o trainer.Options, res *trainer.Result, err error)
 		fmt.Fprintf(w, "%s: %d steps done", name, res.Steps)
 	case errors.As(err, &s):
 		fmt.Fprintf(w, "%s: %s after step %d of %d", name, signalName(s.sig), res.Steps, res.Total)
+	case errors.Is(err, trainer.ErrStoppedWithOthers):
+		fmt.Fprintf(w, "%s: stopped with the other ranks after step %d of %d", name, res.Steps, res.Total)
 	default:
 		fmt.Fprintf(w, "%s: stopped by an error after step %d of %d", name, res.Steps, res.Total)
 	}
@@ -233,7 +290,11 @@ func printResult(w io.Writer, o trainer.Options, res *trainer.Result, err error)
 		fmt.Fprintf(w, ", last train loss %.4f (%s)", res.Final.Total, strings.Join(parts, ", "))
 	}
 	if res.TokensPerSec > 0 {
-		fmt.Fprintf(w, ", %.0f tokens/s (mean after the first step)", res.TokensPerSec)
+		job := ""
+		if o.World != nil {
+			job = fmt.Sprintf(", the whole job of %d ranks", o.World.Size())
+		}
+		fmt.Fprintf(w, ", %.0f tokens/s (mean after the first step%s)", res.TokensPerSec, job)
 	}
 	fmt.Fprintln(w)
 	if res.Eval.PerModality != nil {

@@ -20,9 +20,20 @@ import (
 //	loss          float   mean loss over all positions with a target
 //	loss_<name>   float   the loss of one modality (loss_text, loss_image, ...)
 //	step_ms       float   milliseconds per step
-//	tokens_per_s  float   throughput
+//	tokens_per_s  float   throughput (of the whole job: every rank's tokens)
 //	split         string  "train" or "eval" (absent: "train")
 //	grad_norm     float   global gradient norm before clipping
+//
+// A data-parallel run's training records add:
+//
+//	ranks            int    the number of ranks
+//	comm_ms          float  the step's gradient reductions, milliseconds
+//	                        (waiting for slower ranks to get there included)
+//	comm_overlap_ms  float  the part of comm_ms that ran while the backward did
+//	comm_exposed_ms  float  from the backward's end to the optimizer step's
+//	                        submit (the GPU waits): the rest of the
+//	                        communication and writing the sums back
+//	upload_ms        float  writing the summed gradients back to the device
 //
 // Values are anything encoding/json encodes. JSON has no NaN or infinity,
 // so float NaN, +Inf and -Inf are written as the strings "NaN", "+Inf" and
@@ -153,7 +164,8 @@ func ParseRecord(line []byte) (Record, error) {
 // numericKey reports whether a record key holds a number (or null).
 func numericKey(k string) bool {
 	switch k {
-	case "tokens", "flops", "wall_s", "lr", "loss", "step_ms", "tokens_per_s", "grad_norm":
+	case "tokens", "flops", "wall_s", "lr", "loss", "step_ms", "tokens_per_s", "grad_norm",
+		"ranks", "comm_ms", "comm_overlap_ms", "comm_exposed_ms", "upload_ms":
 		return true
 	}
 	return strings.HasPrefix(k, LossPrefix)

@@ -1,0 +1,301 @@
+package mpi
+
+import (
+	"bytes"
+	"debug/elf"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"mom/trainer/mpi/mpitest"
+)
+
+// The tests start this test binary under mpirun; a process started with
+// MOM_MPI_WORKER set runs that worker instead of the tests.
+const envWorker = "MOM_MPI_WORKER"
+
+func TestMain(m *testing.M) {
+	if name := os.Getenv(envWorker); name != "" {
+		fn, ok := workers[name]
+		if !ok {
+			fmt.Fprintf(os.Stderr, "no worker %q\n", name)
+			os.Exit(2)
+		}
+		os.Exit(fn())
+	}
+	os.Exit(m.Run())
+}
+
+// mpirun runs np copies of the worker name and returns the exit code and
+// the combined output.
+func mpirun(t *testing.T, np int, name string, env ...string) (int, string) {
+	t.Helper()
+	if err := mpitest.Available(); err != nil {
+		t.Fatalf("%v: the set-up installs it (make deps)", err)
+	}
+	if _, _, err := loadLib(""); err != nil {
+		t.Fatalf("no MPI library (the set-up installs Open MPI: make deps): %v", err)
+	}
+	cmd := mpitest.Command(np, os.Args[0], "-test.run=^$")
+	cmd.Env = append(append(os.Environ(), envWorker+"="+name), env...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	done := make(chan error, 1)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { done <- cmd.Wait() }()
+	var err error
+	select {
+	case err = <-done:
+	case <-time.After(3 * time.Minute):
+		cmd.Process.Kill()
+		t.Fatalf("mpirun %s did not end:\n%s", name, out.String())
+	}
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return ee.ExitCode(), out.String()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return 0, out.String()
+}
+
+var workers = map[string]func() int{
+	"collectives": workCollectives,
+	"stall":       workStall,
+	"abort":       workAbort,
+}
+
+func fail(w *World, format string, a ...any) int {
+	fmt.Fprintf(os.Stderr, "%v: FAIL: %s\n", w, fmt.Sprintf(format, a...))
+	return 1
+}
+
+// bucketValue is element i of rank k's copy of bucket b: magnitudes far
+// apart, so that the order of the sum shows in the bits.
+func bucketValue(b, k, i int) float32 {
+	switch (i + k) % 3 {
+	case 0:
+		return float32(1e8) * float32(k+1)
+	case 1:
+		return float32(i%7) + 0.1*float32(k)
+	}
+	return -float32(1e8)*float32(k) + float32(b)
+}
+
+func workCollectives() int {
+	lanes, _ := strconv.Atoi(os.Getenv("MOM_MPI_LANES"))
+	w, err := Open(Options{Lanes: lanes})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer w.Close()
+	if l := Launched(); l.Size != w.Size() || l.Rank != w.Rank() {
+		return fail(w, "Launched() = %+v", l)
+	}
+	// Bcast from the last rank.
+	buf := make([]byte, 5)
+	if w.Rank() == w.Size()-1 {
+		copy(buf, "hello")
+	}
+	if err := w.Bcast(buf, w.Size()-1); err != nil || string(buf) != "hello" {
+		return fail(w, "Bcast: %q, %v", buf, err)
+	}
+	// Allgather in rank order.
+	all, err := w.Allgather([]byte{byte(w.Rank()), byte(w.LocalRank())})
+	if err != nil {
+		return fail(w, "Allgather: %v", err)
+	}
+	for k := 0; k < w.Size(); k++ {
+		if all[2*k] != byte(k) {
+			return fail(w, "Allgather: %v", all)
+		}
+	}
+	// Reductions: buckets of awkward lengths, several in flight.
+	if w.Lanes() != max(1, lanes) {
+		return fail(w, "%d lanes, want %d", w.Lanes(), lanes)
+	}
+	lens := []int{1, 7, 1000, 3 * 1031, 100003} // the last in chunks on several lanes
+	red, err := w.NewReducer(lens)
+	if err != nil {
+		return fail(w, "NewReducer: %v", err)
+	}
+	defer red.Release()
+	for round := 0; round < 2; round++ {
+		sends := make([][]float32, len(lens))
+		for b, n := range lens {
+			if red.Len(b) < n || red.Len(b)%w.Size() != 0 {
+				return fail(w, "Len(%d) = %d for %d values", b, red.Len(b), n)
+			}
+			sends[b] = make([]float32, red.Len(b))
+			for i := 0; i < n; i++ {
+				sends[b][i] = bucketValue(b, w.Rank(), i) * float32(round+1)
+			}
+			if err := red.Start(b, sends[b]); err != nil {
+				return fail(w, "Start(%d): %v", b, err)
+			}
+		}
+		for b, n := range lens {
+			if round == 1 {
+				for !red.Ready(b) { // Ready turns true without consuming the result
+					time.Sleep(time.Millisecond)
+				}
+			}
+			got, span, err := red.Wait(b)
+			if err != nil {
+				return fail(w, "Wait(%d): %v", b, err)
+			}
+			if span.Dur() < 0 {
+				return fail(w, "span %v", span)
+			}
+			for i := 0; i < n; i++ {
+				want := float32(0)
+				for k := 0; k < w.Size(); k++ {
+					want += bucketValue(b, k, i) * float32(round+1) // rank order
+				}
+				if math.Float32bits(got[i]) != math.Float32bits(want) {
+					return fail(w, "bucket %d [%d] = %v, want %v (rank-order sum)", b, i, got[i], want)
+				}
+			}
+			for i := n; i < red.Len(b); i++ {
+				if got[i] != 0 {
+					return fail(w, "bucket %d padding [%d] = %v", b, i, got[i])
+				}
+			}
+			// Every rank holds the same bits.
+			raw := make([]byte, 4*n)
+			for i := 0; i < n; i++ {
+				binary.LittleEndian.PutUint32(raw[4*i:], math.Float32bits(got[i]))
+			}
+			all, err := w.Allgather(raw)
+			if err != nil {
+				return fail(w, "Allgather: %v", err)
+			}
+			for k := 1; k < w.Size(); k++ {
+				if !bytes.Equal(all[:4*n], all[4*n*k:4*n*(k+1)]) {
+					return fail(w, "bucket %d differs between rank 0 and rank %d", b, k)
+				}
+			}
+		}
+	}
+	if err := red.Start(0, make([]float32, 3)); err == nil && red.Len(0) != 3 {
+		return fail(w, "Start accepted a send of the wrong length")
+	} else if err == nil {
+		red.Wait(0)
+	}
+	fmt.Printf("rank %d ok\n", w.Rank())
+	return 0
+}
+
+// workStall: rank 1 never joins the barrier; rank 0's watchdog must end it.
+func workStall() int {
+	w, err := Open(Options{Timeout: 2 * time.Second})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	if w.Rank() == 1 {
+		time.Sleep(10 * time.Minute)
+		return 0
+	}
+	w.Barrier()
+	return 0
+}
+
+// workAbort: rank 1 aborts while rank 0 waits in a barrier.
+func workAbort() int {
+	w, err := Open(Options{})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	if w.Rank() == 1 {
+		fmt.Fprintln(os.Stderr, "rank 1 aborting")
+		w.Abort(3)
+		return 0
+	}
+	w.Barrier()
+	return 0
+}
+
+func TestCollectives(t *testing.T) {
+	for _, c := range []struct{ np, lanes int }{{2, 1}, {3, 1}, {2, 3}, {3, 2}} {
+		code, out := mpirun(t, c.np, "collectives", fmt.Sprintf("MOM_MPI_LANES=%d", c.lanes))
+		if code != 0 || strings.Count(out, " ok\n") != c.np {
+			t.Errorf("np %d, %d lanes: exit %d:\n%s", c.np, c.lanes, code, out)
+		}
+	}
+}
+
+func TestStalledRankEndsTheJob(t *testing.T) {
+	code, out := mpirun(t, 2, "stall")
+	if code == 0 || !strings.Contains(out, "rank 0 of 2") || !strings.Contains(out, "MPI_Barrier has waited") {
+		t.Errorf("exit %d, want a failure naming rank 0's stalled barrier:\n%s", code, out)
+	}
+}
+
+func TestAbortEndsTheJob(t *testing.T) {
+	code, out := mpirun(t, 2, "abort")
+	if code != 3 || !strings.Contains(out, "rank 1") {
+		t.Errorf("exit %d, want 3 and rank 1 named:\n%s", code, out)
+	}
+}
+
+func TestLaunched(t *testing.T) {
+	cases := []struct {
+		env  map[string]string
+		want Launch
+	}{
+		{map[string]string{}, Launch{}},
+		{map[string]string{"OMPI_COMM_WORLD_SIZE": "4", "OMPI_COMM_WORLD_RANK": "2"}, Launch{4, 2, "Open MPI (mpirun)"}},
+		{map[string]string{"PMI_SIZE": "2", "PMI_RANK": "1"}, Launch{2, 1, "PMI (MPICH Hydra, Slurm)"}},
+		{map[string]string{"OMPI_COMM_WORLD_SIZE": "x", "OMPI_COMM_WORLD_RANK": "0"}, Launch{}},
+	}
+	for _, c := range cases {
+		for _, k := range []string{"OMPI_COMM_WORLD_SIZE", "OMPI_COMM_WORLD_RANK", "PMI_SIZE", "PMI_RANK"} {
+			t.Setenv(k, c.env[k])
+			if _, ok := c.env[k]; !ok {
+				os.Unsetenv(k)
+			}
+		}
+		if got := Launched(); got != c.want {
+			t.Errorf("env %v: Launched() = %+v, want %+v", c.env, got, c.want)
+		}
+	}
+}
+
+func TestMissingLibrary(t *testing.T) {
+	_, err := Open(Options{Lib: "/nonexistent/libmpi.so"})
+	if err == nil || !strings.Contains(err.Error(), EnvLib) || !strings.Contains(err.Error(), "/nonexistent/libmpi.so") {
+		t.Errorf("err = %v, want one naming the file and %s", err, EnvLib)
+	}
+}
+
+// TestNotLinked: nothing links libmpi at build time (this test binary
+// holds the package): a binary built with it runs where MPI is absent.
+func TestNotLinked(t *testing.T) {
+	f, err := elf.Open(os.Args[0])
+	if err != nil {
+		t.Skipf("not an ELF binary: %v", err)
+	}
+	defer f.Close()
+	libs, err := f.ImportedLibraries()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range libs {
+		if strings.Contains(l, "mpi") || strings.Contains(l, "open-pal") {
+			t.Errorf("the binary links %s; MPI must be loaded at run time", l)
+		}
+	}
+}

@@ -1,0 +1,240 @@
+package mpi
+
+/*
+#include <stdlib.h>
+#include "shim.h"
+*/
+import "C"
+
+import (
+	"fmt"
+	"time"
+	"unsafe"
+)
+
+// Span is when a reduction ran on the MPI threads.
+type Span struct{ Start, End time.Time }
+
+// Dur is the span's length.
+func (s Span) Dur() time.Duration { return s.End.Sub(s.Start) }
+
+// minChunk is the fewest values a bucket's chunk on one lane holds.
+const minChunk = 1 << 14
+
+// Reducer sums float32 buckets over every rank in a fixed order, so that
+// every rank gets the same bits and a run is reproducible whatever
+// algorithm the MPI library picks:
+//
+//  1. MPI_Alltoall: rank k sends segment j of its bucket to rank j, so
+//     rank j holds every rank's copy of segment j;
+//  2. rank j adds them in rank order, ((s_0 + s_1) + s_2) + ...,
+//     element by element (MPI_Reduce_local with MPI_SUM, one rank at a
+//     time: the library's fast loop, our order);
+//  3. MPI_Allgather: every rank receives every summed segment.
+//
+// Each segment is summed exactly once, on one rank, so all ranks end with
+// identical sums; the data moved per rank is 2(N-1)/N of a bucket, like a
+// ring all-reduce. With several lanes (Options.Lanes) a large bucket is cut
+// into chunks, one per lane, and the buckets take turns at the lanes (chunk
+// j of bucket b on lane (b+j) mod lanes), each chunk reduced as above: the
+// cores share the copies and sums, and every element's sum is the same
+// whatever the number of lanes and the bucket sizes. A bucket's length is padded to a multiple
+// of the number of ranks (Len); the caller's send buffer has that length,
+// its padding zero.
+//
+// Start queues a bucket and returns at once; on each lane, chunks are
+// reduced one after another in the order started, which must be the same
+// on every rank. Wait returns a bucket's sums, which live in memory the
+// Reducer owns (outside Go's heap) until the bucket is started again.
+// Everything is allocated by NewReducer: a step allocates nothing.
+type Reducer struct {
+	w       *World
+	lens    []int
+	chunks  [][]chunk
+	scratch []unsafe.Pointer // per lane: the received segments of the chunk being summed
+	results []unsafe.Pointer
+	sends   []*C.float // the send buffer of each bucket in flight
+	keep    [][]float32
+	busy    []bool
+}
+
+// chunk is values [off, off+n) of a bucket, reduced on one lane.
+type chunk struct {
+	off, n, lane int
+	call         *call
+}
+
+// NewReducer prepares buckets of the given lengths (in float32 values,
+// before padding).
+func (w *World) NewReducer(lengths []int) (*Reducer, error) {
+	r := &Reducer{w: w}
+	N, L := w.size, len(w.lanes)
+	most := make([]int, L)
+	for i, n := range lengths {
+		if n <= 0 {
+			return nil, fmt.Errorf("mpi: rank %d: bucket %d has length %d", w.rank, i, n)
+		}
+		p := (n + N - 1) / N * N
+		// Chunks of a multiple of N values, at most one per lane.
+		k := min(L, max(1, p/(N*minChunk)))
+		per := (p/N + k - 1) / k * N
+		if per/N > 1<<31-1 {
+			return nil, fmt.Errorf("mpi: rank %d: bucket %d of %d values is too large for MPI's int counts", w.rank, i, n)
+		}
+		var cs []chunk
+		for off, j := 0, 0; off < p; off, j = off+per, j+1 {
+			// Chunk j of bucket i on lane (i+j) mod L: small buckets spread
+			// over the lanes too.
+			c := chunk{off: off, n: min(per, p-off), lane: (i + j) % L}
+			most[c.lane] = max(most[c.lane], c.n)
+			cs = append(cs, c)
+		}
+		r.lens = append(r.lens, p)
+		r.chunks = append(r.chunks, cs)
+	}
+	alloc := func(n int) unsafe.Pointer { return C.calloc(C.size_t(max(n, 1)), 4) }
+	for j := 0; j < L; j++ {
+		m := alloc(most[j])
+		if m == nil {
+			r.Release()
+			return nil, fmt.Errorf("mpi: rank %d: cannot allocate %d bytes of reduction scratch", w.rank, 4*most[j])
+		}
+		r.scratch = append(r.scratch, m)
+	}
+	for i, p := range r.lens {
+		m := alloc(p)
+		if m == nil {
+			r.Release()
+			return nil, fmt.Errorf("mpi: rank %d: cannot allocate %d bytes for bucket %d", w.rank, 4*p, i)
+		}
+		r.results = append(r.results, m)
+	}
+	r.sends = make([]*C.float, len(r.lens))
+	r.keep = make([][]float32, len(r.lens))
+	r.busy = make([]bool, len(r.lens))
+	for b := range r.chunks {
+		for j := range r.chunks[b] {
+			r.chunks[b][j].call = &call{
+				name: fmt.Sprintf("gradient reduction (bucket %d, %d values, chunk %d on lane %d)", b, r.lens[b], j, r.chunks[b][j].lane),
+				fn:   func() C.int { return r.reduce(b, j) }, done: make(chan struct{}, 1)}
+		}
+	}
+	return r, nil
+}
+
+// reduce sums chunk j of bucket b (on its lane).
+func (r *Reducer) reduce(b, j int) C.int {
+	w := r.w
+	c := r.chunks[b][j]
+	seg := c.n / w.size
+	comm := c.call.comm
+	scratch := (*C.float)(r.scratch[c.lane])
+	send := (*C.float)(unsafe.Add(unsafe.Pointer(r.sends[b]), 4*c.off))
+	// Rank k's segment i of this chunk is send[i*seg : (i+1)*seg].
+	if rc := C.mm_alltoall_floats(w.lib, comm, send, C.int(seg), scratch); rc != 0 {
+		return rc
+	}
+	// scratch holds segment `rank` of every rank's chunk, in rank order;
+	// sum them into the first: rank 0's + rank 1's + ...
+	for k := 1; k < w.size; k++ {
+		part := (*C.float)(unsafe.Add(r.scratch[c.lane], 4*seg*k))
+		if rc := C.mm_sum_local(w.lib, part, scratch, C.int(seg)); rc != 0 {
+			return rc
+		}
+	}
+	out := (*C.float)(unsafe.Add(r.results[b], 4*c.off))
+	return C.mm_allgather_floats(w.lib, comm, scratch, C.int(seg), out)
+}
+
+// Buckets is the number of buckets.
+func (r *Reducer) Buckets() int { return len(r.lens) }
+
+// Len is bucket b's padded length: its send buffer's length.
+func (r *Reducer) Len(b int) int { return r.lens[b] }
+
+// Start queues the sum of bucket b over all ranks; send (Len(b) values)
+// must stay untouched until Wait(b) returns.
+func (r *Reducer) Start(b int, send []float32) error {
+	w := r.w
+	if b < 0 || b >= len(r.lens) {
+		return fmt.Errorf("mpi: rank %d: no bucket %d (there are %d)", w.rank, b, len(r.lens))
+	}
+	if len(send) != r.lens[b] {
+		return fmt.Errorf("mpi: rank %d: bucket %d: %d values to send, want %d", w.rank, b, len(send), r.lens[b])
+	}
+	if r.busy[b] {
+		return fmt.Errorf("mpi: rank %d: bucket %d started twice", w.rank, b)
+	}
+	r.sends[b], r.keep[b] = (*C.float)(unsafe.Pointer(&send[0])), send
+	for j, c := range r.chunks[b] {
+		if err := w.queue(c.lane, c.call); err != nil {
+			// The chunks queued already must finish before send is let go.
+			for _, q := range r.chunks[b][:j] {
+				<-q.call.done
+			}
+			r.sends[b], r.keep[b] = nil, nil
+			return err
+		}
+	}
+	r.busy[b] = true
+	return nil
+}
+
+// Ready reports, without blocking, whether bucket b's sums are ready; Wait
+// then returns them at once.
+func (r *Reducer) Ready(b int) bool {
+	if b < 0 || b >= len(r.lens) || !r.busy[b] {
+		return false
+	}
+	for _, c := range r.chunks[b] {
+		select {
+		case <-c.call.done:
+			c.call.done <- struct{}{} // for Wait
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// Wait waits for bucket b's sums and returns them with the time its
+// reduction ran (from the first chunk's start to the last one's end).
+func (r *Reducer) Wait(b int) ([]float32, Span, error) {
+	if b < 0 || b >= len(r.lens) || !r.busy[b] {
+		return nil, Span{}, fmt.Errorf("mpi: rank %d: bucket %d was not started", r.w.rank, b)
+	}
+	var sp Span
+	var err error
+	for j, c := range r.chunks[b] {
+		<-c.call.done
+		if j == 0 || c.call.start.Before(sp.Start) {
+			sp.Start = c.call.start
+		}
+		if c.call.end.After(sp.End) {
+			sp.End = c.call.end
+		}
+		if err == nil {
+			err = c.call.err
+		}
+	}
+	r.busy[b], r.sends[b], r.keep[b] = false, nil, nil
+	if err != nil {
+		return nil, sp, err
+	}
+	return unsafe.Slice((*float32)(r.results[b]), r.lens[b]), sp, nil
+}
+
+// Release frees the reducer's memory after the buckets in flight are done.
+func (r *Reducer) Release() {
+	for b, busy := range r.busy {
+		if busy {
+			for _, c := range r.chunks[b] {
+				<-c.call.done
+			}
+		}
+	}
+	for _, m := range append(r.scratch, r.results...) {
+		C.free(m)
+	}
+	r.scratch, r.results, r.chunks, r.sends, r.keep, r.busy = nil, nil, nil, nil, nil, nil
+}

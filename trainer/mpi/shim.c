@@ -1,0 +1,156 @@
+// shim.c: loads libmpi with dlopen and calls it through a table.
+//
+// The MPI standard fixes the C functions' names and arguments, but not the
+// binary form of handles: Open MPI's MPI_COMM_WORLD is the address of the
+// library's global object ompi_mpi_comm_world, MPI_FLOAT that of
+// ompi_mpi_float, and so on, which dlsym finds. (MPICH and its relatives
+// use integer handles with fixed values instead: another table, see
+// doc.go.) The constants below are Open MPI's enum values from its
+// documented mpi.h.
+#include "shim.h"
+
+#include <dlfcn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum {
+	OMPI_THREAD_FUNNELED = 1,   // MPI_THREAD_SINGLE is 0, FUNNELED 1, SERIALIZED 2, MULTIPLE 3
+	OMPI_THREAD_MULTIPLE = 3,
+	OMPI_COMM_TYPE_SHARED = 0,  // the first MPI_COMM_TYPE_* value
+};
+
+static void *sym(void *dl, const char *name, char *err, size_t errlen, int *ok) {
+	void *p = dlsym(dl, name);
+	if (!p && *ok) {
+		snprintf(err, errlen, "symbol %s not found (not Open MPI's libmpi?)", name);
+		*ok = 0;
+	}
+	return p;
+}
+
+mm_lib *mm_open(const char *path, char *err, size_t errlen) {
+	// RTLD_GLOBAL: Open MPI's own plugins (mca_*.so), which it dlopens
+	// itself, resolve symbols of libmpi and libopen-pal.
+	void *dl = dlopen(path, RTLD_NOW | RTLD_GLOBAL);
+	if (!dl) {
+		const char *m = dlerror();
+		snprintf(err, errlen, "%s", m ? m : "dlopen failed");
+		return NULL;
+	}
+	mm_lib *L = calloc(1, sizeof *L);
+	if (!L) {
+		snprintf(err, errlen, "out of memory");
+		dlclose(dl);
+		return NULL;
+	}
+	int ok = 1;
+	L->dl = dl;
+#define FN(field, name) *(void **)(&L->field) = sym(dl, name, err, errlen, &ok)
+	FN(Init_thread, "MPI_Init_thread");
+	FN(Initialized, "MPI_Initialized");
+	FN(Finalize, "MPI_Finalize");
+	FN(Abort, "MPI_Abort");
+	FN(Comm_rank, "MPI_Comm_rank");
+	FN(Comm_size, "MPI_Comm_size");
+	FN(Comm_split_type, "MPI_Comm_split_type");
+	FN(Comm_free, "MPI_Comm_free");
+	FN(Comm_dup, "MPI_Comm_dup");
+	FN(Comm_set_errhandler, "MPI_Comm_set_errhandler");
+	FN(Barrier, "MPI_Barrier");
+	FN(Bcast, "MPI_Bcast");
+	FN(Allgather, "MPI_Allgather");
+	FN(Alltoall, "MPI_Alltoall");
+	FN(Reduce_local, "MPI_Reduce_local");
+	FN(Error_string, "MPI_Error_string");
+	FN(Get_library_version, "MPI_Get_library_version");
+#undef FN
+	L->comm_world = sym(dl, "ompi_mpi_comm_world", err, errlen, &ok);
+	L->t_byte = sym(dl, "ompi_mpi_byte", err, errlen, &ok);
+	L->t_float = sym(dl, "ompi_mpi_float", err, errlen, &ok);
+	L->op_sum = sym(dl, "ompi_mpi_op_sum", err, errlen, &ok);
+	L->info_null = sym(dl, "ompi_mpi_info_null", err, errlen, &ok);
+	L->errors_return = sym(dl, "ompi_mpi_errors_return", err, errlen, &ok);
+	L->thread_funneled = OMPI_THREAD_FUNNELED;
+	L->thread_multiple = OMPI_THREAD_MULTIPLE;
+	L->comm_type_shared = OMPI_COMM_TYPE_SHARED;
+	if (!ok) {
+		dlclose(dl);
+		free(L);
+		return NULL;
+	}
+	return L;
+}
+
+int mm_init(mm_lib *L, int multiple, int *provided) {
+	return L->Init_thread(NULL, NULL, multiple ? L->thread_multiple : L->thread_funneled, provided);
+}
+
+int mm_initialized(mm_lib *L) {
+	int flag = 0;
+	L->Initialized(&flag);
+	return flag;
+}
+
+int mm_finalize(mm_lib *L) { return L->Finalize(); }
+
+int mm_abort(mm_lib *L, int code) { return L->Abort(L->comm_world, code); }
+
+int mm_rank(mm_lib *L, mm_handle comm, int *rank) {
+	return L->Comm_rank(comm ? comm : L->comm_world, rank);
+}
+
+int mm_size(mm_lib *L, mm_handle comm, int *size) {
+	return L->Comm_size(comm ? comm : L->comm_world, size);
+}
+
+int mm_split_shared(mm_lib *L, mm_handle *out) {
+	return L->Comm_split_type(L->comm_world, L->comm_type_shared, 0, L->info_null, out);
+}
+
+int mm_comm_free(mm_lib *L, mm_handle *comm) { return L->Comm_free(comm); }
+
+int mm_comm_dup(mm_lib *L, mm_handle *out) { return L->Comm_dup(L->comm_world, out); }
+
+#define COMM(c) ((c) ? (c) : L->comm_world)
+
+int mm_errors_return(mm_lib *L, mm_handle comm) {
+	return L->Comm_set_errhandler(COMM(comm), L->errors_return);
+}
+
+int mm_barrier(mm_lib *L, mm_handle comm) { return L->Barrier(COMM(comm)); }
+
+int mm_bcast(mm_lib *L, mm_handle comm, void *buf, int bytes, int root) {
+	return L->Bcast(buf, bytes, L->t_byte, root, COMM(comm));
+}
+
+int mm_allgather_bytes(mm_lib *L, mm_handle comm, const void *send, int bytes, void *recv) {
+	return L->Allgather(send, bytes, L->t_byte, recv, bytes, L->t_byte, COMM(comm));
+}
+
+int mm_alltoall_floats(mm_lib *L, mm_handle comm, const float *send, int count, float *recv) {
+	return L->Alltoall(send, count, L->t_float, recv, count, L->t_float, COMM(comm));
+}
+
+int mm_allgather_floats(mm_lib *L, mm_handle comm, const float *send, int count, float *recv) {
+	return L->Allgather(send, count, L->t_float, recv, count, L->t_float, COMM(comm));
+}
+
+int mm_sum_local(mm_lib *L, const float *in, float *inout, int count) {
+	return L->Reduce_local(in, inout, count, L->t_float, L->op_sum);
+}
+
+void mm_error_string(mm_lib *L, int code, char *msg, int cap) {
+	// MPI writes at most MPI_MAX_ERROR_STRING (256 in Open MPI) bytes.
+	char buf[1024] = {0};
+	int n = 0;
+	if (L->Error_string(code, buf, &n) != 0) snprintf(buf, sizeof buf, "MPI error %d", code);
+	snprintf(msg, (size_t)cap, "%s", buf);
+}
+
+void mm_version(mm_lib *L, char *msg, int cap) {
+	char buf[1024] = {0};
+	int n = 0;
+	if (L->Get_library_version(buf, &n) != 0) snprintf(buf, sizeof buf, "unknown MPI library");
+	snprintf(msg, (size_t)cap, "%s", buf);
+}

@@ -1,0 +1,517 @@
+package trainer
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"time"
+	"unsafe"
+
+	"mom/gpu"
+	"mom/nn"
+	"mom/trainer/mpi"
+)
+
+// DefaultBucketBytes is the gradient bucket size of data-parallel training
+// when Options.BucketBytes is 0.
+const DefaultBucketBytes = 25 << 20
+
+// DefaultCheckEvery is how often data-parallel ranks compare parameter
+// checksums when Options.CheckEvery is 0.
+const DefaultCheckEvery = 100
+
+// ErrStoppedWithOthers ends a rank that stopped because another rank was
+// asked to (a signal reached that one only): the ranks stop together.
+var ErrStoppedWithOthers = errors.New("stopped with the other ranks (another rank was asked to stop)")
+
+// dataParallel is this process's part of a data-parallel run (package
+// doc, "Several GPUs"): every rank reads the whole global batch (the
+// streams are deterministic by position) and trains on its own rows of
+// it, with the whole batch's loss weights; the gradients are summed over
+// the ranks in buckets while the backward runs; every rank then takes the
+// same optimizer step. Rank 0 alone writes the run folder.
+type dataParallel struct {
+	w          *mpi.World
+	rank, size int
+	rows       int // rows of each global micro-batch this rank trains on
+
+	buckets []gradBucket
+	endOf   []int // endOf[s] is the bucket backward stage s completes, or -1
+	stage   gradStaging
+	red     *mpi.Reducer
+	// The control bucket, summed after the gradients: the step's loss
+	// record (sums and counts per modality) and the stop flag.
+	ctrlB    int
+	ctrlDown *gpu.HostReadBuffer // this rank's loss record, from the device
+	ctrl     []float32           // (Len(ctrlB)) what this rank sends
+	sum      *nn.Checksum        // of the parameters
+	every    int                 // checksum every this many steps
+
+	stop  bool       // the ranks agreed to stop after the step just taken
+	spans []mpi.Span // the step's reductions, gradient buckets then control
+}
+
+// commStats are a step's communication times: the wall time during which
+// the MPI threads were summing the step's buckets (the union of the
+// reductions' spans: with several lanes they run side by side), and the
+// part of it before the backward had finished (before the last bucket
+// reached the host).
+type commStats struct {
+	comm, overlap time.Duration
+	// exposed is the time from the backward's end (the last bucket on the
+	// host) to the optimizer step's submit: the GPU idles for the
+	// communication not hidden behind the backward and for writing the
+	// sums back (upload, part of exposed).
+	exposed, upload time.Duration
+}
+
+// newDataParallel plans the buckets of t's model and makes everything the
+// reductions need, once.
+func newDataParallel(t *trainer) (*dataParallel, error) {
+	w := t.o.World
+	p := &dataParallel{w: w, rank: w.Rank(), size: w.Size(), rows: t.o.Batch / w.Size(), every: t.o.CheckEvery}
+	if p.every == 0 {
+		p.every = DefaultCheckEvery
+	}
+	maxBytes := t.o.BucketBytes
+	if maxBytes <= 0 {
+		maxBytes = DefaultBucketBytes
+	}
+	m := t.m
+	pad := func(n int) int { return (n + p.size - 1) / p.size * p.size }
+	p.buckets = planBuckets(m.BackwardStages(), m.GradsFinishedBy, maxBytes, pad)
+	p.endOf = make([]int, m.BackwardStages())
+	for s := range p.endOf {
+		p.endOf[s] = -1
+	}
+	lens := make([]int, 0, len(p.buckets)+1)
+	for i, b := range p.buckets {
+		p.endOf[b.last] = i
+		lens = append(lens, b.n)
+	}
+	n := m.Cfg.LossSlots()
+	lens = append(lens, n+1)
+	p.ctrlB = len(p.buckets)
+	var err error
+	fail := func(e error) (*dataParallel, error) {
+		p.release()
+		return nil, e
+	}
+	if p.red, err = w.NewReducer(lens); err != nil {
+		return fail(err)
+	}
+	for i, b := range p.buckets {
+		if p.red.Len(i) != b.padded {
+			return fail(fmt.Errorf("trainer: bucket %d: the reduction pads %d values to %d, the plan to %d", i, b.n, p.red.Len(i), b.padded))
+		}
+	}
+	p.ctrl = make([]float32, p.red.Len(p.ctrlB))
+	p.spans = make([]mpi.Span, len(lens))
+	if p.stage, err = newGradStaging(t.d, p.buckets); err != nil {
+		return fail(err)
+	}
+	if p.ctrlDown, err = t.d.NewHostReadBuffer("loss record", int64(4*n)); err != nil {
+		return fail(err)
+	}
+	ws := make([]*nn.Tensor, len(m.Params))
+	for i, q := range m.Params {
+		ws[i] = q.W
+	}
+	if p.sum, err = nn.NewChecksum(t.d, ws); err != nil {
+		return fail(err)
+	}
+	return p, nil
+}
+
+func (p *dataParallel) release() {
+	if p.red != nil {
+		p.red.Release()
+	}
+	if p.stage != nil {
+		p.stage.Release()
+	}
+	if p.ctrlDown != nil {
+		p.ctrlDown.Release()
+	}
+	if p.sum != nil {
+		p.sum.Release()
+	}
+	p.red, p.stage, p.ctrlDown, p.sum = nil, nil, nil, nil
+}
+
+// describe is one line about the job for the log.
+func (p *dataParallel) describe(t *trainer) string {
+	most := 0
+	for _, b := range p.buckets {
+		most = max(most, b.n)
+	}
+	return fmt.Sprintf("data-parallel over %d ranks (%s): %d of every %d rows per rank, gradients in %d buckets (largest %.1f MiB) "+
+		"summed on %d MPI thread(s) per rank, checksums every %d steps",
+		p.size, p.w.Library(), p.rows, t.o.Batch, len(p.buckets), float64(4*most)/(1<<20), p.w.Lanes(), p.every)
+}
+
+// step records and runs one optimizer step: the micro-batches' forward and
+// backward passes, the last backward in stages with each finished bucket
+// handed to the MPI thread as soon as it reaches the host, the summed
+// gradients written back, the summed loss record put in t.lossBuf at
+// slot, then the clip norm and AdamW.
+func (p *dataParallel) step(ctx context.Context, t *trainer, step int, slot, slotBytes int64) (st commStats, err error) {
+	o := t.o
+	for micro := 0; micro < o.Accum; micro++ {
+		if err := t.nextTrainBatch(step); err != nil {
+			return st, err
+		}
+		r := t.d.NewRecorder()
+		if micro == 0 {
+			t.m.RecordZeroGrads(r)
+		}
+		t.m.RecordForward(r)
+		if micro < o.Accum-1 {
+			t.m.RecordBackward(r)
+			if err := r.Submit(); err != nil {
+				return st, fmt.Errorf("trainer: step %d: %w; %s", step, err, t.ckptNote())
+			}
+			continue
+		}
+		t.m.RecordLosses(r, p.ctrlDown.Buffer(), 0)
+		first := true
+		for s := 0; s < t.m.BackwardStages(); s++ {
+			t.m.RecordBackwardStage(r, s)
+			b := p.endOf[s]
+			if b < 0 {
+				continue
+			}
+			p.stage.RecordOut(r, b)
+			if err := r.Submit(); err != nil {
+				return st, fmt.Errorf("trainer: step %d: %w; %s", step, err, t.ckptNote())
+			}
+			if first {
+				if err := p.ctrlDown.Map(); err != nil {
+					return st, err
+				}
+				first = false
+			}
+			if err := p.stage.Out(b); err != nil {
+				return st, err
+			}
+			r = t.d.NewRecorder()
+		}
+		// Stages after the last bucket (none, as planBuckets closes one at
+		// the last stage) would be here.
+		if err := r.Submit(); err != nil {
+			return st, fmt.Errorf("trainer: step %d: %w; %s", step, err, t.ckptNote())
+		}
+	}
+	// Each bucket goes to the MPI thread as soon as it is on the host;
+	// the GPU carries on with the later stages meanwhile, and the sums
+	// that are back are written to the device (after the backward, in
+	// queue order) while later buckets are still on their way.
+	next := 0 // the next bucket whose sums to write back
+	var backwardDone time.Time
+	collect := func(block bool) error {
+		if !block && !p.red.Ready(next) {
+			return nil
+		}
+		sums, sp, err := p.red.Wait(next)
+		if err != nil {
+			return fmt.Errorf("trainer: step %d: %w", step, err)
+		}
+		p.spans[next] = sp
+		up := time.Now()
+		if err := p.stage.In(next, sums); err != nil {
+			return fmt.Errorf("trainer: step %d: %w", step, err)
+		}
+		st.upload += time.Since(up)
+		p.stage.Done(next)
+		next++
+		return nil
+	}
+	for b := range p.buckets {
+		v, err := p.stage.WaitOut(b)
+		if err != nil {
+			return st, fmt.Errorf("trainer: step %d: gradient bucket %d: %w", step, b, err)
+		}
+		if err := p.red.Start(b, v); err != nil {
+			return st, err
+		}
+		for next < b && p.red.Ready(next) {
+			if err := collect(false); err != nil {
+				return st, err
+			}
+		}
+	}
+	backwardDone = time.Now()
+	raw, err := p.ctrlDown.Wait()
+	if err != nil {
+		return st, fmt.Errorf("trainer: step %d: loss record: %w", step, err)
+	}
+	n := t.m.Cfg.LossSlots()
+	copy(p.ctrl[:n], unsafe.Slice((*float32)(unsafe.Pointer(&raw[0])), n))
+	p.ctrlDown.Unmap()
+	p.ctrl[n] = 0
+	if ctx.Err() != nil {
+		p.ctrl[n] = 1
+	}
+	if err := p.red.Start(p.ctrlB, p.ctrl); err != nil {
+		return st, err
+	}
+	for next < len(p.buckets) {
+		if err := collect(true); err != nil {
+			return st, err
+		}
+	}
+	sums, sp, err := p.red.Wait(p.ctrlB)
+	if err != nil {
+		return st, fmt.Errorf("trainer: step %d: %w", step, err)
+	}
+	p.spans[p.ctrlB] = sp
+	st.comm, st.overlap = spanTimes(p.spans, backwardDone)
+	if err := t.lossBuf.WriteFloat32(int(slot/4), sums[:n]); err != nil {
+		return st, err
+	}
+	p.stop = sums[n] > 0
+	r := t.d.NewRecorder()
+	t.norm.Record(r)
+	r.Copy(t.norm.Norm().Buf, 0, t.lossBuf, slot+slotBytes-4, 4)
+	t.opt.Record(r)
+	if err := r.Submit(); err != nil {
+		return st, fmt.Errorf("trainer: step %d: %w; %s", step, err, t.ckptNote())
+	}
+	st.exposed = time.Since(backwardDone)
+	return st, nil
+}
+
+// spanTimes returns the length of the union of spans and the part of it
+// before cut. It sorts spans.
+func spanTimes(spans []mpi.Span, cut time.Time) (total, before time.Duration) {
+	slices.SortFunc(spans, func(a, b mpi.Span) int { return a.Start.Compare(b.Start) })
+	var cur mpi.Span
+	add := func(sp mpi.Span) {
+		if !sp.End.After(sp.Start) {
+			return
+		}
+		total += sp.End.Sub(sp.Start)
+		if end := minTime(sp.End, cut); end.After(sp.Start) {
+			before += end.Sub(sp.Start)
+		}
+	}
+	for i, sp := range spans {
+		switch {
+		case i == 0:
+			cur = sp
+		case sp.Start.After(cur.End):
+			add(cur)
+			cur = sp
+		case sp.End.After(cur.End):
+			cur.End = sp.End
+		}
+	}
+	if len(spans) > 0 {
+		add(cur)
+	}
+	return total, before
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
+}
+
+// sumEval adds the ranks' held-out loss sums (the control bucket).
+func (p *dataParallel) sumEval(acc []float32) ([]float32, error) {
+	n := len(acc)
+	clear(p.ctrl)
+	copy(p.ctrl, acc)
+	if err := p.red.Start(p.ctrlB, p.ctrl); err != nil {
+		return nil, err
+	}
+	sums, _, err := p.red.Wait(p.ctrlB)
+	if err != nil {
+		return nil, err
+	}
+	return append([]float32(nil), sums[:n]...), nil
+}
+
+// checkParams compares the parameters' checksums of every rank; all ranks
+// call it at the same steps, and all return the same answer.
+func (p *dataParallel) checkParams(t *trainer, step int) error {
+	r := t.d.NewRecorder()
+	p.sum.Record(r)
+	if err := r.Submit(); err != nil {
+		return err
+	}
+	sums, err := p.sum.Read()
+	if err != nil {
+		return err
+	}
+	raw := make([]byte, 4*len(sums))
+	for i, v := range sums {
+		binary.LittleEndian.PutUint32(raw[4*i:], v)
+	}
+	all, err := p.w.Allgather(raw)
+	if err != nil {
+		return fmt.Errorf("trainer: step %d: comparing parameter checksums: %w", step, err)
+	}
+	slots := p.sum.Slots()
+	for k := 1; k < p.size; k++ {
+		var differ []string
+		for i := range sums {
+			a := binary.LittleEndian.Uint32(all[4*i:])
+			b := binary.LittleEndian.Uint32(all[len(raw)*k+4*i:])
+			if a != b {
+				differ = append(differ, slots[i].Tensor.Name)
+			}
+		}
+		if len(differ) > 0 {
+			more := ""
+			if len(differ) > 3 {
+				more = fmt.Sprintf(" and %d more", len(differ)-3)
+				differ = differ[:3]
+			}
+			return fmt.Errorf("trainer: after step %d the parameters of rank %d differ from rank 0's (%s%s): the ranks have diverged "+
+				"(different GPUs or drivers computing differently, or a fault); %s", step, k, strings.Join(differ, ", "), more, t.ckptNote())
+		}
+	}
+	return nil
+}
+
+// startState is what rank 0 sends the others when a run starts: where the
+// loop starts and everything restored from the run folder.
+type startState struct {
+	Err        string          `json:"err,omitempty"`
+	Step       int             `json:"step"`
+	Restored   bool            `json:"restored"` // the parameters and optimizer state come from a checkpoint (sent after this)
+	RNG        []byte          `json:"rng"`
+	Data       json.RawMessage `json:"data"`
+	Sched      Schedule        `json:"sched"`
+	WallBase   float64         `json:"wall_base"`
+	CkptStep   int             `json:"ckpt_step"`
+	Checkpoint string          `json:"checkpoint"`
+}
+
+// begin starts the run on every rank: rank 0 starts or resumes it in its
+// folder (trainer.begin) and sends the others the state to start from,
+// the parameters and optimizer state too when they come from a
+// checkpoint (so the other ranks need not see the run folder); the others
+// start fresh from the seed or take what rank 0 sent. Then every rank
+// checks that all hold the same parameters.
+func (p *dataParallel) begin(t *trainer) (int, error) {
+	var s startState
+	if p.rank == 0 {
+		step, err := t.begin()
+		if err != nil {
+			s.Err = err.Error()
+		} else {
+			s = startState{Step: step, Restored: t.ckptStep >= 0, Sched: t.sched, WallBase: t.wallBase,
+				CkptStep: t.ckptStep, Checkpoint: t.res.Checkpoint}
+			if s.RNG, err = t.pcg.MarshalBinary(); err == nil {
+				s.Data, err = t.train.State()
+			}
+			if err != nil {
+				s.Err = err.Error()
+			}
+		}
+		msg, _ := json.Marshal(s)
+		if _, berr := p.bcastBytes(msg); berr != nil {
+			return 0, errors.Join(err, berr)
+		}
+		if err != nil {
+			return 0, err
+		}
+		if s.Err != "" {
+			return 0, errors.New(s.Err)
+		}
+	} else {
+		msg, err := p.bcastBytes(nil)
+		if err != nil {
+			return 0, err
+		}
+		if err := json.Unmarshal(msg, &s); err != nil {
+			return 0, fmt.Errorf("trainer: rank %d: the start state from rank 0: %w", p.rank, err)
+		}
+		if s.Err != "" {
+			return 0, fmt.Errorf("trainer: rank 0 could not start the run: %s", s.Err)
+		}
+		if err := t.initFresh(); err != nil {
+			return 0, err
+		}
+		t.pcg = &rand.PCG{}
+		if err := t.pcg.UnmarshalBinary(s.RNG); err != nil {
+			return 0, fmt.Errorf("trainer: rank %d: RNG state from rank 0: %w", p.rank, err)
+		}
+		t.rng = rand.New(t.pcg)
+		if err := t.train.Restore(s.Data); err != nil {
+			return 0, fmt.Errorf("trainer: rank %d: data position from rank 0: %w", p.rank, err)
+		}
+		t.sched, t.wallBase, t.ckptStep, t.res.Checkpoint = s.Sched, s.WallBase, s.CkptStep, s.Checkpoint
+	}
+	if s.Restored {
+		if err := p.bcastState(t); err != nil {
+			return 0, err
+		}
+	}
+	if err := p.checkParams(t, s.Step); err != nil {
+		return 0, err
+	}
+	return s.Step, nil
+}
+
+// bcastBytes sends rank 0's msg to every rank (its length first).
+func (p *dataParallel) bcastBytes(msg []byte) ([]byte, error) {
+	var n [8]byte
+	binary.LittleEndian.PutUint64(n[:], uint64(len(msg)))
+	if err := p.w.Bcast(n[:], 0); err != nil {
+		return nil, err
+	}
+	if p.rank != 0 {
+		msg = make([]byte, binary.LittleEndian.Uint64(n[:]))
+	}
+	if len(msg) > 0 {
+		if err := p.w.Bcast(msg, 0); err != nil {
+			return nil, err
+		}
+	}
+	return msg, nil
+}
+
+// bcastState sends rank 0's parameters and optimizer state to the others.
+func (p *dataParallel) bcastState(t *trainer) error {
+	for i, q := range t.m.Params {
+		for _, x := range []*nn.Tensor{q.W, t.mstate[i], t.vstate[i]} {
+			var v []float32
+			var err error
+			if p.rank == 0 {
+				if v, err = x.Download(); err != nil {
+					return fmt.Errorf("trainer: sending %s: %w", x.Name, err)
+				}
+			} else {
+				v = make([]float32, x.Len())
+			}
+			if err := p.w.Bcast(unsafe.Slice((*byte)(unsafe.Pointer(&v[0])), 4*len(v)), 0); err != nil {
+				return fmt.Errorf("trainer: sending %s: %w", x.Name, err)
+			}
+			if p.rank != 0 {
+				if err := x.Upload(v); err != nil {
+					return fmt.Errorf("trainer: rank %d: %s from rank 0: %w", p.rank, x.Name, err)
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// deviceName names the device config.json records: rank 0's, with the
+// number of ranks in a data-parallel run.
+func (t *trainer) deviceName() string {
+	if t.ranks() > 1 {
+		return fmt.Sprintf("%s, rank 0 of %d data-parallel ranks", t.d, t.ranks())
+	}
+	return t.d.String()
+}

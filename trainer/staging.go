@@ -1,0 +1,133 @@
+package trainer
+
+import (
+	"fmt"
+	"unsafe"
+
+	"mom/gpu"
+	"mom/mom"
+)
+
+// gradBucket is a group of parameters whose gradients are summed over the
+// ranks together: those finished by consecutive backward stages, laid out
+// one after another.
+type gradBucket struct {
+	params []*mom.Param
+	offs   []int // element offset of each parameter's gradient in the bucket
+	n      int   // values (before padding)
+	padded int   // values with the padding the reduction needs (a multiple of the ranks)
+	last   int   // the backward stage that completes it
+}
+
+// planBuckets groups the parameters into buckets of at least maxBytes
+// (the last may be smaller), closing a bucket only between backward
+// stages, in the order the backward finishes them. finished(s) lists the
+// parameters stage s finishes; pad rounds a length up as the reduction
+// needs.
+func planBuckets(stages int, finished func(s int) []*mom.Param, maxBytes int64, pad func(int) int) []gradBucket {
+	var out []gradBucket
+	cur := gradBucket{}
+	for s := 0; s < stages; s++ {
+		for _, p := range finished(s) {
+			cur.params = append(cur.params, p)
+			cur.offs = append(cur.offs, cur.n)
+			cur.n += p.Spec.Len()
+		}
+		if cur.n > 0 && (int64(4*cur.n) >= maxBytes || s == stages-1) {
+			cur.last, cur.padded = s, pad(cur.n)
+			out = append(out, cur)
+			cur = gradBucket{}
+		}
+	}
+	return out
+}
+
+// gradStaging moves gradient buckets between the device and host memory,
+// where the ranks sum them. mappedStaging, the portable path, copies each
+// bucket into a map-readable buffer and hands MPI the mapped bytes, and
+// writes the sums back through the queue. A faster path (Dawn's
+// host-mapped buffers, which the device reads and writes directly) can
+// take its place behind this interface.
+type gradStaging interface {
+	// RecordOut records copying bucket b's gradients to its host area;
+	// it is recorded right after the backward stage that completes b.
+	RecordOut(r *gpu.Recorder, b int)
+	// Out starts bringing bucket b to the host, after the submit that
+	// holds its RecordOut.
+	Out(b int) error
+	// WaitOut waits for bucket b and returns its padded values in host
+	// memory (outside Go's heap), valid until Done(b).
+	WaitOut(b int) ([]float32, error)
+	// In writes bucket b's summed gradients back into the gradient
+	// tensors, ordered before any later submit.
+	In(b int, sums []float32) error
+	// Done ends the host's use of what WaitOut(b) returned.
+	Done(b int)
+	Release()
+}
+
+// newGradStaging makes the fastest staging the device offers for the
+// buckets. Today that is mappedStaging everywhere; a device with host-mapped
+// buffers (Dawn's host-mapped-pointer feature: the GPU copies straight into
+// host memory that MPI reads, and reads the sums from host memory MPI
+// wrote, at tens of GB/s instead of the queue's 1-8 GB/s) is where a faster
+// implementation plugs in.
+func newGradStaging(d *gpu.Device, buckets []gradBucket) (gradStaging, error) {
+	return newMappedStaging(d, buckets)
+}
+
+// mappedStaging implements gradStaging with a gpu.HostReadBuffer per
+// bucket, made once.
+type mappedStaging struct {
+	buckets []gradBucket
+	bufs    []*gpu.HostReadBuffer
+}
+
+func newMappedStaging(d *gpu.Device, buckets []gradBucket) (*mappedStaging, error) {
+	s := &mappedStaging{buckets: buckets}
+	for i, b := range buckets {
+		h, err := d.NewHostReadBuffer(fmt.Sprintf("grad bucket %d", i), int64(4*b.padded))
+		if err != nil {
+			s.Release()
+			return nil, fmt.Errorf("trainer: gradient bucket %d (%d values): %w", i, b.padded, err)
+		}
+		s.bufs = append(s.bufs, h)
+	}
+	return s, nil
+}
+
+func (s *mappedStaging) RecordOut(r *gpu.Recorder, b int) {
+	for i, p := range s.buckets[b].params {
+		r.Copy(p.G.Buf, 0, s.bufs[b].Buffer(), int64(4*s.buckets[b].offs[i]), p.G.Bytes())
+	}
+}
+
+func (s *mappedStaging) Out(b int) error { return s.bufs[b].Map() }
+
+func (s *mappedStaging) WaitOut(b int) ([]float32, error) {
+	raw, err := s.bufs[b].Wait()
+	if err != nil {
+		return nil, err
+	}
+	return unsafe.Slice((*float32)(unsafe.Pointer(&raw[0])), s.buckets[b].padded), nil
+}
+
+func (s *mappedStaging) In(b int, sums []float32) error {
+	bk := s.buckets[b]
+	for i, p := range bk.params {
+		v := sums[bk.offs[i] : bk.offs[i]+p.Spec.Len()]
+		if err := p.G.Buf.Write(0, unsafe.Slice((*byte)(unsafe.Pointer(&v[0])), 4*len(v))); err != nil {
+			return fmt.Errorf("trainer: writing the summed gradient of %s: %w", p.Spec.Name, err)
+		}
+	}
+	return nil
+}
+
+func (s *mappedStaging) Done(b int) { s.bufs[b].Unmap() }
+
+func (s *mappedStaging) Release() {
+	for _, h := range s.bufs {
+		h.Release()
+	}
+	s.bufs = nil
+}
