@@ -57,6 +57,13 @@ type Options struct {
 	// run (step_N, or its path); "" resumes from the newest intact one. It
 	// implies Resume.
 	ResumeFrom string
+
+	// SampleEvery, if positive, takes samples every that many steps and at
+	// the run's last (samples.go): SampleN per modality (0:
+	// DefaultSampleN), continuing SamplePrompt ("" starts a document), into
+	// RUN/samples/step_N. It needs a dataset folder as Data.
+	SampleEvery, SampleN int
+	SamplePrompt         string
 }
 
 // DefaultOptions are sensible settings for the tiny preset on lavapipe.
@@ -118,7 +125,7 @@ func (o Options) Validate() error {
 	case o.EvalData != "" && (o.Data == "" || o.Data == "synthetic"):
 		return fmt.Errorf("trainer: --eval-data %s needs token-file --data; the synthetic stream has its own held-out split", o.EvalData)
 	}
-	return nil
+	return o.checkSampling()
 }
 
 func splitNames(s mom.Splits) []string {
@@ -155,6 +162,9 @@ type Result struct {
 	// Checkpoint is the newest checkpoint on disk: written by this process,
 	// or the one it resumed from; "" when the run has none.
 	Checkpoint string
+	// SampleSeconds is the time this process paused training to take
+	// samples (Options.SampleEvery).
+	SampleSeconds float64
 }
 
 // Trainer holds a run's state.
@@ -191,6 +201,8 @@ type trainer struct {
 	watch              stopwatch
 	timedAt, lastStep  int
 	timedFrom, lastRec float64
+
+	samples *sampling // samples while training (nil: none)
 }
 
 const lossRing = 8
@@ -233,6 +245,10 @@ func Train(ctx context.Context, d *gpu.Device, o Options) (res *Result, err erro
 	if t.train, t.eval, err = openStreams(o); err != nil {
 		return nil, err
 	}
+	if t.samples, err = prepareSampling(o); err != nil {
+		t.close()
+		return nil, err
+	}
 	if err := os.MkdirAll(o.Out, 0o777); err != nil {
 		t.close()
 		return nil, fmt.Errorf("trainer: %w", err)
@@ -270,6 +286,7 @@ func (t *trainer) close() {
 			c.Close()
 		}
 	}
+	t.stopSamples()
 	if t.opt != nil {
 		t.opt.Release()
 	}
@@ -542,6 +559,9 @@ func (t *trainer) loop(ctx context.Context) (*Result, error) {
 		t.progress.Modalities = t.m.Cfg.ModalityNames()
 		defer t.progress.Done()
 	}
+	if err := t.startSamples(step); err != nil {
+		return res, err
+	}
 	var queue []inflight
 	slotBytes := int64(4 * (t.m.Cfg.LossSlots() + 1))
 	tokensPerStep := float64(o.Batch * o.SeqLen * o.Accum)
@@ -569,6 +589,7 @@ func (t *trainer) loop(ctx context.Context) (*Result, error) {
 				rec["grad_norm"] = gnorm
 				rec["step_ms"] = dt * 1e3
 				rec["tokens_per_s"] = tokensPerStep / dt
+				t.annotateSamples(rec, p.step)
 				if err := t.emit(rec); err != nil {
 					return err
 				}
@@ -644,6 +665,9 @@ func (t *trainer) loop(ctx context.Context) (*Result, error) {
 		if err := flush(2); err != nil {
 			return res, err
 		}
+		if err := t.sampleAt(step, last); err != nil {
+			return res, err
+		}
 		if o.EvalEvery > 0 && (step%o.EvalEvery == 0 || step == last) {
 			err := paused(func() error {
 				l, err := t.evaluate()
@@ -671,6 +695,7 @@ func (t *trainer) loop(ctx context.Context) (*Result, error) {
 	}
 	t.watch.stop()
 	res.TokensPerSec = t.meanTokensPerSec()
+	t.collectSamples()
 	return res, nil
 }
 

@@ -23,6 +23,8 @@ import (
 //	tokens_per_s  float   throughput
 //	split         string  "train" or "eval" (absent: "train")
 //	grad_norm     float   global gradient norm before clipping
+//	sample_s      float   seconds training paused to take samples at this step (or
+//	                      since the previous record); not part of step_ms
 //
 // Values are anything encoding/json encodes. JSON has no NaN or infinity,
 // so float NaN, +Inf and -Inf are written as the strings "NaN", "+Inf" and
@@ -153,7 +155,7 @@ func ParseRecord(line []byte) (Record, error) {
 // numericKey reports whether a record key holds a number (or null).
 func numericKey(k string) bool {
 	switch k {
-	case "tokens", "flops", "wall_s", "lr", "loss", "step_ms", "tokens_per_s", "grad_norm":
+	case "tokens", "flops", "wall_s", "lr", "loss", "step_ms", "tokens_per_s", "grad_norm", "sample_s":
 		return true
 	}
 	return strings.HasPrefix(k, LossPrefix)
