@@ -55,7 +55,10 @@ func TestWriteSamples(t *testing.T) {
 	}{
 		{fill("first"), "first", false},
 		{fill("second"), "second", false}, // replaces
-		{func(dir string) error { writeSet(t, dir, "text", []string{"third"}, false); return errors.New("disk full") }, "second", true},
+		{func(dir string) error {
+			writeSet(t, dir, "text", []string{"third"}, false)
+			return errors.New("disk full")
+		}, "second", true},
 	}
 	for i, s := range steps {
 		dir, err := WriteSamples(run, 7, s.fill)
