@@ -33,7 +33,7 @@ import (
 // tokens_per_s; a log line per sampled step gives the generation time and
 // the background time of decoding and writing.
 
-// DefaultSampleN is Options.SampleN when unset: samples per modality.
+// DefaultSampleN is DefaultOptions' SampleN: samples per modality.
 const DefaultSampleN = 4
 
 // maxSampleN bounds Options.SampleN (streams of the sampler).
@@ -71,10 +71,10 @@ func (o Options) checkSampling() error {
 	switch {
 	case o.SampleEvery < 0:
 		return fmt.Errorf("trainer: --sample-every %d must not be negative (0: no samples)", o.SampleEvery)
-	case o.SampleN < 0 || o.SampleN > maxSampleN:
-		return fmt.Errorf("trainer: --sample-n %d: want 1 to %d samples per modality", o.SampleN, maxSampleN)
 	case o.SampleEvery == 0:
 		return nil
+	case o.SampleN < 1 || o.SampleN > maxSampleN:
+		return fmt.Errorf("trainer: --sample-n %d: want 1 to %d samples per modality", o.SampleN, maxSampleN)
 	case o.Data == "" || o.Data == "synthetic":
 		return fmt.Errorf("trainer: --sample-every needs a dataset folder (--data DIR, built by `mom data build`): samples are decoded by its tokenizers, and the synthetic stream has none")
 	case !dataset.IsDataset(o.Data):
@@ -107,9 +107,6 @@ func prepareSampling(o Options) (*sampling, error) {
 		return nil, fmt.Errorf("trainer: --sample-every: %w", err)
 	}
 	s := &sampling{every: o.SampleEvery, n: o.SampleN, v: v}
-	if s.n == 0 {
-		s.n = DefaultSampleN
-	}
 	for _, m := range o.Config.Modalities {
 		so := sample.Options{Prompt: o.SamplePrompt, Modality: m.Name, Params: mom.SampleParams{Temperature: 1}}
 		if err := so.Check(v); err != nil {

@@ -273,6 +273,7 @@ func TestSamplesRefused(t *testing.T) {
 		{"token file", func(o *Options) { o.SampleEvery, o.Data = 5, tok }, "the token file " + tok + " has none"},
 		{"negative", func(o *Options) { o.SampleEvery = -1 }, "--sample-every -1 must not be negative"},
 		{"too many", func(o *Options) { o.SampleEvery, o.SampleN = 5, 5000 }, "--sample-n 5000"},
+		{"none", func(o *Options) { o.SampleEvery, o.SampleN = 5, 0 }, "--sample-n 0"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -59,8 +59,8 @@ type Options struct {
 	ResumeFrom string
 
 	// SampleEvery, if positive, takes samples every that many steps and at
-	// the run's last (samples.go): SampleN per modality (0:
-	// DefaultSampleN), continuing SamplePrompt ("" starts a document), into
+	// the run's last (samples.go): SampleN per modality (1 to 1024),
+	// continuing SamplePrompt ("" starts a document), into
 	// RUN/samples/step_N. It needs a dataset folder as Data.
 	SampleEvery, SampleN int
 	SamplePrompt         string
@@ -70,7 +70,7 @@ type Options struct {
 func DefaultOptions() Options {
 	return Options{Steps: 300, Batch: 8, SeqLen: 128, Accum: 1, LR: 3e-3, MinLR: 3e-4, Warmup: 20,
 		WeightDecay: 0.1, ClipNorm: 1, Beta1: 0.9, Beta2: 0.95, AdamEps: 1e-8, Seed: 1,
-		EvalEvery: 50, EvalBatches: 2, LogEvery: 1, CkptEvery: 100, Keep: 2, Data: "synthetic"}
+		EvalEvery: 50, EvalBatches: 2, LogEvery: 1, CkptEvery: 100, Keep: 2, Data: "synthetic", SampleN: DefaultSampleN}
 }
 
 // Validate checks the options.

@@ -48,6 +48,9 @@ func cmdTrain(args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&o.StopAfter, "stop-after", 0, "stop (with a checkpoint) after this step; --resume continues")
 	fs.StringVar(&o.Data, "data", o.Data, "training data: synthetic, a dataset folder (mom data build), or a token file (.momtok)")
 	fs.StringVar(&o.EvalData, "eval-data", "", "held-out token file (with a token-file --data; a dataset brings its own)")
+	fs.IntVar(&o.SampleEvery, "sample-every", 0, "write samples (text, image grid, speech WAVs) into RUN/samples/step_N every N steps and at the end (0: off; needs a dataset --data)")
+	fs.IntVar(&o.SampleN, "sample-n", o.SampleN, "samples per modality with --sample-every")
+	fs.StringVar(&o.SamplePrompt, "sample-prompt", "", "text the samples continue with --sample-every (\"\": from the start of a document)")
 	viz := fs.Bool("viz", false, "open the live loss window (needs a display)")
 	if err := parse(fs, args); err != nil {
 		return err
