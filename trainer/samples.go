@@ -151,17 +151,22 @@ func (t *trainer) startSamples(step int) error {
 
 // sampleAt takes the samples of step when it is due (a multiple of the
 // interval, or last, the run's last step). Training pauses for the
-// generation only: the work submitted is waited for first (it is the
-// step's), then the stopwatch stops while the sampler runs; decoding and
-// writing go to the writer goroutine.
-func (t *trainer) sampleAt(step, last int) error {
+// generation only: the losses in flight (queue, whose last is step's) are
+// waited for first, each arrival timed as the loop would time it, then
+// the stopwatch stops while the sampler runs; decoding and writing go to
+// the writer goroutine. The losses are decoded and recorded by the loop
+// as usual, after the sampling.
+func (t *trainer) sampleAt(step, last int, queue []inflight) error {
 	s := t.samples
 	if s == nil || (step%s.every != 0 && step != last) {
 		return nil
 	}
 	t.collectSamples()
-	if err := t.d.Sync(); err != nil {
-		return fmt.Errorf("trainer: step %d: %w; %s", step, err, t.ckptNote())
+	for i := range queue {
+		if _, err := queue[i].rb.Wait(); err != nil {
+			return fmt.Errorf("trainer: stopping: step %d: %w; %s", queue[i].step, err, t.ckptNote())
+		}
+		queue[i].doneAt = t.watch.elapsed()
 	}
 	t.watch.stop()
 	t0 := time.Now()

@@ -112,8 +112,15 @@ func TestSamplesWhileTraining(t *testing.T) {
 		os.WriteFile(filepath.Join(b.Out, "checkpoints", "latest"), []byte(StepDirName(4)+"\n"), 0o644)
 		var log strings.Builder
 		b.StopAfter, b.Resume, b.Progress = 0, true, &log
+		before := d.LiveObjects()
 		if _, err := Train(context.Background(), d, b); err != nil {
 			t.Fatal(err)
+		}
+		after := d.LiveObjects()
+		for _, k := range []string{"buffer", "bind group"} {
+			if after[k] != before[k] {
+				t.Errorf("%d live %s objects after a run with samples, %d before: the sampler leaks", after[k], k, before[k])
+			}
 		}
 		if got := sampledSteps(t, b.Out); !slices.Equal(got, []int{4, 8, 10}) {
 			t.Errorf("samples at steps %v after the resume, want [4 8 10] (6 dropped with its metrics, 10 the last)", got)

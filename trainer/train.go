@@ -215,6 +215,10 @@ type inflight struct {
 	step int
 	rb   *gpu.Readback
 	lr   float64
+	// doneAt, when positive, is the stopwatch's reading when the losses
+	// arrived, if something waited for them before they were decoded
+	// (sampling does).
+	doneAt float64
 }
 
 // Train runs the loop on device d, in the run folder o.Out, which it holds
@@ -575,6 +579,9 @@ func (t *trainer) loop(ctx context.Context) (*Result, error) {
 				return fmt.Errorf("trainer: stopping: %w; %s", err, t.ckptNote())
 			}
 			now := t.watch.elapsed()
+			if p.doneAt > 0 {
+				now = p.doneAt
+			}
 			dt := (now - t.lastRec) / float64(max(1, p.step-t.lastStep))
 			t.lastRec, t.lastStep = now, p.step
 			if t.timedAt < 0 {
@@ -665,7 +672,7 @@ func (t *trainer) loop(ctx context.Context) (*Result, error) {
 		if err := flush(2); err != nil {
 			return res, err
 		}
-		if err := t.sampleAt(step, last); err != nil {
+		if err := t.sampleAt(step, last, queue); err != nil {
 			return res, err
 		}
 		if o.EvalEvery > 0 && (step%o.EvalEvery == 0 || step == last) {
