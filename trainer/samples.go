@@ -53,10 +53,15 @@ type sampling struct {
 	done chan error
 	busy bool
 
-	// pending is the pause of the latest sampled step (pendingStep), not
-	// yet put into a metrics record.
-	pending     float64
-	pendingStep int
+	// pending are the pauses of sampled steps whose metrics records are
+	// not written yet (losses are read a few steps late), oldest first.
+	pending []samplePause
+}
+
+// samplePause is the time training paused to sample at a step.
+type samplePause struct {
+	step    int
+	seconds float64
 }
 
 // sampleJob is one step's samples on their way to the disk.
@@ -182,7 +187,7 @@ func (t *trainer) sampleAt(step, last int, queue []inflight) error {
 	}
 	job.gen = time.Since(t0).Seconds()
 	t.watch.start()
-	s.pending, s.pendingStep = s.pending+job.gen, step
+	s.pending = append(s.pending, samplePause{step, job.gen})
 	t.res.SampleSeconds += job.gen
 	s.jobs <- job
 	s.busy = true
@@ -226,15 +231,23 @@ func (t *trainer) writeSamples(j sampleJob) error {
 	return nil
 }
 
-// annotateSamples puts the pending sampling pause into a training record
-// of step (the sampled step's, or the first written after it).
+// annotateSamples puts the pauses of the steps sampled up to step into
+// its training record: the sampled step's, or the first written after it
+// (--log-every).
 func (t *trainer) annotateSamples(rec Record, step int) {
 	s := t.samples
-	if s == nil || s.pending == 0 || step < s.pendingStep {
+	if s == nil {
 		return
 	}
-	rec["sample_s"] = s.pending
-	s.pending = 0
+	sum, n := 0.0, 0
+	for n < len(s.pending) && s.pending[n].step <= step {
+		sum += s.pending[n].seconds
+		n++
+	}
+	if n > 0 {
+		rec["sample_s"] = sum
+		s.pending = append(s.pending[:0], s.pending[n:]...)
+	}
 }
 
 // stopSamples waits for the samples being written, stops the writer and

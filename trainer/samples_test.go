@@ -300,3 +300,32 @@ func TestSamplesRefused(t *testing.T) {
 		})
 	}
 }
+
+// TestAnnotateSamples: each sampling pause goes into the record of its
+// step, or into the first written after it; adjacent sampled steps keep
+// their own.
+func TestAnnotateSamples(t *testing.T) {
+	cases := []struct {
+		name    string
+		pauses  []samplePause
+		records []int
+		want    []float64 // sample_s per record; 0: none
+	}{
+		{"each its own", []samplePause{{3, 1}, {4, 2}}, []int{2, 3, 4, 5}, []float64{0, 1, 2, 0}},
+		{"log every 5", []samplePause{{3, 1}, {4, 2}}, []int{5}, []float64{3}},
+		{"later pause waits", []samplePause{{3, 1}, {10, 4}}, []int{5, 10}, []float64{1, 4}},
+		{"none", nil, []int{1, 2}, []float64{0, 0}},
+	}
+	for _, c := range cases {
+		tr := &trainer{samples: &sampling{pending: slices.Clone(c.pauses)}}
+		for i, step := range c.records {
+			rec := Record{}
+			tr.annotateSamples(rec, step)
+			got, _ := rec["sample_s"].(float64)
+			if _, has := rec["sample_s"]; has != (c.want[i] != 0) || got != c.want[i] {
+				t.Errorf("%s: record of step %d: sample_s %v, want %v", c.name, step, rec["sample_s"], c.want[i])
+			}
+		}
+	}
+	(&trainer{}).annotateSamples(Record{}, 1) // no sampling: nothing to do
+}
