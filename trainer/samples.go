@@ -71,7 +71,8 @@ type sampleJob struct {
 	gen  float64 // seconds of generation (the pause)
 }
 
-// checkSampling checks the sampling options (without the file system).
+// checkSampling checks the sampling options; Data must name a dataset
+// folder (a look at the file system, no more).
 func (o Options) checkSampling() error {
 	switch {
 	case o.SampleEvery < 0:

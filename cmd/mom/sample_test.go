@@ -167,6 +167,9 @@ func TestTrainSamplesCLI(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d\n%s%s", code, out, errOut)
 	}
+	if !strings.Contains(out, "s paused for samples") {
+		t.Errorf("the summary does not give the time sampling took:\n%s", out)
+	}
 	for _, step := range []int{3, 4} { // every third step, and the last
 		dir := filepath.Join(run, "samples", trainer.StepDirName(step))
 		if !strings.Contains(errOut, "samples of step "+strconv.Itoa(step)+" in "+dir) {

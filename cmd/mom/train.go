@@ -238,6 +238,9 @@ func printResult(w io.Writer, o trainer.Options, res *trainer.Result, err error)
 	if res.TokensPerSec > 0 {
 		fmt.Fprintf(w, ", %.0f tokens/s (mean after the first step)", res.TokensPerSec)
 	}
+	if res.SampleSeconds > 0 {
+		fmt.Fprintf(w, ", %.1f s paused for samples (not in the tokens/s)", res.SampleSeconds)
+	}
 	fmt.Fprintln(w)
 	if res.Eval.PerModality != nil {
 		fmt.Fprintf(w, "%s: held-out loss %.4f\n", name, res.Eval.Total)
