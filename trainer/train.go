@@ -73,13 +73,19 @@ type Options struct {
 	// CheckEvery steps, at the start and before every checkpoint (0:
 	// DefaultCheckEvery).
 	CheckEvery int
+	// SampleEvery, if positive, takes samples every that many steps and at
+	// the run's last (samples.go): SampleN per modality (1 to 1024),
+	// continuing SamplePrompt ("" starts a document), into
+	// RUN/samples/step_N. It needs a dataset folder as Data.
+	SampleEvery, SampleN int
+	SamplePrompt         string
 }
 
 // DefaultOptions are sensible settings for the tiny preset on lavapipe.
 func DefaultOptions() Options {
 	return Options{Steps: 300, Batch: 8, SeqLen: 128, Accum: 1, LR: 3e-3, MinLR: 3e-4, Warmup: 20,
 		WeightDecay: 0.1, ClipNorm: 1, Beta1: 0.9, Beta2: 0.95, AdamEps: 1e-8, Seed: 1,
-		EvalEvery: 50, EvalBatches: 2, LogEvery: 1, CkptEvery: 100, Keep: 2, Data: "synthetic"}
+		EvalEvery: 50, EvalBatches: 2, LogEvery: 1, CkptEvery: 100, Keep: 2, Data: "synthetic", SampleN: DefaultSampleN}
 }
 
 // Validate checks the options.
@@ -139,7 +145,7 @@ func (o Options) Validate() error {
 		return fmt.Errorf("trainer: --batch %d does not divide among the %d ranks: each rank takes an equal share of every batch (give a multiple of %d)",
 			o.Batch, o.World.Size(), o.World.Size())
 	}
-	return nil
+	return o.checkSampling()
 }
 
 func splitNames(s mom.Splits) []string {
@@ -176,6 +182,9 @@ type Result struct {
 	// Checkpoint is the newest checkpoint on disk: written by this process,
 	// or the one it resumed from; "" when the run has none.
 	Checkpoint string
+	// SampleSeconds is the time this process paused training to take
+	// samples (Options.SampleEvery).
+	SampleSeconds float64
 }
 
 // Trainer holds a run's state.
@@ -213,6 +222,8 @@ type trainer struct {
 	watch              stopwatch
 	timedAt, lastStep  int
 	timedFrom, lastRec float64
+
+	samples *sampling // samples while training (nil: none)
 }
 
 const lossRing = 8
@@ -227,6 +238,10 @@ type inflight struct {
 	lr   float64
 	comm commStats // data-parallel: the step's communication
 	at   float64   // data-parallel: the stopwatch when the step ended on the host
+	// doneAt, when positive, is the stopwatch's reading when the losses
+	// arrived, if something waited for them before they were decoded
+	// (sampling does).
+	doneAt float64
 }
 
 // Train runs the loop on device d, in the run folder o.Out, which it holds
@@ -258,12 +273,17 @@ func Train(ctx context.Context, d *gpu.Device, o Options) (res *Result, err erro
 		return nil, err
 	}
 	if !t.leader() {
-		// Another rank of a data-parallel run: rank 0 owns the folder.
+		// Another rank of a data-parallel run: rank 0 owns the folder (and
+		// takes the samples).
 		defer t.close()
 		if err := t.setup(); err != nil {
 			return nil, err
 		}
 		return t.loop(ctx)
+	}
+	if t.samples, err = prepareSampling(o); err != nil {
+		t.close()
+		return nil, err
 	}
 	if err := os.MkdirAll(o.Out, 0o777); err != nil {
 		t.close()
@@ -318,6 +338,7 @@ func (t *trainer) close() {
 			c.Close()
 		}
 	}
+	t.stopSamples()
 	if t.opt != nil {
 		t.opt.Release()
 	}
@@ -601,6 +622,9 @@ func (t *trainer) loop(ctx context.Context) (*Result, error) {
 		t.progress.Modalities = t.m.Cfg.ModalityNames()
 		defer t.progress.Done()
 	}
+	if err := t.startSamples(step); err != nil {
+		return res, err
+	}
 	var queue []inflight
 	slotBytes := int64(4 * (t.m.Cfg.LossSlots() + 1))
 	tokensPerStep := float64(o.Batch * o.SeqLen * o.Accum)
@@ -618,6 +642,8 @@ func (t *trainer) loop(ctx context.Context) (*Result, error) {
 				// Data-parallel: the step ended on the host (its losses
 				// were summed there), not when its readback is read.
 				now = p.at
+			} else if p.doneAt > 0 {
+				now = p.doneAt
 			}
 			dt := (now - t.lastRec) / float64(max(1, p.step-t.lastStep))
 			t.lastRec, t.lastStep = now, p.step
@@ -640,6 +666,7 @@ func (t *trainer) loop(ctx context.Context) (*Result, error) {
 					rec["comm_exposed_ms"] = p.comm.exposed.Seconds() * 1e3
 					rec["upload_ms"] = p.comm.upload.Seconds() * 1e3
 				}
+				t.annotateSamples(rec, p.step)
 				if err := t.emit(rec); err != nil {
 					return err
 				}
@@ -722,6 +749,9 @@ func (t *trainer) loop(ctx context.Context) (*Result, error) {
 		if err := flush(2); err != nil {
 			return res, err
 		}
+		if err := t.sampleAt(step, last, queue); err != nil {
+			return res, err
+		}
 		if o.EvalEvery > 0 && (step%o.EvalEvery == 0 || step == last) {
 			err := paused(func() error {
 				l, err := t.evaluate()
@@ -754,6 +784,7 @@ func (t *trainer) loop(ctx context.Context) (*Result, error) {
 	}
 	t.watch.stop()
 	res.TokensPerSec = t.meanTokensPerSec()
+	t.collectSamples()
 	return res, nil
 }
 

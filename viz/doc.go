@@ -39,12 +39,19 @@
 // (shaders/viz_blit.wgsl), then presented (mailbox, else immediate, else
 // fifo). Keys: 1-9 show or hide the modalities' panels (each modality's
 // key, from its row: text 1, image 2, speech 3, ...); F1-F12 runs; T and E
-// training and held-out curves; L log y; X cycles the x axis; A (or 0,
-// Home, right click) follows the data again; Q or Esc closes the window
-// (training goes on). The
+// training and held-out curves; S the samples column; L log y; X cycles
+// the x axis; A (or 0, Home, right click) follows the data again; Q or Esc
+// closes the window (training goes on). The
 // wheel zooms about the cursor (shift: x only, ctrl: y only), dragging
 // pans, and a box in the panel under the cursor reads out each curve's
 // value nearest the cursor.
+//
+// A run whose folder the window knows (FollowRun, RunSource,
+// Source.SetDir) has its newest samples (RUN/samples/step_N, read with
+// package runfolder) shown in a column right of the panels: the image
+// grid scaled to the column's width, and the samples' text below it. The
+// window looks for newer samples once per WindowOptions.SamplePoll and
+// only reads files, on its own goroutine (samples.go).
 //
 // Training feeds the window through a Source: Push (or PushLine with the
 // JSON line written to metrics.jsonl) appends under a mutex and returns at
@@ -66,6 +73,7 @@
 //	            err = w.Run(ctx); w.Close()
 //	mom train --viz:
 //	            src := viz.NewSource(trainer.FolderConfig(opts))  // name, kind, modality rows
+//	            src.SetDir(opts.Out)                              // its samples
 //	            the trainer calls src.Push(rec) or src.PushLine(jsonLine) per record,
 //	            training runs in a goroutine, w.Run(ctx) on the main goroutine.
 //

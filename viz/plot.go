@@ -196,6 +196,10 @@ type view struct {
 	hasCursor bool
 	title     string
 	footer    string
+	// samples are the runs' newest samples, drawn in a column right of the
+	// panels (the window's; PlotPNG draws none) unless hideSamples.
+	samples     []sampleView
+	hideSamples bool
 }
 
 func newView() *view {
@@ -611,7 +615,13 @@ func render(w, h int, runs []*runData, v *view) (*image.RGBA, []panel, error) {
 	if v.footer != "" {
 		footerH = vg.Points(14)
 	}
-	area := draw.Crop(dc, 0, 0, footerH, 0)
+	col := sampleColumn(w, h, v)
+	area := draw.Crop(dc, 0, -pt(float64(col.Dx())), footerH, 0)
+	sideBar := func() {
+		if !col.Empty() {
+			drawSamples(img, dc, h, col, int(math.Ceil(footerH.Dots(dpi))), v.samples)
+		}
+	}
 	curvesOf := map[string][]curve{}
 	for _, m := range mods {
 		curvesOf[m.Name] = v.curves(runs, m.Name)
@@ -699,6 +709,7 @@ func render(w, h int, runs []*runData, v *view) (*image.RGBA, []panel, error) {
 		}
 		p.HideAxes()
 		p.Draw(area)
+		sideBar()
 		drawFooter(dc, v.footer)
 		return img, nil, nil
 	}
@@ -722,6 +733,7 @@ func render(w, h int, runs []*runData, v *view) (*image.RGBA, []panel, error) {
 	if v.hasCursor {
 		drawReadout(dc, h, panels, runs, curvesOf, v)
 	}
+	sideBar()
 	drawFooter(dc, v.footer)
 	return img, panels, nil
 }

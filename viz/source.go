@@ -36,6 +36,11 @@ func NewSource(cfg RunConfig) *Source {
 	return &Source{cfg: cfg}
 }
 
+// SetDir names the folder of a run trained in this process: the window
+// shows the newest samples written there (RUN/samples/step_N) and tells
+// runs of the same name apart by it. Call it before Open.
+func (s *Source) SetDir(dir string) { s.dir = dir }
+
 // RunSource shows a run read whole (ReadRun).
 func RunSource(r *Run) *Source {
 	s := NewSource(r.Config)

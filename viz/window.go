@@ -44,6 +44,9 @@ type WindowOptions struct {
 	// else immediate, else fifo: the modes that do not make the device's
 	// lock wait for the display's refresh come first).
 	PresentMode gpu.PresentMode
+	// SamplePoll is how often the window looks for newer samples in the
+	// runs' folders (default DefaultSamplePoll; see samples.go).
+	SamplePoll time.Duration
 }
 
 // Window is the live loss window: GLFW for the window and input, a WebGPU
@@ -77,6 +80,9 @@ type Window struct {
 	sources []*Source
 	v       *view
 	panels  []panel
+
+	samples  []*runSamples // per run, nil without a folder
+	lastPoll time.Time
 
 	dirty    bool
 	lastDraw time.Time
@@ -146,11 +152,19 @@ func Open(dev *gpu.Device, opts WindowOptions, sources ...*Source) (*Window, err
 	if opts.MaxFPS <= 0 {
 		opts.MaxFPS = 20
 	}
+	if opts.SamplePoll <= 0 {
+		opts.SamplePoll = DefaultSamplePoll
+	}
 	runtime.LockOSThread()
 	w := &Window{dev: dev, opts: opts, sources: sources, v: newView(), dirty: true}
 	w.v.x, w.v.logY, w.v.title = opts.X, opts.LogY, opts.Title
 	for _, s := range sources {
 		w.runs = append(w.runs, newRunData(s))
+		var rs *runSamples
+		if s.dir != "" {
+			rs = newRunSamples(s.dir)
+		}
+		w.samples = append(w.samples, rs)
 	}
 	labelRuns(w.runs)
 	if err := w.open(); err != nil {
@@ -376,6 +390,8 @@ func (w *Window) key(key glfw.Key) {
 		w.v.hideTrain = !w.v.hideTrain
 	case key == glfw.KeyE:
 		w.v.hideEval = !w.v.hideEval
+	case key == glfw.KeyS:
+		w.v.hideSamples = !w.v.hideSamples
 	case key == glfw.KeyA || key == glfw.Key0 || key == glfw.KeyHome:
 		w.v.reset()
 	case key == glfw.KeyEscape || key == glfw.KeyQ:
@@ -415,7 +431,7 @@ func (w *Window) button(b glfw.MouseButton, action glfw.Action, pt image.Point) 
 	}
 }
 
-const help = "keys: 1-9 modalities, F1-F12 runs, T/E train/eval, L log, X axis, A reset, Q close; wheel zoom (shift x, ctrl y), drag pan"
+const help = "keys: 1-9 modalities, F1-F12 runs, T/E train/eval, S samples, L log, X axis, A reset, Q close; wheel zoom (shift x, ctrl y), drag pan"
 
 // Frame handles pending input, takes new records and, when something
 // changed and the frame-rate cap allows, draws and presents a frame. Run
@@ -431,6 +447,12 @@ func (w *Window) Frame() error {
 func (w *Window) frame() error {
 	for _, rd := range w.runs {
 		if rd.update() {
+			w.dirty = true
+		}
+	}
+	if time.Since(w.lastPoll) >= w.opts.SamplePoll {
+		w.lastPoll = time.Now()
+		if w.pollSamples() {
 			w.dirty = true
 		}
 	}
@@ -455,9 +477,38 @@ func (w *Window) minGap() time.Duration {
 	return max(time.Duration(float64(time.Second)/w.opts.MaxFPS), 4*w.lastCost)
 }
 
+// pollSamples looks for newer samples in the runs' folders; it reports
+// whether any changed.
+func (w *Window) pollSamples() bool {
+	changed := false
+	for i, s := range w.samples {
+		if s == nil {
+			continue
+		}
+		text := ""
+		if rows := w.runs[i].rows; len(rows) > 0 {
+			text = rows[0].Name
+		}
+		changed = s.poll(text) || changed
+	}
+	return changed
+}
+
+// sampleViews are the shown runs' samples, for render.
+func (w *Window) sampleViews() []sampleView {
+	var out []sampleView
+	for i, s := range w.samples {
+		if s != nil && !w.v.hideRun[i] && (s.step >= 0 || s.err != nil) {
+			out = append(out, sampleView{label: w.runs[i].label, s: s})
+		}
+	}
+	return out
+}
+
 func (w *Window) draw() error {
 	t0 := time.Now()
 	w.v.footer = w.footer()
+	w.v.samples = w.sampleViews()
 	img, panels, err := render(w.fbW, w.fbH, w.runs, w.v)
 	if err != nil {
 		return err

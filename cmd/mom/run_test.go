@@ -142,6 +142,9 @@ func TestTrainFlagsBeforeAnything(t *testing.T) {
 		{[]string{"--steps", "10", "--warmup", "20"}, "lower --warmup"},
 		{[]string{"--lr-schedule", "exp"}, "--lr-schedule"},
 		{[]string{"--resume"}, "does not exist"},
+		{[]string{"--sample-every", "5"}, "--sample-every needs a dataset folder"},
+		{[]string{"--sample-every", "-5"}, "--sample-every -5 must not be negative"},
+		{[]string{"--sample-every", "5", "--data", "nonexistent.momtok"}, "the token file nonexistent.momtok has none"},
 	} {
 		code, _, errOut := runCLI(append([]string{"train", "--out", out}, c.args...)...)
 		if code != 2 || !strings.Contains(errOut, c.want) {

@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -152,5 +153,36 @@ func TestSampleEvalCLI(t *testing.T) {
 	var whole trainer.EvalResult
 	if code != 0 || json.Unmarshal([]byte(out), &whole) != nil || !whole.Whole || whole.Modalities["image"].Kind != mom.Diffusion {
 		t.Errorf("eval --json to stdout: exit %d\n%s%s", code, out, errOut)
+	}
+}
+
+// TestTrainSamplesCLI: mom train --sample-every writes each sampled step's
+// text, image grid and speech into the run folder, logs each with its
+// times, and records the pause in the metrics.
+func TestTrainSamplesCLI(t *testing.T) {
+	ds := smallDataset(t, mom.ThreeModal)
+	run := filepath.Join(t.TempDir(), "run")
+	code, out, errOut := runCLI("train", "--preset", "tiny", "--data", ds, "--out", run, "--steps", "4", "--batch", "2", "--seq", "32",
+		"--eval-every", "0", "--sample-every", "3", "--sample-n", "1", "--sample-prompt", "the quick")
+	if code != 0 {
+		t.Fatalf("exit %d\n%s%s", code, out, errOut)
+	}
+	if !strings.Contains(out, "s paused for samples") {
+		t.Errorf("the summary does not give the time sampling took:\n%s", out)
+	}
+	for _, step := range []int{3, 4} { // every third step, and the last
+		dir := filepath.Join(run, "samples", trainer.StepDirName(step))
+		if !strings.Contains(errOut, "samples of step "+strconv.Itoa(step)+" in "+dir) {
+			t.Errorf("no log line for the samples of step %d:\n%s", step, errOut)
+		}
+		for _, f := range []string{"text/samples.txt", "image/grid.png", "speech/samples.json"} {
+			if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+				t.Error(err)
+			}
+		}
+	}
+	b, _ := os.ReadFile(filepath.Join(run, "metrics.jsonl"))
+	if n := strings.Count(string(b), `"sample_s":`); n != 2 {
+		t.Errorf("%d metrics records with sample_s, want 2:\n%s", n, b)
 	}
 }

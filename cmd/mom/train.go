@@ -50,6 +50,9 @@ func cmdTrain(args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&o.StopAfter, "stop-after", 0, "stop (with a checkpoint) after this step; --resume continues")
 	fs.StringVar(&o.Data, "data", o.Data, "training data: synthetic, a dataset folder (mom data build), or a token file (.momtok)")
 	fs.StringVar(&o.EvalData, "eval-data", "", "held-out token file (with a token-file --data; a dataset brings its own)")
+	fs.IntVar(&o.SampleEvery, "sample-every", 0, "write samples (text, image grid, speech WAVs) into RUN/samples/step_N every N steps and at the end (0: off; needs a dataset --data)")
+	fs.IntVar(&o.SampleN, "sample-n", o.SampleN, "samples per modality with --sample-every")
+	fs.StringVar(&o.SamplePrompt, "sample-prompt", "", "text the samples continue with --sample-every (\"\": from the start of a document)")
 	viz := fs.Bool("viz", false, "open the live loss window (needs a display)")
 	pf := addParallelFlags(fs)
 	if err := parse(fs, args); err != nil {
@@ -295,6 +298,9 @@ func printResult(w io.Writer, o trainer.Options, res *trainer.Result, err error)
 			job = fmt.Sprintf(", the whole job of %d ranks", o.World.Size())
 		}
 		fmt.Fprintf(w, ", %.0f tokens/s (mean after the first step%s)", res.TokensPerSec, job)
+	}
+	if res.SampleSeconds > 0 {
+		fmt.Fprintf(w, ", %.1f s paused for samples (not in the tokens/s)", res.SampleSeconds)
 	}
 	fmt.Fprintln(w)
 	if res.Eval.PerModality != nil {

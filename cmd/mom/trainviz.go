@@ -16,6 +16,7 @@ import (
 // to its end (Ctrl-C stops it with a checkpoint).
 func trainWithViz(ctx context.Context, d *gpu.Device, o trainer.Options, stdout, stderr io.Writer) error {
 	src := viz.NewSource(trainer.FolderConfig(o))
+	src.SetDir(o.Out) // the window shows the samples written there
 	o.OnRecord = src.Push
 	w, err := viz.Open(d, viz.WindowOptions{}, src)
 	if err != nil {

@@ -13,6 +13,8 @@
 //	checkpoints/        step_N/{model.safetensors, optimizer.safetensors, state.json}
 //	                    and "latest" naming the newest (SaveCheckpoint,
 //	                    LoadCheckpoint, LoadLatestIntact)
+//	samples/            step_N/ per sampled step, written whole (WriteSamples;
+//	                    LatestSamples, ReadSamples for readers)
 //
 // Every file is written so that a crash at any moment leaves the previous
 // good state readable: whole files are replaced atomically, metrics lines

@@ -23,6 +23,8 @@ import (
 //	tokens_per_s  float   throughput (of the whole job: every rank's tokens)
 //	split         string  "train" or "eval" (absent: "train")
 //	grad_norm     float   global gradient norm before clipping
+//	sample_s      float   seconds training paused to take samples at this step (or
+//	                      since the previous record); not part of step_ms
 //
 // A data-parallel run's training records add:
 //
@@ -164,7 +166,7 @@ func ParseRecord(line []byte) (Record, error) {
 // numericKey reports whether a record key holds a number (or null).
 func numericKey(k string) bool {
 	switch k {
-	case "tokens", "flops", "wall_s", "lr", "loss", "step_ms", "tokens_per_s", "grad_norm",
+	case "tokens", "flops", "wall_s", "lr", "loss", "step_ms", "tokens_per_s", "grad_norm", "sample_s",
 		"ranks", "comm_ms", "comm_overlap_ms", "comm_exposed_ms", "upload_ms":
 		return true
 	}

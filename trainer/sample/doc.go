@@ -31,4 +31,7 @@
 // training Model (it shares its parameter tensors, so it sees the latest
 // weights without a copy) and call Sample whenever wanted; the step
 // model's buffers are its own, so the training step's are untouched.
+// Generate does the device's part only and leaves decoding (speech's
+// Griffin-Lim) to Result.Decode or Result.Write, which may run on another
+// goroutine while training goes on (`mom train --sample-every` does).
 package sample

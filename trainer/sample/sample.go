@@ -209,6 +209,10 @@ type Result struct {
 	// samples; Seconds the wall time after the prompt's prefill.
 	Steps, Tokens int
 	Seconds       float64
+
+	v       *Vocab // decodes the samples (Decode)
+	m       int    // the modality asked for
+	decoded bool
 }
 
 // Sample is one stream's sample.
@@ -246,8 +250,24 @@ const (
 	modeDone = -1
 )
 
-// Sample draws one sample per stream, all continuing the same prompt.
+// Sample draws one sample per stream, all continuing the same prompt,
+// and decodes them (Generate, then Result.Decode).
 func (s *Sampler) Sample(o Options) (*Result, error) {
+	res, err := s.Generate(o)
+	if err != nil {
+		return nil, err
+	}
+	res.Decode()
+	return res, nil
+}
+
+// Generate draws one sample per stream, all continuing the same prompt,
+// on the device, and leaves the decoding of their text and discrete spans
+// (speech's Griffin-Lim among them) to Result.Decode (or Result.Write),
+// which needs no device and may run on another goroutine while the
+// Sampler (or the model it shares parameters with) goes on: training
+// takes samples between its steps and writes them in the background.
+func (s *Sampler) Generate(o Options) (*Result, error) {
 	v, c := s.v, s.v.Cfg
 	if err := o.Check(v); err != nil {
 		return nil, err
@@ -270,10 +290,21 @@ func (s *Sampler) Sample(o Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	for i := range res.Samples {
-		s.decode(&res.Samples[i], o.Prompt, m)
-	}
+	res.v, res.m = v, m
 	return res, nil
+}
+
+// Decode writes every sample's text and decodes its discrete spans into
+// Items (a diffusion sample's image is decoded by Generate already). It
+// needs no device; a second call does nothing. Result.Write calls it.
+func (r *Result) Decode() {
+	if r.v == nil || r.decoded {
+		return
+	}
+	r.decoded = true
+	for i := range r.Samples {
+		r.v.decode(&r.Samples[i], r.Prompt, r.m)
+	}
 }
 
 // start puts the prompt into every stream: the parallel prefill of all
@@ -567,8 +598,8 @@ func (s *Sampler) diffuse(res *Result, prompt []uint32, m int, o Options) error 
 }
 
 // decode writes a sample's text and decodes its discrete spans.
-func (s *Sampler) decode(smp *Sample, prompt string, m int) {
-	v, c := s.v, s.v.Cfg
+func (v *Vocab) decode(smp *Sample, prompt string, m int) {
+	c := v.Cfg
 	var text strings.Builder
 	text.WriteString(prompt)
 	var run []uint32 // text ids not yet written

@@ -572,3 +572,38 @@ func TestSamplerRelease(t *testing.T) {
 		}
 	})
 }
+
+// TestGenerateThenDecode: Generate leaves the samples undecoded; Decode
+// (or Write) gives exactly what Sample gives, once.
+func TestGenerateThenDecode(t *testing.T) {
+	gputest.ForEachDevice(t, func(t *testing.T, d *gpu.Device) {
+		f := openFixture(t, d, mom.ThreeModal, 2)
+		for _, m := range []string{"text", "speech"} {
+			o := sample.Options{Prompt: "the", Modality: m, MaxTokens: 60, Params: mom.SampleParams{Temperature: 1, Seed: 3}}
+			want, err := f.s.Sample(o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := f.s.Generate(o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, s := range got.Samples {
+				if s.Text != "" || len(s.Items) != 0 || !slices.Equal(s.IDs, want.Samples[i].IDs) {
+					t.Fatalf("%s sample %d from Generate: text %q, %d items, ids %v; want none, none, %v", m, i, s.Text, len(s.Items), s.IDs, want.Samples[i].IDs)
+				}
+			}
+			got.Decode()
+			got.Decode()
+			for i, s := range got.Samples {
+				w := want.Samples[i]
+				if s.Text != w.Text || len(s.Items) != len(w.Items) {
+					t.Errorf("%s sample %d decoded: %q with %d items; Sample gave %q with %d", m, i, s.Text, len(s.Items), w.Text, len(w.Items))
+				}
+			}
+			if m == "speech" && len(got.Samples[0].Items) == 0 {
+				t.Errorf("no speech item decoded")
+			}
+		}
+	})
+}

@@ -9,13 +9,15 @@ import (
 
 	"mom/trainer/atomicfile"
 	"mom/trainer/media"
+	"mom/trainer/runfolder"
 )
 
-// Files written by Result.Write.
+// Files written by Result.Write (named by package runfolder, whose
+// readers find them in a run's samples folder).
 const (
-	TextFile = "samples.txt"
-	JSONFile = "samples.json"
-	GridFile = "grid.png"
+	TextFile = runfolder.SampleTextFile
+	JSONFile = runfolder.SampleJSONFile
+	GridFile = runfolder.SampleGridFile
 )
 
 // sampleJSON is one sample in samples.json.
@@ -35,9 +37,10 @@ type itemJSON struct {
 // Write writes the samples into dir (made if needed): samples.txt, every
 // sample's text; sample_NN_<modality>_K.png or .wav, each decoded span;
 // grid.png, every image with the prompt as its caption; samples.json, the
-// options, ids, texts, files and stop reasons. It returns the paths
-// written.
+// options, ids, texts, files and stop reasons. It decodes the samples
+// first if Generate left them undecoded. It returns the paths written.
 func (r *Result) Write(dir string) ([]string, error) {
+	r.Decode()
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("sample: %w", err)
 	}
