@@ -1,10 +1,6 @@
 package source
 
 import (
-	"bufio"
-	"bytes"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -17,16 +13,6 @@ import (
 	"mom/trainer/media"
 )
 
-// imageCaption is one line of an image folder's captions file.
-type imageCaption struct {
-	File    string `json:"file"`
-	Caption string `json:"caption"`
-	line    int
-}
-
-// imageCaptionMaxLine bounds one line of a captions file.
-const imageCaptionMaxLine = 1 << 20
-
 // isImageFile reports whether a file name has a PNG or JPEG extension.
 func isImageFile(name string) bool {
 	switch strings.ToLower(path.Ext(name)) {
@@ -36,57 +22,10 @@ func isImageFile(name string) bool {
 	return false
 }
 
-// parseImageCaptions reads a captions file: one JSON object per line,
-// {"file": "relative/path.png", "caption": "..."}, blank lines ignored.
-// file is a slash-separated path relative to the image folder (no "..",
-// no leading "/") with a PNG or JPEG extension, named once; caption is
-// not blank. Errors name the file and line.
-func parseImageCaptions(r io.Reader, name string) ([]imageCaption, error) {
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 0, 64<<10), imageCaptionMaxLine)
-	var out []imageCaption
-	seen := map[string]int{}
-	line := 0
-	for sc.Scan() {
-		line++
-		b := bytes.TrimSpace(sc.Bytes())
-		if len(b) == 0 {
-			continue
-		}
-		dec := json.NewDecoder(bytes.NewReader(b))
-		dec.DisallowUnknownFields()
-		var c imageCaption
-		if err := dec.Decode(&c); err != nil {
-			return nil, fmt.Errorf("source: %s line %d: want {\"file\": ..., \"caption\": ...}: %v", name, line, err)
-		}
-		if dec.More() {
-			return nil, fmt.Errorf("source: %s line %d: more than one JSON value on the line", name, line)
-		}
-		c.line = line
-		c.Caption = strings.TrimSpace(c.Caption)
-		switch {
-		case c.File == "":
-			return nil, fmt.Errorf("source: %s line %d: no \"file\"", name, line)
-		case !fs.ValidPath(c.File) || c.File == ".":
-			return nil, fmt.Errorf("source: %s line %d: file %q is not a clean relative path inside the image folder (slash-separated, no \"..\")", name, line, c.File)
-		case !isImageFile(c.File):
-			return nil, fmt.Errorf("source: %s line %d: file %q is not a .png, .jpg or .jpeg", name, line, c.File)
-		case c.Caption == "":
-			return nil, fmt.Errorf("source: %s line %d: file %q has an empty caption", name, line, c.File)
-		}
-		if prev, ok := seen[c.File]; ok {
-			return nil, fmt.Errorf("source: %s line %d: file %q already captioned on line %d", name, line, c.File, prev)
-		}
-		seen[c.File] = line
-		out = append(out, c)
-	}
-	if err := sc.Err(); err != nil {
-		if errors.Is(err, bufio.ErrTooLong) {
-			return nil, fmt.Errorf("source: %s line %d: line longer than %d bytes", name, line+1, imageCaptionMaxLine)
-		}
-		return nil, fmt.Errorf("source: %s after line %d: %w", name, line, err)
-	}
-	return out, nil
+// readImageCaptions reads a captions file: a JSONL index of
+// {"file": "relative/path.png", "caption": "..."} (see readFileIndex).
+func readImageCaptions(r io.Reader, name string) ([]fileEntry, error) {
+	return readFileIndex(r, name, "caption", "a .png, .jpg or .jpeg", isImageFile)
 }
 
 // WalkImageFolder is ImageFolder one image at a time: it checks the
@@ -100,7 +39,7 @@ func WalkImageFolder(dir, captions string, fn func(Image) error) error {
 	if err != nil {
 		return fmt.Errorf("source: image captions: %w", err)
 	}
-	caps, err := parseImageCaptions(f, captions)
+	caps, err := readImageCaptions(f, captions)
 	f.Close()
 	if err != nil {
 		return err
@@ -126,9 +65,9 @@ func WalkImageFolder(dir, captions string, fn func(Image) error) error {
 	byFile := make(map[string]string, len(caps))
 	for _, c := range caps {
 		if !files[c.File] {
-			return fmt.Errorf("source: %s line %d: no image %q under %s", captions, c.line, c.File, dir)
+			return fmt.Errorf("source: %s line %d: no image %q under %s", captions, c.Line, c.File, dir)
 		}
-		byFile[c.File] = c.Caption
+		byFile[c.File] = c.Text
 	}
 	var missing []string
 	for f := range files {

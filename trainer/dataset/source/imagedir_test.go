@@ -111,16 +111,15 @@ func TestImageFolderErrors(t *testing.T) {
 		{"two missing", lines[0], []string{"(and 1 more)"}},
 		{"caption for no image", caps + `{"file": "gone.png", "caption": "x"}`, []string{"line 5", "no image \"gone.png\""}},
 		{"directory is not an image", caps + `{"file": "album.png", "caption": "x"}`, []string{"line 5", "no image \"album.png\""}},
-		{"duplicate", caps + lines[0], []string{"line 5", "already captioned on line 1"}},
+		{"duplicate", caps + lines[0], []string{"line 5", "already listed on line 1"}},
 		{"bad json", caps + "{file: 1}", []string{"line 5"}},
-		{"unknown field", `{"file": "grey.png", "caption": "x", "label": "y"}`, []string{"line 1", "unknown field"}},
 		{"two objects", `{"file": "grey.png", "caption": "x"} {}`, []string{"line 1", "more than one"}},
-		{"empty caption", `{"file": "grey.png", "caption": "  "}`, []string{"line 1", "empty caption"}},
-		{"no file", `{"caption": "x"}`, []string{"line 1", "no \"file\""}},
-		{"escaping path", `{"file": "../grey.png", "caption": "x"}`, []string{"line 1", "not a clean relative path"}},
-		{"absolute path", `{"file": "/etc/x.png", "caption": "x"}`, []string{"line 1", "not a clean relative path"}},
-		{"not an image name", `{"file": "notes.txt", "caption": "x"}`, []string{"line 1", "not a .png"}},
-		{"long line", `{"file": "grey.png", "caption": "` + strings.Repeat("x", imageCaptionMaxLine) + `"}`, []string{"line 1", "longer than"}},
+		{"empty caption", `{"file": "grey.png", "caption": "  "}`, []string{"line 1", `the caption of "grey.png" is empty`}},
+		{"no file", `{"caption": "x"}`, []string{"line 1", `string "file"`}},
+		{"escaping path", `{"file": "../grey.png", "caption": "x"}`, []string{"line 1", "must be a relative path inside the folder"}},
+		{"absolute path", `{"file": "/etc/x.png", "caption": "x"}`, []string{"line 1", "must be a relative path inside the folder"}},
+		{"not an image name", `{"file": "notes.txt", "caption": "x"}`, []string{"line 1", "not a .png, .jpg or .jpeg"}},
+		{"long line", `{"file": "grey.png", "caption": "` + strings.Repeat("x", fileIndexMaxLine) + `"}`, []string{"line 1", "longer than"}},
 	} {
 		_, err := ImageFolder(dir, writeImageCaptions(t, tc.captions))
 		if err == nil {
@@ -156,7 +155,7 @@ func FuzzImageCaptions(f *testing.F) {
 	f.Add(`{"file": 3}`)
 	f.Add("\xff\xfe")
 	f.Fuzz(func(t *testing.T, s string) {
-		caps, err := parseImageCaptions(strings.NewReader(s), "fuzz.jsonl")
+		caps, err := readImageCaptions(strings.NewReader(s), "fuzz.jsonl")
 		if err != nil {
 			if !strings.Contains(err.Error(), "fuzz.jsonl") {
 				t.Fatalf("error %q does not name the file", err)
@@ -165,7 +164,7 @@ func FuzzImageCaptions(f *testing.F) {
 		}
 		seen := map[string]bool{}
 		for _, c := range caps {
-			if c.Caption == "" || !isImageFile(c.File) || !fs.ValidPath(c.File) || seen[c.File] || c.line < 1 {
+			if c.Text == "" || !isImageFile(c.File) || !fs.ValidPath(c.File) || seen[c.File] || c.Line < 1 {
 				t.Fatalf("accepted %+v", c)
 			}
 			seen[c.File] = true

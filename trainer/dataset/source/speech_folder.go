@@ -1,10 +1,6 @@
 package source
 
 import (
-	"bufio"
-	"bytes"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -17,92 +13,10 @@ import (
 	"mom/trainer/media"
 )
 
-// speechLineMax bounds one line of a transcripts file.
-const speechLineMax = 1 << 20
-
-// speechTranscript is one line of a transcripts file.
-type speechTranscript struct {
-	File string // slash-separated, relative to the folder, cleaned
-	Text string
-	Line int // 1-based
-}
-
-// readSpeechTranscripts reads a JSONL transcripts file (name is for
-// messages): one JSON object per line, {"file": "relative/path.wav",
-// "text": "..."}; other fields are ignored, blank lines skipped, a leading
-// UTF-8 byte-order mark dropped. Each file must be a relative path inside
-// the folder ending in .wav, named once; each text must be non-empty.
-func readSpeechTranscripts(r io.Reader, name string) ([]speechTranscript, error) {
-	br := bufio.NewReader(r)
-	var out []speechTranscript
-	seen := map[string]int{}
-	for line := 1; ; line++ {
-		raw, err := readSpeechLine(br)
-		if err != nil && !errors.Is(err, io.EOF) {
-			return nil, fmt.Errorf("source: %s line %d: %w", name, line, err)
-		}
-		if line == 1 {
-			raw = bytes.TrimPrefix(raw, []byte("\xef\xbb\xbf"))
-		}
-		if len(bytes.TrimSpace(raw)) > 0 {
-			tr, perr := parseSpeechLine(raw)
-			if perr != nil {
-				return nil, fmt.Errorf("source: %s line %d: %w", name, line, perr)
-			}
-			if first, dup := seen[tr.File]; dup {
-				return nil, fmt.Errorf("source: %s line %d: %q already has a transcript on line %d", name, line, tr.File, first)
-			}
-			seen[tr.File] = line
-			tr.Line = line
-			out = append(out, tr)
-		}
-		if errors.Is(err, io.EOF) {
-			return out, nil
-		}
-	}
-}
-
-// readSpeechLine reads one line without its line ending; io.EOF comes with
-// the last line.
-func readSpeechLine(br *bufio.Reader) ([]byte, error) {
-	var line []byte
-	for {
-		chunk, err := br.ReadSlice('\n')
-		line = append(line, chunk...)
-		if len(line) > speechLineMax {
-			return nil, fmt.Errorf("longer than %d bytes", speechLineMax)
-		}
-		if errors.Is(err, bufio.ErrBufferFull) {
-			continue
-		}
-		line = bytes.TrimSuffix(bytes.TrimSuffix(line, []byte("\n")), []byte("\r"))
-		return line, err
-	}
-}
-
-func parseSpeechLine(raw []byte) (speechTranscript, error) {
-	var v struct {
-		File *string `json:"file"`
-		Text *string `json:"text"`
-	}
-	if err := json.Unmarshal(raw, &v); err != nil {
-		return speechTranscript{}, fmt.Errorf("not a JSON object of \"file\" and \"text\": %v", err)
-	}
-	if v.File == nil || v.Text == nil {
-		return speechTranscript{}, errors.New(`want a JSON object with "file" and "text"`)
-	}
-	if strings.TrimSpace(*v.Text) == "" {
-		return speechTranscript{}, fmt.Errorf("the text of %q is empty", *v.File)
-	}
-	f := strings.ReplaceAll(*v.File, `\`, "/")
-	clean := path.Clean(f)
-	if f == "" || path.IsAbs(f) || filepath.IsAbs(*v.File) || clean == ".." || strings.HasPrefix(clean, "../") || strings.ContainsRune(f, 0) {
-		return speechTranscript{}, fmt.Errorf("file %q must be a relative path inside the folder", *v.File)
-	}
-	if !strings.EqualFold(path.Ext(clean), ".wav") {
-		return speechTranscript{}, fmt.Errorf("file %q is not a .wav file", *v.File)
-	}
-	return speechTranscript{File: clean, Text: *v.Text}, nil
+// readSpeechTranscripts reads a transcripts file: a JSONL index of
+// {"file": "relative/path.wav", "text": "..."} (see readFileIndex).
+func readSpeechTranscripts(r io.Reader, name string) ([]fileEntry, error) {
+	return readFileIndex(r, name, "text", "a .wav file", func(f string) bool { return strings.EqualFold(path.Ext(f), ".wav") })
 }
 
 // SpeechFolder reads a user's recordings: the .wav files under dir (any

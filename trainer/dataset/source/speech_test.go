@@ -201,7 +201,7 @@ func TestSpeechFolder(t *testing.T) {
 	}{
 		{"missing wav", `{"file":"b.wav","text":"x"}` + "\n" + `{"file":"sub/a.WAV","text":"y"}` + "\n" + `{"file":"c d.wav","text":"z"}` + "\n" + `{"file":"e.wav","text":"w"}`, "line 4: e.wav is not a .wav file under"},
 		{"untranscribed", `{"file":"b.wav","text":"x"}`, "2 .wav files have no transcript in " + tr + ", first c d.wav"},
-		{"bad json", `{"file":"b.wav","text":"x"}` + "\n" + `{"file": "c d.wav", "text": }`, "line 2: not a JSON object"},
+		{"bad json", `{"file":"b.wav","text":"x"}` + "\n" + `{"file": "c d.wav", "text": }`, `line 2: want a JSON object with "file" and "text"`},
 	} {
 		write(c.jsonl)
 		if _, err := SpeechFolder(dir, tr); err == nil || !strings.Contains(err.Error(), c.want) {
@@ -224,26 +224,26 @@ func TestReadSpeechTranscripts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(good) != 2 || good[0] != (speechTranscript{"a.wav", "A", 1}) || good[1] != (speechTranscript{"b/c.wav", "B", 4}) {
+	if len(good) != 2 || good[0] != (fileEntry{"a.wav", "A", 1}) || good[1] != (fileEntry{"b/c.wav", "B", 4}) {
 		t.Errorf("read %+v", good)
 	}
 	for _, c := range []struct {
 		name, in, want string
 	}{
-		{"not json", "hello", "t line 1: not a JSON object"},
-		{"array", `[1, 2]`, "line 1: not a JSON object"},
+		{"not json", "hello", `t line 1: want a JSON object with "file" and "text"`},
+		{"array", `[1, 2]`, `line 1: want a JSON object with "file" and "text"`},
 		{"null", `null`, `line 1: want a JSON object with "file" and "text"`},
-		{"no text", `{"file":"a.wav"}`, `want a JSON object with "file" and "text"`},
-		{"text type", `{"file":"a.wav","text":3}`, "line 1: not a JSON object"},
+		{"no text", `{"file":"a.wav"}`, `want a JSON object with "file" and a string "text"`},
+		{"text type", `{"file":"a.wav","text":3}`, `line 1: want a JSON object with "file" and a string "text"`},
 		{"empty text", `{"file":"a.wav","text":"  "}`, `the text of "a.wav" is empty`},
 		{"absolute", `{"file":"/etc/a.wav","text":"x"}`, `file "/etc/a.wav" must be a relative path`},
 		{"escape", "\n" + `{"file":"../a.wav","text":"x"}`, `line 2: file "../a.wav" must be a relative path`},
 		{"escape deep", `{"file":"a/../../b.wav","text":"x"}`, "must be a relative path"},
 		{"empty file", `{"file":"","text":"x"}`, "must be a relative path"},
 		{"not wav", `{"file":"a.mp3","text":"x"}`, `file "a.mp3" is not a .wav file`},
-		{"duplicate", `{"file":"a.wav","text":"x"}` + "\n" + `{"file":"./a.wav","text":"y"}`, `line 2: "a.wav" already has a transcript on line 1`},
-		{"trailing", `{"file":"a.wav","text":"x"} {}`, "line 1: not a JSON object"},
-		{"long line", `{"file":"a.wav","text":"` + strings.Repeat("x", speechLineMax) + `"}`, "line 1: longer than"},
+		{"duplicate", `{"file":"a.wav","text":"x"}` + "\n" + `{"file":"./a.wav","text":"y"}`, `line 2: "a.wav" is already listed on line 1`},
+		{"trailing", `{"file":"a.wav","text":"x"} {}`, "line 1: more than one JSON value"},
+		{"long line", `{"file":"a.wav","text":"` + strings.Repeat("x", fileIndexMaxLine) + `"}`, "line 1: longer than"},
 	} {
 		if _, err := readSpeechTranscripts(strings.NewReader(c.in), "t"); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: error %v, want %q", c.name, err, c.want)
