@@ -18,6 +18,7 @@ enum {
 	CB_ALLOW_SPONTANEOUS = 3,
 	STYPE_WGSL = 2,
 	STYPE_DAWN_TOGGLES = 0x0005000A,
+	STYPE_DAWN_BUFFER_HOST_MAPPED_POINTER = 0x00050012,
 	QUERY_TIMESTAMP = 2,
 	WAIT_SUCCESS = 1,
 	WAIT_TIMED_OUT = 2,
@@ -60,6 +61,8 @@ typedef struct {
 } device_desc;
 
 typedef struct { mg_chain *next; mg_str label; uint64_t usage, size; mg_bool mapped; } buffer_desc;
+// Dawn's BufferHostMappedPointer, chained in the buffer descriptor.
+typedef struct { mg_chain chain; void *pointer; void (*dispose)(void *); void *userdata; } host_mapped_desc;
 typedef struct { mg_chain chain; mg_str code; } wgsl_source;
 typedef struct { mg_chain *next; mg_str label; } labeled_desc;
 typedef struct { mg_chain *next; mg_str key; double value; } constant_entry;
@@ -104,6 +107,7 @@ struct mg_lib {
 	void (*QueueWriteBuffer)(void *, void *, uint64_t, const void *, size_t);
 	mg_future (*BufferMapAsync)(void *, uint64_t, size_t, size_t, cbinfo);
 	const void *(*BufferGetConstMappedRange)(void *, size_t, size_t);
+	void *(*BufferGetMappedRange)(void *, size_t, size_t);
 	void (*BufferUnmap)(void *);
 	void (*BufferDestroy)(void *);
 	mg_future (*QueueOnSubmittedWorkDone)(void *, cbinfo);
@@ -205,6 +209,7 @@ mg_lib *mg_open(const char *path, char *err, size_t errlen) {
 	SYM(QueueWriteBuffer, "wgpuQueueWriteBuffer", 1);
 	SYM(BufferMapAsync, "wgpuBufferMapAsync", 1);
 	SYM(BufferGetConstMappedRange, "wgpuBufferGetConstMappedRange", 1);
+	SYM(BufferGetMappedRange, "wgpuBufferGetMappedRange", 1);
 	SYM(BufferUnmap, "wgpuBufferUnmap", 1);
 	SYM(BufferDestroy, "wgpuBufferDestroy", 1);
 	SYM(QueueOnSubmittedWorkDone, "wgpuQueueOnSubmittedWorkDone", 1);
@@ -380,8 +385,19 @@ void *mg_create_instance(const mg_lib *L) {
 }
 
 int mg_request_adapter(const mg_lib *L, void *inst, uint32_t backend, uint32_t power,
-                       mg_bool fallback, uint32_t feature_level, mg_op *op) {
+                       mg_bool fallback, uint32_t feature_level, const char *const *toggles,
+                       size_t ntoggles, mg_op *op) {
 	adapter_options o = {NULL, feature_level, power, fallback, backend, NULL};
+	// Dawn shows its experimental features (host-mapped-pointer, subgroup
+	// matrices) only on adapters requested with allow_unsafe_apis.
+	dawn_toggles t;
+	memset(&t, 0, sizeof t);
+	if (L->kind == MG_DAWN && ntoggles > 0) {
+		t.chain.stype = STYPE_DAWN_TOGGLES;
+		t.n_enabled = ntoggles;
+		t.enabled = toggles;
+		o.next = &t.chain;
+	}
 	op->future = L->InstanceRequestAdapter(inst, &o, cb(L, (void *)on_request, op));
 	return mg_wait(L, inst, NULL, op, UINT64_MAX);
 }
@@ -532,6 +548,45 @@ void *mg_create_buffer(const mg_lib *L, void *device, const char *label, uint64_
                        uint64_t size, mg_bool mapped) {
 	buffer_desc d = {NULL, S(label), usage, size, mapped};
 	return L->DeviceCreateBuffer(device, &d);
+}
+
+// Host memory handed to host-mapped buffers, counted so that tests can see
+// Dawn's dispose callback free it.
+static volatile long host_live;
+
+static void host_dispose(void *p) {
+	__atomic_sub_fetch(&host_live, 1, __ATOMIC_SEQ_CST);
+	free(p);
+}
+
+void *mg_host_alloc(size_t align, size_t size) {
+	void *p = NULL;
+	if (posix_memalign(&p, align, size) != 0) return NULL;
+	__atomic_add_fetch(&host_live, 1, __ATOMIC_SEQ_CST);
+	return p;
+}
+
+void mg_host_free(void *p) {
+	__atomic_sub_fetch(&host_live, 1, __ATOMIC_SEQ_CST);
+	free(p);
+}
+
+long mg_host_live(void) { return __atomic_load_n(&host_live, __ATOMIC_SEQ_CST); }
+
+// mg_create_buffer_host wraps host memory (page-aligned, a whole number of
+// pages) in a buffer through Dawn's host-mapped-pointer feature. Dawn calls
+// the dispose callback, which frees the memory, once the buffer no longer
+// uses it; own_memory 0 leaves the memory to the caller.
+void *mg_create_buffer_host(const mg_lib *L, void *device, const char *label, uint64_t usage,
+                            uint64_t size, void *host, int own_memory) {
+	host_mapped_desc h = {{NULL, STYPE_DAWN_BUFFER_HOST_MAPPED_POINTER}, host,
+	                      own_memory ? host_dispose : NULL, host};
+	buffer_desc d = {&h.chain, S(label), usage, size, 0};
+	return L->DeviceCreateBuffer(device, &d);
+}
+
+void *mg_mapped_range_rw(const mg_lib *L, void *buffer, size_t offset, size_t size) {
+	return L->BufferGetMappedRange(buffer, offset, size);
 }
 
 void mg_queue_write(const mg_lib *L, void *queue, void *buffer, uint64_t offset,
