@@ -129,6 +129,8 @@ struct mg_lib {
 	void (*QueueSubmit)(void *, size_t, void *const *);
 	void *(*DeviceCreateQuerySet)(void *, const query_set_desc *);
 	void (*DeviceDestroy)(void *);
+	// Dawn extension: frees what waits for finished GPU work
+	void (*DeviceTick)(void *);
 	// wgpu-native extensions
 	uint32_t (*DevicePoll)(void *, mg_bool, const uint64_t *);
 	float (*QueueGetTimestampPeriod)(void *);
@@ -232,6 +234,7 @@ mg_lib *mg_open(const char *path, char *err, size_t errlen) {
 	SYM(DeviceCreateQuerySet, "wgpuDeviceCreateQuerySet", 1);
 	SYM(DeviceDestroy, "wgpuDeviceDestroy", 1);
 	SYM(DevicePoll, "wgpuDevicePoll", L->kind == MG_WGPU);
+	SYM(DeviceTick, "wgpuDeviceTick", 0);
 	SYM(QueueGetTimestampPeriod, "wgpuQueueGetTimestampPeriod", 0);
 	for (int k = 0; k < MG_KIND_COUNT; k++) SYM(release[k], release_names[k], 1);
 	return L;
@@ -266,6 +269,7 @@ static uint32_t cb_mode(const mg_lib *L) {
 
 void mg_process_events(const mg_lib *L, void *inst, void *device) {
 	if (L->kind == MG_WGPU && device) L->DevicePoll(device, 0, NULL);
+	if (L->kind == MG_DAWN && device && L->DeviceTick) L->DeviceTick(device);
 	L->InstanceProcessEvents(inst);
 }
 
