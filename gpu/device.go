@@ -89,6 +89,9 @@ type Device struct {
 	Info     AdapterInfo
 	Limits   Limits    // the device's limits (raised to the adapter's)
 	Features []Feature // the features enabled on the device
+	// DryRun marks a device of the null implementation (OpenDryRun):
+	// buffers hold no memory and nothing runs.
+	DryRun bool
 
 	mu      sync.Mutex
 	inst    unsafe.Pointer

@@ -83,6 +83,20 @@ typedef struct {
 
 typedef struct mg_lib mg_lib;
 
+// A device the null implementation pretends to be (dry runs: every call
+// succeeds, buffers hold no memory, nothing runs).
+typedef struct {
+	int kind; // MG_DAWN or MG_WGPU: the runtime whose behaviour it takes
+	char name[256], vendor[256], architecture[256], driver[256];
+	uint32_t backend, adapter_type, vendor_id, device_id;
+	mg_limits limits;
+	uint32_t features[64];
+	size_t nfeatures;
+} mg_null_profile;
+
+// mg_open_null makes a library of the null implementation (it copies p).
+mg_lib *mg_open_null(const mg_null_profile *p);
+
 // Loading.
 mg_lib *mg_open(const char *path, char *err, size_t errlen);
 int mg_kind(const mg_lib *L);
