@@ -104,23 +104,19 @@ func (m *memStats) remove(b *Buffer) {
 	}
 }
 
-// labelPattern replaces each run of digits in a label by N, so that the
-// same tensor of every layer adds up under one name ("l12.x1" -> "lN.x1").
+// labelPattern names the same tensor of every layer alike: a dot-separated
+// part of a label that is a number, or "l" and a number (mom's layer
+// prefix), has its number replaced by N ("layers.12.w" -> "layers.N.w",
+// "l12.x1" -> "lN.x1").
 func labelPattern(s string) string {
-	var b strings.Builder
-	digits := false
-	for _, r := range s {
-		if r >= '0' && r <= '9' {
-			if !digits {
-				b.WriteByte('N')
-			}
-			digits = true
-			continue
+	parts := strings.Split(s, ".")
+	for i, p := range parts {
+		q := strings.TrimPrefix(p, "l")
+		if q != "" && strings.Trim(q, "0123456789") == "" {
+			parts[i] = p[:len(p)-len(q)] + "N"
 		}
-		digits = false
-		b.WriteRune(r)
 	}
-	return b.String()
+	return strings.Join(parts, ".")
 }
 
 // MemItem is the memory of the buffers whose labels share a pattern.

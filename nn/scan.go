@@ -22,6 +22,12 @@ type ScanArgs struct {
 	// Final (Batch, ED, N), optional: RecordForward writes the state after
 	// the last step into it, where the recurrent step mode continues.
 	Final *Tensor
+	// Scratch, optional, holds the backward's workspace (its partial sums
+	// and input copies, ScanWorkspace floats), shared with other ops that
+	// run one after another (a model's layers); nil gives the op its own.
+	// Only the chunk-start states stay with the op between its forward and
+	// backward.
+	Scratch *Scratch
 }
 
 // ScanOptions tune the scan's kernels; zero fields pick defaults for the
@@ -58,7 +64,9 @@ type SelectiveScan struct {
 	p, g, items     int
 	chunks, blocks  int
 	subgroups       bool
-	ws              *Tensor // workspace, see shaders/scan.wgsl
+	st              *Tensor // the chunk-start and final states (kept from forward to backward)
+	ws              *Tensor // the backward's workspace, see shaders/scan.wgsl (shared or own)
+	stBytes         int64
 	dummyZ, dummyDZ *Tensor
 	fwd, bwd, red   *gpu.BindGroup
 	gx, gy, rx, ry  int
@@ -278,24 +286,49 @@ func (s *SelectiveScan) Chunk() int { return s.p * s.items }
 // Subgroups reports whether the row scans use subgroup shuffles.
 func (s *SelectiveScan) Subgroups() bool { return s.subgroups }
 
+// scanLayout is the workspace layout in floats (see shaders/scan.wgsl): the
+// chunk-start states hs at 0, the final states hf, the dB and dC partials,
+// dA, dD, then copies of A_log, D, B, C; size in all.
+type scanLayout struct {
+	offHF, offDB, offDC, offDA, offDD, offAL, offD, offB, offC, size int
+}
+
+func (s *SelectiveScan) workspace() scanLayout {
+	b, l, ed, n := s.a.Batch, s.a.Len, s.ed, s.n
+	var w scanLayout
+	hs := b * ed * s.chunks * n
+	part := b * s.blocks * n * l
+	w.offHF = hs
+	w.offDB = w.offHF + b*ed*n
+	w.offDC = w.offDB + part
+	w.offDA = w.offDC + part
+	w.offDD = w.offDA + b*ed*n
+	w.offAL = w.offDD + b*ed
+	w.offD = w.offAL + ed*n
+	w.offB = w.offD + ed
+	w.offC = w.offB + b*l*n
+	w.size = w.offC + b*l*n
+	return w
+}
+
+// ScanWorkspace is the size in floats of the backward workspace of a scan
+// with default options on d (what a shared ScanArgs.Scratch must hold); 0
+// when such a scan does not fit the device.
+func ScanWorkspace(d *gpu.Device, batch, length, ed, n int) int {
+	s := &SelectiveScan{a: ScanArgs{Batch: batch, Len: length}, ed: ed, n: n, backward: true}
+	if s.layout(d, ScanOptions{}) != nil {
+		return 0
+	}
+	return s.workspace().size
+}
+
 func (s *SelectiveScan) build(d *gpu.Device) error {
 	a := s.a
 	const op = "SelectiveScan"
 	b, l, ed, n := a.Batch, a.Len, s.ed, s.n
-	// Workspace layout (floats): hs, hf, dB and dC partials, dA, dD, then
-	// copies of A_log, D, B, C.
-	hs := b * ed * s.chunks * n
-	offHF := hs
-	part := b * s.blocks * n * l
-	offDB := offHF + b*ed*n
-	offDC := offDB + part
-	offDA := offDC + part
-	offDD := offDA + b*ed*n
-	offAL := offDD + b*ed
-	offD := offAL + ed*n
-	offB := offD + ed
-	offC := offB + b*l*n
-	size := offC + b*l*n
+	w := s.workspace()
+	offHF, offDB, offDC, offDA, offDD := w.offHF, w.offDB, w.offDC, w.offDA, w.offDD
+	offAL, offD, offB, offC, size := w.offAL, w.offD, w.offB, w.offC, w.size
 	if !s.backward {
 		size = offDB
 	}
@@ -309,8 +342,22 @@ func (s *SelectiveScan) build(d *gpu.Device) error {
 		}
 	}
 	var err error
-	if s.ws, err = s.tensor(d, "scan.workspace", size); err != nil {
+	// The states live with the op; the backward copies them to the front of
+	// its workspace (the layout of scan.wgsl), which may be shared.
+	if s.st, err = NewTensorIn(d, gpu.MemActivations, "scan.states", offDB); err != nil {
 		return err
+	}
+	s.owned = append(s.owned, s.st)
+	s.stBytes = int64(4 * offDB)
+	if s.backward {
+		if a.Scratch != nil {
+			s.ws, err = a.Scratch.tensor(size)
+		} else {
+			s.ws, err = s.tensor(d, "scan.workspace", size)
+		}
+		if err != nil {
+			return err
+		}
 	}
 	if s.dummyZ, err = s.tensor(d, "scan.nogate", 1); err != nil {
 		return err
@@ -345,7 +392,7 @@ func (s *SelectiveScan) build(d *gpu.Device) error {
 		s.groups = append(s.groups, g)
 		return g, nil
 	}
-	if s.fwd, err = bind(shaders.ScanForward, c, a.U, a.Delta, z, a.ALog, a.Bm, a.Cm, a.D, a.Y, s.ws, dims); err != nil {
+	if s.fwd, err = bind(shaders.ScanForward, c, a.U, a.Delta, z, a.ALog, a.Bm, a.Cm, a.D, a.Y, s.st, dims); err != nil {
 		return err
 	}
 	s.gx, s.gy = Grid(d, b*s.blocks)
@@ -449,7 +496,7 @@ func bindVariant(d *gpu.Device, k shaders.Kernel, name, src string, c gpu.Consta
 func (s *SelectiveScan) RecordForward(r *gpu.Recorder) {
 	r.Dispatch(s.fwd, s.gx, s.gy, 1)
 	if f := s.a.Final; f != nil {
-		r.Copy(s.ws.Buf, s.offHF, f.Buf, 0, f.Bytes())
+		r.Copy(s.st.Buf, s.offHF, f.Buf, 0, f.Bytes())
 	}
 }
 
@@ -463,6 +510,7 @@ func (s *SelectiveScan) RecordBackward(r *gpu.Recorder) {
 		return
 	}
 	a := s.a
+	r.Copy(s.st.Buf, 0, s.ws.Buf, 0, s.stBytes)
 	r.Copy(a.ALog.Buf, 0, s.ws.Buf, s.offAL, a.ALog.Bytes())
 	r.Copy(a.D.Buf, 0, s.ws.Buf, s.offD, a.D.Bytes())
 	r.Copy(a.Bm.Buf, 0, s.ws.Buf, s.offB, a.Bm.Bytes())

@@ -30,9 +30,16 @@ func (t *Tensor) Reshape(shape ...int) (*Tensor, error) {
 	return &Tensor{Name: t.Name, Shape: append([]int(nil), shape...), Buf: t.Buf, view: true}, nil
 }
 
-// NewTensor allocates a tensor of the given shape. Its contents are
+// NewTensor allocates a tensor of the given shape, counted as scratch in the
+// device's memory accounting (an op's own workspace). Its contents are
 // undefined until written.
 func NewTensor(d *gpu.Device, name string, shape ...int) (*Tensor, error) {
+	return NewTensorIn(d, gpu.MemScratch, name, shape...)
+}
+
+// NewTensorIn is NewTensor with the memory counted under cat (parameters,
+// gradients, optimizer state, activations).
+func NewTensorIn(d *gpu.Device, cat gpu.MemCategory, name string, shape ...int) (*Tensor, error) {
 	n := 1
 	for _, s := range shape {
 		if s <= 0 {
@@ -40,7 +47,7 @@ func NewTensor(d *gpu.Device, name string, shape ...int) (*Tensor, error) {
 		}
 		n *= s
 	}
-	b, err := d.NewBuffer(name, int64(4*n), gpu.UsageTensor)
+	b, err := d.NewBufferIn(cat, name, int64(4*n), gpu.UsageTensor)
 	if err != nil {
 		return nil, fmt.Errorf("nn: tensor %s %v: %w", name, shape, err)
 	}
