@@ -160,6 +160,13 @@ func (b *Buffer) WriteWith(offset, size int64, fill func(p []byte, pos int64) er
 	if err := b.checkRange("write", offset, size); err != nil {
 		return err
 	}
+	if size < transferMin {
+		p := make([]byte, size)
+		if err := fill(p, 0); err != nil {
+			return err
+		}
+		return b.writeQueue(offset, p)
+	}
 	s, err := b.d.stager()
 	if err != nil {
 		return err
@@ -362,6 +369,13 @@ func (b *Buffer) ReadInto(offset int64, dst []byte) error {
 func (b *Buffer) ReadWith(offset, size int64, use func(p []byte, pos int64) error) error {
 	if err := b.checkRange("read", offset, size); err != nil {
 		return err
+	}
+	if size < transferMin {
+		p, err := b.Read(offset, size)
+		if err != nil {
+			return err
+		}
+		return use(p, 0)
 	}
 	s, err := b.d.stager()
 	if err != nil {

@@ -192,8 +192,11 @@ func (d *Device) ResetPeak() {
 	}
 }
 
-// GiB formats bytes in GiB (MiB below one GiB).
+// GiB formats bytes in GiB (MiB below one GiB, KiB below one MiB).
 func GiB(n int64) string {
+	if n < 1<<20 && n > -(1<<20) {
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
 	if n < 1<<30 && n > -(1<<30) {
 		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
 	}
@@ -240,4 +243,19 @@ func frac(a, b int64) float64 {
 		return 0
 	}
 	return float64(a) / float64(b)
+}
+
+// Minus is what was allocated since base (a report taken earlier on the
+// same device): the live memory by category, as the peak too; the largest
+// groups are left out.
+func (r MemoryReport) Minus(base MemoryReport) MemoryReport {
+	out := MemoryReport{Device: r.Device, Live: r.Live - base.Live, LiveBy: map[MemCategory]int64{},
+		Staging: r.Staging - base.Staging}
+	for c, n := range r.LiveBy {
+		if d := n - base.LiveBy[c]; d != 0 {
+			out.LiveBy[c] = d
+		}
+	}
+	out.Peak, out.PeakBy, out.StagingPeak = out.Live, out.LiveBy, out.Staging
+	return out
 }

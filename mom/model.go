@@ -2,9 +2,11 @@ package mom
 
 import (
 	"fmt"
-	"math/rand/v2"
 	"reflect"
+	"runtime"
 	"strings"
+	"sync"
+	"unsafe"
 
 	"mom/gpu"
 	"mom/nn"
@@ -328,15 +330,71 @@ func (m *Model) build() error {
 }
 
 // InitParams draws every parameter from its initialiser with seed and
-// uploads it.
-func (m *Model) InitParams(seed uint64) error {
-	rng := rand.New(rand.NewPCG(seed, 0x6d6f6d))
+// uploads it (see InitParamsProgress).
+func (m *Model) InitParams(seed uint64) error { return m.InitParamsProgress(seed, nil) }
+
+// InitParamsProgress draws every parameter with seed, block by block
+// (InitParamBlock) on every core, straight into the device's transfer
+// staging, and calls progress (if not nil) with the bytes done and the
+// total after each piece.
+func (m *Model) InitParamsProgress(seed uint64, progress func(done, total int64)) error {
+	var total, done int64
 	for _, p := range m.Params {
-		if err := p.W.Upload(InitParam(p.Spec, rng)); err != nil {
+		total += p.W.Bytes()
+	}
+	for i, p := range m.Params {
+		err := p.W.Buf.WriteWith(0, p.W.Bytes(), func(b []byte, pos int64) error {
+			v := unsafe.Slice((*float32)(unsafe.Pointer(&b[0])), len(b)/4)
+			initPiece(p.Spec, i, seed, v, int(pos/4))
+			done += int64(len(b))
+			if progress != nil {
+				progress(done, total)
+			}
+			return nil
+		})
+		if err != nil {
 			return fmt.Errorf("mom: init %s: %w", p.Spec.Name, err)
 		}
 	}
 	return nil
+}
+
+// initPiece draws the values first .. first+len(v) of parameter number
+// index, its blocks spread over the cores.
+func initPiece(s ParamSpec, index int, seed uint64, v []float32, first int) {
+	k0, k1 := first/InitBlock, (first+len(v)+InitBlock-1)/InitBlock
+	if k1-k0 == 1 && first == k0*InitBlock && first+len(v) == min(k1*InitBlock, s.Len()) {
+		InitParamBlock(s, index, k0, seed, v) // one whole block
+		return
+	}
+	var wg sync.WaitGroup
+	next := make(chan int, k1-k0)
+	for k := k0; k < k1; k++ {
+		next <- k
+	}
+	close(next)
+	for w := 0; w < min(runtime.GOMAXPROCS(0), k1-k0); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var tmp []float32
+			for k := range next {
+				lo, hi := k*InitBlock, min((k+1)*InitBlock, s.Len())
+				if lo >= first && hi <= first+len(v) {
+					InitParamBlock(s, index, k, seed, v[lo-first:hi-first])
+					continue
+				}
+				// A block cut by the piece's edges: draw it whole, keep the part.
+				if len(tmp) < hi-lo {
+					tmp = make([]float32, hi-lo)
+				}
+				InitParamBlock(s, index, k, seed, tmp[:hi-lo])
+				a, b := max(lo, first), min(hi, first+len(v))
+				copy(v[a-first:b-first], tmp[a-lo:b-lo])
+			}
+		}()
+	}
+	wg.Wait()
 }
 
 // SetBatch uploads a batch (ids, routing table, targets, patches). accum is

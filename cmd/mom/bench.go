@@ -8,6 +8,7 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"mom/gpu"
 	"mom/mom"
 	"mom/nn"
 	"mom/trainer"
@@ -128,43 +129,84 @@ func (t *kernelTable) fail(name string, err error) {
 }
 
 func benchStep(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("bench step", "bench step [--preset P --setting S --batch B --seq L --steps N --rounds R] [--runtime dawn|wgpu]", stderr)
+	fs := newFlags("bench step", "bench step [--preset P --setting S --batch B --seq L --steps N --rounds R] [--interleave] [--dry-run PROFILE] [--runtime dawn|wgpu]", stderr)
 	df := addDeviceFlags(fs)
 	preset := fs.String("preset", "tiny", "model size")
 	setting := fs.String("setting", "three", "chameleon, transfusion or three")
 	batch := fs.Int("batch", 8, "sequences per step")
 	seq := fs.Int("seq", 128, "sequence length")
 	steps := fs.Int("steps", 5, "steps per round")
-	rounds := fs.Int("rounds", 3, "rounds (dense and MoM alternate)")
+	rounds := fs.Int("rounds", 3, "rounds")
+	interleave := fs.Bool("interleave", false, "hold the dense and the MoM model at once and alternate them round by round "+
+		"(default: one model at a time, which needs the memory of one)")
+	recompute := fs.String("recompute", "auto", "recompute the conv and dt_proj outputs in the backward: on, off or auto (on when it saves 2 GiB or more)")
+	dryRun := fs.String("dry-run", "", "count what each model would allocate on a device profile ("+strings.Join(gpu.ProfileNames(), ", ")+"); nothing runs")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	if *batch < 1 || *seq < 2 || *steps < 1 || *rounds < 1 {
 		return usagef("--batch %d, --seq %d, --steps %d and --rounds %d: want at least 1 (--seq at least 2)", *batch, *seq, *steps, *rounds)
 	}
+	if r := *recompute; r != "auto" && r != "on" && r != "off" {
+		return usagef("--recompute %q: want auto, on or off", r)
+	}
+	if err := df.check(); err != nil {
+		return err
+	}
 	dense, err := mom.Preset(*preset, mom.Setting(*setting), mom.Splits{})
 	if err != nil {
 		return usagef("%v", err)
 	}
 	moe, _ := mom.Preset(*preset, mom.Setting(*setting), mom.AllSplits)
+	o := trainer.BenchOptions{Batch: *batch, Len: *seq, Steps: *steps, Rounds: *rounds, Interleave: *interleave, Recompute: *recompute}
+	name := func(c mom.Config) string {
+		return map[bool]string{true: "dense", false: "MoM (in,x,dt,out)"}[c.Splits.Dense()]
+	}
+	if *dryRun != "" {
+		d, err := openDryRun(*dryRun)
+		if err != nil {
+			return err
+		}
+		defer d.Close()
+		reps, err := trainer.BenchFootprints(d, []mom.Config{dense, moe}, o)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "dry run on %s: preset %s, %s setting, batch %d x %d\n", d, *preset, *setting, *batch, *seq)
+		for i, c := range []mom.Config{dense, moe} {
+			fmt.Fprintf(stdout, "\n%s:\n", name(c))
+			reps[i].Write(stdout, 12)
+		}
+		held := max(reps[0].Peak, reps[1].Peak)
+		if *interleave {
+			held = reps[0].Peak + reps[1].Peak
+		}
+		fmt.Fprintf(stdout, "\nbench step holds %s at once (%s)\n", gpu.GiB(held), map[bool]string{true: "--interleave: both models", false: "one model at a time"}[*interleave])
+		return nil
+	}
 	d, err := df.open()
 	if err != nil {
 		return err
 	}
 	defer d.Close()
-	res, err := trainer.BenchSteps(d, []mom.Config{dense, moe}, *batch, *seq, *steps, *rounds)
+	o.Progress = func(format string, args ...any) { fmt.Fprintf(stderr, format+"\n", args...) }
+	res, err := trainer.BenchStepsWith(d, []mom.Config{dense, moe}, o)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "%s: preset %s, %s setting, batch %d x %d, %d steps each\n", d, *preset, *setting, *batch, *seq, res[0].Steps)
+	fmt.Fprintf(stdout, "%s: preset %s, %s setting, batch %d x %d, %d steps each, %s\n", d, *preset, *setting, *batch, *seq, res[0].Steps,
+		map[bool]string{true: "interleaved", false: "one model at a time"}[*interleave])
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "model\tms/step\ttokens/s\ttrain TFLOP/s\t")
+	fmt.Fprintln(tw, "model\tms/step\ttokens/s\ttrain TFLOP/s\tsetup s\tGPU memory\t")
 	for _, r := range res {
-		fmt.Fprintf(tw, "%s\t%.2f\t%.0f\t%.3f\t\n", map[bool]string{true: "dense", false: "MoM (in,x,dt,out)"}[r.Config.Splits.Dense()],
-			r.MsPerStep, r.TokensPerSec, r.FLOPRate/1e12)
+		fmt.Fprintf(tw, "%s\t%.2f\t%.0f\t%.3f\t%.1f\t%s\t\n", name(r.Config), r.MsPerStep, r.TokensPerSec, r.FLOPRate/1e12,
+			r.Setup.Seconds(), gpu.GiB(r.Memory.Peak))
 	}
 	tw.Flush()
 	fmt.Fprintf(stdout, "MoM step time / dense step time = %.3f\n", res[1].MsPerStep/res[0].MsPerStep)
+	for _, r := range res {
+		fmt.Fprintf(stdout, "%s: %s\n", name(r.Config), r.Memory.Summary())
+	}
 	return nil
 }
 
