@@ -1,6 +1,7 @@
 package nn
 
 import (
+	"errors"
 	"fmt"
 
 	"mom/gpu"
@@ -15,15 +16,28 @@ func Pipeline(d *gpu.Device, k shaders.Kernel, c gpu.Constants) (*gpu.Pipeline, 
 			return nil, fmt.Errorf("nn: kernel %s needs override constant %s", k.Name(), name)
 		}
 	}
-	src, err := shaders.Source(k.File)
+	src, lines, err := shaders.Compose(k.File)
 	if err != nil {
 		return nil, err
 	}
-	s, err := d.Shader(k.File, src)
+	s, err := compile(d, k.File, src, lines)
 	if err != nil {
 		return nil, err
 	}
 	return d.Pipeline(s, k.Entry, c)
+}
+
+// compile compiles a composed shader; a compile error names the file and
+// line it came from (an imported shared piece, or the kernel file itself).
+func compile(d *gpu.Device, name, src string, lines shaders.LineMap) (*gpu.Shader, error) {
+	s, err := d.Shader(name, src)
+	var ce *gpu.CompileError
+	if errors.As(err, &ce) && ce.Line > 0 {
+		if file, line, via := lines.Locate(ce.Line); file != "" {
+			ce.Shader, ce.Line, ce.Via = file, line, via
+		}
+	}
+	return s, err
 }
 
 // Bind compiles k and binds ts to its bindings 0, 1, ... in order.

@@ -6,12 +6,11 @@ package shaders
 
 import (
 	"embed"
-	"fmt"
 	"sort"
 	"strings"
 )
 
-//go:embed *.wgsl
+//go:embed *.wgsl shared/*.wgsl
 var files embed.FS
 
 // Kernel describes one entry point of one WGSL file.
@@ -23,13 +22,11 @@ type Kernel struct {
 	Constants []string // override constants the caller must set
 }
 
-// Source returns the WGSL text of file.
+// Source returns the WGSL text of file with its imports expanded
+// (Compose); Compose also gives the map of its lines to the files.
 func Source(file string) (string, error) {
-	b, err := files.ReadFile(file)
-	if err != nil {
-		return "", fmt.Errorf("shaders: no WGSL file %q", file)
-	}
-	return string(b), nil
+	src, _, err := Compose(file)
+	return src, err
 }
 
 // Files lists the embedded WGSL files.
