@@ -10,21 +10,23 @@ import (
 
 	"mom/gpu"
 	"mom/mom"
-	"mom/nn"
+	"mom/nn/nnbench"
 	"mom/trainer"
 )
 
 func init() {
-	register(command{"bench", "benchmark kernels (`bench kernels`), training steps, dense vs MoM (`bench step`), or sampling (`bench sample`)", cmdBench})
+	register(command{"bench", "benchmark kernels (`bench kernels`), host-device transfers (`bench transfer`), training steps, dense vs MoM (`bench step`), or sampling (`bench sample`)", cmdBench})
 }
 
 func cmdBench(args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || (args[0] != "kernels" && args[0] != "step" && args[0] != "sample") {
-		return usagef("mom bench kernels|step|sample [flags]")
+	if len(args) == 0 || (args[0] != "kernels" && args[0] != "step" && args[0] != "sample" && args[0] != "transfer") {
+		return usagef("mom bench kernels|transfer|step|sample [flags]")
 	}
 	switch args[0] {
 	case "kernels":
 		return benchKernels(args[1:], stdout, stderr)
+	case "transfer":
+		return benchTransfer(args[1:], stdout, stderr)
 	case "sample":
 		return benchSample(args[1:], stdout, stderr)
 	}
@@ -57,17 +59,17 @@ func benchKernels(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer func() { d.Close() }()
-	peak := nn.DevicePeak(d)
+	peak := nnbench.DevicePeak(d)
 	fmt.Fprintf(stdout, "%s\n%s\n\n", d, roofLine(peak))
 	var names []string
-	for _, c := range nn.BenchCases(nn.BenchSize(*size)) {
+	for _, c := range nnbench.Cases(nnbench.Size(*size)) {
 		if re.MatchString(c.Name) {
 			names = append(names, c.Name)
 		}
 	}
 	tab := newKernelTable(stdout, names)
 	first := true
-	for _, c := range nn.BenchCases(nn.BenchSize(*size)) {
+	for _, c := range nnbench.Cases(nnbench.Size(*size)) {
 		if !re.MatchString(c.Name) {
 			continue
 		}
@@ -78,7 +80,7 @@ func benchKernels(args []string, stdout, stderr io.Writer) error {
 			}
 		}
 		first = false
-		res, err := nn.RunBench(d, c, *reps, peak)
+		res, err := nnbench.Run(d, c, *reps, peak)
 		if err != nil {
 			tab.fail(c.Name, err)
 			continue
@@ -89,7 +91,7 @@ func benchKernels(args []string, stdout, stderr io.Writer) error {
 }
 
 // roofLine states the device's roof, or that its FLOP roof is unknown.
-func roofLine(p nn.Peak) string {
+func roofLine(p nnbench.Peak) string {
 	switch {
 	case p.FLOPs > 0:
 		return fmt.Sprintf("roof: %.1f TFLOP/s FP32, %.0f GB/s (%s)", p.FLOPs/1e12, p.Bytes/1e9, p.Source)
@@ -116,7 +118,7 @@ func newKernelTable(w io.Writer, names []string) *kernelTable {
 	return t
 }
 
-func (t *kernelTable) row(name string, r nn.BenchResult) {
+func (t *kernelTable) row(name string, r nnbench.Result) {
 	frac := "-"
 	if r.PeakFrac > 0 {
 		frac = fmt.Sprintf("%.1f", 100*r.PeakFrac)
@@ -274,4 +276,54 @@ func parseInts(flag, s string) ([]int, error) {
 		out = append(out, v)
 	}
 	return out, nil
+}
+
+func benchTransfer(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("bench transfer", "bench transfer [--mib N] [--reps N] [--paths LIST] [--runtime dawn|wgpu]", stderr)
+	df := addDeviceFlags(fs)
+	mib := fs.Int("mib", 256, "MiB moved each way")
+	reps := fs.Int("reps", 3, "timed runs each way (the best counts), after a warm-up")
+	paths := fs.String("paths", "all", "transfer paths to time: all (those the device offers) or a list of host-mapped, mapped, queue")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if *mib < 1 || *reps < 1 {
+		return usagef("--mib %d and --reps %d: want at least 1", *mib, *reps)
+	}
+	var want []gpu.TransferPath
+	if *paths != "all" {
+		for _, p := range strings.Split(*paths, ",") {
+			tp, err := gpu.ParseTransferPath(strings.TrimSpace(p))
+			if err != nil || tp == gpu.PathAuto {
+				return usagef("--paths %q: want all or a list of host-mapped, mapped, queue", *paths)
+			}
+			want = append(want, tp)
+		}
+	}
+	if err := df.check(); err != nil {
+		return err
+	}
+	d, err := df.open()
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if want == nil {
+		want = d.TransferPaths()
+	}
+	fmt.Fprintf(stdout, "%s: %d MiB each way, best of %d runs; offered: %v\n", d, *mib, *reps, d.TransferPaths())
+	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "path\tup GB/s\tdown GB/s\tup in place GB/s\tdown in place GB/s\t")
+	var failed error
+	for _, p := range want {
+		r, err := nnbench.Transfer(d, p, int64(*mib)<<20, *reps)
+		if err != nil {
+			fmt.Fprintf(tw, "%s\terror: %v\t\t\t\t\n", p, err)
+			failed = err
+			continue
+		}
+		fmt.Fprintf(tw, "%s\t%.2f\t%.2f\t%.2f\t%.2f\t\n", p, r.Up/1e9, r.Down/1e9, r.UpInPlace/1e9, r.DownInPlace/1e9)
+	}
+	tw.Flush()
+	return failed
 }
