@@ -172,4 +172,3 @@ func (o *AdamW) Release() {
 	releaseTensors([]*Tensor{o.hp, o.ones})
 	o.hp, o.ones = nil, nil
 }
-

@@ -174,4 +174,3 @@ func (cv *CausalConv1d) Release() {
 // (recompute pre 2K+1, the SiLU derivative ~6 folded in, dx 2K, dw 2K,
 // dbias 1). Compulsory bytes: x (and dy) read once, y (dx) written once,
 // the weights read and their gradients read and written.
-

@@ -145,8 +145,6 @@ func finiteF32(v float32) bool {
 	return !math.IsNaN(float64(v)) && !math.IsInf(float64(v), 0)
 }
 
-
-
 // releaseDispatches frees the bind groups of elementwise dispatches.
 func releaseDispatches(ds []elemDispatch) {
 	for _, x := range ds {

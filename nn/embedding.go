@@ -182,4 +182,3 @@ func (e *Embedding) Release() {
 	releaseTensors([]*Tensor{e.ids, e.index})
 	e.ids, e.index = nil, nil
 }
-

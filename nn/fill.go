@@ -1,7 +1,6 @@
 package nn
 
 import (
-
 	"mom/gpu"
 	"mom/shaders"
 )
@@ -28,4 +27,3 @@ func (f *Fill) Release() { f.g.Release() }
 
 // Record records the fill.
 func (f *Fill) Record(r *gpu.Recorder) { r.Dispatch(f.g, f.x, f.y, 1) }
-

@@ -121,4 +121,3 @@ func (n *GradNorm) Release() {
 	releaseTensors([]*Tensor{n.part, n.norm, n.scale})
 	n.part, n.norm, n.scale = nil, nil, nil
 }
-

@@ -245,4 +245,3 @@ func newGroupedGemm(d *gpu.Device, base func(gemmTile) gpu.Constants, v4 bool, r
 	x, y := Grid(d, slots*CeilDiv(nOut, t.bn))
 	return &gemmCall{g: g, x: x, y: y, z: 1, plan: k.Entry + " " + t.String()}, nil
 }
-

@@ -136,4 +136,3 @@ func (m *MSE) Release() {
 	releaseTensors([]*Tensor{m.info, m.rowLoss, m.sums, m.counts})
 	m.info, m.rowLoss, m.sums, m.counts = nil, nil, nil, nil
 }
-

@@ -167,4 +167,3 @@ func (n *RMSNorm) Release() {
 	releaseTensors([]*Tensor{n.rstd, n.dwp})
 	n.rstd, n.dwp = nil, nil
 }
-

@@ -530,6 +530,3 @@ func (s *SelectiveScan) Release() {
 	}
 	s.owned = nil
 }
-
-
-

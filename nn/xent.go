@@ -196,4 +196,3 @@ func (c *CrossEntropy) Release() {
 	c.rows, c.sum = nil, nil
 	releaseTensors([]*Tensor{c.meta, c.rowLoss, c.sums, c.counts, c.dummy})
 }
-

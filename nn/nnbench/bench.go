@@ -115,14 +115,14 @@ func CopyBandwidth(d *gpu.Device, size int64, reps int) (float64, error) {
 
 // Result is the outcome of one case.
 type Result struct {
-	Name      string
-	Seconds   float64 // per run (GPU timestamps when available, else wall clock)
-	Timed     string  // "gpu timestamps" or "wall clock"
-	FLOPs     float64
-	Bytes     float64
-	FLOPRate  float64 // FLOP/s
-	ByteRate  float64 // bytes/s
-	PeakFrac  float64 // the larger of the two fractions of the roof
+	Name       string
+	Seconds    float64 // per run (GPU timestamps when available, else wall clock)
+	Timed      string  // "gpu timestamps" or "wall clock"
+	FLOPs      float64
+	Bytes      float64
+	FLOPRate   float64 // FLOP/s
+	ByteRate   float64 // bytes/s
+	PeakFrac   float64 // the larger of the two fractions of the roof
 	Dispatches int
 }
 
