@@ -2,6 +2,11 @@
 // with go:embed) and their Go-side descriptors: the bindings in order with
 // their shapes, the workgroup size and the override constants each entry
 // point needs. It holds no model logic; package nn compiles and binds these.
+//
+// A piece shared by several kernels lives once in shared/NAME.wgsl and is
+// pulled in by a `//#import NAME` line (Compose); the composition's LineMap
+// takes a compile error's line back to the file it came from. The GEMM
+// tile of gemm.wgsl and gemm_grouped.wgsl is shared/gemm_tile.wgsl.
 package shaders
 
 import (
