@@ -105,7 +105,9 @@ func NewGroupedLinear(d *gpu.Device, a GroupedLinearArgs) (*GroupedLinear, error
 	// Forward, NT per group: Y[t] = X[t]·W[g]ᵀ + B[g].
 	bias := a.B
 	if bias == nil {
-		bias = a.W // bound, never read
+		if bias, err = gl.noBias(d, a.W); err != nil { // bound, never read
+			return nil, wrap(err)
+		}
 	}
 	gl.fwd, err = newGroupedGemm(d, base, v4, rows, groups, n, k, false, a.B != nil, a.AccumulateY,
 		rt, a.X, a.W, bias, a.Y)
@@ -118,8 +120,12 @@ func NewGroupedLinear(d *gpu.Device, a GroupedLinearArgs) (*GroupedLinear, error
 	}
 	// dX, NN per group: dX[t] = dY[t]·W[g].
 	if a.DX != nil {
+		nb, err := gl.noBias(d, a.W)
+		if err != nil {
+			return nil, wrap(err)
+		}
 		gl.dx, err = newGroupedGemm(d, base, v4, rows, groups, k, n, true, false, a.AccumulateDX,
-			rt, a.DY, a.W, a.W, a.DX)
+			rt, a.DY, a.W, nb, a.DX)
 		if err != nil {
 			return nil, wrap(err)
 		}

@@ -40,6 +40,23 @@ type gemmOp struct {
 	reduce     []*gemmCall // split-K: partial sums into DW (and DB)
 	plan       string
 	own        *Scratch // the op's own split-K scratch (no shared one given)
+	dummy      *Tensor  // a float32 stand-in bound where there is no bias (W is float16)
+}
+
+// noBias returns a float32 tensor to bind where a kernel has no bias to
+// read: w itself, or (w being float16) a small tensor of the op's own.
+func (l *gemmOp) noBias(d *gpu.Device, w *Tensor) (*Tensor, error) {
+	if w.DType == F32 {
+		return w, nil
+	}
+	if l.dummy == nil {
+		t, err := NewTensor(d, "gemm.nobias", 4)
+		if err != nil {
+			return nil, err
+		}
+		l.dummy = t
+	}
+	return l.dummy, nil
 }
 
 // Release frees the op's bind groups and its own split-K scratch (not the
@@ -54,6 +71,10 @@ func (l *gemmOp) Release() {
 	l.fwd, l.dx, l.dw, l.db, l.reduce = nil, nil, nil, nil, nil
 	l.own.Release()
 	l.own = nil
+	if l.dummy != nil {
+		l.dummy.Release()
+		l.dummy = nil
+	}
 }
 
 // scratch returns the split-K scratch to use: the shared one, else the
@@ -125,7 +146,9 @@ func NewLinear(d *gpu.Device, a LinearArgs) (*Linear, error) {
 	// Forward, NT: Y (rows, N) = X (rows, K) · W (N, K)ᵀ + B.
 	bias := a.B
 	if bias == nil {
-		bias = a.W // bound, never read
+		if bias, err = l.noBias(d, a.W); err != nil { // bound, never read
+			return nil, wrap(err)
+		}
 	}
 	l.fwd, err = newGemm(d, gemmSpec{M: rows, N: n, KD: k, Bias: a.B != nil, Accum: a.AccumulateY}, a.X, a.W, bias, a.Y)
 	if err != nil {
@@ -137,7 +160,11 @@ func NewLinear(d *gpu.Device, a LinearArgs) (*Linear, error) {
 	}
 	// dX, NN: dX (rows, K) = dY (rows, N) · W (N, K).
 	if a.DX != nil {
-		l.dx, err = newGemm(d, gemmSpec{M: rows, N: k, KD: n, BT: true, Accum: a.AccumulateDX}, a.DY, a.W, a.W, a.DX)
+		nb, err := l.noBias(d, a.W)
+		if err != nil {
+			return nil, wrap(err)
+		}
+		l.dx, err = newGemm(d, gemmSpec{M: rows, N: k, KD: n, BT: true, Accum: a.AccumulateDX}, a.DY, a.W, nb, a.DX)
 		if err != nil {
 			return nil, wrap(err)
 		}
@@ -149,9 +176,13 @@ func NewLinear(d *gpu.Device, a LinearArgs) (*Linear, error) {
 	if err != nil {
 		return nil, wrap(err)
 	}
+	nb, err := l.noBias(d, a.W)
+	if err != nil {
+		return nil, wrap(err)
+	}
 	chunk, splits := splitRows(d, tile, rows, CeilDiv(n, tile.bm)*CeilDiv(k, tile.bn), n*k+n)
 	if splits == 1 {
-		l.dw, err = newGemmTile(d, tile, gemmSpec{M: n, N: k, KD: rows, AT: true, BT: true, Accum: true}, a.DY, a.X, a.W, a.DW)
+		l.dw, err = newGemmTile(d, tile, gemmSpec{M: n, N: k, KD: rows, AT: true, BT: true, Accum: true}, a.DY, a.X, nb, a.DW)
 		if err != nil {
 			return nil, wrap(err)
 		}
@@ -168,7 +199,7 @@ func NewLinear(d *gpu.Device, a LinearArgs) (*Linear, error) {
 	if err != nil {
 		return nil, wrap(err)
 	}
-	l.dw, err = newGemmTile(d, tile, gemmSpec{M: n, N: k, KD: rows, AT: true, BT: true, Chunk: chunk, Splits: splits}, a.DY, a.X, a.W, scratch)
+	l.dw, err = newGemmTile(d, tile, gemmSpec{M: n, N: k, KD: rows, AT: true, BT: true, Chunk: chunk, Splits: splits}, a.DY, a.X, nb, scratch)
 	if err != nil {
 		return nil, wrap(err)
 	}
@@ -252,6 +283,7 @@ type GemmArgs struct {
 type Gemm struct {
 	call  *gemmCall
 	flops float64
+	op    gemmOp // its no-bias stand-in
 }
 
 // NewGemm checks the sizes, picks the tile for the device and binds a.
@@ -268,17 +300,22 @@ func NewGemm(d *gpu.Device, a GemmArgs) (*Gemm, error) {
 			return nil, fmt.Errorf("nn: Gemm (M %d, N %d, K %d): %s %s has %d elements, want %d", a.M, a.N, a.K, c.what, c.t.Name, c.t.Len(), c.n)
 		}
 	}
+	g := &Gemm{flops: 2 * float64(a.M) * float64(a.N) * float64(a.K)}
 	bias := a.Bias
+	var err error
 	if bias == nil {
-		bias = a.B // bound, never read
+		bias, err = g.op.noBias(d, a.B) // bound, never read
 	} else if bias.Len() != a.N {
-		return nil, fmt.Errorf("nn: Gemm (M %d, N %d, K %d): bias %s has %d elements, want %d", a.M, a.N, a.K, bias.Name, bias.Len(), a.N)
+		err = fmt.Errorf("bias %s has %d elements, want %d", bias.Name, bias.Len(), a.N)
 	}
-	c, err := newGemm(d, gemmSpec{M: a.M, N: a.N, KD: a.K, AT: a.AT, BT: a.BT, Bias: a.Bias != nil, Accum: a.Accumulate}, a.A, a.B, bias, a.C)
+	if err == nil {
+		g.call, err = newGemm(d, gemmSpec{M: a.M, N: a.N, KD: a.K, AT: a.AT, BT: a.BT, Bias: a.Bias != nil, Accum: a.Accumulate}, a.A, a.B, bias, a.C)
+	}
 	if err != nil {
+		g.op.Release()
 		return nil, fmt.Errorf("nn: Gemm (M %d, N %d, K %d): %w", a.M, a.N, a.K, err)
 	}
-	return &Gemm{call: c, flops: 2 * float64(a.M) * float64(a.N) * float64(a.K)}, nil
+	return g, nil
 }
 
 // Record records the GEMM.
@@ -292,10 +329,14 @@ func (g *Gemm) Plan() string { return g.call.plan }
 
 // Release frees the bind group.
 func (g *Gemm) Release() {
-	if g != nil && g.call != nil {
+	if g == nil {
+		return
+	}
+	if g.call != nil {
 		g.call.g.Release()
 		g.call = nil
 	}
+	g.op.Release()
 }
 
 // ---- the GEMM kernels of shaders/gemm.wgsl, shared with GroupedLinear ----

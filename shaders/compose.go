@@ -50,6 +50,19 @@ func (m LineMap) Locate(line int) (file string, fileLine int, via string) {
 // expanded, and the map of its lines.
 func Compose(file string) (string, LineMap, error) { return ComposeFS(files, file) }
 
+// ComposeVariant is Compose followed by the file's variant called name
+// ("" for none): `enable NAME;` in place of the first line, the `//| `
+// lines of each `//#if NAME` block uncommented and its `//#else` part
+// dropped, line numbers kept.
+func ComposeVariant(file, name string) (string, LineMap, error) {
+	src, m, err := Compose(file)
+	if err != nil || name == "" {
+		return src, m, err
+	}
+	src, err = variant(src, name, file)
+	return src, m, err
+}
+
 // ComposeFS is Compose over any file system (tests use their own pieces).
 func ComposeFS(fsys fs.FS, file string) (string, LineMap, error) {
 	c := &composer{fsys: fsys, done: map[string]bool{}}

@@ -32,14 +32,26 @@ override CHUNK: u32 = 0xffffffffu; // split-K chunk (a multiple of BK); >= KD: n
 override C_OFF: u32 = 0u;          // element offset of C[0] in c
 //#import gemm_tile
 
+// The element type of A and B: float32, or float16 in the f16 variant
+// (shaders.Variant "f16": inputs stored in half precision, converted to
+// float32 as they are loaded, so that the tile and the accumulation stay
+// float32).
+//#if f16
+//| alias in1 = f16;
+//| alias in4 = vec4<f16>;
+//#else
+alias in1 = f32;
+alias in4 = vec4<f32>;
+//#endif
+
 // Scalar views (entry point gemm).
-@group(0) @binding(0) var<storage, read> a: array<f32>;          // (M, KD) or (KD, M)
-@group(0) @binding(1) var<storage, read> b: array<f32>;          // (N, KD) or (KD, N)
+@group(0) @binding(0) var<storage, read> a: array<in1>;          // (M, KD) or (KD, M)
+@group(0) @binding(1) var<storage, read> b: array<in1>;          // (N, KD) or (KD, N)
 @group(0) @binding(2) var<storage, read> bias: array<f32>;       // (N); any buffer when !HAS_BIAS
 @group(0) @binding(3) var<storage, read_write> c: array<f32>;    // C_OFF + (Z, M, N)
 // vec4 views of the same bindings (entry point gemm_v4).
-@group(0) @binding(0) var<storage, read> a4: array<vec4<f32>>;        // (M, KD/4) or (KD, M/4)
-@group(0) @binding(1) var<storage, read> b4: array<vec4<f32>>;        // (N, KD/4) or (KD, N/4)
+@group(0) @binding(0) var<storage, read> a4: array<in4>;             // (M, KD/4) or (KD, M/4)
+@group(0) @binding(1) var<storage, read> b4: array<in4>;             // (N, KD/4) or (KD, N/4)
 @group(0) @binding(3) var<storage, read_write> c4: array<vec4<f32>>;  // C_OFF/4 + (Z, M, N/4)
 
 struct Tile {
@@ -80,9 +92,9 @@ fn load_a(m0: u32, k0: u32, kend: u32) {
 		var v = 0.0;
 		if (gm < M && gk < kend) {
 			if (A_T) {
-				v = a[gk * M + gm];
+				v = f32(a[gk * M + gm]);
 			} else {
-				v = a[gm * KD + gk];
+				v = f32(a[gm * KD + gk]);
 			}
 		}
 		put_a(m, k, v);
@@ -105,9 +117,9 @@ fn load_b(n0: u32, k0: u32, kend: u32) {
 		var v = 0.0;
 		if (gn < N && gk < kend) {
 			if (B_T) {
-				v = b[gk * N + gn];
+				v = f32(b[gk * N + gn]);
 			} else {
-				v = b[gn * KD + gk];
+				v = f32(b[gn * KD + gk]);
 			}
 		}
 		put_b(n, k, v);
@@ -125,7 +137,7 @@ fn load_a4(m0: u32, k0: u32, kend: u32) {
 			let gk = k0 + k;
 			var v = vec4<f32>(0.0);
 			if (gm < M && gk < kend) {
-				v = a4[(gk * M + gm) / 4u];
+				v = vec4<f32>(a4[(gk * M + gm) / 4u]);
 			}
 			stash_a_m(e, v);
 		} else {
@@ -135,7 +147,7 @@ fn load_a4(m0: u32, k0: u32, kend: u32) {
 			let gk = k0 + 4u * k4;
 			var v = vec4<f32>(0.0);
 			if (gm < M && gk < kend) {
-				v = a4[(gm * KD + gk) / 4u];
+				v = vec4<f32>(a4[(gm * KD + gk) / 4u]);
 			}
 			stash_a_k(e, v);
 		}
@@ -151,7 +163,7 @@ fn load_b4(n0: u32, k0: u32, kend: u32) {
 			let gk = k0 + k;
 			var v = vec4<f32>(0.0);
 			if (gn < N && gk < kend) {
-				v = b4[(gk * N + gn) / 4u];
+				v = vec4<f32>(b4[(gk * N + gn) / 4u]);
 			}
 			stash_b_n(e, v);
 		} else {
@@ -161,7 +173,7 @@ fn load_b4(n0: u32, k0: u32, kend: u32) {
 			let gk = k0 + 4u * k4;
 			var v = vec4<f32>(0.0);
 			if (gn < N && gk < kend) {
-				v = b4[(gn * KD + gk) / 4u];
+				v = vec4<f32>(b4[(gn * KD + gk) / 4u]);
 			}
 			stash_b_k(e, v);
 		}
@@ -291,13 +303,13 @@ fn fetch_a4(e: u32, m0: u32, k0: u32, kend: u32) -> vec4<f32> {
 			let gm = m0 + 4u * (e % (BM / 4u));
 			let gk = k0 + e / (BM / 4u);
 			if (gm < M && gk < kend) {
-				v = a4[(gk * M + gm) / 4u];
+				v = vec4<f32>(a4[(gk * M + gm) / 4u]);
 			}
 		} else {
 			let gm = m0 + e / (BK / 4u);
 			let gk = k0 + 4u * (e % (BK / 4u));
 			if (gm < M && gk < kend) {
-				v = a4[(gm * KD + gk) / 4u];
+				v = vec4<f32>(a4[(gm * KD + gk) / 4u]);
 			}
 		}
 	}
@@ -311,13 +323,13 @@ fn fetch_b4(e: u32, n0: u32, k0: u32, kend: u32) -> vec4<f32> {
 			let gn = n0 + 4u * (e % (BN / 4u));
 			let gk = k0 + e / (BN / 4u);
 			if (gn < N && gk < kend) {
-				v = b4[(gk * N + gn) / 4u];
+				v = vec4<f32>(b4[(gk * N + gn) / 4u]);
 			}
 		} else {
 			let gn = n0 + e / (BK / 4u);
 			let gk = k0 + 4u * (e % (BK / 4u));
 			if (gn < N && gk < kend) {
-				v = b4[(gn * KD + gk) / 4u];
+				v = vec4<f32>(b4[(gn * KD + gk) / 4u]);
 			}
 		}
 	}

@@ -41,21 +41,32 @@ const NONE: u32 = 0xffffffffu;
 @group(0) @binding(0) var<storage, read> offsets: array<u32>;   // (G+1)
 @group(0) @binding(1) var<storage, read> perm: array<u32>;      // (ROWS)
 
+// The element type of the GEMM inputs (a, b, dy, x): float32, or float16
+// in the f16 variant (converted to float32 as they are loaded; see
+// gemm.wgsl).
+//#if f16
+//| alias in1 = f16;
+//| alias in4 = vec4<f16>;
+//#else
+alias in1 = f32;
+alias in4 = vec4<f32>;
+//#endif
+
 // grouped_gemm: scalar and vec4 views.
-@group(0) @binding(2) var<storage, read> a: array<f32>;          // (ROWS, KD): X or dY
-@group(0) @binding(3) var<storage, read> b: array<f32>;          // (G, N, KD) or (G, KD, N) if B_T
+@group(0) @binding(2) var<storage, read> a: array<in1>;          // (ROWS, KD): X or dY
+@group(0) @binding(3) var<storage, read> b: array<in1>;          // (G, N, KD) or (G, KD, N) if B_T
 @group(0) @binding(4) var<storage, read> bias: array<f32>;       // (G, N); any buffer without HAS_BIAS
 @group(0) @binding(5) var<storage, read_write> c: array<f32>;    // (ROWS, N)
-@group(0) @binding(2) var<storage, read> a4: array<vec4<f32>>;        // (ROWS, KD/4)
-@group(0) @binding(3) var<storage, read> b4: array<vec4<f32>>;        // (G, N, KD/4) or (G, KD, N/4)
+@group(0) @binding(2) var<storage, read> a4: array<in4>;             // (ROWS, KD/4)
+@group(0) @binding(3) var<storage, read> b4: array<in4>;             // (G, N, KD/4) or (G, KD, N/4)
 @group(0) @binding(5) var<storage, read_write> c4: array<vec4<f32>>;  // (ROWS, N/4)
 
 // grouped_tn: scalar and vec4 views.
-@group(0) @binding(2) var<storage, read> dy: array<f32>;         // (ROWS, M)
-@group(0) @binding(3) var<storage, read> x: array<f32>;          // (ROWS, N)
+@group(0) @binding(2) var<storage, read> dy: array<in1>;         // (ROWS, M)
+@group(0) @binding(3) var<storage, read> x: array<in1>;          // (ROWS, N)
 @group(0) @binding(4) var<storage, read_write> dw: array<f32>;   // (G, M, N), or partials C_OFF + (Z, M, N)
-@group(0) @binding(2) var<storage, read> dy4: array<vec4<f32>>;       // (ROWS, M/4)
-@group(0) @binding(3) var<storage, read> x4: array<vec4<f32>>;        // (ROWS, N/4)
+@group(0) @binding(2) var<storage, read> dy4: array<in4>;            // (ROWS, M/4)
+@group(0) @binding(3) var<storage, read> x4: array<in4>;             // (ROWS, N/4)
 @group(0) @binding(4) var<storage, read_write> dw4: array<vec4<f32>>; // (G, M, N/4), or C_OFF/4 + (Z, M, N/4)
 
 var<workgroup> rowid: array<u32, BM>;   // grouped_gemm: the rows of the tile (NONE past its group)
@@ -125,7 +136,7 @@ fn gg_load(boff: u32, n0: u32, k0: u32) {
 		let gk = k0 + k;
 		var v = 0.0;
 		if (t != NONE && gk < KD) {
-			v = a[t * KD + gk];
+			v = f32(a[t * KD + gk]);
 		}
 		put_a(m, k, v);
 	}
@@ -144,9 +155,9 @@ fn gg_load(boff: u32, n0: u32, k0: u32) {
 		var v = 0.0;
 		if (gn < N && gk < KD) {
 			if (B_T) {
-				v = b[boff + gk * N + gn];
+				v = f32(b[boff + gk * N + gn]);
 			} else {
-				v = b[boff + gn * KD + gk];
+				v = f32(b[boff + gn * KD + gk]);
 			}
 		}
 		put_b(n, k, v);
@@ -161,7 +172,7 @@ fn gg_load4(boff: u32, n0: u32, k0: u32) {
 		let gk = k0 + 4u * k4;
 		var v = vec4<f32>(0.0);
 		if (t != NONE && gk < KD) {
-			v = a4[(t * KD + gk) / 4u];
+			v = vec4<f32>(a4[(t * KD + gk) / 4u]);
 		}
 		stash_a_k(e, v);
 	}
@@ -173,7 +184,7 @@ fn gg_load4(boff: u32, n0: u32, k0: u32) {
 			let gk = k0 + k;
 			var v = vec4<f32>(0.0);
 			if (gn < N && gk < KD) {
-				v = b4[(boff + gk * N + gn) / 4u];
+				v = vec4<f32>(b4[(boff + gk * N + gn) / 4u]);
 			}
 			stash_b_n(e, v);
 		} else {
@@ -183,7 +194,7 @@ fn gg_load4(boff: u32, n0: u32, k0: u32) {
 			let gk = k0 + 4u * k4;
 			var v = vec4<f32>(0.0);
 			if (gn < N && gk < KD) {
-				v = b4[(boff + gn * KD + gk) / 4u];
+				v = vec4<f32>(b4[(boff + gn * KD + gk) / 4u]);
 			}
 			stash_b_k(e, v);
 		}
@@ -320,7 +331,7 @@ fn tn_load(m0: u32, n0: u32, k0: u32, p1: u32) {
 		let gm = m0 + m;
 		var v = 0.0;
 		if (gm < M && p < p1) {
-			v = dy[perm[p] * M + gm];
+			v = f32(dy[perm[p] * M + gm]);
 		}
 		put_a(m, k, v);
 	}
@@ -331,7 +342,7 @@ fn tn_load(m0: u32, n0: u32, k0: u32, p1: u32) {
 		let gn = n0 + n;
 		var v = 0.0;
 		if (gn < N && p < p1) {
-			v = x[perm[p] * N + gn];
+			v = f32(x[perm[p] * N + gn]);
 		}
 		put_b(n, k, v);
 	}
@@ -345,7 +356,7 @@ fn tn_load4(m0: u32, n0: u32, k0: u32, p1: u32) {
 		let gm = m0 + 4u * m4;
 		var v = vec4<f32>(0.0);
 		if (gm < M && p < p1) {
-			v = dy4[(perm[p] * M + gm) / 4u];
+			v = vec4<f32>(dy4[(perm[p] * M + gm) / 4u]);
 		}
 		stash_a_m(e, v);
 	}
@@ -356,7 +367,7 @@ fn tn_load4(m0: u32, n0: u32, k0: u32, p1: u32) {
 		let gn = n0 + 4u * n4;
 		var v = vec4<f32>(0.0);
 		if (gn < N && p < p1) {
-			v = x4[(perm[p] * N + gn) / 4u];
+			v = vec4<f32>(x4[(perm[p] * N + gn) / 4u]);
 		}
 		stash_b_n(e, v);
 	}
@@ -490,7 +501,7 @@ fn gg_fetch_a(e: u32, k0: u32) -> vec4<f32> {
 		let t = rowid[e / (BK / 4u)];
 		let gk = k0 + 4u * (e % (BK / 4u));
 		if (t != NONE && gk < KD) {
-			v = a4[(t * KD + gk) / 4u];
+			v = vec4<f32>(a4[(t * KD + gk) / 4u]);
 		}
 	}
 	return v;
@@ -503,13 +514,13 @@ fn gg_fetch_b(e: u32, boff: u32, n0: u32, k0: u32) -> vec4<f32> {
 			let gn = n0 + 4u * (e % (BN / 4u));
 			let gk = k0 + e / (BN / 4u);
 			if (gn < N && gk < KD) {
-				v = b4[(boff + gk * N + gn) / 4u];
+				v = vec4<f32>(b4[(boff + gk * N + gn) / 4u]);
 			}
 		} else {
 			let gn = n0 + e / (BK / 4u);
 			let gk = k0 + 4u * (e % (BK / 4u));
 			if (gn < N && gk < KD) {
-				v = b4[(boff + gn * KD + gk) / 4u];
+				v = vec4<f32>(b4[(boff + gn * KD + gk) / 4u]);
 			}
 		}
 	}
@@ -523,7 +534,7 @@ fn tn_fetch_a(e: u32, m0: u32, k0: u32, p1: u32) -> vec4<f32> {
 		let gm = m0 + 4u * (e % (BM / 4u));
 		let p = k0 + e / (BM / 4u);
 		if (gm < M && p < p1) {
-			v = dy4[(perm[p] * M + gm) / 4u];
+			v = vec4<f32>(dy4[(perm[p] * M + gm) / 4u]);
 		}
 	}
 	return v;
@@ -536,7 +547,7 @@ fn tn_fetch_b(e: u32, n0: u32, k0: u32, p1: u32) -> vec4<f32> {
 		let gn = n0 + 4u * (e % (BN / 4u));
 		let p = k0 + e / (BN / 4u);
 		if (gn < N && p < p1) {
-			v = x4[(perm[p] * N + gn) / 4u];
+			v = vec4<f32>(x4[(perm[p] * N + gn) / 4u]);
 		}
 	}
 	return v;

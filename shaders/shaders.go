@@ -25,6 +25,9 @@ type Kernel struct {
 	Bindings  []string // group 0 bindings 0, 1, ... as "name: (shape) access"
 	Workgroup [3]int   // @workgroup_size, as declared or as set by constants
 	Constants []string // override constants the caller must set
+	// Half lists the bindings that hold float16 in the file's "f16" variant
+	// (ComposeVariant): a kernel reads them as float16 and works in float32.
+	Half []int
 }
 
 // Source returns the WGSL text of file with its imports expanded

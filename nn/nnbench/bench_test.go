@@ -2,6 +2,7 @@ package nnbench
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 
 	"mom/gpu"
@@ -31,6 +32,13 @@ func TestCasesBuild(t *testing.T) {
 			}
 			seen[k.Name] = true
 			p, err := k.Setup(d)
+			if strings.Contains(k.Name, "_f16") && !d.Has(gpu.FeatureShaderF16) {
+				// Dawn on the H200: no shader-f16, and the error says so.
+				if err == nil || !strings.Contains(err.Error(), string(gpu.FeatureShaderF16)) {
+					t.Errorf("%s %s without shader-f16: %v, want an error naming it", c.profile, k.Name, err)
+				}
+				continue
+			}
 			if err != nil {
 				t.Errorf("%s %s: %v", c.profile, k.Name, err)
 				continue

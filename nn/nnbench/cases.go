@@ -31,10 +31,20 @@ func (a *alloc) zeros(name string, shape ...int) *nn.Tensor {
 // pattern makes a tensor of values in [-1, 1) (a fixed pattern: contents do
 // not matter to speed, but they must be finite and not all zero).
 func (a *alloc) pattern(name string, shape ...int) *nn.Tensor {
-	t := a.zeros(name, shape...)
-	if t == nil {
+	return a.patternOf(nn.F32, name, shape...)
+}
+
+// patternOf is pattern with the element type dt.
+func (a *alloc) patternOf(dt nn.DType, name string, shape ...int) *nn.Tensor {
+	if a.err != nil {
 		return nil
 	}
+	t, err := nn.NewTensorOf(a.d, gpu.MemScratch, dt, name, shape...)
+	if err != nil {
+		a.err = err
+		return nil
+	}
+	a.all = append(a.all, t)
 	v := make([]float32, t.Len())
 	s := uint32(12345)
 	for i := range v {
@@ -77,65 +87,77 @@ func f3(a, b, c int) float64 { return float64(a) * float64(b) * float64(c) }
 // ---- GEMM ----
 
 func gemmCases(size Size) []Case {
+	return append(gemmCasesOf(size, nn.F32), gemmCasesOf(size, nn.F16)...)
+}
+
+// gemmCasesOf are the GEMM cases with inputs of type dt (float16: the
+// mixed-precision GEMMs, float32 accumulation and output; named *_f16).
+func gemmCasesOf(size Size, dt nn.DType) []Case {
 	cube, rows, n, k := 1024, 1024, 768, 256
 	if size == Large {
 		cube, rows, n, k = 4096, 8192, 3072, 768
 	}
+	sfx, in := "", int64(4)
+	if dt == nn.F16 {
+		sfx, in = "_f16", 2
+	}
+	elems := func(a, b, c int) float64 { return float64(in) * f3(a, b, c) }
 	return []Case{
 		{
 			// Y = X·Wᵀ, the forward of a projection.
-			Name: fmt.Sprintf("gemm_nt/m=%d,n=%d,k=%d", cube, cube, cube),
+			Name: fmt.Sprintf("gemm_nt%s/m=%d,n=%d,k=%d", sfx, cube, cube, cube),
 			Setup: func(d *gpu.Device) (*Prepared, error) {
 				a := &alloc{d: d}
-				x, w, y := a.pattern("x", cube, cube), a.pattern("w", cube, cube), a.zeros("y", cube, cube)
+				x, w, y := a.patternOf(dt, "x", cube, cube), a.patternOf(dt, "w", cube, cube), a.zeros("y", cube, cube)
 				if a.err != nil {
 					return a.prepare(nil, nil, nil, 0, 0)
 				}
 				l, err := nn.NewLinear(d, nn.LinearArgs{X: x, W: w, Y: y})
-				return a.prepare(l, err, recordOf(l, err, (*nn.Linear).RecordForward), 2*f3(cube, cube, cube), 4*3*f3(cube, cube, 1))
+				return a.prepare(l, err, recordOf(l, err, (*nn.Linear).RecordForward), 2*f3(cube, cube, cube),
+					elems(2*cube, cube, 1)+4*f3(cube, cube, 1))
 			},
 		},
 		{
 			// The plain forward GEMM of the grouped benchmarks' total size.
-			Name: fmt.Sprintf("gemm_nt/m=%d,n=%d,k=%d", rows, n, k),
+			Name: fmt.Sprintf("gemm_nt%s/m=%d,n=%d,k=%d", sfx, rows, n, k),
 			Setup: func(d *gpu.Device) (*Prepared, error) {
 				a := &alloc{d: d}
-				x, w, y := a.pattern("x", rows, k), a.pattern("w", n, k), a.zeros("y", rows, n)
+				x, w, y := a.patternOf(dt, "x", rows, k), a.patternOf(dt, "w", n, k), a.zeros("y", rows, n)
 				if a.err != nil {
 					return a.prepare(nil, nil, nil, 0, 0)
 				}
 				l, err := nn.NewLinear(d, nn.LinearArgs{X: x, W: w, Y: y})
 				return a.prepare(l, err, recordOf(l, err, (*nn.Linear).RecordForward), 2*f3(rows, n, k),
-					4*(f3(rows, k, 1)+f3(n, k, 1)+f3(rows, n, 1)))
+					elems(rows, k, 1)+elems(n, k, 1)+4*f3(rows, n, 1))
 			},
 		},
 		{
 			// dX = dY·W at a model-like shape.
-			Name: fmt.Sprintf("gemm_nn/rows=%d,n=%d,k=%d", rows, n, k),
+			Name: fmt.Sprintf("gemm_nn%s/rows=%d,n=%d,k=%d", sfx, rows, n, k),
 			Setup: func(d *gpu.Device) (*Prepared, error) {
 				a := &alloc{d: d}
-				dy, w, dx := a.pattern("dy", rows, n), a.pattern("w", n, k), a.zeros("dx", rows, k)
+				dy, w, dx := a.patternOf(dt, "dy", rows, n), a.patternOf(dt, "w", n, k), a.zeros("dx", rows, k)
 				if a.err != nil {
 					return a.prepare(nil, nil, nil, 0, 0)
 				}
 				g, err := nn.NewGemm(d, nn.GemmArgs{A: dy, B: w, C: dx, M: rows, N: k, K: n, BT: true})
 				return a.prepare(g, err, recordOf(g, err, (*nn.Gemm).Record), 2*f3(rows, n, k),
-					4*(f3(rows, n, 1)+f3(n, k, 1)+f3(rows, k, 1)))
+					elems(rows, n, 1)+elems(n, k, 1)+4*f3(rows, k, 1))
 			},
 		},
 		{
 			// dW += dYᵀ·X (with its split-K reduce when chosen).
-			Name: fmt.Sprintf("gemm_tn/rows=%d,n=%d,k=%d", rows, n, k),
+			Name: fmt.Sprintf("gemm_tn%s/rows=%d,n=%d,k=%d", sfx, rows, n, k),
 			Setup: func(d *gpu.Device) (*Prepared, error) {
 				a := &alloc{d: d}
-				x, w, y := a.pattern("x", rows, k), a.pattern("w", n, k), a.zeros("y", rows, n)
-				dy, dw := a.pattern("dy", rows, n), a.zeros("dw", n, k)
+				x, w, y := a.patternOf(dt, "x", rows, k), a.patternOf(dt, "w", n, k), a.zeros("y", rows, n)
+				dy, dw := a.patternOf(dt, "dy", rows, n), a.zeros("dw", n, k)
 				if a.err != nil {
 					return a.prepare(nil, nil, nil, 0, 0)
 				}
 				l, err := nn.NewLinear(d, nn.LinearArgs{X: x, W: w, Y: y, DY: dy, DW: dw})
 				return a.prepare(l, err, recordOf(l, err, (*nn.Linear).RecordBackward), 2*f3(rows, n, k),
-					4*(f3(rows, n, 1)+f3(rows, k, 1)+2*f3(n, k, 1)))
+					elems(rows, n, 1)+elems(rows, k, 1)+8*f3(n, k, 1))
 			},
 		},
 	}
@@ -153,6 +175,14 @@ func recordOf[T any](op *T, err error, m func(*T, *gpu.Recorder)) func(*gpu.Reco
 // worst case for the gather); compare with gemm_nt and gemm_tn at the same
 // rows, n, k.
 func groupedCases(size Size) []Case {
+	return append(groupedCasesOf(size, nn.F32), groupedCasesOf(size, nn.F16)...)
+}
+
+func groupedCasesOf(size Size, dt nn.DType) []Case {
+	sfx, in := "", 4.0
+	if dt == nn.F16 {
+		sfx, in = "_f16", 2
+	}
 	rows, n, k := 1024, 768, 256
 	if size == Large {
 		rows, n, k = 8192, 3072, 768
@@ -176,8 +206,8 @@ func groupedCases(size Size) []Case {
 	}
 	setup := func(d *gpu.Device, backward bool) (*Prepared, error) {
 		a := &alloc{d: d}
-		x, w, y := a.pattern("x", rows, k), a.pattern("w", groups, n, k), a.zeros("y", rows, n)
-		dy, dw := a.pattern("dy", rows, n), a.zeros("dw", groups, n, k)
+		x, w, y := a.patternOf(dt, "x", rows, k), a.patternOf(dt, "w", groups, n, k), a.zeros("y", rows, n)
+		dy, dw := a.patternOf(dt, "dy", rows, n), a.zeros("dw", groups, n, k)
 		if a.err != nil {
 			return a.prepare(nil, nil, nil, 0, 0)
 		}
@@ -198,22 +228,22 @@ func groupedCases(size Size) []Case {
 			rt.Release()
 			return a.prepare(nil, err, nil, 0, 0)
 		}
-		p, err := a.prepare(gl, nil, gl.RecordForward, 2*f3(rows, n, k), 4*(f3(rows, k, 1)+f3(groups*n, k, 1)+f3(rows, n, 1)))
+		p, err := a.prepare(gl, nil, gl.RecordForward, 2*f3(rows, n, k), in*(f3(rows, k, 1)+f3(groups*n, k, 1))+4*f3(rows, n, 1))
 		if err != nil {
 			return nil, err
 		}
 		if backward {
 			p.Record = gl.RecordBackward
-			p.Bytes = 4 * (f3(rows, k, 1) + f3(rows, n, 1) + 2*f3(groups*n, k, 1))
+			p.Bytes = in*(f3(rows, k, 1)+f3(rows, n, 1)) + 8*f3(groups*n, k, 1)
 		}
 		cleanup := p.Cleanup
 		p.Cleanup = func() { cleanup(); rt.Release() }
 		return p, nil
 	}
 	return []Case{
-		{Name: fmt.Sprintf("grouped_nt/rows=%d,n=%d,k=%d,g=3(50/30/20)", rows, n, k),
+		{Name: fmt.Sprintf("grouped_nt%s/rows=%d,n=%d,k=%d,g=3(50/30/20)", sfx, rows, n, k),
 			Setup: func(d *gpu.Device) (*Prepared, error) { return setup(d, false) }},
-		{Name: fmt.Sprintf("grouped_tn/rows=%d,n=%d,k=%d,g=3(50/30/20)", rows, n, k),
+		{Name: fmt.Sprintf("grouped_tn%s/rows=%d,n=%d,k=%d,g=3(50/30/20)", sfx, rows, n, k),
 			Setup: func(d *gpu.Device) (*Prepared, error) { return setup(d, true) }},
 	}
 }

@@ -16,8 +16,9 @@
 #   SMOKE=1        the same steps at tiny sizes, to check the script on lavapipe
 #
 # It writes, under $OUT: devices-*.txt, kernels-{dawn,wgpu}.txt (`mom bench
-# kernels --size large`: the GEMM shapes of the table, the grouped GEMM, the
-# scan, conv, norms, losses, AdamW), transfer-{dawn,wgpu}.txt (256 MiB each
+# kernels --size large`: the GEMM shapes of the table, in float32 and with
+# float16 inputs (*_f16, where the runtime offers shader-f16), the grouped
+# GEMM, the scan, conv, norms, losses, AdamW), transfer-{dawn,wgpu}.txt (256 MiB each
 # way through every transfer path offered), step-94m-{dawn,wgpu}.txt (`mom
 # bench step`, 94m, three modalities, 8x512, dense vs MoM, with GPU
 # memory), step-1.4b-dawn.txt with nvidia-smi samples (the 1.4b MoM
@@ -84,8 +85,6 @@ step kernels-dawn 110 "$MOM" bench kernels --size "$size" --filter "$kfilter" --
 step transfer-dawn 25 "$MOM" bench transfer --mib "$mib" --reps 3 --runtime dawn
 step transfer-wgpu 25 "$MOM" bench transfer --mib "$mib" --reps 3 --runtime wgpu
 step step-94m-dawn 50 "$MOM" bench step --preset "$p94" --setting three --batch "$b94" --seq "$l94" --steps "$s94" --rounds "$r94" --runtime dawn
-step kernels-wgpu 110 "$MOM" bench kernels --size "$size" --filter "$kfilter" --runtime wgpu
-step step-94m-wgpu 50 "$MOM" bench step --preset "$p94" --setting three --batch "$b94" --seq "$l94" --steps "$s94" --rounds "$r94" --runtime wgpu
 
 # The 1.4b MoM preset: what mom's accounting says (no GPU needed), then the
 # real thing with nvidia-smi sampling the device memory every 0.5 s.
@@ -102,5 +101,10 @@ if [ -n "$smi_pid" ]; then
 	peak=$(awk -F', ' 'NR > 1 { gsub(/ MiB/, "", $2); if ($2 + 0 > m) m = $2 + 0 } END { print m + 0 }' "$OUT/nvsmi-1.4b.csv")
 	note "nvidia-smi peak during step-1.4b-dawn: ${peak} MiB"
 fi
+
+step step-94m-wgpu 50 "$MOM" bench step --preset "$p94" --setting three --batch "$b94" --seq "$l94" --steps "$s94" --rounds "$r94" --runtime wgpu
+# Last, with what is left: every kernel on wgpu-native, the float16 GEMMs
+# (*_f16) included (Dawn refuses shader-f16 on NVIDIA: its f16 rows say so).
+step kernels-wgpu 150 "$MOM" bench kernels --size "$size" --filter "$kfilter" --runtime wgpu
 
 note "total: $(($(date +%s) - start))s"
