@@ -595,3 +595,93 @@ func parallelCopy(dst, src []byte) {
 	}
 	wg.Wait()
 }
+
+// HostMappedBuffer is host memory that the device copies to and from
+// directly (Dawn's host-mapped-pointer feature): record copies between it
+// (Buffer) and device buffers, Fence after their submit, Wait, and read or
+// write Bytes in place, with no mapping and no copy of the host's own. (A
+// data-parallel trainer can stage gradient buckets this way: the device
+// copies the gradients in, MPI reads and sums them where they lie, and the
+// device copies the sums back.) The host must not touch Bytes while copies
+// that use them are pending.
+type HostMappedBuffer struct {
+	b    *Buffer
+	host unsafe.Pointer
+	op   *C.mg_op
+	busy bool
+}
+
+// NewHostMappedBuffer makes a host-mapped buffer of size bytes (rounded up
+// to the page size); the device must have the host-mapped-pointer feature.
+func (d *Device) NewHostMappedBuffer(label string, size int64) (*HostMappedBuffer, error) {
+	s, err := d.NewStager(PathHostMapped, size)
+	if err != nil {
+		return nil, err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	sl, err := s.slotLocked(true, 0)
+	if err != nil {
+		return nil, err
+	}
+	sl.buf.Label = label
+	return &HostMappedBuffer{b: sl.buf, host: sl.host, op: sl.op}, nil
+}
+
+// Buffer is the device side, for Recorder.Copy.
+func (h *HostMappedBuffer) Buffer() *Buffer { return h.b }
+
+// Bytes is the host side: the buffer's memory.
+func (h *HostMappedBuffer) Bytes() []byte {
+	if h.b == nil || h.b.ptr == nil {
+		return nil
+	}
+	return unsafe.Slice((*byte)(h.host), h.b.Size)
+}
+
+// Fence marks the work submitted so far: Wait returns once it is done.
+func (h *HostMappedBuffer) Fence() error {
+	if h.b == nil || h.b.ptr == nil {
+		return errors.New("gpu: fence on a released host-mapped buffer")
+	}
+	d := h.b.d
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return errors.New("gpu: device is closed")
+	}
+	C.mg_queue_done(d.Lib.c, d.queue, h.op)
+	h.busy = true
+	return nil
+}
+
+// Wait blocks until the work before the last Fence is done (at once
+// without one).
+func (h *HostMappedBuffer) Wait() error {
+	if !h.busy {
+		return nil
+	}
+	d := h.b.d
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	h.busy = false
+	if C.mg_wait(d.Lib.c, d.inst, d.dev, h.op, C.UINT64_MAX) != 1 || h.op.status != 1 {
+		return errors.Join(fmt.Errorf("gpu: waiting for host-mapped buffer %q failed", h.b.Label), d.errLocked("host-mapped "+h.b.Label))
+	}
+	return d.errLocked("host-mapped " + h.b.Label)
+}
+
+// Release waits for pending work and frees the buffer (its memory goes
+// once the device is done with it).
+func (h *HostMappedBuffer) Release() {
+	if h == nil || h.b == nil {
+		return
+	}
+	h.Wait()
+	d := h.b.d
+	d.mu.Lock()
+	h.b.destroyLocked()
+	d.mu.Unlock()
+	freeOp(h.op)
+	h.b = nil
+}

@@ -201,3 +201,62 @@ func TestLargeWriteTakesTransferPath(t *testing.T) {
 		}
 	})
 }
+
+// TestHostMappedBuffer: the device copies into host memory and back out of
+// it, and the host reads and writes it in place between fences.
+func TestHostMappedBuffer(t *testing.T) {
+	forEach(t, func(t *testing.T, d *Device) {
+		if !d.Has(FeatureHostMappedPointer) {
+			if _, err := d.NewHostMappedBuffer("h", 4096); err == nil || !strings.Contains(err.Error(), string(FeatureHostMappedPointer)) {
+				t.Errorf("without the feature: %v, want an error naming it", err)
+			}
+			return
+		}
+		const n = 3000 * 4
+		src, dst := mustBuffer(t, d, "src", n), mustBuffer(t, d, "dst", n)
+		defer src.Release()
+		defer dst.Release()
+		data := make([]byte, n)
+		rand.New(rand.NewSource(5)).Read(data)
+		if err := src.Write(0, data); err != nil {
+			t.Fatal(err)
+		}
+		h, err := d.NewHostMappedBuffer("bucket", n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer h.Release()
+		r := d.NewRecorder()
+		r.Copy(src, 0, h.Buffer(), 0, n)
+		if err := r.Submit(); err != nil {
+			t.Fatal(err)
+		}
+		if err := h.Fence(); err != nil {
+			t.Fatal(err)
+		}
+		if err := h.Wait(); err != nil {
+			t.Fatal(err)
+		}
+		host := h.Bytes()
+		if i := firstDiff(host[:n], data); i >= 0 {
+			t.Fatalf("byte %d of the host side differs", i)
+		}
+		for i := range host[:n] {
+			host[i] ^= 0xff // the host works in place
+		}
+		r = d.NewRecorder()
+		r.Copy(h.Buffer(), 0, dst, 0, n)
+		if err := r.SubmitChecked(); err != nil {
+			t.Fatal(err)
+		}
+		got, err := dst.Read(0, n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range got {
+			if got[i] != data[i]^0xff {
+				t.Fatalf("byte %d came back %#x, want %#x", i, got[i], data[i]^0xff)
+			}
+		}
+	})
+}
