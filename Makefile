@@ -44,7 +44,7 @@ demo: deps build
 	@echo "demo: data examples, runs, plot and comparison in $(DEMO)"
 
 bench: deps build
-	$(GO) test -run XXX -bench . -benchtime 1x ./nn/
+	$(GO) test -run XXX -bench . -benchtime 1x ./nn/nnbench/
 
 clean:
 	rm -rf bin

@@ -130,7 +130,7 @@ var featureIDs = map[Runtime]map[uint32]Feature{
 		0x0A: FeatureShaderF16, 0x0B: "rg11b10ufloat-renderable", 0x0C: "bgra8unorm-storage",
 		0x0D: "float32-filterable", 0x0E: "float32-blendable", 0x0F: "clip-distances",
 		0x10: "dual-source-blending", 0x11: FeatureSubgroups, 0x12: "core-features-and-limits",
-		0x50002: "dawn-native", 0x50003: "chromium-experimental-timestamp-query-inside-passes",
+		0x50002: "dawn-native", 0x50010: FeatureHostMappedPointer, 0x50003: "chromium-experimental-timestamp-query-inside-passes",
 		0x50004: "implicit-device-synchronization", 0x50008: "subgroups-f16",
 		0x50016: "adapter-properties-memory-heaps", 0x50018: "adapter-properties-vk",
 		0x50019: "r8unorm-storage", 0x50038: "chromium-experimental-subgroup-matrix",
@@ -310,7 +310,7 @@ type adapterHandle struct {
 // C API cannot, so it is asked once per backend (Vulkan, Metal, D3D12,
 // D3D11), power preference and fallback flag, and the answers are
 // deduplicated: Dawn shows one adapter per kind of GPU.
-func (l *Library) adapters(inst unsafe.Pointer) ([]adapterHandle, error) {
+func (l *Library) adapters(inst unsafe.Pointer, toggles []string) ([]adapterHandle, error) {
 	var out []adapterHandle
 	seen := map[string]bool{}
 	add := func(p unsafe.Pointer) error {
@@ -340,6 +340,8 @@ func (l *Library) adapters(inst unsafe.Pointer) ([]adapterHandle, error) {
 	}
 	op := l.newOp()
 	defer freeOp(op)
+	ctog, ntog, freeTog := cStrings(toggles)
+	defer freeTog()
 	type ask struct {
 		backend Backend
 		level   uint32 // 1 compatibility, 2 core
@@ -350,7 +352,7 @@ func (l *Library) adapters(inst unsafe.Pointer) ([]adapterHandle, error) {
 	for _, a := range asks {
 		for _, power := range []uint32{2, 1} { // high performance, low power
 			for _, fallback := range []C.mg_bool{0, 1} {
-				r := C.mg_request_adapter(l.c, inst, C.uint32_t(a.backend), C.uint32_t(power), fallback, C.uint32_t(a.level), op)
+				r := C.mg_request_adapter(l.c, inst, C.uint32_t(a.backend), C.uint32_t(power), fallback, C.uint32_t(a.level), ctog, ntog, op)
 				if r != 1 || op.status != 1 || op.handle == nil {
 					continue
 				}
@@ -371,7 +373,7 @@ func (l *Library) Adapters() ([]AdapterInfo, error) {
 		return nil, fmt.Errorf("%s (%s): wgpuCreateInstance returned null", l.Runtime, l.Path)
 	}
 	defer C.mg_release(l.c, C.MG_INSTANCE, inst)
-	hs, err := l.adapters(inst)
+	hs, err := l.adapters(inst, nil)
 	if err != nil {
 		return nil, err
 	}

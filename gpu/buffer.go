@@ -33,16 +33,27 @@ const (
 
 // Buffer is a region of device memory.
 type Buffer struct {
-	d     *Device
-	ptr   unsafe.Pointer
-	Size  int64
-	Usage BufferUsage
-	Label string
+	d        *Device
+	ptr      unsafe.Pointer
+	Size     int64
+	Usage    BufferUsage
+	Label    string
+	Category MemCategory // what the memory holds, for the device's accounting
 }
 
-// NewBuffer creates a buffer of size bytes (rounded up to a multiple of 4).
-// A size above the device's maxBufferSize is an error that names the limit.
+// NewBuffer creates a buffer of size bytes (rounded up to a multiple of 4),
+// counted as scratch (staging when it is mappable). A size above the
+// device's maxBufferSize is an error that names the limit.
 func (d *Device) NewBuffer(label string, size int64, usage BufferUsage) (*Buffer, error) {
+	cat := MemScratch
+	if usage&(UsageMapRead|UsageMapWrite) != 0 {
+		cat = MemStaging
+	}
+	return d.NewBufferIn(cat, label, size, usage)
+}
+
+// NewBufferIn is NewBuffer with the memory counted under cat.
+func (d *Device) NewBufferIn(cat MemCategory, label string, size int64, usage BufferUsage) (*Buffer, error) {
 	if size <= 0 {
 		return nil, fmt.Errorf("gpu: buffer %q: size %d must be positive", label, size)
 	}
@@ -56,10 +67,10 @@ func (d *Device) NewBuffer(label string, size int64, usage BufferUsage) (*Buffer
 	if d.closed {
 		return nil, errors.New("gpu: device is closed")
 	}
-	return d.newBufferLocked(label, size, usage)
+	return d.newBufferLocked(cat, label, size, usage)
 }
 
-func (d *Device) newBufferLocked(label string, size int64, usage BufferUsage) (*Buffer, error) {
+func (d *Device) newBufferLocked(cat MemCategory, label string, size int64, usage BufferUsage) (*Buffer, error) {
 	clabel := C.CString(label)
 	defer C.free(unsafe.Pointer(clabel))
 	var ptr unsafe.Pointer
@@ -79,7 +90,9 @@ func (d *Device) newBufferLocked(label string, size int64, usage BufferUsage) (*
 	if ptr == nil {
 		return nil, fmt.Errorf("gpu: creating buffer %q (%d bytes) returned null", label, size)
 	}
-	return &Buffer{d: d, ptr: ptr, Size: size, Usage: usage, Label: label}, nil
+	b := &Buffer{d: d, ptr: ptr, Size: size, Usage: usage, Label: label, Category: cat}
+	d.mem.add(b)
+	return b, nil
 }
 
 // Release destroys the buffer and frees its memory.
@@ -97,6 +110,7 @@ func (b *Buffer) destroyLocked() {
 		b.ptr = nil // the device took its buffers with it
 		return
 	}
+	b.d.mem.remove(b)
 	C.mg_buffer_destroy(b.d.Lib.c, b.ptr)
 	b.d.release(C.MG_BUFFER, b.ptr)
 	b.ptr = nil
@@ -115,12 +129,58 @@ func (b *Buffer) checkRange(op string, offset, size int64) error {
 	return nil
 }
 
-// Write copies data into the buffer at offset (through the queue: it is
-// ordered before any later submit).
+// Write copies data into the buffer at offset; it is ordered before any
+// later submit. A large write goes through the device's transfer path
+// (Device.Transfer), a small one through the queue.
 func (b *Buffer) Write(offset int64, data []byte) error {
 	if len(data) == 0 {
 		return nil
 	}
+	if err := b.checkRange("write", offset, int64(len(data))); err != nil {
+		return err
+	}
+	if len(data) >= transferMin && b.Usage&UsageCopyDst != 0 {
+		s, err := b.d.stager()
+		if err != nil {
+			return err
+		}
+		if s != nil {
+			return s.Upload(b, offset, data)
+		}
+	}
+	return b.writeQueue(offset, data)
+}
+
+// WriteWith writes size bytes at offset, asking fill for each piece (the
+// bytes at pos .. pos+len(p)) straight into the transfer path's staging.
+func (b *Buffer) WriteWith(offset, size int64, fill func(p []byte, pos int64) error) error {
+	if size == 0 {
+		return nil
+	}
+	if err := b.checkRange("write", offset, size); err != nil {
+		return err
+	}
+	if size < transferMin {
+		p := make([]byte, size)
+		if err := fill(p, 0); err != nil {
+			return err
+		}
+		return b.writeQueue(offset, p)
+	}
+	s, err := b.d.stager()
+	if err != nil {
+		return err
+	}
+	if s == nil {
+		if s, err = b.d.NewStager(PathQueue, defaultChunk); err != nil {
+			return err
+		}
+	}
+	return s.UploadFunc(b, offset, size, fill)
+}
+
+// writeQueue is Write through queue.writeBuffer.
+func (b *Buffer) writeQueue(offset int64, data []byte) error {
 	if err := b.checkRange("write", offset, int64(len(data))); err != nil {
 		return err
 	}
@@ -205,7 +265,7 @@ func (d *Device) stagingLocked(size int64) (*Buffer, error) {
 		d.staging[size] = list[:len(list)-1]
 		return b, nil
 	}
-	return d.newBufferLocked("staging", size, UsageMapRead|UsageCopyDst)
+	return d.newBufferLocked(MemStaging, "staging", size, UsageMapRead|UsageCopyDst)
 }
 
 // Ready reports, without blocking, whether the bytes have arrived.
@@ -261,35 +321,96 @@ func (r *Readback) Wait() ([]byte, error) {
 // Read copies size bytes at offset of b to the host, waiting for all work
 // submitted before it.
 func (b *Buffer) Read(offset, size int64) ([]byte, error) {
-	rb, err := b.ReadAsync(offset, size)
-	if err != nil {
+	if err := b.checkRange("read", offset, size); err != nil {
 		return nil, err
 	}
-	return rb.Wait()
+	out := make([]byte, size)
+	if err := b.ReadInto(offset, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// ReadInto copies len(dst) bytes at offset of b into dst, waiting for all
+// work submitted before it. A large read goes through the device's transfer
+// path (Device.Transfer).
+func (b *Buffer) ReadInto(offset int64, dst []byte) error {
+	size := int64(len(dst))
+	if err := b.checkRange("read", offset, size); err != nil {
+		return err
+	}
+	if size == 0 {
+		return nil
+	}
+	if size >= transferMin && b.Usage&UsageCopySrc != 0 {
+		s, err := b.d.stager()
+		if err != nil {
+			return err
+		}
+		if s != nil {
+			return s.Download(b, offset, dst)
+		}
+	}
+	rb, err := b.ReadAsync(offset, size)
+	if err != nil {
+		return err
+	}
+	raw, err := rb.Wait()
+	if err != nil {
+		return err
+	}
+	copy(dst, raw)
+	return nil
+}
+
+// ReadWith reads size bytes at offset, handing each piece (the bytes at pos
+// .. pos+len(p)) to use straight from the transfer path's staging; p is
+// valid only during the call.
+func (b *Buffer) ReadWith(offset, size int64, use func(p []byte, pos int64) error) error {
+	if err := b.checkRange("read", offset, size); err != nil {
+		return err
+	}
+	if size < transferMin {
+		p, err := b.Read(offset, size)
+		if err != nil {
+			return err
+		}
+		return use(p, 0)
+	}
+	s, err := b.d.stager()
+	if err != nil {
+		return err
+	}
+	if s == nil {
+		if s, err = b.d.NewStager(PathQueue, defaultChunk); err != nil {
+			return err
+		}
+	}
+	return s.DownloadFunc(b, offset, size, use)
 }
 
 // ReadFloat32 reads n float32 values from element offset off.
 func (b *Buffer) ReadFloat32(off, n int) ([]float32, error) {
-	raw, err := b.Read(int64(off)*4, int64(n)*4)
+	out := make([]float32, n)
+	if n == 0 {
+		return out, b.checkRange("read", int64(off)*4, 0)
+	}
+	err := b.ReadInto(int64(off)*4, unsafe.Slice((*byte)(unsafe.Pointer(&out[0])), 4*n))
 	if err != nil {
 		return nil, err
-	}
-	out := make([]float32, n)
-	if n > 0 {
-		copy(unsafe.Slice((*byte)(unsafe.Pointer(&out[0])), 4*n), raw)
 	}
 	return out, nil
 }
 
 // ReadUint32 reads n uint32 values from element offset off.
 func (b *Buffer) ReadUint32(off, n int) ([]uint32, error) {
-	raw, err := b.Read(int64(off)*4, int64(n)*4)
+	out := make([]uint32, n)
+	if n == 0 {
+		return out, b.checkRange("read", int64(off)*4, 0)
+	}
+	err := b.ReadInto(int64(off)*4, unsafe.Slice((*byte)(unsafe.Pointer(&out[0])), 4*n))
 	if err != nil {
 		return nil, err
-	}
-	out := make([]uint32, n)
-	if n > 0 {
-		copy(unsafe.Slice((*byte)(unsafe.Pointer(&out[0])), 4*n), raw)
 	}
 	return out, nil
 }

@@ -70,6 +70,12 @@ type Options struct {
 	// "timestamp_quantization", which otherwise rounds GPU timestamps so
 	// coarsely that short kernels time as zero.
 	DisabledToggles []string
+	// Transfer is the path large Buffer.Write and Read calls take (the
+	// staging of checkpoints, initial parameters, batches and readbacks);
+	// PathAuto picks the fastest the device offers. On Dawn, PathAuto and
+	// PathHostMapped turn on the allow_unsafe_apis toggle, without which
+	// Dawn hides its host-mapped-pointer feature.
+	Transfer TransferPath
 }
 
 // DefaultFeatures are the optional features the engine uses when offered.
@@ -83,6 +89,9 @@ type Device struct {
 	Info     AdapterInfo
 	Limits   Limits    // the device's limits (raised to the adapter's)
 	Features []Feature // the features enabled on the device
+	// DryRun marks a device of the null implementation (OpenDryRun):
+	// buffers hold no memory and nothing runs.
+	DryRun bool
 
 	mu      sync.Mutex
 	inst    unsafe.Pointer
@@ -100,6 +109,9 @@ type Device struct {
 	staging   map[int64][]*Buffer
 	live      [C.MG_KIND_COUNT]int
 	tsPeriod  float64
+	mem       memStats
+	xfer      *Stager // the transfer path Buffer.Write and Read use for large sizes
+	xferOpt   TransferPath
 }
 
 // Open loads the implementation and opens a device on the chosen adapter.
@@ -117,7 +129,8 @@ func (l *Library) Open(o Options) (*Device, error) {
 	if inst == nil {
 		return nil, fmt.Errorf("%s: wgpuCreateInstance returned null", l.Runtime)
 	}
-	hs, err := l.adapters(inst)
+	o = o.withTransfer(l.Runtime)
+	hs, err := l.adapters(inst, o.Toggles)
 	if err != nil {
 		C.mg_release(l.c, C.MG_INSTANCE, inst)
 		return nil, err
@@ -158,7 +171,38 @@ func (l *Library) Open(o Options) (*Device, error) {
 		d.Close()
 		return nil, err
 	}
+	d.xferOpt = o.Transfer
+	if o.Transfer == PathHostMapped && !d.Has(FeatureHostMappedPointer) {
+		d.Close()
+		return nil, fmt.Errorf("%s: --transfer %s needs the %s feature, which %s does not offer", l.Runtime, PathHostMapped, FeatureHostMappedPointer, d.Info.Name)
+	}
 	return d, nil
+}
+
+// withTransfer adds what the transfer path needs: on Dawn the
+// allow_unsafe_apis toggle and the host-mapped-pointer feature.
+func (o Options) withTransfer(rt Runtime) Options {
+	if rt != Dawn || (o.Transfer != PathAuto && o.Transfer != PathHostMapped) {
+		return o
+	}
+	if !containsString(o.Toggles, "allow_unsafe_apis") {
+		o.Toggles = append(append([]string(nil), o.Toggles...), "allow_unsafe_apis")
+	}
+	want := o.Features
+	if want == nil {
+		want = DefaultFeatures
+	}
+	o.Features = append(append([]Feature(nil), want...), FeatureHostMappedPointer)
+	return o
+}
+
+func containsString(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
 }
 
 // bestAdapter prefers a discrete GPU, then an integrated one, then anything
@@ -377,6 +421,13 @@ func (d *Device) Close() {
 		return
 	}
 	d.closed = true
+	if d.xfer != nil {
+		s := d.xfer
+		d.xfer = nil
+		d.mu.Unlock()
+		s.Release()
+		d.mu.Lock()
+	}
 	for _, p := range d.pipelines {
 		p.releaseLocked()
 	}

@@ -21,4 +21,18 @@
 // GPU behind each by its PCI address or UUID, asked from the Vulkan loader
 // (vkid.c; neither WebGPU implementation exposes them).
 // It knows nothing about models.
+//
+// Transfers: large Buffer.Write and Read calls (and WriteWith and ReadWith,
+// which fill or drain staging in place) go through a Stager on the
+// device's fastest TransferPath: Dawn's host-mapped-pointer buffers (asked
+// for with the allow_unsafe_apis toggle), else mapped staging buffers, else
+// the queue; two slots per direction let the host fill one while the device
+// copies the other.
+//
+// Memory: every buffer is counted under a MemCategory (parameters,
+// gradients, optimizer, activations, scratch, staging); Device.Memory gives
+// the live and peak bytes by category and the largest groups of buffers.
+// OpenDryRun opens a device of a null implementation (null.c) that takes a
+// Profile's limits and features (an H200, say) but allocates nothing and
+// runs nothing, so that the accounting says what mom would take there.
 package gpu

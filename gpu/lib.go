@@ -187,3 +187,20 @@ func open(path string) (*Library, error) {
 	libCache[path] = l
 	return l, nil
 }
+
+// cStrings copies ss into a C array of C strings (NULL-terminated, so that
+// an empty list is still a valid pointer) and returns it with its length
+// and a function freeing it.
+func cStrings(ss []string) (**C.char, C.size_t, func()) {
+	arr := (**C.char)(C.calloc(C.size_t(len(ss)+1), C.size_t(unsafe.Sizeof(uintptr(0)))))
+	view := unsafe.Slice(arr, len(ss)+1)
+	for i, s := range ss {
+		view[i] = C.CString(s)
+	}
+	return arr, C.size_t(len(ss)), func() {
+		for i := range ss {
+			C.free(unsafe.Pointer(view[i]))
+		}
+		C.free(unsafe.Pointer(arr))
+	}
+}

@@ -20,16 +20,20 @@ import (
 
 // CompileError is a WGSL compile error with the line it points at.
 type CompileError struct {
-	Shader  string // the shader's name, e.g. "gemm.wgsl"
+	Shader  string // the file of the error, e.g. "gemm.wgsl" or "shared/gemm_tile.wgsl"
 	Line    int    // 1-based; 0 when the implementation gave none
 	Column  int
 	Message string
 	Text    string // the offending source line
+	Via     string // the shader that imported Shader ("" if none)
 }
 
 func (e *CompileError) Error() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "WGSL compile error in %s", e.Shader)
+	if e.Via != "" {
+		fmt.Fprintf(&b, " (imported by %s)", e.Via)
+	}
 	if e.Line > 0 {
 		fmt.Fprintf(&b, " at line %d", e.Line)
 		if e.Column > 0 {

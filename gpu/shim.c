@@ -11,125 +11,8 @@
 #include <string.h>
 #include <time.h>
 
-// Enum values shared by both implementations.
-enum {
-	CB_WAIT_ANY_ONLY = 1,
-	CB_ALLOW_PROCESS_EVENTS = 2,
-	CB_ALLOW_SPONTANEOUS = 3,
-	STYPE_WGSL = 2,
-	STYPE_DAWN_TOGGLES = 0x0005000A,
-	QUERY_TIMESTAMP = 2,
-	WAIT_SUCCESS = 1,
-	WAIT_TIMED_OUT = 2,
-};
-#define U32_UNDEF 0xFFFFFFFFu
-#define STRLEN_NUL ((size_t)-1)
+#include "shim_types.h"
 
-// Callback-info structs: passed by value, same layout for every callback kind.
-typedef struct { mg_chain *next; uint32_t mode; void *cb; void *u1; void *u2; } cbinfo;
-typedef struct { mg_chain *next; void *cb; void *u1; void *u2; } cbinfo_nomode;
-
-typedef struct { mg_future future; mg_bool completed; } wait_info;
-
-typedef struct {
-	mg_chain *next;
-	mg_str vendor, architecture, device, description;
-	uint32_t backend, adapter_type, vendor_id, device_id, sg_min, sg_max;
-	uint32_t pad[8]; // room for fields a newer implementation may append
-} adapter_info;
-
-typedef struct { size_t count; const uint32_t *features; } supported_features;
-
-typedef struct { mg_chain *next; mg_bool timed_wait_any; size_t timed_wait_max; } dawn_instance_caps;
-typedef struct { mg_chain *next; dawn_instance_caps caps; } dawn_instance_desc;
-
-typedef struct {
-	mg_chain *next; uint32_t feature_level, power; mg_bool fallback; uint32_t backend;
-	void *surface;
-} adapter_options;
-
-typedef struct {
-	mg_chain chain; size_t n_enabled; const char *const *enabled; size_t n_disabled;
-	const char *const *disabled;
-} dawn_toggles;
-
-typedef struct {
-	mg_chain *next; mg_str label; size_t nfeatures; const uint32_t *features;
-	const mg_limits *limits; struct { mg_chain *next; mg_str label; } queue;
-	cbinfo lost; cbinfo_nomode uncaptured;
-} device_desc;
-
-typedef struct { mg_chain *next; mg_str label; uint64_t usage, size; mg_bool mapped; } buffer_desc;
-typedef struct { mg_chain chain; mg_str code; } wgsl_source;
-typedef struct { mg_chain *next; mg_str label; } labeled_desc;
-typedef struct { mg_chain *next; mg_str key; double value; } constant_entry;
-typedef struct {
-	mg_chain *next; mg_str label; void *layout;
-	struct { mg_chain *next; void *module; mg_str entry; size_t nconst; const constant_entry *consts; } compute;
-} pipeline_desc;
-typedef struct {
-	mg_chain *next; uint32_t binding; void *buffer; uint64_t offset, size; void *sampler, *view;
-} bind_entry;
-typedef struct { mg_chain *next; mg_str label; void *layout; size_t n; const bind_entry *entries; } bind_desc;
-typedef struct { mg_chain *next; void *query_set; uint32_t begin, end; } pass_timestamps;
-typedef struct { mg_chain *next; mg_str label; const pass_timestamps *ts; } pass_desc;
-typedef struct { mg_chain *next; mg_str label; uint32_t type, count; } query_set_desc;
-typedef struct {
-	mg_chain *next; mg_str message; uint32_t type; uint64_t line, col, offset, length;
-} compile_message;
-typedef struct { mg_chain *next; size_t n; const compile_message *msgs; } compile_info;
-
-typedef mg_future (*fut3)(void *, const void *, cbinfo);
-
-struct mg_lib {
-	void *dl;
-	int kind;
-	void *(*CreateInstance)(const void *);
-	mg_future (*InstanceRequestAdapter)(void *, const adapter_options *, cbinfo);
-	uint32_t (*InstanceWaitAny)(void *, size_t, wait_info *, uint64_t);
-	void (*InstanceProcessEvents)(void *);
-	size_t (*InstanceEnumerateAdapters)(void *, const void *, void **);
-	uint32_t (*AdapterGetInfo)(void *, adapter_info *);
-	void (*AdapterInfoFreeMembers)(adapter_info);
-	uint32_t (*AdapterGetLimits)(void *, mg_limits *);
-	void (*AdapterGetFeatures)(void *, supported_features *);
-	void (*SupportedFeaturesFreeMembers)(supported_features);
-	mg_future (*AdapterRequestDevice)(void *, const device_desc *, cbinfo);
-	uint32_t (*DeviceGetLimits)(void *, mg_limits *);
-	void (*DeviceGetFeatures)(void *, supported_features *);
-	void *(*DeviceGetQueue)(void *);
-	void (*DevicePushErrorScope)(void *, uint32_t);
-	mg_future (*DevicePopErrorScope)(void *, cbinfo);
-	void *(*DeviceCreateBuffer)(void *, const buffer_desc *);
-	void (*QueueWriteBuffer)(void *, void *, uint64_t, const void *, size_t);
-	mg_future (*BufferMapAsync)(void *, uint64_t, size_t, size_t, cbinfo);
-	const void *(*BufferGetConstMappedRange)(void *, size_t, size_t);
-	void (*BufferUnmap)(void *);
-	void (*BufferDestroy)(void *);
-	mg_future (*QueueOnSubmittedWorkDone)(void *, cbinfo);
-	void *(*DeviceCreateShaderModule)(void *, const labeled_desc *);
-	mg_future (*ShaderModuleGetCompilationInfo)(void *, cbinfo);
-	void *(*DeviceCreateComputePipeline)(void *, const pipeline_desc *);
-	void *(*ComputePipelineGetBindGroupLayout)(void *, uint32_t);
-	void *(*DeviceCreateBindGroup)(void *, const bind_desc *);
-	void *(*DeviceCreateCommandEncoder)(void *, const labeled_desc *);
-	void *(*CommandEncoderBeginComputePass)(void *, const pass_desc *);
-	void (*ComputePassEncoderSetPipeline)(void *, void *);
-	void (*ComputePassEncoderSetBindGroup)(void *, uint32_t, void *, size_t, const uint32_t *);
-	void (*ComputePassEncoderDispatchWorkgroups)(void *, uint32_t, uint32_t, uint32_t);
-	void (*ComputePassEncoderEnd)(void *);
-	void (*CommandEncoderCopyBufferToBuffer)(void *, void *, uint64_t, void *, uint64_t, uint64_t);
-	void (*CommandEncoderClearBuffer)(void *, void *, uint64_t, uint64_t);
-	void (*CommandEncoderResolveQuerySet)(void *, void *, uint32_t, uint32_t, void *, uint64_t);
-	void *(*CommandEncoderFinish)(void *, const labeled_desc *);
-	void (*QueueSubmit)(void *, size_t, void *const *);
-	void *(*DeviceCreateQuerySet)(void *, const query_set_desc *);
-	void (*DeviceDestroy)(void *);
-	// wgpu-native extensions
-	uint32_t (*DevicePoll)(void *, mg_bool, const uint64_t *);
-	float (*QueueGetTimestampPeriod)(void *);
-	void (*release[MG_KIND_COUNT])(void *);
-};
 
 static const char *release_names[MG_KIND_COUNT] = {
 	"wgpuInstanceRelease", "wgpuAdapterRelease", "wgpuDeviceRelease", "wgpuQueueRelease",
@@ -205,6 +88,7 @@ mg_lib *mg_open(const char *path, char *err, size_t errlen) {
 	SYM(QueueWriteBuffer, "wgpuQueueWriteBuffer", 1);
 	SYM(BufferMapAsync, "wgpuBufferMapAsync", 1);
 	SYM(BufferGetConstMappedRange, "wgpuBufferGetConstMappedRange", 1);
+	SYM(BufferGetMappedRange, "wgpuBufferGetMappedRange", 1);
 	SYM(BufferUnmap, "wgpuBufferUnmap", 1);
 	SYM(BufferDestroy, "wgpuBufferDestroy", 1);
 	SYM(QueueOnSubmittedWorkDone, "wgpuQueueOnSubmittedWorkDone", 1);
@@ -227,6 +111,7 @@ mg_lib *mg_open(const char *path, char *err, size_t errlen) {
 	SYM(DeviceCreateQuerySet, "wgpuDeviceCreateQuerySet", 1);
 	SYM(DeviceDestroy, "wgpuDeviceDestroy", 1);
 	SYM(DevicePoll, "wgpuDevicePoll", L->kind == MG_WGPU);
+	SYM(DeviceTick, "wgpuDeviceTick", 0);
 	SYM(QueueGetTimestampPeriod, "wgpuQueueGetTimestampPeriod", 0);
 	for (int k = 0; k < MG_KIND_COUNT; k++) SYM(release[k], release_names[k], 1);
 	return L;
@@ -234,7 +119,7 @@ mg_lib *mg_open(const char *path, char *err, size_t errlen) {
 
 int mg_kind(const mg_lib *L) { return L->kind; }
 
-void *mg_sym(const mg_lib *L, const char *name) { return dlsym(L->dl, name); }
+void *mg_sym(const mg_lib *L, const char *name) { return L->dl ? dlsym(L->dl, name) : NULL; }
 
 void mg_close(mg_lib *L) {
 	// The implementations keep process-wide state (Vulkan instances, worker
@@ -261,6 +146,7 @@ static uint32_t cb_mode(const mg_lib *L) {
 
 void mg_process_events(const mg_lib *L, void *inst, void *device) {
 	if (L->kind == MG_WGPU && device) L->DevicePoll(device, 0, NULL);
+	if (L->kind == MG_DAWN && device && L->DeviceTick) L->DeviceTick(device);
 	L->InstanceProcessEvents(inst);
 }
 
@@ -372,6 +258,7 @@ static cbinfo cb(const mg_lib *L, void *fn, mg_op *op) {
 // ---- instance and adapters -------------------------------------------------
 
 void *mg_create_instance(const mg_lib *L) {
+	if (L->null) return mgnull_instance(L->null);
 	if (L->kind == MG_DAWN) {
 		dawn_instance_desc d = {NULL, {NULL, 1, 64}};
 		return L->CreateInstance(&d);
@@ -380,8 +267,19 @@ void *mg_create_instance(const mg_lib *L) {
 }
 
 int mg_request_adapter(const mg_lib *L, void *inst, uint32_t backend, uint32_t power,
-                       mg_bool fallback, uint32_t feature_level, mg_op *op) {
+                       mg_bool fallback, uint32_t feature_level, const char *const *toggles,
+                       size_t ntoggles, mg_op *op) {
 	adapter_options o = {NULL, feature_level, power, fallback, backend, NULL};
+	// Dawn shows its experimental features (host-mapped-pointer, subgroup
+	// matrices) only on adapters requested with allow_unsafe_apis.
+	dawn_toggles t;
+	memset(&t, 0, sizeof t);
+	if (L->kind == MG_DAWN && ntoggles > 0) {
+		t.chain.stype = STYPE_DAWN_TOGGLES;
+		t.n_enabled = ntoggles;
+		t.enabled = toggles;
+		o.next = &t.chain;
+	}
 	op->future = L->InstanceRequestAdapter(inst, &o, cb(L, (void *)on_request, op));
 	return mg_wait(L, inst, NULL, op, UINT64_MAX);
 }
@@ -532,6 +430,45 @@ void *mg_create_buffer(const mg_lib *L, void *device, const char *label, uint64_
                        uint64_t size, mg_bool mapped) {
 	buffer_desc d = {NULL, S(label), usage, size, mapped};
 	return L->DeviceCreateBuffer(device, &d);
+}
+
+// Host memory handed to host-mapped buffers, counted so that tests can see
+// Dawn's dispose callback free it.
+static volatile long host_live;
+
+static void host_dispose(void *p) {
+	__atomic_sub_fetch(&host_live, 1, __ATOMIC_SEQ_CST);
+	free(p);
+}
+
+void *mg_host_alloc(size_t align, size_t size) {
+	void *p = NULL;
+	if (posix_memalign(&p, align, size) != 0) return NULL;
+	__atomic_add_fetch(&host_live, 1, __ATOMIC_SEQ_CST);
+	return p;
+}
+
+void mg_host_free(void *p) {
+	__atomic_sub_fetch(&host_live, 1, __ATOMIC_SEQ_CST);
+	free(p);
+}
+
+long mg_host_live(void) { return __atomic_load_n(&host_live, __ATOMIC_SEQ_CST); }
+
+// mg_create_buffer_host wraps host memory (page-aligned, a whole number of
+// pages) in a buffer through Dawn's host-mapped-pointer feature. Dawn calls
+// the dispose callback, which frees the memory, once the buffer no longer
+// uses it; own_memory 0 leaves the memory to the caller.
+void *mg_create_buffer_host(const mg_lib *L, void *device, const char *label, uint64_t usage,
+                            uint64_t size, void *host, int own_memory) {
+	host_mapped_desc h = {{NULL, STYPE_DAWN_BUFFER_HOST_MAPPED_POINTER}, host,
+	                      own_memory ? host_dispose : NULL, host};
+	buffer_desc d = {&h.chain, S(label), usage, size, 0};
+	return L->DeviceCreateBuffer(device, &d);
+}
+
+void *mg_mapped_range_rw(const mg_lib *L, void *buffer, size_t offset, size_t size) {
+	return L->BufferGetMappedRange(buffer, offset, size);
 }
 
 void mg_queue_write(const mg_lib *L, void *queue, void *buffer, uint64_t offset,
@@ -714,7 +651,7 @@ void mg_buffer_destroy(const mg_lib *L, void *buffer) { L->BufferDestroy(buffer)
 void mg_device_destroy(const mg_lib *L, void *device) { L->DeviceDestroy(device); }
 
 int mg_force_loss(const mg_lib *L, void *device) {
-	void (*force)(void *, uint32_t, mg_str) = (void (*)(void *, uint32_t, mg_str))dlsym(L->dl, "wgpuDeviceForceLoss");
+	void (*force)(void *, uint32_t, mg_str) = (void (*)(void *, uint32_t, mg_str))mg_sym(L, "wgpuDeviceForceLoss");
 	if (!force) return 0;
 	force(device, 1 /* Unknown */, S("mom test: forced device loss"));
 	return 1;

@@ -83,6 +83,20 @@ typedef struct {
 
 typedef struct mg_lib mg_lib;
 
+// A device the null implementation pretends to be (dry runs: every call
+// succeeds, buffers hold no memory, nothing runs).
+typedef struct {
+	int kind; // MG_DAWN or MG_WGPU: the runtime whose behaviour it takes
+	char name[256], vendor[256], architecture[256], driver[256];
+	uint32_t backend, adapter_type, vendor_id, device_id;
+	mg_limits limits;
+	uint32_t features[64];
+	size_t nfeatures;
+} mg_null_profile;
+
+// mg_open_null makes a library of the null implementation (it copies p).
+mg_lib *mg_open_null(const mg_null_profile *p);
+
 // Loading.
 mg_lib *mg_open(const char *path, char *err, size_t errlen);
 int mg_kind(const mg_lib *L);
@@ -93,7 +107,8 @@ void mg_close(mg_lib *L);
 // Instance and adapters.
 void *mg_create_instance(const mg_lib *L);
 int mg_request_adapter(const mg_lib *L, void *inst, uint32_t backend, uint32_t power,
-                       mg_bool fallback, uint32_t feature_level, mg_op *op);
+                       mg_bool fallback, uint32_t feature_level, const char *const *toggles,
+                       size_t ntoggles, mg_op *op);
 size_t mg_enumerate_adapters(const mg_lib *L, void *inst, void **out, size_t max);
 int mg_adapter_info_get(const mg_lib *L, void *adapter, mg_adapter_info *out);
 int mg_adapter_limits(const mg_lib *L, void *adapter, mg_limits *out);
@@ -127,6 +142,12 @@ int mg_map_async(const mg_lib *L, void *buffer, uint64_t mode, size_t offset, si
                  mg_op *op);
 const void *mg_mapped_range(const mg_lib *L, void *buffer, size_t offset, size_t size);
 void mg_unmap(const mg_lib *L, void *buffer);
+void *mg_mapped_range_rw(const mg_lib *L, void *buffer, size_t offset, size_t size);
+void *mg_host_alloc(size_t align, size_t size);
+void mg_host_free(void *p);
+long mg_host_live(void);
+void *mg_create_buffer_host(const mg_lib *L, void *device, const char *label, uint64_t usage,
+                            uint64_t size, void *host, int own_memory);
 int mg_queue_done(const mg_lib *L, void *queue, mg_op *op);
 
 // Shaders and pipelines.

@@ -3,6 +3,12 @@
 // and their initialisation, FLOP and parameter counting, and the model's
 // forward and backward composed from the ops of package nn.
 //
+// Memory: NewModel allocates everything once. The scans of all layers share
+// one backward workspace (with the GEMMs' split-K partials), and with
+// ModelOptions.Recompute the backward recomputes each layer's conv and
+// dt_proj outputs instead of keeping them, as mamba_ssm does; the trainer's
+// Footprint counts what a run takes on a dry-run device.
+//
 // The dense Mamba baseline is the same code with no splits. A token uses one
 // weight set of every split projection, chosen by its modality, so a
 // Mixture-of-Mamba model costs the dense model's FLOPs per token.

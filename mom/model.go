@@ -2,9 +2,11 @@ package mom
 
 import (
 	"fmt"
-	"math/rand/v2"
 	"reflect"
+	"runtime"
 	"strings"
+	"sync"
+	"unsafe"
 
 	"mom/gpu"
 	"mom/nn"
@@ -70,40 +72,65 @@ type Model struct {
 	dB, dC                  *nn.Tensor // (t, n)
 	ddtLow                  *nn.Tensor // (t, r)
 
+	recompute bool // the backward recomputes x2 and delta (ModelOptions)
+
 	tensors []*nn.Tensor // every tensor made here, for Release
 	scans   []*nn.SelectiveScan
-	scratch *nn.Scratch // the split-K partial sums of every projection (they run in order)
+	scratch *nn.Scratch // the split-K partial sums of every projection and the scans' backward workspace (they run in order)
+}
+
+// ModelOptions trade memory for time.
+type ModelOptions struct {
+	// Recompute keeps neither the conv output nor dt_proj's output of each
+	// layer for the backward (two (t, ed) tensors per layer): the backward
+	// recomputes them, as mamba_ssm's fused Mamba does, into one pair of
+	// tensors shared by all layers. It costs a conv and a dt_proj forward
+	// per layer; the numbers are the same.
+	Recompute bool
+}
+
+// RecomputeSaves is the device memory ModelOptions.Recompute saves for
+// batches of b sequences of length l: two (t, ed) tensors of every layer
+// but one.
+func (c Config) RecomputeSaves(b, l int) int64 {
+	return int64(c.Layers-1) * 2 * int64(b*l) * int64(c.ED()) * 4
 }
 
 // NewModel allocates the model's parameters, activations and ops for batches
 // of b sequences of length l.
-func NewModel(d *gpu.Device, c Config, b, l int) (_ *Model, err error) {
+func NewModel(d *gpu.Device, c Config, b, l int) (*Model, error) {
+	return NewModelWith(d, c, b, l, ModelOptions{})
+}
+
+// NewModelWith is NewModel with options.
+func NewModelWith(d *gpu.Device, c Config, b, l int, o ModelOptions) (_ *Model, err error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
 	if b <= 0 || l <= 0 {
 		return nil, fmt.Errorf("mom: batch %d x length %d must be positive", b, l)
 	}
-	m := &Model{Cfg: c, B: b, L: l, T: b * l, d: d, byName: map[string]*Param{}}
+	m := &Model{Cfg: c, B: b, L: l, T: b * l, d: d, byName: map[string]*Param{}, recompute: o.Recompute}
 	defer func() {
 		if err != nil {
 			m.Release()
 		}
 	}()
 	T, D, E, N, R, V, G := m.T, c.DModel, c.ED(), c.DState, c.DtRank, c.Vocab, c.Groups()
-	ten := func(name string, shape ...int) *nn.Tensor {
+	tenIn := func(cat gpu.MemCategory, name string, shape ...int) *nn.Tensor {
 		if err != nil {
 			return nil
 		}
 		var t *nn.Tensor
-		t, err = nn.NewTensor(d, name, shape...)
+		t, err = nn.NewTensorIn(d, cat, name, shape...)
 		if err == nil {
 			m.tensors = append(m.tensors, t)
 		}
 		return t
 	}
+	ten := func(name string, shape ...int) *nn.Tensor { return tenIn(gpu.MemActivations, name, shape...) }
 	for _, s := range c.ParamSpecs() {
-		p := &Param{Spec: s, W: ten(s.Name, s.Shape...), G: ten("grad."+s.Name, s.Shape...)}
+		p := &Param{Spec: s, W: tenIn(gpu.MemParameters, s.Name, s.Shape...), G: tenIn(gpu.MemGradients, "grad."+s.Name, s.Shape...)}
 		m.Params = append(m.Params, p)
 		m.byName[s.Name] = p
 	}
@@ -118,15 +145,23 @@ func NewModel(d *gpu.Device, c Config, b, l int) (_ *Model, err error) {
 		P := c.PatchDim
 		m.patches, m.noise, m.pred, m.dpred = ten("patches", b, l, P), ten("noise", b, l, P), ten("pred", b, l, P), ten("dpred", b, l, P)
 	}
+	var x2, delta *nn.Tensor // shared by every layer when recomputed
+	if o.Recompute {
+		x2, delta = ten("x2.recomputed", b, l, E), ten("delta.recomputed", b, l, E)
+	}
 	for i := 0; i < c.Layers && err == nil; i++ {
-		m.layers = append(m.layers, &layer{
+		ly := &layer{
 			xn: ten(fmt.Sprintf("l%d.xn", i), b, l, D),
-			x1: ten(fmt.Sprintf("l%d.x1", i), b, l, E), x2: ten(fmt.Sprintf("l%d.x2", i), b, l, E),
-			z: ten(fmt.Sprintf("l%d.z", i), b, l, E), delta: ten(fmt.Sprintf("l%d.delta", i), b, l, E),
+			x1: ten(fmt.Sprintf("l%d.x1", i), b, l, E), x2: x2,
+			z: ten(fmt.Sprintf("l%d.z", i), b, l, E), delta: delta,
 			y:     ten(fmt.Sprintf("l%d.y", i), b, l, E),
 			dtLow: ten(fmt.Sprintf("l%d.dt_low", i), b, l, R),
 			bm:    ten(fmt.Sprintf("l%d.B", i), b, l, N), cm: ten(fmt.Sprintf("l%d.C", i), b, l, N),
-		})
+		}
+		if !o.Recompute {
+			ly.x2, ly.delta = ten(fmt.Sprintf("l%d.x2", i), b, l, E), ten(fmt.Sprintf("l%d.delta", i), b, l, E)
+		}
+		m.layers = append(m.layers, ly)
 	}
 	if err != nil {
 		return nil, err
@@ -167,6 +202,7 @@ func (m *Model) reserveScratch() {
 			need = max(need, nn.LinearScratch(d, T, p.n, p.k, p.bias))
 		}
 	}
+	need = max(need, nn.ScanWorkspace(d, m.B, m.L, E, N))
 	m.scratch.Reserve(need)
 }
 
@@ -251,7 +287,8 @@ func (m *Model) build() error {
 		al, dd := lp("mixer.A_log"), lp("mixer.D")
 		if ly.scan, err = nn.NewSelectiveScan(d, nn.ScanArgs{Batch: m.B, Len: m.L, U: ly.x2, Delta: ly.delta, ALog: al.W,
 			Bm: ly.bm, Cm: ly.cm, D: dd.W, Z: ly.z, Y: ly.y,
-			DY: m.dy, DU: m.du, DDelta: m.ddelta, DALog: al.G, DB: m.dB, DC: m.dC, DD: dd.G, DZ: m.dz}); err != nil {
+			DY: m.dy, DU: m.du, DDelta: m.ddelta, DALog: al.G, DB: m.dB, DC: m.dC, DD: dd.G, DZ: m.dz,
+			Scratch: m.scratch}); err != nil {
 			return wrap("selective scan", err)
 		}
 		m.scans = append(m.scans, ly.scan)
@@ -293,15 +330,71 @@ func (m *Model) build() error {
 }
 
 // InitParams draws every parameter from its initialiser with seed and
-// uploads it.
-func (m *Model) InitParams(seed uint64) error {
-	rng := rand.New(rand.NewPCG(seed, 0x6d6f6d))
+// uploads it (see InitParamsProgress).
+func (m *Model) InitParams(seed uint64) error { return m.InitParamsProgress(seed, nil) }
+
+// InitParamsProgress draws every parameter with seed, block by block
+// (InitParamBlock) on every core, straight into the device's transfer
+// staging, and calls progress (if not nil) with the bytes done and the
+// total after each piece.
+func (m *Model) InitParamsProgress(seed uint64, progress func(done, total int64)) error {
+	var total, done int64
 	for _, p := range m.Params {
-		if err := p.W.Upload(InitParam(p.Spec, rng)); err != nil {
+		total += p.W.Bytes()
+	}
+	for i, p := range m.Params {
+		err := p.W.Buf.WriteWith(0, p.W.Bytes(), func(b []byte, pos int64) error {
+			v := unsafe.Slice((*float32)(unsafe.Pointer(&b[0])), len(b)/4)
+			initPiece(p.Spec, i, seed, v, int(pos/4))
+			done += int64(len(b))
+			if progress != nil {
+				progress(done, total)
+			}
+			return nil
+		})
+		if err != nil {
 			return fmt.Errorf("mom: init %s: %w", p.Spec.Name, err)
 		}
 	}
 	return nil
+}
+
+// initPiece draws the values first .. first+len(v) of parameter number
+// index, its blocks spread over the cores.
+func initPiece(s ParamSpec, index int, seed uint64, v []float32, first int) {
+	k0, k1 := first/InitBlock, (first+len(v)+InitBlock-1)/InitBlock
+	if k1-k0 == 1 && first == k0*InitBlock && first+len(v) == min(k1*InitBlock, s.Len()) {
+		InitParamBlock(s, index, k0, seed, v) // one whole block
+		return
+	}
+	var wg sync.WaitGroup
+	next := make(chan int, k1-k0)
+	for k := k0; k < k1; k++ {
+		next <- k
+	}
+	close(next)
+	for w := 0; w < min(runtime.GOMAXPROCS(0), k1-k0); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var tmp []float32
+			for k := range next {
+				lo, hi := k*InitBlock, min((k+1)*InitBlock, s.Len())
+				if lo >= first && hi <= first+len(v) {
+					InitParamBlock(s, index, k, seed, v[lo-first:hi-first])
+					continue
+				}
+				// A block cut by the piece's edges: draw it whole, keep the part.
+				if len(tmp) < hi-lo {
+					tmp = make([]float32, hi-lo)
+				}
+				InitParamBlock(s, index, k, seed, tmp[:hi-lo])
+				a, b := max(lo, first), min(hi, first+len(v))
+				copy(v[a-first:b-first], tmp[a-lo:b-lo])
+			}
+		}()
+	}
+	wg.Wait()
 }
 
 // SetBatch uploads a batch (ids, routing table, targets, patches). accum is
@@ -394,6 +487,10 @@ func (m *Model) RecordBackwardStage(r *gpu.Recorder, s int) {
 	case s <= L:
 		ly := m.layers[L-s]
 		ly.out.RecordBackward(r)
+		if m.recompute {
+			ly.conv.RecordForward(r)
+			ly.dt.RecordForward(r)
+		}
 		ly.scan.RecordBackward(r)
 		ly.dt.RecordBackward(r)
 		ly.xpDt.RecordBackward(r)

@@ -18,7 +18,12 @@ func forEachDevice(t *testing.T, fn func(t *testing.T, d *gpu.Device)) {
 // b and returns the loss record and every gradient.
 func gpuStep(t *testing.T, d *gpu.Device, c Config, params map[string][]float64, b *Batch, B, L int) ([]float32, map[string][]float32) {
 	t.Helper()
-	m, err := NewModel(d, c, B, L)
+	return gpuStepWith(t, d, c, ModelOptions{}, params, b, B, L)
+}
+
+func gpuStepWith(t *testing.T, d *gpu.Device, c Config, o ModelOptions, params map[string][]float64, b *Batch, B, L int) ([]float32, map[string][]float32) {
+	t.Helper()
+	m, err := NewModelWith(d, c, B, L, o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -275,6 +280,40 @@ func TestModelReleaseFreesEverything(t *testing.T) {
 			for _, k := range []string{"buffer", "bind group", "pipeline", "shader", "texture"} {
 				if after[k] != before[k] {
 					t.Errorf("%s: after 100 models %d live %s objects, %d before", splits, after[k], k, before[k])
+				}
+			}
+		}
+	})
+}
+
+// TestRecomputeSameNumbers: a model that recomputes the conv output and
+// dt_proj's output in the backward gives bit for bit the losses and
+// gradients of one that keeps them (MoM and dense, on a batch of every
+// modality).
+func TestRecomputeSameNumbers(t *testing.T) {
+	forEachDevice(t, func(t *testing.T, d *gpu.Device) {
+		for _, splits := range []Splits{{}, AllSplits} {
+			c, err := Preset("tiny", ThreeModal, splits)
+			if err != nil {
+				t.Fatal(err)
+			}
+			const B, L = 2, 40
+			rng := rand.New(rand.NewPCG(5, 6))
+			b := randomBatch(c, B, L, rng)
+			params := float32Params(c, rng)
+			keepLoss, keepGrads := gpuStepWith(t, d, c, ModelOptions{}, params, b, B, L)
+			recLoss, recGrads := gpuStepWith(t, d, c, ModelOptions{Recompute: true}, params, b, B, L)
+			for i := range keepLoss {
+				if math.Float32bits(keepLoss[i]) != math.Float32bits(recLoss[i]) {
+					t.Errorf("%s: loss record[%d]: %g recomputing, %g keeping", splits, i, recLoss[i], keepLoss[i])
+				}
+			}
+			for name, g := range keepGrads {
+				for i := range g {
+					if math.Float32bits(g[i]) != math.Float32bits(recGrads[name][i]) {
+						t.Errorf("%s: %s[%d]: %g recomputing, %g keeping", splits, name, i, recGrads[name][i], g[i])
+						break
+					}
 				}
 			}
 		}

@@ -121,6 +121,13 @@ func (c Config) ParamCount() (total, active int64) {
 // weight set of a split projection is drawn independently.
 func InitParam(p ParamSpec, rng *rand.Rand) []float32 {
 	v := make([]float32, p.Len())
+	fillParam(p, v, 0, rng)
+	return v
+}
+
+// fillParam draws the elements first .. first+len(v) of parameter p into v
+// from rng, in order.
+func fillParam(p ParamSpec, v []float32, first int, rng *rand.Rand) {
 	switch p.Init {
 	case InitOnes:
 		for i := range v {
@@ -137,7 +144,7 @@ func InitParam(p ParamSpec, rng *rand.Rand) []float32 {
 	case InitALog:
 		n := p.Shape[len(p.Shape)-1]
 		for i := range v {
-			v[i] = float32(math.Log(float64(i%n + 1)))
+			v[i] = float32(math.Log(float64((first+i)%n + 1)))
 		}
 	case InitDtBias:
 		const dtMin, dtMax, floor = 1e-3, 1e-1, 1e-4
@@ -148,6 +155,19 @@ func InitParam(p ParamSpec, rng *rand.Rand) []float32 {
 			v[i] = float32(dt + math.Log(-math.Expm1(-dt)))
 		}
 	case InitZeros:
+		clear(v)
 	}
-	return v
+}
+
+// InitBlock is the number of values of a parameter drawn from one generator
+// by InitParamBlocks: blocks are drawn in parallel.
+const InitBlock = 1 << 20
+
+// InitParamBlock draws block k (values k*InitBlock .. (k+1)*InitBlock, or
+// to the end) of parameter number index of the model into v, from a
+// generator of its own seeded by seed, index and k: the same numbers
+// whichever order or goroutine draws the blocks.
+func InitParamBlock(p ParamSpec, index, k int, seed uint64, v []float32) {
+	rng := rand.New(rand.NewPCG(seed^0x6d6f6d696e6974, uint64(index)<<32|uint64(k)))
+	fillParam(p, v, k*InitBlock, rng)
 }

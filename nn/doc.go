@@ -17,7 +17,9 @@
 // optimizer step.
 //
 // Every kernel has a plain-Go twin in nn/ref with the same name and argument
-// order; the tests compare the two on random inputs at edge sizes.
+// order; the tests compare the two on random inputs at edge sizes. The
+// kernel benchmarks live in nn/nnbench, importable and runnable against any
+// device.
 //
 // Glossary (as in the Mamba papers): b batch, l sequence length, t = b*l
 // tokens, d d_model, ed = expand*d, n d_state, r dt_rank, m modality, s

@@ -145,58 +145,6 @@ func finiteF32(v float32) bool {
 	return !math.IsNaN(float64(v)) && !math.IsInf(float64(v), 0)
 }
 
-func init() {
-	RegisterBench(func(size BenchSize) []BenchCase {
-		n := 1 << 22
-		if size == BenchLarge {
-			n = 1 << 28
-		}
-		return []BenchCase{{
-			Name: fmt.Sprintf("add/n=%d", n),
-			Setup: func(d *gpu.Device) (*BenchRun, error) {
-				ts, err := newBenchTensors(d, n, "a", "b", "y")
-				if err != nil {
-					return nil, err
-				}
-				op, err := NewAdd(d, ts[2], ts[0], ts[1])
-				if err != nil {
-					releaseTensors(ts)
-					return nil, err
-				}
-				return &BenchRun{Record: op.Record, FLOPs: float64(n), Bytes: float64(12 * n), Cleanup: func() { releaseTensors(ts) }}, nil
-			},
-		}, {
-			Name: fmt.Sprintf("axpy/n=%d", n),
-			Setup: func(d *gpu.Device) (*BenchRun, error) {
-				ts, err := newBenchTensors(d, n, "x", "y")
-				if err != nil {
-					return nil, err
-				}
-				op, err := NewAXPY(d, ts[1], ts[0], 0.5)
-				if err != nil {
-					releaseTensors(ts)
-					return nil, err
-				}
-				return &BenchRun{Record: op.Record, FLOPs: float64(2 * n), Bytes: float64(12 * n), Cleanup: func() { releaseTensors(ts) }}, nil
-			},
-		}}
-	})
-}
-
-// newBenchTensors allocates zeroed tensors of n elements for a benchmark.
-func newBenchTensors(d *gpu.Device, n int, names ...string) ([]*Tensor, error) {
-	var ts []*Tensor
-	for _, name := range names {
-		t, err := NewTensor(d, name, n)
-		if err != nil {
-			releaseTensors(ts)
-			return nil, err
-		}
-		ts = append(ts, t)
-	}
-	return ts, nil
-}
-
 // releaseDispatches frees the bind groups of elementwise dispatches.
 func releaseDispatches(ds []elemDispatch) {
 	for _, x := range ds {

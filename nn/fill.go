@@ -1,8 +1,6 @@
 package nn
 
 import (
-	"fmt"
-
 	"mom/gpu"
 	"mom/shaders"
 )
@@ -29,27 +27,3 @@ func (f *Fill) Release() { f.g.Release() }
 
 // Record records the fill.
 func (f *Fill) Record(r *gpu.Recorder) { r.Dispatch(f.g, f.x, f.y, 1) }
-
-func init() {
-	RegisterBench(func(size BenchSize) []BenchCase {
-		n := 1 << 22
-		if size == BenchLarge {
-			n = 1 << 28
-		}
-		return []BenchCase{{
-			Name: fmt.Sprintf("fill/n=%d", n),
-			Setup: func(d *gpu.Device) (*BenchRun, error) {
-				x, err := NewTensor(d, "x", n)
-				if err != nil {
-					return nil, err
-				}
-				f, err := NewFill(d, x, 1)
-				if err != nil {
-					x.Release()
-					return nil, err
-				}
-				return &BenchRun{Record: f.Record, Bytes: float64(4 * n), Cleanup: x.Release}, nil
-			},
-		}}
-	})
-}

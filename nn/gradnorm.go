@@ -121,38 +121,3 @@ func (n *GradNorm) Release() {
 	releaseTensors([]*Tensor{n.part, n.norm, n.scale})
 	n.part, n.norm, n.scale = nil, nil, nil
 }
-
-func init() {
-	RegisterBench(func(size BenchSize) []BenchCase {
-		// A model's gradient list: a few big matrices and many small vectors.
-		sizes := []int{1 << 20, 3 << 19, 1 << 18, 4097, 1024, 1024, 256, 255}
-		if size == BenchLarge {
-			sizes = []int{1 << 25, 3 << 24, 1 << 23, 1 << 23, 4097 * 16, 2048, 2048, 1023}
-		}
-		total := 0
-		for _, s := range sizes {
-			total += s
-		}
-		return []BenchCase{{
-			Name: fmt.Sprintf("gradnorm/tensors=%d/n=%d", len(sizes), total),
-			Setup: func(d *gpu.Device) (*BenchRun, error) {
-				var ts []*Tensor
-				for i, s := range sizes {
-					t, err := NewTensor(d, fmt.Sprintf("g%d", i), s)
-					if err != nil {
-						releaseTensors(ts)
-						return nil, err
-					}
-					ts = append(ts, t)
-				}
-				op, err := NewGradNorm(d, ts, 1)
-				if err != nil {
-					releaseTensors(ts)
-					return nil, err
-				}
-				return &BenchRun{Record: op.Record, FLOPs: float64(2 * total), Bytes: float64(4 * total),
-					Cleanup: func() { op.Release(); releaseTensors(ts) }}, nil
-			},
-		}}
-	})
-}

@@ -105,7 +105,9 @@ func NewGroupedLinear(d *gpu.Device, a GroupedLinearArgs) (*GroupedLinear, error
 	// Forward, NT per group: Y[t] = X[t]·W[g]ᵀ + B[g].
 	bias := a.B
 	if bias == nil {
-		bias = a.W // bound, never read
+		if bias, err = gl.noBias(d, a.W); err != nil { // bound, never read
+			return nil, wrap(err)
+		}
 	}
 	gl.fwd, err = newGroupedGemm(d, base, v4, rows, groups, n, k, false, a.B != nil, a.AccumulateY,
 		rt, a.X, a.W, bias, a.Y)
@@ -118,8 +120,12 @@ func NewGroupedLinear(d *gpu.Device, a GroupedLinearArgs) (*GroupedLinear, error
 	}
 	// dX, NN per group: dX[t] = dY[t]·W[g].
 	if a.DX != nil {
+		nb, err := gl.noBias(d, a.W)
+		if err != nil {
+			return nil, wrap(err)
+		}
 		gl.dx, err = newGroupedGemm(d, base, v4, rows, groups, k, n, true, false, a.AccumulateDX,
-			rt, a.DY, a.W, a.W, a.DX)
+			rt, a.DY, a.W, nb, a.DX)
 		if err != nil {
 			return nil, wrap(err)
 		}
@@ -244,86 +250,4 @@ func newGroupedGemm(d *gpu.Device, base func(gemmTile) gpu.Constants, v4 bool, r
 	slots := CeilDiv(rows, t.bm) + groups - 1
 	x, y := Grid(d, slots*CeilDiv(nOut, t.bn))
 	return &gemmCall{g: g, x: x, y: y, z: 1, plan: k.Entry + " " + t.String()}, nil
-}
-
-func init() {
-	RegisterBench(func(size BenchSize) []BenchCase {
-		rows, n, k := 1024, 768, 256
-		if size == BenchLarge {
-			rows, n, k = 8192, 3072, 768
-		}
-		const groups = 3
-		f := func(a, b, c int) float64 { return float64(a) * float64(b) * float64(c) }
-		// Modalities 50/30/20, assigned per row at random (the worst case for
-		// the gather).
-		modality := func() []uint32 {
-			m := make([]uint32, rows)
-			s := uint32(7)
-			for i := range m {
-				s = s*1664525 + 1013904223
-				switch u := s >> 24; {
-				case u < 128:
-					m[i] = 0
-				case u < 205:
-					m[i] = 1
-				default:
-					m[i] = 2
-				}
-			}
-			return m
-		}
-		setup := func(d *gpu.Device, backward bool) (*GroupedLinear, func(), error) {
-			ts, release, err := benchTensors(d, map[string][]int{"x": {rows, k}, "w": {groups, n, k}, "y": {rows, n},
-				"dy": {rows, n}, "dx": {rows, k}, "dw": {groups, n, k}})
-			if err != nil {
-				return nil, nil, err
-			}
-			rt, err := NewRouting(d, rows, groups)
-			if err != nil {
-				release()
-				return nil, nil, err
-			}
-			cleanup := func() { rt.Release(); release() }
-			if err := rt.Update(modality()); err != nil {
-				cleanup()
-				return nil, nil, err
-			}
-			a := GroupedLinearArgs{X: ts["x"], W: ts["w"], Y: ts["y"], Routing: rt}
-			if backward {
-				a.DY, a.DW = ts["dy"], ts["dw"]
-			}
-			gl, err := NewGroupedLinear(d, a)
-			if err != nil {
-				cleanup()
-				return nil, nil, err
-			}
-			return gl, cleanup, nil
-		}
-		return []BenchCase{
-			{
-				// Compare with gemm_nt at the same rows, n, k.
-				Name: fmt.Sprintf("grouped_nt/rows=%d,n=%d,k=%d,g=3(50/30/20)", rows, n, k),
-				Setup: func(d *gpu.Device) (*BenchRun, error) {
-					gl, cleanup, err := setup(d, false)
-					if err != nil {
-						return nil, err
-					}
-					return &BenchRun{Record: gl.RecordForward, FLOPs: 2 * f(rows, n, k),
-						Bytes: 4 * (f(rows, k, 1) + f(groups*n, k, 1) + f(rows, n, 1)), Cleanup: cleanup}, nil
-				},
-			},
-			{
-				// The weight gradient per modality (with its reduce); compare with gemm_tn.
-				Name: fmt.Sprintf("grouped_tn/rows=%d,n=%d,k=%d,g=3(50/30/20)", rows, n, k),
-				Setup: func(d *gpu.Device) (*BenchRun, error) {
-					gl, cleanup, err := setup(d, true)
-					if err != nil {
-						return nil, err
-					}
-					return &BenchRun{Record: gl.RecordBackward, FLOPs: 2 * f(rows, n, k),
-						Bytes: 4 * (f(rows, k, 1) + f(rows, n, 1) + 2*f(groups*n, k, 1)), Cleanup: cleanup}, nil
-				},
-			},
-		}
-	})
 }

@@ -40,6 +40,23 @@ type gemmOp struct {
 	reduce     []*gemmCall // split-K: partial sums into DW (and DB)
 	plan       string
 	own        *Scratch // the op's own split-K scratch (no shared one given)
+	dummy      *Tensor  // a float32 stand-in bound where there is no bias (W is float16)
+}
+
+// noBias returns a float32 tensor to bind where a kernel has no bias to
+// read: w itself, or (w being float16) a small tensor of the op's own.
+func (l *gemmOp) noBias(d *gpu.Device, w *Tensor) (*Tensor, error) {
+	if w.DType == F32 {
+		return w, nil
+	}
+	if l.dummy == nil {
+		t, err := NewTensor(d, "gemm.nobias", 4)
+		if err != nil {
+			return nil, err
+		}
+		l.dummy = t
+	}
+	return l.dummy, nil
 }
 
 // Release frees the op's bind groups and its own split-K scratch (not the
@@ -54,6 +71,10 @@ func (l *gemmOp) Release() {
 	l.fwd, l.dx, l.dw, l.db, l.reduce = nil, nil, nil, nil, nil
 	l.own.Release()
 	l.own = nil
+	if l.dummy != nil {
+		l.dummy.Release()
+		l.dummy = nil
+	}
 }
 
 // scratch returns the split-K scratch to use: the shared one, else the
@@ -125,7 +146,9 @@ func NewLinear(d *gpu.Device, a LinearArgs) (*Linear, error) {
 	// Forward, NT: Y (rows, N) = X (rows, K) · W (N, K)ᵀ + B.
 	bias := a.B
 	if bias == nil {
-		bias = a.W // bound, never read
+		if bias, err = l.noBias(d, a.W); err != nil { // bound, never read
+			return nil, wrap(err)
+		}
 	}
 	l.fwd, err = newGemm(d, gemmSpec{M: rows, N: n, KD: k, Bias: a.B != nil, Accum: a.AccumulateY}, a.X, a.W, bias, a.Y)
 	if err != nil {
@@ -137,7 +160,11 @@ func NewLinear(d *gpu.Device, a LinearArgs) (*Linear, error) {
 	}
 	// dX, NN: dX (rows, K) = dY (rows, N) · W (N, K).
 	if a.DX != nil {
-		l.dx, err = newGemm(d, gemmSpec{M: rows, N: k, KD: n, BT: true, Accum: a.AccumulateDX}, a.DY, a.W, a.W, a.DX)
+		nb, err := l.noBias(d, a.W)
+		if err != nil {
+			return nil, wrap(err)
+		}
+		l.dx, err = newGemm(d, gemmSpec{M: rows, N: k, KD: n, BT: true, Accum: a.AccumulateDX}, a.DY, a.W, nb, a.DX)
 		if err != nil {
 			return nil, wrap(err)
 		}
@@ -149,9 +176,13 @@ func NewLinear(d *gpu.Device, a LinearArgs) (*Linear, error) {
 	if err != nil {
 		return nil, wrap(err)
 	}
+	nb, err := l.noBias(d, a.W)
+	if err != nil {
+		return nil, wrap(err)
+	}
 	chunk, splits := splitRows(d, tile, rows, CeilDiv(n, tile.bm)*CeilDiv(k, tile.bn), n*k+n)
 	if splits == 1 {
-		l.dw, err = newGemmTile(d, tile, gemmSpec{M: n, N: k, KD: rows, AT: true, BT: true, Accum: true}, a.DY, a.X, a.W, a.DW)
+		l.dw, err = newGemmTile(d, tile, gemmSpec{M: n, N: k, KD: rows, AT: true, BT: true, Accum: true}, a.DY, a.X, nb, a.DW)
 		if err != nil {
 			return nil, wrap(err)
 		}
@@ -168,7 +199,7 @@ func NewLinear(d *gpu.Device, a LinearArgs) (*Linear, error) {
 	if err != nil {
 		return nil, wrap(err)
 	}
-	l.dw, err = newGemmTile(d, tile, gemmSpec{M: n, N: k, KD: rows, AT: true, BT: true, Chunk: chunk, Splits: splits}, a.DY, a.X, a.W, scratch)
+	l.dw, err = newGemmTile(d, tile, gemmSpec{M: n, N: k, KD: rows, AT: true, BT: true, Chunk: chunk, Splits: splits}, a.DY, a.X, nb, scratch)
 	if err != nil {
 		return nil, wrap(err)
 	}
@@ -235,6 +266,77 @@ func leadingRows(op string, x *Tensor, k int) (int, error) {
 		return 0, fmt.Errorf("nn: %s: %s has shape %v, want (..., %d)", op, x.Name, x.Shape, k)
 	}
 	return x.Len() / k, nil
+}
+
+// GemmArgs are the tensors and layout of a plain GEMM: C (M, N) (=|+=)
+// A·B (+ Bias), with A stored (M, K), or (K, M) when AT, and B stored
+// (N, K) (a Linear weight), or (K, N) when BT. Bias (N) may be nil.
+type GemmArgs struct {
+	A, B, Bias, C *Tensor
+	M, N, K       int
+	AT, BT        bool
+	Accumulate    bool // C += instead of C =
+}
+
+// Gemm is one GEMM of shaders/gemm.wgsl (the kernel of Linear's forward,
+// input gradient and weight gradient, in whichever layout).
+type Gemm struct {
+	call  *gemmCall
+	flops float64
+	op    gemmOp // its no-bias stand-in
+}
+
+// NewGemm checks the sizes, picks the tile for the device and binds a.
+func NewGemm(d *gpu.Device, a GemmArgs) (*Gemm, error) {
+	if a.A == nil || a.B == nil || a.C == nil || a.M <= 0 || a.N <= 0 || a.K <= 0 {
+		return nil, fmt.Errorf("nn: Gemm: A, B, C and positive M, N, K are required (M %d, N %d, K %d)", a.M, a.N, a.K)
+	}
+	for _, c := range []struct {
+		t    *Tensor
+		n    int
+		what string
+	}{{a.A, a.M * a.K, "A"}, {a.B, a.N * a.K, "B"}, {a.C, a.M * a.N, "C"}} {
+		if c.t.Len() != c.n {
+			return nil, fmt.Errorf("nn: Gemm (M %d, N %d, K %d): %s %s has %d elements, want %d", a.M, a.N, a.K, c.what, c.t.Name, c.t.Len(), c.n)
+		}
+	}
+	g := &Gemm{flops: 2 * float64(a.M) * float64(a.N) * float64(a.K)}
+	bias := a.Bias
+	var err error
+	if bias == nil {
+		bias, err = g.op.noBias(d, a.B) // bound, never read
+	} else if bias.Len() != a.N {
+		err = fmt.Errorf("bias %s has %d elements, want %d", bias.Name, bias.Len(), a.N)
+	}
+	if err == nil {
+		g.call, err = newGemm(d, gemmSpec{M: a.M, N: a.N, KD: a.K, AT: a.AT, BT: a.BT, Bias: a.Bias != nil, Accum: a.Accumulate}, a.A, a.B, bias, a.C)
+	}
+	if err != nil {
+		g.op.Release()
+		return nil, fmt.Errorf("nn: Gemm (M %d, N %d, K %d): %w", a.M, a.N, a.K, err)
+	}
+	return g, nil
+}
+
+// Record records the GEMM.
+func (g *Gemm) Record(r *gpu.Recorder) { g.call.record(r) }
+
+// FLOPs is 2·M·N·K.
+func (g *Gemm) FLOPs() float64 { return g.flops }
+
+// Plan names the kernel and tile chosen.
+func (g *Gemm) Plan() string { return g.call.plan }
+
+// Release frees the bind group.
+func (g *Gemm) Release() {
+	if g == nil {
+		return
+	}
+	if g.call != nil {
+		g.call.g.Release()
+		g.call = nil
+	}
+	g.op.Release()
 }
 
 // ---- the GEMM kernels of shaders/gemm.wgsl, shared with GroupedLinear ----
@@ -514,125 +616,4 @@ func LinearScratch(d *gpu.Device, rows, n, k int, bias bool) int {
 		return 0
 	}
 	return splits * (n*k + n)
-}
-
-// ---- benchmarks ----
-
-// benchTensor makes a tensor of uniform values in [-1, 1) (a fixed
-// pattern: contents are irrelevant to speed but must be finite).
-func benchTensor(d *gpu.Device, name string, shape ...int) (*Tensor, error) {
-	t, err := NewTensor(d, name, shape...)
-	if err != nil {
-		return nil, err
-	}
-	v := make([]float32, t.Len())
-	s := uint32(12345)
-	for i := range v {
-		s = s*1664525 + 1013904223
-		v[i] = float32(s>>8)/float32(1<<23) - 1
-	}
-	if err := t.Upload(v); err != nil {
-		t.Release()
-		return nil, err
-	}
-	return t, nil
-}
-
-// benchTensors makes several bench tensors and a cleanup releasing them.
-func benchTensors(d *gpu.Device, shapes map[string][]int) (map[string]*Tensor, func(), error) {
-	ts := map[string]*Tensor{}
-	release := func() {
-		for _, t := range ts {
-			t.Release()
-		}
-	}
-	for name, s := range shapes {
-		t, err := benchTensor(d, name, s...)
-		if err != nil {
-			release()
-			return nil, nil, err
-		}
-		ts[name] = t
-	}
-	return ts, release, nil
-}
-
-func init() {
-	RegisterBench(func(size BenchSize) []BenchCase {
-		cube, rows, n, k := 1024, 1024, 768, 256
-		if size == BenchLarge {
-			cube, rows, n, k = 4096, 8192, 3072, 768
-		}
-		f := func(a, b, c int) float64 { return float64(a) * float64(b) * float64(c) }
-		return []BenchCase{
-			{
-				// Y = X·Wᵀ, the forward of a projection.
-				Name: fmt.Sprintf("gemm_nt/m=%d,n=%d,k=%d", cube, cube, cube),
-				Setup: func(d *gpu.Device) (*BenchRun, error) {
-					ts, release, err := benchTensors(d, map[string][]int{"x": {cube, cube}, "w": {cube, cube}, "y": {cube, cube}})
-					if err != nil {
-						return nil, err
-					}
-					l, err := NewLinear(d, LinearArgs{X: ts["x"], W: ts["w"], Y: ts["y"]})
-					if err != nil {
-						release()
-						return nil, err
-					}
-					return &BenchRun{Record: l.RecordForward, FLOPs: 2 * f(cube, cube, cube),
-						Bytes: 4 * 3 * f(cube, cube, 1), Cleanup: release}, nil
-				},
-			},
-			{
-				// dX = dY·W at a model-like shape.
-				Name: fmt.Sprintf("gemm_nn/rows=%d,n=%d,k=%d", rows, n, k),
-				Setup: func(d *gpu.Device) (*BenchRun, error) {
-					ts, release, err := benchTensors(d, map[string][]int{"dy": {rows, n}, "w": {n, k}, "dx": {rows, k}})
-					if err != nil {
-						return nil, err
-					}
-					c, err := newGemm(d, gemmSpec{M: rows, N: k, KD: n, BT: true}, ts["dy"], ts["w"], ts["w"], ts["dx"])
-					if err != nil {
-						release()
-						return nil, err
-					}
-					return &BenchRun{Record: c.record, FLOPs: 2 * f(rows, n, k),
-						Bytes: 4 * (f(rows, n, 1) + f(n, k, 1) + f(rows, k, 1)), Cleanup: release}, nil
-				},
-			},
-			{
-				// dW += dYᵀ·X (with its split-K reduce when chosen).
-				Name: fmt.Sprintf("gemm_tn/rows=%d,n=%d,k=%d", rows, n, k),
-				Setup: func(d *gpu.Device) (*BenchRun, error) {
-					ts, release, err := benchTensors(d, map[string][]int{"x": {rows, k}, "w": {n, k}, "y": {rows, n}, "dy": {rows, n}, "dw": {n, k}})
-					if err != nil {
-						return nil, err
-					}
-					l, err := NewLinear(d, LinearArgs{X: ts["x"], W: ts["w"], Y: ts["y"], DY: ts["dy"], DW: ts["dw"]})
-					if err != nil {
-						release()
-						return nil, err
-					}
-					return &BenchRun{Record: l.RecordBackward, FLOPs: 2 * f(rows, n, k),
-						Bytes: 4 * (f(rows, n, 1) + f(rows, k, 1) + 2*f(n, k, 1)), Cleanup: release}, nil
-				},
-			},
-			{
-				// The plain forward GEMM of the grouped benchmarks' total size.
-				Name: fmt.Sprintf("gemm_nt/m=%d,n=%d,k=%d", rows, n, k),
-				Setup: func(d *gpu.Device) (*BenchRun, error) {
-					ts, release, err := benchTensors(d, map[string][]int{"x": {rows, k}, "w": {n, k}, "y": {rows, n}})
-					if err != nil {
-						return nil, err
-					}
-					l, err := NewLinear(d, LinearArgs{X: ts["x"], W: ts["w"], Y: ts["y"]})
-					if err != nil {
-						release()
-						return nil, err
-					}
-					return &BenchRun{Record: l.RecordForward, FLOPs: 2 * f(rows, n, k),
-						Bytes: 4 * (f(rows, k, 1) + f(n, k, 1) + f(rows, n, 1)), Cleanup: release}, nil
-				},
-			},
-		}
-	})
 }

@@ -136,38 +136,3 @@ func (m *MSE) Release() {
 	releaseTensors([]*Tensor{m.info, m.rowLoss, m.sums, m.counts})
 	m.info, m.rowLoss, m.sums, m.counts = nil, nil, nil, nil
 }
-
-func init() {
-	RegisterBench(func(size BenchSize) []BenchCase {
-		t, p := 4096, 48
-		if size == BenchLarge {
-			t, p = 16384, 768
-		}
-		return []BenchCase{{
-			Name: fmt.Sprintf("mse/t=%d/p=%d", t, p),
-			Setup: func(d *gpu.Device) (*BenchRun, error) {
-				ts, err := newBenchTensors(d, t*p, "pred", "target", "dpred")
-				if err != nil {
-					return nil, err
-				}
-				for _, x := range ts {
-					x.Shape = []int{t, p}
-				}
-				m, err := NewMSE(d, MSEArgs{Pred: ts[0], Target: ts[1], DPred: ts[2], Groups: 2})
-				if err == nil {
-					mod := make([]uint32, t)
-					for i := range mod {
-						mod[i] = uint32(i % 2)
-					}
-					err = m.Update(mod, []float32{0, 1})
-				}
-				if err != nil {
-					releaseTensors(ts)
-					return nil, err
-				}
-				return &BenchRun{Record: m.Record, FLOPs: float64(5 * t * p), Bytes: float64(12 * t * p),
-					Cleanup: func() { m.Release(); releaseTensors(ts) }}, nil
-			},
-		}}
-	})
-}

@@ -22,6 +22,12 @@ type ScanArgs struct {
 	// Final (Batch, ED, N), optional: RecordForward writes the state after
 	// the last step into it, where the recurrent step mode continues.
 	Final *Tensor
+	// Scratch, optional, holds the backward's workspace (its partial sums
+	// and input copies, ScanWorkspace floats), shared with other ops that
+	// run one after another (a model's layers); nil gives the op its own.
+	// Only the chunk-start states stay with the op between its forward and
+	// backward.
+	Scratch *Scratch
 }
 
 // ScanOptions tune the scan's kernels; zero fields pick defaults for the
@@ -58,7 +64,9 @@ type SelectiveScan struct {
 	p, g, items     int
 	chunks, blocks  int
 	subgroups       bool
-	ws              *Tensor // workspace, see shaders/scan.wgsl
+	st              *Tensor // the chunk-start and final states (kept from forward to backward)
+	ws              *Tensor // the backward's workspace, see shaders/scan.wgsl (shared or own)
+	stBytes         int64
 	dummyZ, dummyDZ *Tensor
 	fwd, bwd, red   *gpu.BindGroup
 	gx, gy, rx, ry  int
@@ -278,24 +286,49 @@ func (s *SelectiveScan) Chunk() int { return s.p * s.items }
 // Subgroups reports whether the row scans use subgroup shuffles.
 func (s *SelectiveScan) Subgroups() bool { return s.subgroups }
 
+// scanLayout is the workspace layout in floats (see shaders/scan.wgsl): the
+// chunk-start states hs at 0, the final states hf, the dB and dC partials,
+// dA, dD, then copies of A_log, D, B, C; size in all.
+type scanLayout struct {
+	offHF, offDB, offDC, offDA, offDD, offAL, offD, offB, offC, size int
+}
+
+func (s *SelectiveScan) workspace() scanLayout {
+	b, l, ed, n := s.a.Batch, s.a.Len, s.ed, s.n
+	var w scanLayout
+	hs := b * ed * s.chunks * n
+	part := b * s.blocks * n * l
+	w.offHF = hs
+	w.offDB = w.offHF + b*ed*n
+	w.offDC = w.offDB + part
+	w.offDA = w.offDC + part
+	w.offDD = w.offDA + b*ed*n
+	w.offAL = w.offDD + b*ed
+	w.offD = w.offAL + ed*n
+	w.offB = w.offD + ed
+	w.offC = w.offB + b*l*n
+	w.size = w.offC + b*l*n
+	return w
+}
+
+// ScanWorkspace is the size in floats of the backward workspace of a scan
+// with default options on d (what a shared ScanArgs.Scratch must hold); 0
+// when such a scan does not fit the device.
+func ScanWorkspace(d *gpu.Device, batch, length, ed, n int) int {
+	s := &SelectiveScan{a: ScanArgs{Batch: batch, Len: length}, ed: ed, n: n, backward: true}
+	if s.layout(d, ScanOptions{}) != nil {
+		return 0
+	}
+	return s.workspace().size
+}
+
 func (s *SelectiveScan) build(d *gpu.Device) error {
 	a := s.a
 	const op = "SelectiveScan"
 	b, l, ed, n := a.Batch, a.Len, s.ed, s.n
-	// Workspace layout (floats): hs, hf, dB and dC partials, dA, dD, then
-	// copies of A_log, D, B, C.
-	hs := b * ed * s.chunks * n
-	offHF := hs
-	part := b * s.blocks * n * l
-	offDB := offHF + b*ed*n
-	offDC := offDB + part
-	offDA := offDC + part
-	offDD := offDA + b*ed*n
-	offAL := offDD + b*ed
-	offD := offAL + ed*n
-	offB := offD + ed
-	offC := offB + b*l*n
-	size := offC + b*l*n
+	w := s.workspace()
+	offHF, offDB, offDC, offDA, offDD := w.offHF, w.offDB, w.offDC, w.offDA, w.offDD
+	offAL, offD, offB, offC, size := w.offAL, w.offD, w.offB, w.offC, w.size
 	if !s.backward {
 		size = offDB
 	}
@@ -309,8 +342,22 @@ func (s *SelectiveScan) build(d *gpu.Device) error {
 		}
 	}
 	var err error
-	if s.ws, err = s.tensor(d, "scan.workspace", size); err != nil {
+	// The states live with the op; the backward copies them to the front of
+	// its workspace (the layout of scan.wgsl), which may be shared.
+	if s.st, err = NewTensorIn(d, gpu.MemActivations, "scan.states", offDB); err != nil {
 		return err
+	}
+	s.owned = append(s.owned, s.st)
+	s.stBytes = int64(4 * offDB)
+	if s.backward {
+		if a.Scratch != nil {
+			s.ws, err = a.Scratch.tensor(size)
+		} else {
+			s.ws, err = s.tensor(d, "scan.workspace", size)
+		}
+		if err != nil {
+			return err
+		}
 	}
 	if s.dummyZ, err = s.tensor(d, "scan.nogate", 1); err != nil {
 		return err
@@ -345,7 +392,7 @@ func (s *SelectiveScan) build(d *gpu.Device) error {
 		s.groups = append(s.groups, g)
 		return g, nil
 	}
-	if s.fwd, err = bind(shaders.ScanForward, c, a.U, a.Delta, z, a.ALog, a.Bm, a.Cm, a.D, a.Y, s.ws, dims); err != nil {
+	if s.fwd, err = bind(shaders.ScanForward, c, a.U, a.Delta, z, a.ALog, a.Bm, a.Cm, a.D, a.Y, s.st, dims); err != nil {
 		return err
 	}
 	s.gx, s.gy = Grid(d, b*s.blocks)
@@ -449,7 +496,7 @@ func bindVariant(d *gpu.Device, k shaders.Kernel, name, src string, c gpu.Consta
 func (s *SelectiveScan) RecordForward(r *gpu.Recorder) {
 	r.Dispatch(s.fwd, s.gx, s.gy, 1)
 	if f := s.a.Final; f != nil {
-		r.Copy(s.ws.Buf, s.offHF, f.Buf, 0, f.Bytes())
+		r.Copy(s.st.Buf, s.offHF, f.Buf, 0, f.Bytes())
 	}
 }
 
@@ -463,6 +510,7 @@ func (s *SelectiveScan) RecordBackward(r *gpu.Recorder) {
 		return
 	}
 	a := s.a
+	r.Copy(s.st.Buf, 0, s.ws.Buf, 0, s.stBytes)
 	r.Copy(a.ALog.Buf, 0, s.ws.Buf, s.offAL, a.ALog.Bytes())
 	r.Copy(a.D.Buf, 0, s.ws.Buf, s.offD, a.D.Bytes())
 	r.Copy(a.Bm.Buf, 0, s.ws.Buf, s.offB, a.Bm.Bytes())
@@ -481,98 +529,4 @@ func (s *SelectiveScan) Release() {
 		t.Release()
 	}
 	s.owned = nil
-}
-
-// scanBenchAlloc allocates zeroed tensors for a benchmark and collects them
-// for its cleanup.
-type scanBenchAlloc struct {
-	d   *gpu.Device
-	all []*Tensor
-	err error
-}
-
-func (bt *scanBenchAlloc) new(name string, shape ...int) *Tensor {
-	if bt.err != nil {
-		return nil
-	}
-	t, err := NewTensor(bt.d, name, shape...)
-	if err != nil {
-		bt.err = err
-		return nil
-	}
-	bt.all = append(bt.all, t)
-	return t
-}
-
-func (bt *scanBenchAlloc) release() {
-	for _, t := range bt.all {
-		t.Release()
-	}
-}
-
-// Scan FLOPs, counted for the sequential algorithm (the chunked scan's
-// per-thread composition and row scans are extra work, not counted), per
-// step t and channel e:
-//
-//	forward:  8 per state (dt*A, exp, dt*B*u, a*h+x, C*h accumulated)
-//	          + 12 (softplus 5, D*u and the add 2, the SiLU gate 5);
-//	backward: 29 per state (recompute a, x, h: 6; C*h: 2; g*C, dh, s: 3;
-//	          d dt: 6; du: 3; dA: 4; dB, dC with their sums over e: 5)
-//	          + 25 (softplus, sigmoid, the gate and its derivative, du, dz,
-//	          ddelta, dD).
-//
-// Compulsory bytes: every input read once and every output written once
-// (dA_log, dD read and written); the chunk-start states and partial sums
-// of the workspace are not counted.
-func scanBenchCase(b, l, ed, n int, backward bool, o ScanOptions) BenchCase {
-	kind := "fwd"
-	if backward {
-		kind = "bwd"
-	}
-	return BenchCase{
-		Name: fmt.Sprintf("scan_%s/b%d_l%d_ed%d_n%d", kind, b, l, ed, n),
-		Setup: func(d *gpu.Device) (*BenchRun, error) {
-			bt := &scanBenchAlloc{d: d}
-			a := ScanArgs{Batch: b, Len: l,
-				U: bt.new("u", b, l, ed), Delta: bt.new("delta", b, l, ed), ALog: bt.new("a_log", ed, n),
-				Bm: bt.new("B", b, l, n), Cm: bt.new("C", b, l, n), D: bt.new("D", ed), Z: bt.new("z", b, l, ed),
-				Y: bt.new("y", b, l, ed)}
-			if backward {
-				a.DY, a.DU, a.DDelta, a.DZ = bt.new("dy", b, l, ed), bt.new("du", b, l, ed), bt.new("ddelta", b, l, ed), bt.new("dz", b, l, ed)
-				a.DALog, a.DB, a.DC, a.DD = bt.new("da_log", ed, n), bt.new("dB", b, l, n), bt.new("dC", b, l, n), bt.new("dD", ed)
-			}
-			if bt.err != nil {
-				bt.release()
-				return nil, bt.err
-			}
-			s, err := NewSelectiveScanWith(d, a, o)
-			if err != nil {
-				bt.release()
-				return nil, err
-			}
-			te, tn, en := float64(b*l*ed), float64(b*l*n), float64(ed*n)
-			run := &BenchRun{
-				Record:  s.RecordForward,
-				FLOPs:   te * float64(8*n+12),
-				Bytes:   4 * (4*te + 2*tn + en + float64(ed)),
-				Cleanup: func() { s.Release(); bt.release() },
-			}
-			if backward {
-				run.Record = s.RecordBackward
-				run.FLOPs = te * float64(29*n+25)
-				run.Bytes = 4 * (7*te + 4*tn + 3*en + 3*float64(ed))
-			}
-			return run, nil
-		},
-	}
-}
-
-func init() {
-	RegisterBench(func(size BenchSize) []BenchCase {
-		b, l, ed, n := 2, 512, 256, 16
-		if size == BenchLarge {
-			b, l, ed, n = 8, 2048, 1536, 16
-		}
-		return []BenchCase{scanBenchCase(b, l, ed, n, false, ScanOptions{}), scanBenchCase(b, l, ed, n, true, ScanOptions{})}
-	})
 }

@@ -196,39 +196,3 @@ func (c *CrossEntropy) Release() {
 	c.rows, c.sum = nil, nil
 	releaseTensors([]*Tensor{c.meta, c.rowLoss, c.sums, c.counts, c.dummy})
 }
-
-func init() {
-	RegisterBench(func(size BenchSize) []BenchCase {
-		t, v := 256, 8192
-		if size == BenchLarge {
-			t, v = 4096, 65536
-		}
-		return []BenchCase{{
-			Name: fmt.Sprintf("xent/t=%d/v=%d", t, v),
-			Setup: func(d *gpu.Device) (*BenchRun, error) {
-				ts, err := newBenchTensors(d, t*v, "logits", "dlogits")
-				if err != nil {
-					return nil, err
-				}
-				for _, x := range ts {
-					x.Shape = []int{t, v}
-				}
-				c, err := NewCrossEntropy(d, CrossEntropyArgs{Logits: ts[0], DLogits: ts[1], Groups: 3})
-				if err == nil {
-					tg, m := make([]uint32, t), make([]uint32, t)
-					for i := range tg {
-						tg[i], m[i] = uint32(i*7919%v), uint32(i%3)
-					}
-					err = c.Update(tg, m, []float32{1, 1, 1})
-				}
-				if err != nil {
-					releaseTensors(ts)
-					return nil, err
-				}
-				// read the logits twice (the second time is often a cache hit), write the gradient
-				return &BenchRun{Record: c.Record, FLOPs: float64(6 * t * v), Bytes: float64(8 * t * v),
-					Cleanup: func() { c.Release(); releaseTensors(ts) }}, nil
-			},
-		}}
-	})
-}

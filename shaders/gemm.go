@@ -32,6 +32,7 @@ var (
 		Entry:     "gemm",
 		Bindings:  gemmBindings,
 		Constants: gemmConstants("M", "N", "KD", "A_T", "B_T", "HAS_BIAS", "ACCUM", "CHUNK"),
+		Half:      []int{0, 1},
 	}
 	// GemmV4 is Gemm with vec4 loads and stores; every leading dimension
 	// (KD unless both operands are transposed, M if A_T, N) must be a
@@ -41,6 +42,7 @@ var (
 		Entry:     "gemm_v4",
 		Bindings:  gemmBindings,
 		Constants: gemmConstants("M", "N", "KD", "A_T", "B_T", "HAS_BIAS", "ACCUM", "CHUNK"),
+		Half:      []int{0, 1},
 	}
 	// GemmV4Prefetch is GemmV4 with the next step's tiles loaded into
 	// registers during the current step's arithmetic; needs 8*BK <= BN and
@@ -50,6 +52,7 @@ var (
 		Entry:     "gemm_v4p",
 		Bindings:  gemmBindings,
 		Constants: gemmConstants("M", "N", "KD", "A_T", "B_T", "HAS_BIAS", "ACCUM", "CHUNK"),
+		Half:      []int{0, 1},
 	}
 	// GemmReduce sums split-K partials in order: dst[i] += sum_s
 	// part[P_OFF + s*LEN + i]. Dispatch ceil(LEN/256) workgroups (nn.Grid).
@@ -94,6 +97,7 @@ var (
 		Entry:     "grouped_gemm",
 		Bindings:  groupedGemmBindings,
 		Constants: gemmConstants("ROWS", "G", "N", "KD", "B_T", "HAS_BIAS", "ACCUM"),
+		Half:      []int{2, 3},
 	}
 	// GroupedGemmV4 is GroupedGemm with vec4 loads and stores (KD and N
 	// multiples of 4).
@@ -102,6 +106,7 @@ var (
 		Entry:     "grouped_gemm_v4",
 		Bindings:  groupedGemmBindings,
 		Constants: gemmConstants("ROWS", "G", "N", "KD", "B_T", "HAS_BIAS", "ACCUM"),
+		Half:      []int{2, 3},
 	}
 	// GroupedGemmV4Prefetch is GroupedGemmV4 with register prefetch (as
 	// GemmV4Prefetch; 8*BK <= BM and 8*BK <= BN).
@@ -110,6 +115,7 @@ var (
 		Entry:     "grouped_gemm_v4p",
 		Bindings:  groupedGemmBindings,
 		Constants: gemmConstants("ROWS", "G", "N", "KD", "B_T", "HAS_BIAS", "ACCUM"),
+		Half:      []int{2, 3},
 	}
 	// GroupedTN is the grouped weight gradient dW[g] += Σ_{t in g} dY[t]ᵀ X[t],
 	// each group's rows cut into slots of CHUNK rows: with ACCUM (no split)
@@ -121,6 +127,7 @@ var (
 		Entry:     "grouped_tn",
 		Bindings:  groupedTNBindings,
 		Constants: gemmConstants("ROWS", "G", "M", "N", "ACCUM", "CHUNK"),
+		Half:      []int{2, 3},
 	}
 	// GroupedTNV4 is GroupedTN with vec4 loads and stores (M and N multiples
 	// of 4).
@@ -129,6 +136,7 @@ var (
 		Entry:     "grouped_tn_v4",
 		Bindings:  groupedTNBindings,
 		Constants: gemmConstants("ROWS", "G", "M", "N", "ACCUM", "CHUNK"),
+		Half:      []int{2, 3},
 	}
 	// GroupedTNV4Prefetch is GroupedTNV4 with register prefetch (as
 	// GemmV4Prefetch; 8*BK <= BM and 8*BK <= BN).
@@ -137,6 +145,7 @@ var (
 		Entry:     "grouped_tn_v4p",
 		Bindings:  groupedTNBindings,
 		Constants: gemmConstants("ROWS", "G", "M", "N", "ACCUM", "CHUNK"),
+		Half:      []int{2, 3},
 	}
 	// GroupedColSum is the grouped bias gradient per slot of CHUNK rows:
 	// db[g] += (ACCUM) or partial z = the column sums of dy over the slot's

@@ -10,9 +10,8 @@
 //   TN  dW += dYᵀ·X      : A = dY (rows, N), B = X (rows, K)    A_T true,  B_T true
 //
 // One workgroup computes a BM x BN tile of C, walking the reduction in steps
-// of BK through workgroup memory (BM, BN multiples of 8; BK of 4); each of its
-// (BM/8)*(BN/8) invocations owns 8 x 8 outputs held in 16 vec4 registers.
-// Workgroup z reduces over k in
+// of BK through workgroup memory: the tile of shared/gemm_tile.wgsl, which
+// gemm_grouped.wgsl imports too. Workgroup z reduces over k in
 // [z*CHUNK, min(KD, (z+1)*CHUNK)): with CHUNK < KD (split-K) each z writes its
 // own partial C[z] = C_OFF + z*M*N (plain =), and gemm_reduce sums the partials
 // in order (deterministic: no atomics). Tiles past the edges of M, N and KD
@@ -31,35 +30,29 @@ override HAS_BIAS: bool = false;   // add bias[n]
 override ACCUM: bool = false;      // C += instead of C =
 override CHUNK: u32 = 0xffffffffu; // split-K chunk (a multiple of BK); >= KD: no split
 override C_OFF: u32 = 0u;          // element offset of C[0] in c
-override BM: u32 = 64u;            // tile rows
-override BN: u32 = 64u;            // tile columns
-override BK: u32 = 16u;            // reduction step (a multiple of 4)
+//#import gemm_tile
 
-override TY: u32 = BM / 8u;        // invocations along m (8 rows each)
-override TX: u32 = BN / 8u;        // invocations along n (8 columns each)
-override WG: u32 = TX * TY;
-override SA: u32 = BM / 4u + 1u;   // row stride of As4 in vec4 (padded against bank conflicts)
-override SB: u32 = BN / 4u + 1u;
-override TILES_M: u32 = (M + BM - 1u) / BM;
-override TILES_N: u32 = (N + BN - 1u) / BN;
+// The element type of A and B: float32, or float16 in the f16 variant
+// (shaders.Variant "f16": inputs stored in half precision, converted to
+// float32 as they are loaded, so that the tile and the accumulation stay
+// float32).
+//#if f16
+//| alias in1 = f16;
+//| alias in4 = vec4<f16>;
+//#else
+alias in1 = f32;
+alias in4 = vec4<f32>;
+//#endif
 
 // Scalar views (entry point gemm).
-@group(0) @binding(0) var<storage, read> a: array<f32>;          // (M, KD) or (KD, M)
-@group(0) @binding(1) var<storage, read> b: array<f32>;          // (N, KD) or (KD, N)
+@group(0) @binding(0) var<storage, read> a: array<in1>;          // (M, KD) or (KD, M)
+@group(0) @binding(1) var<storage, read> b: array<in1>;          // (N, KD) or (KD, N)
 @group(0) @binding(2) var<storage, read> bias: array<f32>;       // (N); any buffer when !HAS_BIAS
 @group(0) @binding(3) var<storage, read_write> c: array<f32>;    // C_OFF + (Z, M, N)
 // vec4 views of the same bindings (entry point gemm_v4).
-@group(0) @binding(0) var<storage, read> a4: array<vec4<f32>>;        // (M, KD/4) or (KD, M/4)
-@group(0) @binding(1) var<storage, read> b4: array<vec4<f32>>;        // (N, KD/4) or (KD, N/4)
+@group(0) @binding(0) var<storage, read> a4: array<in4>;             // (M, KD/4) or (KD, M/4)
+@group(0) @binding(1) var<storage, read> b4: array<in4>;             // (N, KD/4) or (KD, N/4)
 @group(0) @binding(3) var<storage, read_write> c4: array<vec4<f32>>;  // C_OFF/4 + (Z, M, N/4)
-
-// As4[k*SA + m/4][m%4] = A(m0+m, k0+k); Bs4[k*SB + n/4][n%4] = B(k0+k, n0+n).
-var<workgroup> As4: array<vec4<f32>, SA * BK>;
-var<workgroup> Bs4: array<vec4<f32>, SB * BK>;
-
-var<private> li: u32;       // local invocation index
-var<private> tx: u32;       // column group of this invocation
-var<private> ty: u32;       // row group of this invocation
 
 struct Tile {
 	m0: u32,
@@ -70,12 +63,10 @@ struct Tile {
 }
 
 fn tile_of(wg: vec3<u32>, nwg: vec3<u32>, lid: u32) -> Tile {
-	li = lid;
-	tx = lid % TX;
-	ty = lid / TX;
+	tile_setup(lid);
 	let t = wg.x + wg.y * nwg.x;
 	var r: Tile;
-	r.ok = t < TILES_M * TILES_N;
+	r.ok = t < TILES_MN;
 	r.m0 = (t / TILES_N) * BM;
 	r.n0 = (t % TILES_N) * BN;
 	r.kbeg = wg.z * CHUNK;
@@ -101,12 +92,12 @@ fn load_a(m0: u32, k0: u32, kend: u32) {
 		var v = 0.0;
 		if (gm < M && gk < kend) {
 			if (A_T) {
-				v = a[gk * M + gm];
+				v = f32(a[gk * M + gm]);
 			} else {
-				v = a[gm * KD + gk];
+				v = f32(a[gm * KD + gk]);
 			}
 		}
-		As4[k * SA + m / 4u][m % 4u] = v;
+		put_a(m, k, v);
 	}
 }
 
@@ -126,12 +117,12 @@ fn load_b(n0: u32, k0: u32, kend: u32) {
 		var v = 0.0;
 		if (gn < N && gk < kend) {
 			if (B_T) {
-				v = b[gk * N + gn];
+				v = f32(b[gk * N + gn]);
 			} else {
-				v = b[gn * KD + gk];
+				v = f32(b[gn * KD + gk]);
 			}
 		}
-		Bs4[k * SB + n / 4u][n % 4u] = v;
+		put_b(n, k, v);
 	}
 }
 
@@ -146,9 +137,9 @@ fn load_a4(m0: u32, k0: u32, kend: u32) {
 			let gk = k0 + k;
 			var v = vec4<f32>(0.0);
 			if (gm < M && gk < kend) {
-				v = a4[(gk * M + gm) / 4u];
+				v = vec4<f32>(a4[(gk * M + gm) / 4u]);
 			}
-			As4[k * SA + m4] = v;
+			stash_a_m(e, v);
 		} else {
 			let k4 = e % (BK / 4u);
 			let m = e / (BK / 4u);
@@ -156,14 +147,9 @@ fn load_a4(m0: u32, k0: u32, kend: u32) {
 			let gk = k0 + 4u * k4;
 			var v = vec4<f32>(0.0);
 			if (gm < M && gk < kend) {
-				v = a4[(gm * KD + gk) / 4u];
+				v = vec4<f32>(a4[(gm * KD + gk) / 4u]);
 			}
-			let s = 4u * k4 * SA + m / 4u;
-			let q = m % 4u;
-			As4[s][q] = v.x;
-			As4[s + SA][q] = v.y;
-			As4[s + 2u * SA][q] = v.z;
-			As4[s + 3u * SA][q] = v.w;
+			stash_a_k(e, v);
 		}
 	}
 }
@@ -177,9 +163,9 @@ fn load_b4(n0: u32, k0: u32, kend: u32) {
 			let gk = k0 + k;
 			var v = vec4<f32>(0.0);
 			if (gn < N && gk < kend) {
-				v = b4[(gk * N + gn) / 4u];
+				v = vec4<f32>(b4[(gk * N + gn) / 4u]);
 			}
-			Bs4[k * SB + n4] = v;
+			stash_b_n(e, v);
 		} else {
 			let k4 = e % (BK / 4u);
 			let n = e / (BK / 4u);
@@ -187,55 +173,14 @@ fn load_b4(n0: u32, k0: u32, kend: u32) {
 			let gk = k0 + 4u * k4;
 			var v = vec4<f32>(0.0);
 			if (gn < N && gk < kend) {
-				v = b4[(gn * KD + gk) / 4u];
+				v = vec4<f32>(b4[(gn * KD + gk) / 4u]);
 			}
-			let s = 4u * k4 * SB + n / 4u;
-			let q = n % 4u;
-			Bs4[s][q] = v.x;
-			Bs4[s + SB][q] = v.y;
-			Bs4[s + 2u * SB][q] = v.z;
-			Bs4[s + 3u * SB][q] = v.w;
+			stash_b_k(e, v);
 		}
 	}
 }
 
-// ---- the inner product over one BK step ----
-
-// The inner product of one BK step. Invocation (tx, ty) owns the rows
-// m0 + (i*TY + ty)*4 + r (i < 2, r < 4) and columns n0 + (j*TX + tx)*4 + q
-// (j < 2, q < 4): acc[(4*i + r)*2 + j][q]. Unrolled by hand so that acc
-// stays in registers on every compiler.
-fn mma(acc: ptr<function, array<vec4<f32>, 16>>) {
-	for (var kk = 0u; kk < BK; kk++) {
-		let a0 = As4[kk * SA + ty];
-		let a1 = As4[kk * SA + TY + ty];
-		let b0 = Bs4[kk * SB + tx];
-		let b1 = Bs4[kk * SB + TX + tx];
-		(*acc)[0] = fma(vec4<f32>(a0.x), b0, (*acc)[0]);
-		(*acc)[1] = fma(vec4<f32>(a0.x), b1, (*acc)[1]);
-		(*acc)[2] = fma(vec4<f32>(a0.y), b0, (*acc)[2]);
-		(*acc)[3] = fma(vec4<f32>(a0.y), b1, (*acc)[3]);
-		(*acc)[4] = fma(vec4<f32>(a0.z), b0, (*acc)[4]);
-		(*acc)[5] = fma(vec4<f32>(a0.z), b1, (*acc)[5]);
-		(*acc)[6] = fma(vec4<f32>(a0.w), b0, (*acc)[6]);
-		(*acc)[7] = fma(vec4<f32>(a0.w), b1, (*acc)[7]);
-		(*acc)[8] = fma(vec4<f32>(a1.x), b0, (*acc)[8]);
-		(*acc)[9] = fma(vec4<f32>(a1.x), b1, (*acc)[9]);
-		(*acc)[10] = fma(vec4<f32>(a1.y), b0, (*acc)[10]);
-		(*acc)[11] = fma(vec4<f32>(a1.y), b1, (*acc)[11]);
-		(*acc)[12] = fma(vec4<f32>(a1.z), b0, (*acc)[12]);
-		(*acc)[13] = fma(vec4<f32>(a1.z), b1, (*acc)[13]);
-		(*acc)[14] = fma(vec4<f32>(a1.w), b0, (*acc)[14]);
-		(*acc)[15] = fma(vec4<f32>(a1.w), b1, (*acc)[15]);
-	}
-}
-
 // ---- stores ----
-
-// The row of acc index r (< 8) of this invocation.
-fn row_of(r: u32) -> u32 {
-	return ((r / 4u) * TY + ty) * 4u + r % 4u;
-}
 
 // put stores C[o + q] for q < 4 and n + q < N (scalar path).
 fn put(o: u32, n: u32, v: vec4<f32>) {
@@ -348,16 +293,8 @@ fn gemm_v4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: v
 }
 
 // ---- vec4 loads with register prefetch (gemm_v4p) ----
-// The next step's tiles are loaded from memory into registers before the
-// current step's inner product and stored to workgroup memory after it, so
-// that the load latency hides behind the arithmetic. Each invocation holds
-// at most two vec4 of each operand (ra0, ra1, rb0, rb1): needs
-// BM*BK/4 <= 2*WG and BN*BK/4 <= 2*WG, i.e. 8*BK <= BN and 8*BK <= BM.
-
-var<private> ra0: vec4<f32>;
-var<private> ra1: vec4<f32>;
-var<private> rb0: vec4<f32>;
-var<private> rb1: vec4<f32>;
+// The registers ra0, ra1, rb0, rb1 of the tile hold the next step's tiles
+// (see shared/gemm_tile.wgsl).
 
 fn fetch_a4(e: u32, m0: u32, k0: u32, kend: u32) -> vec4<f32> {
 	var v = vec4<f32>(0.0);
@@ -366,13 +303,13 @@ fn fetch_a4(e: u32, m0: u32, k0: u32, kend: u32) -> vec4<f32> {
 			let gm = m0 + 4u * (e % (BM / 4u));
 			let gk = k0 + e / (BM / 4u);
 			if (gm < M && gk < kend) {
-				v = a4[(gk * M + gm) / 4u];
+				v = vec4<f32>(a4[(gk * M + gm) / 4u]);
 			}
 		} else {
 			let gm = m0 + e / (BK / 4u);
 			let gk = k0 + 4u * (e % (BK / 4u));
 			if (gm < M && gk < kend) {
-				v = a4[(gm * KD + gk) / 4u];
+				v = vec4<f32>(a4[(gm * KD + gk) / 4u]);
 			}
 		}
 	}
@@ -386,13 +323,13 @@ fn fetch_b4(e: u32, n0: u32, k0: u32, kend: u32) -> vec4<f32> {
 			let gn = n0 + 4u * (e % (BN / 4u));
 			let gk = k0 + e / (BN / 4u);
 			if (gn < N && gk < kend) {
-				v = b4[(gk * N + gn) / 4u];
+				v = vec4<f32>(b4[(gk * N + gn) / 4u]);
 			}
 		} else {
 			let gn = n0 + e / (BK / 4u);
 			let gk = k0 + 4u * (e % (BK / 4u));
 			if (gn < N && gk < kend) {
-				v = b4[(gn * KD + gk) / 4u];
+				v = vec4<f32>(b4[(gn * KD + gk) / 4u]);
 			}
 		}
 	}
@@ -402,15 +339,9 @@ fn fetch_b4(e: u32, n0: u32, k0: u32, kend: u32) -> vec4<f32> {
 fn stash_a4(e: u32, v: vec4<f32>) {
 	if (e < BM * BK / 4u) {
 		if (A_T) {
-			As4[(e / (BM / 4u)) * SA + e % (BM / 4u)] = v;
+			stash_a_m(e, v);
 		} else {
-			let m = e / (BK / 4u);
-			let s = 4u * (e % (BK / 4u)) * SA + m / 4u;
-			let q = m % 4u;
-			As4[s][q] = v.x;
-			As4[s + SA][q] = v.y;
-			As4[s + 2u * SA][q] = v.z;
-			As4[s + 3u * SA][q] = v.w;
+			stash_a_k(e, v);
 		}
 	}
 }
@@ -418,15 +349,9 @@ fn stash_a4(e: u32, v: vec4<f32>) {
 fn stash_b4(e: u32, v: vec4<f32>) {
 	if (e < BN * BK / 4u) {
 		if (B_T) {
-			Bs4[(e / (BN / 4u)) * SB + e % (BN / 4u)] = v;
+			stash_b_n(e, v);
 		} else {
-			let n = e / (BK / 4u);
-			let s = 4u * (e % (BK / 4u)) * SB + n / 4u;
-			let q = n % 4u;
-			Bs4[s][q] = v.x;
-			Bs4[s + SB][q] = v.y;
-			Bs4[s + 2u * SB][q] = v.z;
-			Bs4[s + 3u * SB][q] = v.w;
+			stash_b_k(e, v);
 		}
 	}
 }

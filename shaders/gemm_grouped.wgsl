@@ -18,12 +18,14 @@
 //   grouped_reduce     dst[g] += the partials of group g, in order; an empty group
 //                      is left untouched.
 //
-// The tile machinery (BM x BN tiles, BK steps, 8 x 8 outputs in vec4
-// registers per invocation, padded workgroup tiles) is that of gemm.wgsl.
+// The tile (BM x BN tiles, BK steps, 8 x 8 outputs in vec4 registers per
+// invocation, padded workgroup tiles, register prefetch) is gemm.wgsl's:
+// both import shared/gemm_tile.wgsl. What is this file's own is the row
+// gather through the routing table and the scatter back.
 
 override ROWS: u32 = 1u;             // rows of the batch
 override G: u32 = 1u;                // modalities
-override M: u32 = 1u;                // grouped_tn: rows of dW[g] (N of the layer)
+override M: u32 = 1u;                // grouped_tn: rows of dW[g] (N of the layer); the tile's TILES_MN counts dW[g]'s tiles
 override N: u32 = 1u;                // columns of C
 override KD: u32 = 1u;               // reduction length (grouped_gemm)
 override B_T: bool = false;          // grouped_gemm: B stored (G, KD, N) instead of (G, N, KD)
@@ -31,17 +33,7 @@ override HAS_BIAS: bool = false;     // add bias[g][n]
 override ACCUM: bool = false;        // C += instead of C = (grouped_tn: no split)
 override CHUNK: u32 = 0xffffffffu;   // grouped_tn: rows per slot (a multiple of BK)
 override C_OFF: u32 = 0u;            // element offset of the partials in c
-override BM: u32 = 64u;
-override BN: u32 = 64u;
-override BK: u32 = 16u;
-
-override TY: u32 = BM / 8u;
-override TX: u32 = BN / 8u;
-override WG: u32 = TX * TY;
-override SA: u32 = BM / 4u + 1u;
-override SB: u32 = BN / 4u + 1u;
-override TILES_N: u32 = (N + BN - 1u) / BN;
-override TILES_TN: u32 = ((M + BM - 1u) / BM) * TILES_N;
+//#import gemm_tile
 
 const NONE: u32 = 0xffffffffu;
 
@@ -49,30 +41,35 @@ const NONE: u32 = 0xffffffffu;
 @group(0) @binding(0) var<storage, read> offsets: array<u32>;   // (G+1)
 @group(0) @binding(1) var<storage, read> perm: array<u32>;      // (ROWS)
 
+// The element type of the GEMM inputs (a, b, dy, x): float32, or float16
+// in the f16 variant (converted to float32 as they are loaded; see
+// gemm.wgsl).
+//#if f16
+//| alias in1 = f16;
+//| alias in4 = vec4<f16>;
+//#else
+alias in1 = f32;
+alias in4 = vec4<f32>;
+//#endif
+
 // grouped_gemm: scalar and vec4 views.
-@group(0) @binding(2) var<storage, read> a: array<f32>;          // (ROWS, KD): X or dY
-@group(0) @binding(3) var<storage, read> b: array<f32>;          // (G, N, KD) or (G, KD, N) if B_T
+@group(0) @binding(2) var<storage, read> a: array<in1>;          // (ROWS, KD): X or dY
+@group(0) @binding(3) var<storage, read> b: array<in1>;          // (G, N, KD) or (G, KD, N) if B_T
 @group(0) @binding(4) var<storage, read> bias: array<f32>;       // (G, N); any buffer without HAS_BIAS
 @group(0) @binding(5) var<storage, read_write> c: array<f32>;    // (ROWS, N)
-@group(0) @binding(2) var<storage, read> a4: array<vec4<f32>>;        // (ROWS, KD/4)
-@group(0) @binding(3) var<storage, read> b4: array<vec4<f32>>;        // (G, N, KD/4) or (G, KD, N/4)
+@group(0) @binding(2) var<storage, read> a4: array<in4>;             // (ROWS, KD/4)
+@group(0) @binding(3) var<storage, read> b4: array<in4>;             // (G, N, KD/4) or (G, KD, N/4)
 @group(0) @binding(5) var<storage, read_write> c4: array<vec4<f32>>;  // (ROWS, N/4)
 
 // grouped_tn: scalar and vec4 views.
-@group(0) @binding(2) var<storage, read> dy: array<f32>;         // (ROWS, M)
-@group(0) @binding(3) var<storage, read> x: array<f32>;          // (ROWS, N)
+@group(0) @binding(2) var<storage, read> dy: array<in1>;         // (ROWS, M)
+@group(0) @binding(3) var<storage, read> x: array<in1>;          // (ROWS, N)
 @group(0) @binding(4) var<storage, read_write> dw: array<f32>;   // (G, M, N), or partials C_OFF + (Z, M, N)
-@group(0) @binding(2) var<storage, read> dy4: array<vec4<f32>>;       // (ROWS, M/4)
-@group(0) @binding(3) var<storage, read> x4: array<vec4<f32>>;        // (ROWS, N/4)
+@group(0) @binding(2) var<storage, read> dy4: array<in4>;            // (ROWS, M/4)
+@group(0) @binding(3) var<storage, read> x4: array<in4>;             // (ROWS, N/4)
 @group(0) @binding(4) var<storage, read_write> dw4: array<vec4<f32>>; // (G, M, N/4), or C_OFF/4 + (Z, M, N/4)
 
-var<workgroup> As4: array<vec4<f32>, SA * BK>;
-var<workgroup> Bs4: array<vec4<f32>, SB * BK>;
 var<workgroup> rowid: array<u32, BM>;   // grouped_gemm: the rows of the tile (NONE past its group)
-
-var<private> li: u32;
-var<private> tx: u32;
-var<private> ty: u32;
 
 // A run of rows perm[p0 .. p1) of group g.
 struct Span {
@@ -114,38 +111,7 @@ fn first_slot(g: u32, size: u32) -> u32 {
 }
 
 fn setup(lid: u32) {
-	li = lid;
-	tx = lid % TX;
-	ty = lid / TX;
-}
-
-fn mma(acc: ptr<function, array<vec4<f32>, 16>>) {
-	for (var kk = 0u; kk < BK; kk++) {
-		let a0 = As4[kk * SA + ty];
-		let a1 = As4[kk * SA + TY + ty];
-		let b0 = Bs4[kk * SB + tx];
-		let b1 = Bs4[kk * SB + TX + tx];
-		(*acc)[0] = fma(vec4<f32>(a0.x), b0, (*acc)[0]);
-		(*acc)[1] = fma(vec4<f32>(a0.x), b1, (*acc)[1]);
-		(*acc)[2] = fma(vec4<f32>(a0.y), b0, (*acc)[2]);
-		(*acc)[3] = fma(vec4<f32>(a0.y), b1, (*acc)[3]);
-		(*acc)[4] = fma(vec4<f32>(a0.z), b0, (*acc)[4]);
-		(*acc)[5] = fma(vec4<f32>(a0.z), b1, (*acc)[5]);
-		(*acc)[6] = fma(vec4<f32>(a0.w), b0, (*acc)[6]);
-		(*acc)[7] = fma(vec4<f32>(a0.w), b1, (*acc)[7]);
-		(*acc)[8] = fma(vec4<f32>(a1.x), b0, (*acc)[8]);
-		(*acc)[9] = fma(vec4<f32>(a1.x), b1, (*acc)[9]);
-		(*acc)[10] = fma(vec4<f32>(a1.y), b0, (*acc)[10]);
-		(*acc)[11] = fma(vec4<f32>(a1.y), b1, (*acc)[11]);
-		(*acc)[12] = fma(vec4<f32>(a1.z), b0, (*acc)[12]);
-		(*acc)[13] = fma(vec4<f32>(a1.z), b1, (*acc)[13]);
-		(*acc)[14] = fma(vec4<f32>(a1.w), b0, (*acc)[14]);
-		(*acc)[15] = fma(vec4<f32>(a1.w), b1, (*acc)[15]);
-	}
-}
-
-fn row_of(r: u32) -> u32 {
-	return ((r / 4u) * TY + ty) * 4u + r % 4u;
+	tile_setup(lid);
 }
 
 // ---- grouped_gemm: rows gathered through perm ----
@@ -170,9 +136,9 @@ fn gg_load(boff: u32, n0: u32, k0: u32) {
 		let gk = k0 + k;
 		var v = 0.0;
 		if (t != NONE && gk < KD) {
-			v = a[t * KD + gk];
+			v = f32(a[t * KD + gk]);
 		}
-		As4[k * SA + m / 4u][m % 4u] = v;
+		put_a(m, k, v);
 	}
 	for (var e = li; e < BN * BK; e += WG) {
 		var n: u32;
@@ -189,12 +155,12 @@ fn gg_load(boff: u32, n0: u32, k0: u32) {
 		var v = 0.0;
 		if (gn < N && gk < KD) {
 			if (B_T) {
-				v = b[boff + gk * N + gn];
+				v = f32(b[boff + gk * N + gn]);
 			} else {
-				v = b[boff + gn * KD + gk];
+				v = f32(b[boff + gn * KD + gk]);
 			}
 		}
-		Bs4[k * SB + n / 4u][n % 4u] = v;
+		put_b(n, k, v);
 	}
 }
 
@@ -206,14 +172,9 @@ fn gg_load4(boff: u32, n0: u32, k0: u32) {
 		let gk = k0 + 4u * k4;
 		var v = vec4<f32>(0.0);
 		if (t != NONE && gk < KD) {
-			v = a4[(t * KD + gk) / 4u];
+			v = vec4<f32>(a4[(t * KD + gk) / 4u]);
 		}
-		let s = 4u * k4 * SA + m / 4u;
-		let q = m % 4u;
-		As4[s][q] = v.x;
-		As4[s + SA][q] = v.y;
-		As4[s + 2u * SA][q] = v.z;
-		As4[s + 3u * SA][q] = v.w;
+		stash_a_k(e, v);
 	}
 	for (var e = li; e < BN * BK / 4u; e += WG) {
 		if (B_T) {
@@ -223,9 +184,9 @@ fn gg_load4(boff: u32, n0: u32, k0: u32) {
 			let gk = k0 + k;
 			var v = vec4<f32>(0.0);
 			if (gn < N && gk < KD) {
-				v = b4[(boff + gk * N + gn) / 4u];
+				v = vec4<f32>(b4[(boff + gk * N + gn) / 4u]);
 			}
-			Bs4[k * SB + n4] = v;
+			stash_b_n(e, v);
 		} else {
 			let k4 = e % (BK / 4u);
 			let n = e / (BK / 4u);
@@ -233,14 +194,9 @@ fn gg_load4(boff: u32, n0: u32, k0: u32) {
 			let gk = k0 + 4u * k4;
 			var v = vec4<f32>(0.0);
 			if (gn < N && gk < KD) {
-				v = b4[(boff + gn * KD + gk) / 4u];
+				v = vec4<f32>(b4[(boff + gn * KD + gk) / 4u]);
 			}
-			let s = 4u * k4 * SB + n / 4u;
-			let q = n % 4u;
-			Bs4[s][q] = v.x;
-			Bs4[s + SB][q] = v.y;
-			Bs4[s + 2u * SB][q] = v.z;
-			Bs4[s + 3u * SB][q] = v.w;
+			stash_b_k(e, v);
 		}
 	}
 }
@@ -375,9 +331,9 @@ fn tn_load(m0: u32, n0: u32, k0: u32, p1: u32) {
 		let gm = m0 + m;
 		var v = 0.0;
 		if (gm < M && p < p1) {
-			v = dy[perm[p] * M + gm];
+			v = f32(dy[perm[p] * M + gm]);
 		}
-		As4[k * SA + m / 4u][m % 4u] = v;
+		put_a(m, k, v);
 	}
 	for (var e = li; e < BN * BK; e += WG) {
 		let n = e % BN;
@@ -386,9 +342,9 @@ fn tn_load(m0: u32, n0: u32, k0: u32, p1: u32) {
 		let gn = n0 + n;
 		var v = 0.0;
 		if (gn < N && p < p1) {
-			v = x[perm[p] * N + gn];
+			v = f32(x[perm[p] * N + gn]);
 		}
-		Bs4[k * SB + n / 4u][n % 4u] = v;
+		put_b(n, k, v);
 	}
 }
 
@@ -400,9 +356,9 @@ fn tn_load4(m0: u32, n0: u32, k0: u32, p1: u32) {
 		let gm = m0 + 4u * m4;
 		var v = vec4<f32>(0.0);
 		if (gm < M && p < p1) {
-			v = dy4[(perm[p] * M + gm) / 4u];
+			v = vec4<f32>(dy4[(perm[p] * M + gm) / 4u]);
 		}
-		As4[k * SA + m4] = v;
+		stash_a_m(e, v);
 	}
 	for (var e = li; e < BN * BK / 4u; e += WG) {
 		let n4 = e % (BN / 4u);
@@ -411,9 +367,9 @@ fn tn_load4(m0: u32, n0: u32, k0: u32, p1: u32) {
 		let gn = n0 + 4u * n4;
 		var v = vec4<f32>(0.0);
 		if (gn < N && p < p1) {
-			v = x4[(perm[p] * N + gn) / 4u];
+			v = vec4<f32>(x4[(perm[p] * N + gn) / 4u]);
 		}
-		Bs4[k * SB + n4] = v;
+		stash_b_n(e, v);
 	}
 }
 
@@ -498,7 +454,7 @@ fn grouped_tn(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg
 	setup(lid);
 	let lin = wg.x + wg.y * nwg.x;
 	let sp = span_of(wg.z, CHUNK);
-	if (lin >= TILES_TN || !sp.ok) {
+	if (lin >= TILES_MN || !sp.ok) {
 		return;
 	}
 	let m0 = (lin / TILES_N) * BM;
@@ -519,7 +475,7 @@ fn grouped_tn_v4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) 
 	setup(lid);
 	let lin = wg.x + wg.y * nwg.x;
 	let sp = span_of(wg.z, CHUNK);
-	if (lin >= TILES_TN || !sp.ok) {
+	if (lin >= TILES_MN || !sp.ok) {
 		return;
 	}
 	let m0 = (lin / TILES_N) * BM;
@@ -535,14 +491,8 @@ fn grouped_tn_v4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) 
 }
 
 // ---- vec4 loads with register prefetch (grouped_gemm_v4p, grouped_tn_v4p) ----
-// As gemm_v4p in gemm.wgsl: the next step's tiles wait in registers (at most
-// two vec4 per operand: 8*BK <= BM and 8*BK <= BN) during the current
-// step's inner product.
-
-var<private> ra0: vec4<f32>;
-var<private> ra1: vec4<f32>;
-var<private> rb0: vec4<f32>;
-var<private> rb1: vec4<f32>;
+// As gemm_v4p in gemm.wgsl: the next step's tiles wait in the tile's
+// registers ra0, ra1, rb0, rb1 during the current step's inner product.
 
 // A of grouped_gemm: row rowid[m], contiguous along k (stored transposed).
 fn gg_fetch_a(e: u32, k0: u32) -> vec4<f32> {
@@ -551,7 +501,7 @@ fn gg_fetch_a(e: u32, k0: u32) -> vec4<f32> {
 		let t = rowid[e / (BK / 4u)];
 		let gk = k0 + 4u * (e % (BK / 4u));
 		if (t != NONE && gk < KD) {
-			v = a4[(t * KD + gk) / 4u];
+			v = vec4<f32>(a4[(t * KD + gk) / 4u]);
 		}
 	}
 	return v;
@@ -564,13 +514,13 @@ fn gg_fetch_b(e: u32, boff: u32, n0: u32, k0: u32) -> vec4<f32> {
 			let gn = n0 + 4u * (e % (BN / 4u));
 			let gk = k0 + e / (BN / 4u);
 			if (gn < N && gk < KD) {
-				v = b4[(boff + gk * N + gn) / 4u];
+				v = vec4<f32>(b4[(boff + gk * N + gn) / 4u]);
 			}
 		} else {
 			let gn = n0 + e / (BK / 4u);
 			let gk = k0 + 4u * (e % (BK / 4u));
 			if (gn < N && gk < KD) {
-				v = b4[(boff + gn * KD + gk) / 4u];
+				v = vec4<f32>(b4[(boff + gn * KD + gk) / 4u]);
 			}
 		}
 	}
@@ -584,7 +534,7 @@ fn tn_fetch_a(e: u32, m0: u32, k0: u32, p1: u32) -> vec4<f32> {
 		let gm = m0 + 4u * (e % (BM / 4u));
 		let p = k0 + e / (BM / 4u);
 		if (gm < M && p < p1) {
-			v = dy4[(perm[p] * M + gm) / 4u];
+			v = vec4<f32>(dy4[(perm[p] * M + gm) / 4u]);
 		}
 	}
 	return v;
@@ -597,7 +547,7 @@ fn tn_fetch_b(e: u32, n0: u32, k0: u32, p1: u32) -> vec4<f32> {
 		let gn = n0 + 4u * (e % (BN / 4u));
 		let p = k0 + e / (BN / 4u);
 		if (gn < N && p < p1) {
-			v = x4[(perm[p] * N + gn) / 4u];
+			v = vec4<f32>(x4[(perm[p] * N + gn) / 4u]);
 		}
 	}
 	return v;
@@ -607,19 +557,13 @@ fn tn_fetch_b(e: u32, n0: u32, k0: u32, p1: u32) -> vec4<f32> {
 // stash_a_n one that runs along m.
 fn stash_a_t(e: u32, v: vec4<f32>) {
 	if (e < BM * BK / 4u) {
-		let m = e / (BK / 4u);
-		let s = 4u * (e % (BK / 4u)) * SA + m / 4u;
-		let q = m % 4u;
-		As4[s][q] = v.x;
-		As4[s + SA][q] = v.y;
-		As4[s + 2u * SA][q] = v.z;
-		As4[s + 3u * SA][q] = v.w;
+		stash_a_k(e, v);
 	}
 }
 
 fn stash_a_n(e: u32, v: vec4<f32>) {
 	if (e < BM * BK / 4u) {
-		As4[(e / (BM / 4u)) * SA + e % (BM / 4u)] = v;
+		stash_a_m(e, v);
 	}
 }
 
@@ -627,15 +571,9 @@ fn stash_a_n(e: u32, v: vec4<f32>) {
 fn stash_b(e: u32, v: vec4<f32>, bt: bool) {
 	if (e < BN * BK / 4u) {
 		if (bt) {
-			Bs4[(e / (BN / 4u)) * SB + e % (BN / 4u)] = v;
+			stash_b_n(e, v);
 		} else {
-			let n = e / (BK / 4u);
-			let s = 4u * (e % (BK / 4u)) * SB + n / 4u;
-			let q = n % 4u;
-			Bs4[s][q] = v.x;
-			Bs4[s + SB][q] = v.y;
-			Bs4[s + 2u * SB][q] = v.z;
-			Bs4[s + 3u * SB][q] = v.w;
+			stash_b_k(e, v);
 		}
 	}
 }
@@ -714,7 +652,7 @@ fn grouped_tn_v4p(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups)
 	setup(lid);
 	let lin = wg.x + wg.y * nwg.x;
 	let sp = span_of(wg.z, CHUNK);
-	if (lin >= TILES_TN || !sp.ok) {
+	if (lin >= TILES_MN || !sp.ok) {
 		return;
 	}
 	let m0 = (lin / TILES_N) * BM;

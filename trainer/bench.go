@@ -18,20 +18,43 @@ type StepBench struct {
 	MsPerStep    float64
 	TokensPerSec float64
 	FLOPRate     float64 // training FLOP/s by the model's FLOP count
+	// Memory is the device memory the model's training took: the device's
+	// peak while it was benchmarked alone, or (interleaved) what it holds.
+	Memory gpu.MemoryReport
+	// Setup is the time from nothing to the first step submitted: the
+	// model built, its parameters drawn and uploaded, pipelines compiled.
+	Setup time.Duration
+}
+
+// BenchOptions shape a step benchmark.
+type BenchOptions struct {
+	Batch, Len    int
+	Steps, Rounds int // timed steps per round, rounds
+	// Interleave holds every model at once and alternates them round by
+	// round, so that a change in machine load hits them alike; otherwise
+	// (the default) one model at a time is built, warmed up, timed for
+	// Steps*Rounds steps and released, which needs the memory of one.
+	Interleave bool
+	// Recompute as Options.Recompute.
+	Recompute string
+	// Progress, if set, receives a line as each model starts and ends.
+	Progress func(format string, args ...any)
 }
 
 // stepBencher holds a model ready to time.
 type stepBencher struct {
-	t *trainer
+	t     *trainer
+	setup time.Duration
 }
 
-func newStepBencher(d *gpu.Device, c mom.Config, batch, seqLen int) (*stepBencher, error) {
-	o := DefaultOptions()
-	o.Config, o.Batch, o.SeqLen, o.Out = c, batch, seqLen, "bench"
-	if err := o.Validate(); err != nil {
+func newStepBencher(d *gpu.Device, c mom.Config, o BenchOptions) (*stepBencher, error) {
+	start := time.Now()
+	to := DefaultOptions()
+	to.Config, to.Batch, to.SeqLen, to.Out, to.Recompute = c, o.Batch, o.Len, "bench", o.Recompute
+	if err := to.Validate(); err != nil {
 		return nil, err
 	}
-	t := &trainer{o: o, d: d, rng: rand.New(rand.NewPCG(1, 2))}
+	t := &trainer{o: to, d: d, rng: rand.New(rand.NewPCG(1, 2))}
 	if err := t.setup(); err != nil {
 		t.close()
 		return nil, err
@@ -48,7 +71,14 @@ func newStepBencher(d *gpu.Device, c mom.Config, batch, seqLen int) (*stepBenche
 		t.close()
 		return nil, err
 	}
-	return &stepBencher{t: t}, nil
+	s := &stepBencher{t: t}
+	// The warm-up step: pipelines compiled, caches filled.
+	if _, err := s.run(1); err != nil {
+		t.close()
+		return nil, err
+	}
+	s.setup = time.Since(start)
+	return s, nil
 }
 
 // run records and submits n training steps on the same batch and waits.
@@ -79,12 +109,54 @@ func (s *stepBencher) run(n int) (time.Duration, error) {
 }
 
 // BenchSteps times steps training steps of each config (after a warm-up
-// step each), interleaving the configs round by round so that a change in
-// machine load hits them alike. Its tokens/s is the mean over the steps
-// after the warm-up, as Train's Result.TokensPerSec.
+// step each), rounds times, one model at a time (BenchStepsWith).
 func BenchSteps(d *gpu.Device, cfgs []mom.Config, batch, seqLen, steps, rounds int) ([]StepBench, error) {
-	if steps <= 0 || rounds <= 0 {
-		return nil, fmt.Errorf("bench: steps %d and rounds %d must be positive", steps, rounds)
+	return BenchStepsWith(d, cfgs, BenchOptions{Batch: batch, Len: seqLen, Steps: steps, Rounds: rounds})
+}
+
+// BenchStepsWith times o.Steps*o.Rounds training steps of each config after
+// a warm-up step. Its tokens/s is the mean over the steps after the
+// warm-up, as Train's Result.TokensPerSec.
+func BenchStepsWith(d *gpu.Device, cfgs []mom.Config, o BenchOptions) ([]StepBench, error) {
+	if o.Steps <= 0 || o.Rounds <= 0 {
+		return nil, fmt.Errorf("bench: steps %d and rounds %d must be positive", o.Steps, o.Rounds)
+	}
+	say := o.Progress
+	if say == nil {
+		say = func(string, ...any) {}
+	}
+	out := make([]StepBench, len(cfgs))
+	total := make([]time.Duration, len(cfgs))
+	finish := func(i int, b *stepBencher) {
+		n := o.Steps * o.Rounds
+		sec := total[i].Seconds() / float64(n)
+		tok := float64(o.Batch * o.Len)
+		out[i] = StepBench{Config: cfgs[i], Batch: o.Batch, Len: o.Len, Steps: n, MsPerStep: sec * 1e3,
+			TokensPerSec: tok / sec, FLOPRate: tok / sec * cfgs[i].StepFLOPs().TrainPerToken, Setup: b.setup,
+			Memory: out[i].Memory}
+	}
+	if !o.Interleave {
+		for i, c := range cfgs {
+			say("bench: %s (%s): building, drawing the parameters, the warm-up step", c.Name, c.Splits)
+			d.ResetPeak()
+			b, err := newStepBencher(d, c, o)
+			if err != nil {
+				return nil, fmt.Errorf("bench %s: %w", c.Name, err)
+			}
+			for r := 0; r < o.Rounds && err == nil; r++ {
+				var el time.Duration
+				el, err = b.run(o.Steps)
+				total[i] += el
+			}
+			out[i].Memory = d.Memory()
+			finish(i, b)
+			b.t.close()
+			if err != nil {
+				return nil, fmt.Errorf("bench %s: %w", c.Name, err)
+			}
+			say("bench: %s (%s): %.2f ms/step; %s", c.Name, c.Splits, out[i].MsPerStep, out[i].Memory.Summary())
+		}
+		return out, nil
 	}
 	bs := make([]*stepBencher, len(cfgs))
 	defer func() {
@@ -95,31 +167,41 @@ func BenchSteps(d *gpu.Device, cfgs []mom.Config, batch, seqLen, steps, rounds i
 		}
 	}()
 	for i, c := range cfgs {
+		say("bench: %s (%s): building, drawing the parameters, the warm-up step", c.Name, c.Splits)
+		before := d.Memory()
 		var err error
-		if bs[i], err = newStepBencher(d, c, batch, seqLen); err != nil {
+		if bs[i], err = newStepBencher(d, c, o); err != nil {
 			return nil, fmt.Errorf("bench %s: %w", c.Name, err)
 		}
-		if _, err := bs[i].run(1); err != nil {
-			return nil, fmt.Errorf("bench %s: %w", c.Name, err)
-		}
+		out[i].Memory = d.Memory().Minus(before)
 	}
-	total := make([]time.Duration, len(cfgs))
-	for r := 0; r < rounds; r++ {
+	for r := 0; r < o.Rounds; r++ {
 		for i, b := range bs {
-			el, err := b.run(steps)
+			el, err := b.run(o.Steps)
 			if err != nil {
 				return nil, fmt.Errorf("bench %s: %w", cfgs[i].Name, err)
 			}
 			total[i] += el
 		}
 	}
-	out := make([]StepBench, len(cfgs))
-	for i, c := range cfgs {
-		n := steps * rounds
-		sec := total[i].Seconds() / float64(n)
-		tok := float64(batch * seqLen)
-		out[i] = StepBench{Config: c, Batch: batch, Len: seqLen, Steps: n, MsPerStep: sec * 1e3,
-			TokensPerSec: tok / sec, FLOPRate: tok / sec * c.StepFLOPs().TrainPerToken}
+	for i, b := range bs {
+		finish(i, b)
+	}
+	return out, nil
+}
+
+// BenchFootprints is what BenchStepsWith would hold of each config on d, a
+// dry-run device: each model's training footprint (Footprint).
+func BenchFootprints(d *gpu.Device, cfgs []mom.Config, o BenchOptions) ([]gpu.MemoryReport, error) {
+	var out []gpu.MemoryReport
+	for _, c := range cfgs {
+		to := DefaultOptions()
+		to.Config, to.Batch, to.SeqLen, to.Recompute = c, o.Batch, o.Len, o.Recompute
+		r, err := Footprint(d, to)
+		if err != nil {
+			return nil, fmt.Errorf("bench %s: %w", c.Name, err)
+		}
+		out = append(out, r)
 	}
 	return out, nil
 }

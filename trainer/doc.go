@@ -11,8 +11,10 @@
 //     flags that may change start a segment, the others must agree;
 //   - progress output: a bar on a terminal, plain log lines otherwise
 //     (NewProgress);
-//   - the run comparison (LoadRuns, PairRuns, Compare) and the step
-//     benchmark (BenchSteps);
+//   - the run comparison (LoadRuns, PairRuns, Compare), the step
+//     benchmark (BenchSteps: one model at a time, with its memory and
+//     setup time) and the memory a run takes on a device it need not have
+//     (Footprint on a gpu.OpenDryRun device);
 //   - data-parallel training over MPI ranks (package trainer/mpi, and
 //     "Several GPUs" below).
 //

@@ -79,6 +79,25 @@ type Options struct {
 	// RUN/samples/step_N. It needs a dataset folder as Data.
 	SampleEvery, SampleN int
 	SamplePrompt         string
+	// Recompute is "on", "off" or "" (auto: on when it saves 2 GiB or
+	// more): see mom.ModelOptions.Recompute. The numbers do not change.
+	Recompute string
+}
+
+// recompute resolves Options.Recompute (auto counts a rank's share of the
+// batch).
+func (o Options) recompute() bool {
+	switch o.Recompute {
+	case "on":
+		return true
+	case "off":
+		return false
+	}
+	b := o.Batch
+	if o.World != nil && o.World.Size() > 1 {
+		b /= o.World.Size()
+	}
+	return o.Config.RecomputeSaves(b, o.SeqLen) >= 2<<30
 }
 
 // DefaultOptions are sensible settings for the tiny preset on lavapipe.
@@ -137,6 +156,8 @@ func (o Options) Validate() error {
 		return fmt.Errorf("trainer: --stop-after %d must not be negative", o.StopAfter)
 	case !validSchedule(o.Schedule):
 		return fmt.Errorf("trainer: --lr-schedule %q: want one of %s", o.Schedule, strings.Join(ScheduleKinds, ", "))
+	case o.Recompute != "" && o.Recompute != "auto" && o.Recompute != "on" && o.Recompute != "off":
+		return fmt.Errorf("trainer: --recompute %q: want auto, on or off", o.Recompute)
 	case o.EvalData != "" && (o.Data == "" || o.Data == "synthetic"):
 		return fmt.Errorf("trainer: --eval-data %s needs token-file --data; the synthetic stream has its own held-out split", o.EvalData)
 	case o.BucketBytes < 0 || o.CheckEvery < 0:
@@ -357,18 +378,18 @@ func (t *trainer) close() {
 func (t *trainer) setup() error {
 	o, c := t.o, t.o.Config
 	var err error
-	if t.m, err = mom.NewModel(t.d, c, o.Batch/t.ranks(), o.SeqLen); err != nil {
+	if t.m, err = mom.NewModelWith(t.d, c, o.Batch/t.ranks(), o.SeqLen, mom.ModelOptions{Recompute: o.recompute()}); err != nil {
 		return err
 	}
 	var grads []*nn.Tensor
 	args := nn.AdamWArgs{Beta1: float32(o.Beta1), Beta2: float32(o.Beta2), Eps: float32(o.AdamEps), WeightDecay: float32(o.WeightDecay)}
 	for _, p := range t.m.Params {
-		mt, err := nn.NewTensor(t.d, "adam.m."+p.Spec.Name, p.Spec.Shape...)
+		mt, err := nn.NewTensorIn(t.d, gpu.MemOptimizer, "adam.m."+p.Spec.Name, p.Spec.Shape...)
 		if err != nil {
 			return err
 		}
 		t.mstate = append(t.mstate, mt)
-		vt, err := nn.NewTensor(t.d, "adam.v."+p.Spec.Name, p.Spec.Shape...)
+		vt, err := nn.NewTensorIn(t.d, gpu.MemOptimizer, "adam.v."+p.Spec.Name, p.Spec.Shape...)
 		if err != nil {
 			return err
 		}

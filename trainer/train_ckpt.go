@@ -7,10 +7,12 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
 
+	"mom/gpu"
 	"mom/mom"
 	"mom/nn"
 	"mom/trainer/runfolder"
@@ -23,7 +25,16 @@ func (t *trainer) ckptDir() string { return filepath.Join(t.o.Out, runfolder.Che
 // noise generator: step 0 of a new run.
 func (t *trainer) initFresh() error {
 	o := t.o
-	if err := t.m.InitParams(o.Seed); err != nil {
+	start, tenth := time.Now(), int64(-1)
+	err := t.m.InitParamsProgress(o.Seed, func(done, total int64) {
+		// Big models say how the start goes, every tenth.
+		if total >= 256<<20 && done*10/total != tenth {
+			tenth = done * 10 / total
+			t.logf("drawing the parameters on %d cores into %s staging: %d%% of %s (%.1f s)",
+				runtime.GOMAXPROCS(0), t.d.Transfer(), 10*tenth, gpu.GiB(total), time.Since(start).Seconds())
+		}
+	})
+	if err != nil {
 		return err
 	}
 	r := t.d.NewRecorder()

@@ -8,22 +8,25 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"mom/gpu"
 	"mom/mom"
-	"mom/nn"
+	"mom/nn/nnbench"
 	"mom/trainer"
 )
 
 func init() {
-	register(command{"bench", "benchmark kernels (`bench kernels`), training steps, dense vs MoM (`bench step`), or sampling (`bench sample`)", cmdBench})
+	register(command{"bench", "benchmark kernels (`bench kernels`), host-device transfers (`bench transfer`), training steps, dense vs MoM (`bench step`), or sampling (`bench sample`)", cmdBench})
 }
 
 func cmdBench(args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || (args[0] != "kernels" && args[0] != "step" && args[0] != "sample") {
-		return usagef("mom bench kernels|step|sample [flags]")
+	if len(args) == 0 || (args[0] != "kernels" && args[0] != "step" && args[0] != "sample" && args[0] != "transfer") {
+		return usagef("mom bench kernels|transfer|step|sample [flags]")
 	}
 	switch args[0] {
 	case "kernels":
 		return benchKernels(args[1:], stdout, stderr)
+	case "transfer":
+		return benchTransfer(args[1:], stdout, stderr)
 	case "sample":
 		return benchSample(args[1:], stdout, stderr)
 	}
@@ -56,17 +59,17 @@ func benchKernels(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer func() { d.Close() }()
-	peak := nn.DevicePeak(d)
+	peak := nnbench.DevicePeak(d)
 	fmt.Fprintf(stdout, "%s\n%s\n\n", d, roofLine(peak))
 	var names []string
-	for _, c := range nn.BenchCases(nn.BenchSize(*size)) {
+	for _, c := range nnbench.Cases(nnbench.Size(*size)) {
 		if re.MatchString(c.Name) {
 			names = append(names, c.Name)
 		}
 	}
 	tab := newKernelTable(stdout, names)
 	first := true
-	for _, c := range nn.BenchCases(nn.BenchSize(*size)) {
+	for _, c := range nnbench.Cases(nnbench.Size(*size)) {
 		if !re.MatchString(c.Name) {
 			continue
 		}
@@ -77,7 +80,7 @@ func benchKernels(args []string, stdout, stderr io.Writer) error {
 			}
 		}
 		first = false
-		res, err := nn.RunBench(d, c, *reps, peak)
+		res, err := nnbench.Run(d, c, *reps, peak)
 		if err != nil {
 			tab.fail(c.Name, err)
 			continue
@@ -88,7 +91,7 @@ func benchKernels(args []string, stdout, stderr io.Writer) error {
 }
 
 // roofLine states the device's roof, or that its FLOP roof is unknown.
-func roofLine(p nn.Peak) string {
+func roofLine(p nnbench.Peak) string {
 	switch {
 	case p.FLOPs > 0:
 		return fmt.Sprintf("roof: %.1f TFLOP/s FP32, %.0f GB/s (%s)", p.FLOPs/1e12, p.Bytes/1e9, p.Source)
@@ -115,7 +118,7 @@ func newKernelTable(w io.Writer, names []string) *kernelTable {
 	return t
 }
 
-func (t *kernelTable) row(name string, r nn.BenchResult) {
+func (t *kernelTable) row(name string, r nnbench.Result) {
 	frac := "-"
 	if r.PeakFrac > 0 {
 		frac = fmt.Sprintf("%.1f", 100*r.PeakFrac)
@@ -128,43 +131,84 @@ func (t *kernelTable) fail(name string, err error) {
 }
 
 func benchStep(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("bench step", "bench step [--preset P --setting S --batch B --seq L --steps N --rounds R] [--runtime dawn|wgpu]", stderr)
+	fs := newFlags("bench step", "bench step [--preset P --setting S --batch B --seq L --steps N --rounds R] [--interleave] [--dry-run PROFILE] [--runtime dawn|wgpu]", stderr)
 	df := addDeviceFlags(fs)
 	preset := fs.String("preset", "tiny", "model size")
 	setting := fs.String("setting", "three", "chameleon, transfusion or three")
 	batch := fs.Int("batch", 8, "sequences per step")
 	seq := fs.Int("seq", 128, "sequence length")
 	steps := fs.Int("steps", 5, "steps per round")
-	rounds := fs.Int("rounds", 3, "rounds (dense and MoM alternate)")
+	rounds := fs.Int("rounds", 3, "rounds")
+	interleave := fs.Bool("interleave", false, "hold the dense and the MoM model at once and alternate them round by round "+
+		"(default: one model at a time, which needs the memory of one)")
+	recompute := fs.String("recompute", "auto", "recompute the conv and dt_proj outputs in the backward: on, off or auto (on when it saves 2 GiB or more)")
+	dryRun := fs.String("dry-run", "", "count what each model would allocate on a device profile ("+strings.Join(gpu.ProfileNames(), ", ")+"); nothing runs")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	if *batch < 1 || *seq < 2 || *steps < 1 || *rounds < 1 {
 		return usagef("--batch %d, --seq %d, --steps %d and --rounds %d: want at least 1 (--seq at least 2)", *batch, *seq, *steps, *rounds)
 	}
+	if r := *recompute; r != "auto" && r != "on" && r != "off" {
+		return usagef("--recompute %q: want auto, on or off", r)
+	}
+	if err := df.check(); err != nil {
+		return err
+	}
 	dense, err := mom.Preset(*preset, mom.Setting(*setting), mom.Splits{})
 	if err != nil {
 		return usagef("%v", err)
 	}
 	moe, _ := mom.Preset(*preset, mom.Setting(*setting), mom.AllSplits)
+	o := trainer.BenchOptions{Batch: *batch, Len: *seq, Steps: *steps, Rounds: *rounds, Interleave: *interleave, Recompute: *recompute}
+	name := func(c mom.Config) string {
+		return map[bool]string{true: "dense", false: "MoM (in,x,dt,out)"}[c.Splits.Dense()]
+	}
+	if *dryRun != "" {
+		d, err := openDryRun(*dryRun)
+		if err != nil {
+			return err
+		}
+		defer d.Close()
+		reps, err := trainer.BenchFootprints(d, []mom.Config{dense, moe}, o)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "dry run on %s: preset %s, %s setting, batch %d x %d\n", d, *preset, *setting, *batch, *seq)
+		for i, c := range []mom.Config{dense, moe} {
+			fmt.Fprintf(stdout, "\n%s:\n", name(c))
+			reps[i].Write(stdout, 12)
+		}
+		held := max(reps[0].Peak, reps[1].Peak)
+		if *interleave {
+			held = reps[0].Peak + reps[1].Peak
+		}
+		fmt.Fprintf(stdout, "\nbench step holds %s at once (%s)\n", gpu.GiB(held), map[bool]string{true: "--interleave: both models", false: "one model at a time"}[*interleave])
+		return nil
+	}
 	d, err := df.open()
 	if err != nil {
 		return err
 	}
 	defer d.Close()
-	res, err := trainer.BenchSteps(d, []mom.Config{dense, moe}, *batch, *seq, *steps, *rounds)
+	o.Progress = func(format string, args ...any) { fmt.Fprintf(stderr, format+"\n", args...) }
+	res, err := trainer.BenchStepsWith(d, []mom.Config{dense, moe}, o)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "%s: preset %s, %s setting, batch %d x %d, %d steps each\n", d, *preset, *setting, *batch, *seq, res[0].Steps)
+	fmt.Fprintf(stdout, "%s: preset %s, %s setting, batch %d x %d, %d steps each, %s\n", d, *preset, *setting, *batch, *seq, res[0].Steps,
+		map[bool]string{true: "interleaved", false: "one model at a time"}[*interleave])
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "model\tms/step\ttokens/s\ttrain TFLOP/s\t")
+	fmt.Fprintln(tw, "model\tms/step\ttokens/s\ttrain TFLOP/s\tsetup s\tGPU memory\t")
 	for _, r := range res {
-		fmt.Fprintf(tw, "%s\t%.2f\t%.0f\t%.3f\t\n", map[bool]string{true: "dense", false: "MoM (in,x,dt,out)"}[r.Config.Splits.Dense()],
-			r.MsPerStep, r.TokensPerSec, r.FLOPRate/1e12)
+		fmt.Fprintf(tw, "%s\t%.2f\t%.0f\t%.3f\t%.1f\t%s\t\n", name(r.Config), r.MsPerStep, r.TokensPerSec, r.FLOPRate/1e12,
+			r.Setup.Seconds(), gpu.GiB(r.Memory.Peak))
 	}
 	tw.Flush()
 	fmt.Fprintf(stdout, "MoM step time / dense step time = %.3f\n", res[1].MsPerStep/res[0].MsPerStep)
+	for _, r := range res {
+		fmt.Fprintf(stdout, "%s: %s\n", name(r.Config), r.Memory.Summary())
+	}
 	return nil
 }
 
@@ -232,4 +276,54 @@ func parseInts(flag, s string) ([]int, error) {
 		out = append(out, v)
 	}
 	return out, nil
+}
+
+func benchTransfer(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("bench transfer", "bench transfer [--mib N] [--reps N] [--paths LIST] [--runtime dawn|wgpu]", stderr)
+	df := addDeviceFlags(fs)
+	mib := fs.Int("mib", 256, "MiB moved each way")
+	reps := fs.Int("reps", 3, "timed runs each way (the best counts), after a warm-up")
+	paths := fs.String("paths", "all", "transfer paths to time: all (those the device offers) or a list of host-mapped, mapped, queue")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if *mib < 1 || *reps < 1 {
+		return usagef("--mib %d and --reps %d: want at least 1", *mib, *reps)
+	}
+	var want []gpu.TransferPath
+	if *paths != "all" {
+		for _, p := range strings.Split(*paths, ",") {
+			tp, err := gpu.ParseTransferPath(strings.TrimSpace(p))
+			if err != nil || tp == gpu.PathAuto {
+				return usagef("--paths %q: want all or a list of host-mapped, mapped, queue", *paths)
+			}
+			want = append(want, tp)
+		}
+	}
+	if err := df.check(); err != nil {
+		return err
+	}
+	d, err := df.open()
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if want == nil {
+		want = d.TransferPaths()
+	}
+	fmt.Fprintf(stdout, "%s: %d MiB each way, best of %d runs; offered: %v\n", d, *mib, *reps, d.TransferPaths())
+	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "path\tup GB/s\tdown GB/s\tup in place GB/s\tdown in place GB/s\t")
+	var failed error
+	for _, p := range want {
+		r, err := nnbench.Transfer(d, p, int64(*mib)<<20, *reps)
+		if err != nil {
+			fmt.Fprintf(tw, "%s\terror: %v\t\t\t\t\n", p, err)
+			failed = err
+			continue
+		}
+		fmt.Fprintf(tw, "%s\t%.2f\t%.2f\t%.2f\t%.2f\t\n", p, r.Up/1e9, r.Down/1e9, r.UpInPlace/1e9, r.DownInPlace/1e9)
+	}
+	tw.Flush()
+	return failed
 }

@@ -119,10 +119,11 @@ func cmdCheck(args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
-// deviceFlags choose the WebGPU runtime and adapter.
+// deviceFlags choose the WebGPU runtime, the adapter and the transfer path.
 type deviceFlags struct {
-	runtime *string
-	adapter *string
+	runtime  *string
+	adapter  *string
+	transfer *string
 }
 
 func addDeviceFlags(fs interface {
@@ -132,14 +133,28 @@ func addDeviceFlags(fs interface {
 		runtime: fs.String("runtime", "dawn", "WebGPU implementation: dawn or wgpu"),
 		adapter: fs.String("adapter", "-1", "adapter index, as mom devices lists them (-1: the best); "+
 			"train under mpirun: a comma-separated list, one per rank on a host"),
+		transfer: fs.String("transfer", "auto", "host-device transfer path for parameters, checkpoints and batches: "+
+			"auto (the fastest offered), host-mapped (Dawn's host-mapped-pointer buffers), mapped (mapped staging buffers) or queue (writeBuffer)"),
 	}
 }
 
-func (f deviceFlags) open() (*gpu.Device, error) {
-	rt, err := gpu.ParseRuntime(*f.runtime)
-	if err != nil {
-		return nil, usagef("%v", err)
+// check validates the flags before anything opens.
+func (f deviceFlags) check() error {
+	if _, err := gpu.ParseRuntime(*f.runtime); err != nil {
+		return usagef("%v", err)
 	}
+	if _, err := gpu.ParseTransferPath(*f.transfer); err != nil {
+		return usagef("--transfer: %v", err)
+	}
+	return nil
+}
+
+func (f deviceFlags) open() (*gpu.Device, error) {
+	if err := f.check(); err != nil {
+		return nil, err
+	}
+	rt, _ := gpu.ParseRuntime(*f.runtime)
+	tp, _ := gpu.ParseTransferPath(*f.transfer)
 	list, err := parseAdapters(*f.adapter, false)
 	if err != nil {
 		return nil, err
@@ -148,5 +163,14 @@ func (f deviceFlags) open() (*gpu.Device, error) {
 	if len(list) == 1 {
 		idx = list[0]
 	}
-	return gpu.Open(gpu.Options{Runtime: rt, Adapter: idx})
+	return gpu.Open(gpu.Options{Runtime: rt, Adapter: idx, Transfer: tp})
+}
+
+// openDryRun opens a dry-run device of the named profile (gpu.Profiles).
+func openDryRun(profile string) (*gpu.Device, error) {
+	p, err := gpu.LookupProfile(profile)
+	if err != nil {
+		return nil, usagef("--dry-run: %v", err)
+	}
+	return gpu.OpenDryRun(p)
 }

@@ -40,7 +40,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"train", "--out", "x", "--steps", "-3"}, 2, "--steps"},
 		{[]string{"info", "--setting", "audio"}, 2, "unknown setting"},
 		{[]string{"devices", "--runtime", "vulkan"}, 2, "unknown WebGPU runtime"},
-		{[]string{"bench"}, 2, "kernels|step"},
+		{[]string{"bench"}, 2, "kernels|transfer|step"},
 		{[]string{"bench", "sample", "--streams", "1,0"}, 2, "--streams"},
 		{[]string{"bench", "sample", "--prompts", "x"}, 2, "--prompts"},
 		{[]string{"bench", "sample", "--split", "in,bogus"}, 2, "unknown split"},

@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"mom/mom"
-	"mom/nn"
+	"mom/nn/nnbench"
 	"mom/trainer"
 	"mom/trainer/runfolder"
 )
@@ -228,8 +228,8 @@ func TestKernelTable(t *testing.T) {
 	var b bytes.Buffer
 	names := []string{"gemm_nt/m=1024,n=1024,k=1024", "scan_fwd/b=8", "a"}
 	tab := newKernelTable(&b, names)
-	tab.row(names[0], nn.BenchResult{Seconds: 0.0123, FLOPRate: 1.5e11, ByteRate: 2e9, PeakFrac: 0.25, Timed: "gpu timestamps"})
-	tab.row(names[1], nn.BenchResult{Seconds: 1.5, FLOPRate: 1e6, ByteRate: 3e11, Timed: "wall clock"})
+	tab.row(names[0], nnbench.Result{Seconds: 0.0123, FLOPRate: 1.5e11, ByteRate: 2e9, PeakFrac: 0.25, Timed: "gpu timestamps"})
+	tab.row(names[1], nnbench.Result{Seconds: 1.5, FLOPRate: 1e6, ByteRate: 3e11, Timed: "wall clock"})
 	tab.fail(names[2], errors.New("boom"))
 	lines := strings.Split(strings.TrimSpace(b.String()), "\n")
 	col := strings.Index(lines[0], "ms/run") + len("ms/run")
@@ -241,7 +241,7 @@ func TestKernelTable(t *testing.T) {
 	if !strings.Contains(lines[2], "   -  ") {
 		t.Errorf("an unknown fraction of the roof is not '-': %q", lines[2])
 	}
-	if s := roofLine(nn.Peak{Bytes: 20e9, Source: "measured buffer copy"}); strings.Contains(s, "0.0 TFLOP/s") || !strings.Contains(s, "unknown") {
+	if s := roofLine(nnbench.Peak{Bytes: 20e9, Source: "measured buffer copy"}); strings.Contains(s, "0.0 TFLOP/s") || !strings.Contains(s, "unknown") {
 		t.Errorf("roof line %q", s)
 	}
 }

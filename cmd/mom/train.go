@@ -55,6 +55,8 @@ func cmdTrain(args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&o.SamplePrompt, "sample-prompt", "", "text the samples continue with --sample-every (\"\": from the start of a document)")
 	viz := fs.Bool("viz", false, "open the live loss window (needs a display)")
 	pf := addParallelFlags(fs)
+	fs.StringVar(&o.Recompute, "recompute", "auto", "recompute the conv and dt_proj outputs in the backward instead of keeping them per layer: on, off or auto (on when it saves 2 GiB or more)")
+	dryRun := fs.String("dry-run", "", "count what the run would allocate on a device profile ("+strings.Join(gpu.ProfileNames(), ", ")+") and exit: nothing runs, nothing is written")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -79,11 +81,15 @@ func cmdTrain(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if *dryRun != "" {
+		return trainDryRun(*dryRun, o, stdout)
+	}
 	d, err := df.open()
 	if err != nil {
 		return err
 	}
 	defer d.Close()
+	defer func() { fmt.Fprintf(stderr, "mom: %s\n", d.Memory().Summary()) }()
 	o.Progress = stderr
 	if f, ok := stderr.(*os.File); ok {
 		o.Terminal = trainer.IsTerminal(f)
@@ -322,4 +328,21 @@ func flagSet(fs *flag.FlagSet, name string) bool {
 	set := false
 	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
 	return set
+}
+
+// trainDryRun prints what training o would allocate on a device profile.
+func trainDryRun(profile string, o trainer.Options, stdout io.Writer) error {
+	d, err := openDryRun(profile)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	r, err := trainer.Footprint(d, o)
+	if err != nil {
+		return err
+	}
+	c := o.Config
+	fmt.Fprintf(stdout, "dry run on %s: %s %s (%s), batch %d x %d, accum %d\n", d, c.Name, c.Setting, c.Splits, o.Batch, o.SeqLen, o.Accum)
+	r.Write(stdout, 20)
+	return nil
 }

@@ -1,64 +1,57 @@
-package nn
+package nnbench
 
 import (
 	"fmt"
-	"sort"
 	"strings"
-	"sync"
 	"time"
 
 	"mom/gpu"
 )
 
-// BenchSize picks the problem sizes of the kernel benchmarks.
-type BenchSize string
+// Size picks the problem sizes of the kernel benchmarks.
+type Size string
 
 const (
-	// BenchSmall fits a software rasteriser (lavapipe) and CI.
-	BenchSmall BenchSize = "small"
-	// BenchLarge is sized for a real GPU (the H200 figures of the issues).
-	BenchLarge BenchSize = "large"
+	// Small fits a software rasteriser (lavapipe) and CI.
+	Small Size = "small"
+	// Large is sized for a real GPU (the H200 figures of the issues).
+	Large Size = "large"
 )
 
-// BenchCase is one kernel benchmark: Setup builds the op on a device and
-// returns a function recording one run, the FLOPs and the fewest bytes one
-// run must move through device memory, and a cleanup.
-type BenchCase struct {
+// Case is one kernel benchmark: Setup builds the op on a device and returns
+// what one run records, costs and frees.
+type Case struct {
 	Name  string
-	Setup func(d *gpu.Device) (*BenchRun, error)
+	Setup func(d *gpu.Device) (*Prepared, error)
 }
 
-// BenchRun is a prepared benchmark.
-type BenchRun struct {
+// Prepared is a benchmark set up on a device.
+type Prepared struct {
 	Record  func(r *gpu.Recorder)
 	FLOPs   float64 // floating-point operations per run
 	Bytes   float64 // compulsory device-memory traffic per run
-	Cleanup func()
+	Cleanup func()  // releases the op and its tensors
 }
 
-var (
-	benchMu   sync.Mutex
-	benchGens []func(BenchSize) []BenchCase
-)
-
-// RegisterBench adds a generator of benchmark cases (called from init in the
-// file of each op).
-func RegisterBench(gen func(BenchSize) []BenchCase) {
-	benchMu.Lock()
-	defer benchMu.Unlock()
-	benchGens = append(benchGens, gen)
-}
-
-// BenchCases lists every registered case at the given size, by name.
-func BenchCases(size BenchSize) []BenchCase {
-	benchMu.Lock()
-	defer benchMu.Unlock()
-	var out []BenchCase
-	for _, g := range benchGens {
-		out = append(out, g(size)...)
+// Cases lists every case at size, by name.
+func Cases(size Size) []Case {
+	var out []Case
+	for _, gen := range []func(Size) []Case{
+		gemmCases, groupedCases, scanCases, convCases, rmsnormCases, xentCases, mseCases,
+		embeddingCases, adamwCases, gradnormCases, elementwiseCases, fillCases, stepCases,
+	} {
+		out = append(out, gen(size)...)
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	sortCases(out)
 	return out
+}
+
+func sortCases(cs []Case) {
+	for i := 1; i < len(cs); i++ {
+		for j := i; j > 0 && cs[j].Name < cs[j-1].Name; j-- {
+			cs[j], cs[j-1] = cs[j-1], cs[j]
+		}
+	}
 }
 
 // Peak is the device's roof: FP32 FLOP/s and memory bytes/s.
@@ -120,41 +113,44 @@ func CopyBandwidth(d *gpu.Device, size int64, reps int) (float64, error) {
 	return float64(2*size*int64(reps)) / el.Seconds(), nil
 }
 
-// BenchResult is the outcome of one case.
-type BenchResult struct {
-	Name      string
-	Seconds   float64 // per run (GPU timestamps when available, else wall clock)
-	Timed     string  // "gpu timestamps" or "wall clock"
-	FLOPs     float64
-	Bytes     float64
-	FLOPRate  float64 // FLOP/s
-	ByteRate  float64 // bytes/s
-	PeakFrac  float64 // the larger of the two fractions of the roof
-	Dispatchs int
+// Result is the outcome of one case.
+type Result struct {
+	Name       string
+	Seconds    float64 // per run (GPU timestamps when available, else wall clock)
+	Timed      string  // "gpu timestamps" or "wall clock"
+	FLOPs      float64
+	Bytes      float64
+	FLOPRate   float64 // FLOP/s
+	ByteRate   float64 // bytes/s
+	PeakFrac   float64 // the larger of the two fractions of the roof
+	Dispatches int
 }
 
-// RunBench times one case: one warm-up submit, then reps runs recorded into
+// Run times one case: one warm-up submit, then reps runs recorded into
 // one submit. With timestamp-query each run's dispatches are timed on the GPU.
-func RunBench(d *gpu.Device, c BenchCase, reps int, peak Peak) (BenchResult, error) {
+func Run(d *gpu.Device, c Case, reps int, peak Peak) (Result, error) {
 	run, err := c.Setup(d)
 	if err != nil {
-		return BenchResult{}, fmt.Errorf("%s: %w", c.Name, err)
+		return Result{}, fmt.Errorf("%s: %w", c.Name, err)
 	}
 	if run.Cleanup != nil {
 		defer run.Cleanup()
 	}
-	res := BenchResult{Name: c.Name, FLOPs: run.FLOPs, Bytes: run.Bytes}
+	res := Result{Name: c.Name, FLOPs: run.FLOPs, Bytes: run.Bytes}
+	if d.DryRun {
+		return res, fmt.Errorf("%s: a dry-run device runs nothing to time", c.Name)
+	}
 	warm := d.NewRecorder()
 	run.Record(warm)
-	res.Dispatchs = warm.Len()
+	res.Dispatches = warm.Len()
 	if err := warm.Submit(); err != nil {
 		return res, fmt.Errorf("%s: %w", c.Name, err)
 	}
 	if err := d.Sync(); err != nil {
 		return res, fmt.Errorf("%s: %w", c.Name, err)
 	}
-	if d.Has(gpu.FeatureTimestampQuery) && reps*res.Dispatchs <= 2048 {
-		r, err := d.NewProfiledRecorder(reps * res.Dispatchs)
+	if d.Has(gpu.FeatureTimestampQuery) && reps*res.Dispatches <= 2048 {
+		r, err := d.NewProfiledRecorder(reps * res.Dispatches)
 		if err != nil {
 			return res, err
 		}
