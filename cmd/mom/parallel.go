@@ -262,10 +262,14 @@ func trainRank(fs *flag.FlagSet, mf modelFlags, df deviceFlags, pf parallelFlags
 	fail := func(err error) error {
 		var ae agreedError
 		if errors.As(err, &ae) {
-			w.Close()
+			// Every rank found this error. Rank 0 reports it before the
+			// ranks finalise together: a rank that exits first with a
+			// non-zero status makes mpirun kill the others, so a message
+			// printed after finalising could be lost.
 			if rank == 0 {
-				return ae.err
+				fmt.Fprintf(stderr, "mom train: %v\n", ae.err)
 			}
+			w.Close()
 			return quietError{code: exitCodeOf(ae.err)}
 		}
 		fmt.Fprintf(stderr, "mom train: %v: %v\n", w, err)
