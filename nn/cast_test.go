@@ -59,23 +59,31 @@ func TestCast(t *testing.T) {
 			scale    float32 // 0: no Scale tensor
 			flag     bool
 			special  bool
-			overflow bool // force an overflow in the last element only
+			overflow bool   // force an overflow in the last element only
+			limit    uint64 // the binding limit (0: the device's): ranges of 256 elements at 1024
 		}{
-			{"n1 plain", 1, 0, false, false, false},
-			{"n2 flag clean", 2, 0, true, false, false},
-			{"n3 flag tail overflow", 3, 0, true, false, true},
-			{"n4 scaled", 4, 1024, true, false, false},
-			{"n5 scaled tail overflow", 5, 8, true, false, true},
-			{"n63 special", 63, 0, true, true, false},
-			{"n64 scaled special", 64, 2, true, true, false},
-			{"n65 scaled", 65, 0.5, true, false, false},
-			{"n511 scaled 2^16", 511, 65536, true, false, false},
-			{"n512 plain", 512, 0, false, true, false},
-			{"n1027 scaled 2^-8", 1027, 1.0 / 256, true, false, false},
-			{"n4096 vec4 overflow last", 4096, 1, true, false, true},
+			{"n1 plain", 1, 0, false, false, false, 0},
+			{"n2 flag clean", 2, 0, true, false, false, 0},
+			{"n3 flag tail overflow", 3, 0, true, false, true, 0},
+			{"n4 scaled", 4, 1024, true, false, false, 0},
+			{"n5 scaled tail overflow", 5, 8, true, false, true, 0},
+			{"n63 special", 63, 0, true, true, false, 0},
+			{"n64 scaled special", 64, 2, true, true, false, 0},
+			{"n65 scaled", 65, 0.5, true, false, false, 0},
+			{"n511 scaled 2^16", 511, 65536, true, false, false, 0},
+			{"n512 plain", 512, 0, false, true, false, 0},
+			{"n1027 scaled 2^-8", 1027, 1.0 / 256, true, false, false, 0},
+			{"n4096 vec4 overflow last", 4096, 1, true, false, true, 0},
+			{"n1027 in ranges", 1027, 4, true, true, false, 1024},
+			{"n1001 in ranges overflow last", 1001, 0, true, false, true, 1024},
 		}
 		for _, c := range cases {
 			t.Run(strings.ReplaceAll(c.name, " ", "_"), func(t *testing.T) {
+				if c.limit > 0 {
+					old := d.Limits.MaxStorageBufferBindingSize
+					d.Limits.MaxStorageBufferBindingSize = c.limit
+					defer func() { d.Limits.MaxStorageBufferBindingSize = old }()
+				}
 				x := castInputs(rng, c.n, c.special)
 				if c.overflow {
 					for i := range x { // keep the rest clean at this scale
