@@ -233,7 +233,7 @@ type trainer struct {
 	norm     *nn.GradNorm
 	opt      *nn.AdamW
 	ls       *nn.LossScale // mixed precision's loss scale (nil in float32)
-	mstate   []*nn.Tensor // AdamW first moments, per parameter
+	mstate   []*nn.Tensor  // AdamW first moments, per parameter
 	vstate   []*nn.Tensor
 	train    data.Stream
 	eval     data.Stream
