@@ -9,6 +9,12 @@
 // dt_proj outputs instead of keeping them, as mamba_ssm does; the trainer's
 // Footprint counts what a run takes on a dry-run device.
 //
+// Precision: with ModelOptions.Precision nn.F16 (mixed precision, half.go)
+// the GEMMs and the conv read float16 copies of their weights and inputs,
+// and the backward's gradients enter each GEMM in float16, the loss
+// gradients multiplied by a dynamic loss scale; everything else stays
+// float32.
+//
 // The dense Mamba baseline is the same code with no splits. A token uses one
 // weight set of every split projection, chosen by its modality, so a
 // Mixture-of-Mamba model costs the dense model's FLOPs per token.

@@ -17,6 +17,7 @@ type Param struct {
 	Spec ParamSpec
 	W    *nn.Tensor // value
 	G    *nn.Tensor // gradient (accumulated by the backward kernels)
+	H    *nn.Tensor // float16 copy of W that the GEMMs or the conv read (mixed precision; nil otherwise)
 }
 
 // projection is a Linear or a GroupedLinear.
@@ -36,6 +37,7 @@ type layer struct {
 	xn                           *nn.Tensor // (t, d) normed input
 	x1, x2, z, delta, y          *nn.Tensor // (t, ed): conv input, conv output (u), gate, dt before softplus, scan output
 	dtLow, bm, cm                *nn.Tensor // (t, r), (t, n), (t, n)
+	f16                          halfLayer  // mixed precision: float16 copies of xn, x1, x2, dt_low, y (half.go)
 }
 
 // Model is a Mixture-of-Mamba (or, with no splits, dense Mamba) language
@@ -72,7 +74,8 @@ type Model struct {
 	dB, dC                  *nn.Tensor // (t, n)
 	ddtLow                  *nn.Tensor // (t, r)
 
-	recompute bool // the backward recomputes x2 and delta (ModelOptions)
+	recompute bool      // the backward recomputes x2 and delta (ModelOptions)
+	f16       halfModel // mixed precision (half.go); the zero value in float32
 
 	tensors []*nn.Tensor // every tensor made here, for Release
 	scans   []*nn.SelectiveScan
@@ -87,6 +90,15 @@ type ModelOptions struct {
 	// tensors shared by all layers. It costs a conv and a dt_proj forward
 	// per layer; the numbers are the same.
 	Recompute bool
+	// Precision is the type of the copies of the weights and activations
+	// that the GEMMs and the conv read: nn.F32 (the default) or nn.F16,
+	// mixed precision (half.go; the adapter must offer shader-f16).
+	Precision nn.DType
+	// LossScale, in mixed precision, is the dynamic loss scale that the
+	// backward multiplies the loss gradients by, and whose overflow flag
+	// its casts raise (a trainer's; nil: unscaled). The model does not own
+	// it.
+	LossScale *nn.LossScale
 }
 
 // RecomputeSaves is the device memory ModelOptions.Recompute saves for
@@ -110,7 +122,14 @@ func NewModelWith(d *gpu.Device, c Config, b, l int, o ModelOptions) (_ *Model, 
 	if b <= 0 || l <= 0 {
 		return nil, fmt.Errorf("mom: batch %d x length %d must be positive", b, l)
 	}
+	if o.Precision != nn.F32 && o.Precision != nn.F16 {
+		return nil, fmt.Errorf("mom: precision %s: want float32 or float16", o.Precision)
+	}
+	if err := CheckPrecision(d, o.Precision); err != nil {
+		return nil, err
+	}
 	m := &Model{Cfg: c, B: b, L: l, T: b * l, d: d, byName: map[string]*Param{}, recompute: o.Recompute}
+	m.f16 = halfModel{on: o.Precision == nn.F16, lossScale: o.LossScale}
 	defer func() {
 		if err != nil {
 			m.Release()
@@ -149,13 +168,25 @@ func NewModelWith(d *gpu.Device, c Config, b, l int, o ModelOptions) (_ *Model, 
 	if o.Recompute {
 		x2, delta = ten("x2.recomputed", b, l, E), ten("delta.recomputed", b, l, E)
 	}
+	// In mixed precision the float32 tensors that feed only GEMMs or the
+	// conv (through their float16 copies) are shared by every layer.
+	var xn, x1, dtLow, y *nn.Tensor
+	if m.f16.on {
+		xn, x1, dtLow, y = ten("xn.shared", b, l, D), ten("x1.shared", b, l, E), ten("dt_low.shared", b, l, R), ten("y.shared", b, l, E)
+	}
+	per := func(shared *nn.Tensor, name string, shape ...int) *nn.Tensor {
+		if shared != nil {
+			return shared
+		}
+		return ten(name, shape...)
+	}
 	for i := 0; i < c.Layers && err == nil; i++ {
 		ly := &layer{
-			xn: ten(fmt.Sprintf("l%d.xn", i), b, l, D),
-			x1: ten(fmt.Sprintf("l%d.x1", i), b, l, E), x2: x2,
+			xn: per(xn, fmt.Sprintf("l%d.xn", i), b, l, D),
+			x1: per(x1, fmt.Sprintf("l%d.x1", i), b, l, E), x2: x2,
 			z: ten(fmt.Sprintf("l%d.z", i), b, l, E), delta: delta,
-			y:     ten(fmt.Sprintf("l%d.y", i), b, l, E),
-			dtLow: ten(fmt.Sprintf("l%d.dt_low", i), b, l, R),
+			y:     per(y, fmt.Sprintf("l%d.y", i), b, l, E),
+			dtLow: per(dtLow, fmt.Sprintf("l%d.dt_low", i), b, l, R),
 			bm:    ten(fmt.Sprintf("l%d.B", i), b, l, N), cm: ten(fmt.Sprintf("l%d.C", i), b, l, N),
 		}
 		if !o.Recompute {
@@ -166,6 +197,11 @@ func NewModelWith(d *gpu.Device, c Config, b, l int, o ModelOptions) (_ *Model, 
 	if err != nil {
 		return nil, err
 	}
+	if m.f16.on {
+		if err := m.allocHalf(); err != nil {
+			return nil, err
+		}
+	}
 	if !c.Splits.Dense() {
 		if m.routing, err = nn.NewRouting(d, T, G); err != nil {
 			return nil, err
@@ -175,6 +211,11 @@ func NewModelWith(d *gpu.Device, c Config, b, l int, o ModelOptions) (_ *Model, 
 	m.reserveScratch()
 	if err := m.build(); err != nil {
 		return nil, err
+	}
+	if m.f16.on {
+		if err := m.buildHalf(); err != nil {
+			return nil, err
+		}
 	}
 	return m, nil
 }
@@ -223,6 +264,7 @@ func (m *Model) build() error {
 	c, d := m.Cfg, m.d
 	var err error
 	P := func(name string) *Param { return m.byName[name] }
+	h, wt := &m.f16, weight
 	flat := func(t *nn.Tensor) *nn.Tensor { // (b, l, x) as (t, x)
 		if err != nil || t == nil {
 			return t
@@ -242,7 +284,7 @@ func (m *Model) build() error {
 	}
 	if c.Continuous() {
 		pi := P(NamePatchIn)
-		if m.patchIn, err = nn.NewLinear(d, nn.LinearArgs{X: m.patches, W: pi.W, Y: m.h[0], DY: m.dh, DW: pi.G, AccumulateY: true,
+		if m.patchIn, err = nn.NewLinear(d, nn.LinearArgs{X: in(m.patches, h.patches), W: wt(pi), Y: m.h[0], DY: in(m.dh, h.dh), DW: pi.G, AccumulateY: true,
 			Scratch: m.scratch}); err != nil {
 			return fmt.Errorf("mom: patch_in: %w", err)
 		}
@@ -250,38 +292,39 @@ func (m *Model) build() error {
 	for i, ly := range m.layers {
 		lp := func(name string) *Param { return m.byName[LayerParam(i, name)] }
 		wrap := func(what string, e error) error { return fmt.Errorf("mom: layer %d %s: %w", i, what, e) }
+		f := &ly.f16
 		nw := lp("norm.weight")
 		if ly.norm, err = nn.NewRMSNorm(d, nn.RMSNormArgs{X: m.h[i], W: nw.W, Y: ly.xn, DY: m.dxn, DX: m.dh, DW: nw.G,
 			Eps: float32(c.Eps), AccumulateDX: true}); err != nil {
 			return wrap("norm", err)
 		}
 		p := lp("mixer.in_proj_x.weight")
-		if ly.inX, err = m.proj(c.Splits.In, ly.xn, p.W, nil, ly.x1, m.dx1, m.dxn, p.G, nil, false, false); err != nil {
+		if ly.inX, err = m.proj(c.Splits.In, in(ly.xn, f.xn), wt(p), nil, ly.x1, in(m.dx1, h.dx1), m.dxn, p.G, nil, false, false); err != nil {
 			return wrap("in_proj x", err)
 		}
 		p = lp("mixer.in_proj_z.weight")
-		if ly.inZ, err = m.proj(c.Splits.In, ly.xn, p.W, nil, ly.z, m.dz, m.dxn, p.G, nil, false, true); err != nil {
+		if ly.inZ, err = m.proj(c.Splits.In, in(ly.xn, f.xn), wt(p), nil, ly.z, in(m.dz, h.dz), m.dxn, p.G, nil, false, true); err != nil {
 			return wrap("in_proj z", err)
 		}
 		cw, cb := lp("mixer.conv1d.weight"), lp("mixer.conv1d.bias")
-		if ly.conv, err = nn.NewCausalConv1d(d, nn.ConvArgs{Batch: m.B, Len: m.L, X: ly.x1, W: cw.W, Bias: cb.W, Y: ly.x2,
+		if ly.conv, err = nn.NewCausalConv1d(d, nn.ConvArgs{Batch: m.B, Len: m.L, X: in(ly.x1, f.x1), W: wt(cw), Bias: cb.W, Y: ly.x2,
 			DY: m.du, DX: m.dx1, DW: cw.G, DBias: cb.G, SiLU: true}); err != nil {
 			return wrap("conv1d", err)
 		}
 		p = lp("mixer.x_proj_dt.weight")
-		if ly.xpDt, err = m.proj(c.Splits.X, ly.x2, p.W, nil, ly.dtLow, m.ddtLow, m.du, p.G, nil, false, true); err != nil {
+		if ly.xpDt, err = m.proj(c.Splits.X, in(ly.x2, f.x2), wt(p), nil, ly.dtLow, in(m.ddtLow, h.ddtLow), m.du, p.G, nil, false, true); err != nil {
 			return wrap("x_proj dt", err)
 		}
 		p = lp("mixer.x_proj_B.weight")
-		if ly.xpB, err = m.proj(c.Splits.X, ly.x2, p.W, nil, ly.bm, m.dB, m.du, p.G, nil, false, true); err != nil {
+		if ly.xpB, err = m.proj(c.Splits.X, in(ly.x2, f.x2), wt(p), nil, ly.bm, in(m.dB, h.dB), m.du, p.G, nil, false, true); err != nil {
 			return wrap("x_proj B", err)
 		}
 		p = lp("mixer.x_proj_C.weight")
-		if ly.xpC, err = m.proj(c.Splits.X, ly.x2, p.W, nil, ly.cm, m.dC, m.du, p.G, nil, false, true); err != nil {
+		if ly.xpC, err = m.proj(c.Splits.X, in(ly.x2, f.x2), wt(p), nil, ly.cm, in(m.dC, h.dC), m.du, p.G, nil, false, true); err != nil {
 			return wrap("x_proj C", err)
 		}
 		dw, db := lp("mixer.dt_proj.weight"), lp("mixer.dt_proj.bias")
-		if ly.dt, err = m.proj(c.Splits.Dt, ly.dtLow, dw.W, db.W, ly.delta, m.ddelta, m.ddtLow, dw.G, db.G, false, false); err != nil {
+		if ly.dt, err = m.proj(c.Splits.Dt, in(ly.dtLow, f.dtLow), wt(dw), db.W, ly.delta, in(m.ddelta, h.ddelta), m.ddtLow, dw.G, db.G, false, false); err != nil {
 			return wrap("dt_proj", err)
 		}
 		al, dd := lp("mixer.A_log"), lp("mixer.D")
@@ -293,7 +336,7 @@ func (m *Model) build() error {
 		}
 		m.scans = append(m.scans, ly.scan)
 		p = lp("mixer.out_proj.weight")
-		if ly.out, err = m.proj(c.Splits.Out, ly.y, p.W, nil, m.h[i+1], m.dh, m.dy, p.G, nil, true, false); err != nil {
+		if ly.out, err = m.proj(c.Splits.Out, in(ly.y, f.y), wt(p), nil, m.h[i+1], in(m.dh, h.dh), m.dy, p.G, nil, true, false); err != nil {
 			return wrap("out_proj", err)
 		}
 	}
@@ -305,7 +348,7 @@ func (m *Model) build() error {
 	if !c.TieEmbeddings {
 		head = P(NameHead)
 	}
-	if m.head, err = nn.NewLinear(d, nn.LinearArgs{X: m.xf, W: head.W, Y: m.logits, DY: m.logits, DX: m.dxf, DW: head.G,
+	if m.head, err = nn.NewLinear(d, nn.LinearArgs{X: in(m.xf, h.xf), W: wt(head), Y: m.logits, DY: in(m.logits, h.dlogits), DX: m.dxf, DW: head.G,
 		Scratch: m.scratch}); err != nil {
 		return fmt.Errorf("mom: head: %w", err)
 	}
@@ -314,7 +357,7 @@ func (m *Model) build() error {
 	}
 	if c.Continuous() {
 		po := P(NamePatchOut)
-		if m.patchOut, err = nn.NewLinear(d, nn.LinearArgs{X: m.xf, W: po.W, Y: m.pred, DY: m.dpred, DX: m.dxf, DW: po.G, AccumulateDX: true,
+		if m.patchOut, err = nn.NewLinear(d, nn.LinearArgs{X: in(m.xf, h.xf), W: wt(po), Y: m.pred, DY: in(m.dpred, h.dpred), DX: m.dxf, DW: po.G, AccumulateDX: true,
 			Scratch: m.scratch}); err != nil {
 			return fmt.Errorf("mom: patch_out: %w", err)
 		}
@@ -479,30 +522,41 @@ func (m *Model) BackwardStages() int { return len(m.layers) + 2 }
 func (m *Model) RecordBackwardStage(r *gpu.Recorder, s int) {
 	switch L := len(m.layers); {
 	case s == 0:
+		h := &m.f16
+		rec(r, h.cDlogits)
 		m.head.RecordBackward(r)
 		if m.patchOut != nil {
+			rec(r, h.cDpred)
 			m.patchOut.RecordBackward(r)
 		}
 		m.normF.RecordBackward(r)
 	case s <= L:
-		ly := m.layers[L-s]
+		ly, h := m.layers[L-s], &m.f16
+		rec(r, h.cDh)
 		ly.out.RecordBackward(r)
 		if m.recompute {
 			ly.conv.RecordForward(r)
 			ly.dt.RecordForward(r)
 		}
 		ly.scan.RecordBackward(r)
+		rec(r, h.cDdelta)
 		ly.dt.RecordBackward(r)
+		rec(r, h.cDdtLow)
 		ly.xpDt.RecordBackward(r)
+		rec(r, h.cDB)
 		ly.xpB.RecordBackward(r)
+		rec(r, h.cDC)
 		ly.xpC.RecordBackward(r)
 		ly.conv.RecordBackward(r)
+		rec(r, h.cDx1)
 		ly.inX.RecordBackward(r)
+		rec(r, h.cDz)
 		ly.inZ.RecordBackward(r)
 		ly.norm.RecordBackward(r)
 	case s == L+1:
 		m.embed.RecordBackward(r)
 		if m.patchIn != nil {
+			rec(r, m.f16.cDh)
 			m.patchIn.RecordBackward(r)
 		}
 	}
@@ -595,6 +649,7 @@ func (m *Model) Release() {
 			r.Release()
 		}
 	}
+	m.releaseHalf()
 	rel(m.embed)
 	rel(m.patchIn)
 	for _, ly := range m.layers {

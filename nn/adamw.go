@@ -13,7 +13,7 @@ import (
 type AdamWArgs struct {
 	Params, Grads, M, V []*Tensor // parallel lists; M and V zero-initialised by the caller
 	Decay               []bool    // weight decay per parameter (false for norms, biases, A_log, D)
-	ClipScale           *Tensor   // (1) from GradNorm, or nil for no clipping
+	ClipScale           *Tensor   // (1) from GradNorm, or nil for no clipping; 0 on the device skips the step
 
 	Beta1, Beta2, Eps, WeightDecay float32
 }
@@ -25,7 +25,9 @@ type AdamWArgs struct {
 //
 // recorded as one dispatch per parameter (per binding-sized range of a large
 // one). The learning rate and bias corrections live in a small device buffer
-// written by SetStep, so a recorded step needs no new pipelines.
+// written by SetStep, so a recorded step needs no new pipelines. A clip
+// scale of exactly 0 (GradNorm's with a loss scale, at an overflow) skips
+// the update on the device: parameters and moments stay as they are.
 type AdamW struct {
 	a    AdamWArgs
 	ds   []elemDispatch

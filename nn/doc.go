@@ -10,6 +10,14 @@
 // and Checksum, an exact checksum of tensors' bits with which data-parallel
 // ranks compare their parameters.
 //
+// Mixed precision: tensors may be float16 (DType F16, shader-f16 needed).
+// The GEMMs, their bias gradients and the conv take float16 inputs in the
+// f16 variants of their files and work in float32; Cast makes the float16
+// copies (rounded on the bits, optionally times the loss scale, with an
+// overflow flag); LossScale holds dynamic loss scaling's state on the
+// device, which GradNorm's scaled finish updates (NewGradNormScaled), and
+// AdamW skips a step whose clip scale is 0.
+//
 // An op is built once, before the step loop, from the tensors it reads and
 // writes: construction compiles (or fetches from the cache) its pipelines and
 // creates its bind groups. Recording it allocates nothing. Parameter

@@ -21,6 +21,29 @@ type GradNorm struct {
 // NewGradNorm prepares the norm of grads with clipping to maxNorm (maxNorm
 // <= 0: Scale is always 1).
 func NewGradNorm(d *gpu.Device, grads []*Tensor, maxNorm float32) (*GradNorm, error) {
+	return newGradNorm(d, grads, maxNorm, nil)
+}
+
+// NewGradNormScaled is NewGradNorm for gradients that carry the dynamic
+// loss scale ls (mixed precision: the loss gradient was multiplied by it).
+// Its finish detects an overflow (ls's flag raised by a cast, or a sum of
+// squares that is not finite), all on the device:
+//   - clean: Norm is the norm of the true (unscaled) gradients and Scale the
+//     clip scale divided by the loss scale, so that AdamW unscales and
+//     clips in one multiply; after ls's growth interval of clean steps the
+//     loss scale doubles;
+//   - overflow: Norm and Scale are 0 (AdamW skips the step), the loss scale
+//     halves and the skip is counted in ls's state.
+//
+// The flag is cleared for the next step. The twin is ref.GradNormScaled.
+func NewGradNormScaled(d *gpu.Device, grads []*Tensor, maxNorm float32, ls *LossScale) (*GradNorm, error) {
+	if ls == nil {
+		return nil, fmt.Errorf("nn: grad norm: no loss scale")
+	}
+	return newGradNorm(d, grads, maxNorm, ls)
+}
+
+func newGradNorm(d *gpu.Device, grads []*Tensor, maxNorm float32, ls *LossScale) (*GradNorm, error) {
 	if len(grads) == 0 {
 		return nil, fmt.Errorf("nn: grad norm: no gradient tensors")
 	}
@@ -93,7 +116,12 @@ func NewGradNorm(d *gpu.Device, grads []*Tensor, maxNorm float32) (*GradNorm, er
 		}
 		n.ds = append(n.ds, elemDispatch{g, s.nwg, 1})
 	}
-	if n.fin, err = Bind(d, shaders.GradNormFinish, gpu.Constants{"MAX_NORM": float64(maxNorm)}, n.part, n.norm, n.scale); err != nil {
+	if ls == nil {
+		n.fin, err = Bind(d, shaders.GradNormFinish, gpu.Constants{"MAX_NORM": float64(maxNorm)}, n.part, n.norm, n.scale)
+	} else {
+		n.fin, err = Bind(d, shaders.GradNormFinishScaled, ls.constants(maxNorm), n.part, n.norm, n.scale, ls.state, ls.flag)
+	}
+	if err != nil {
 		return fail(fmt.Errorf("nn: grad norm: %w", err))
 	}
 	return n, nil
@@ -107,10 +135,12 @@ func (n *GradNorm) Record(r *gpu.Recorder) {
 	r.Dispatch(n.fin, 1, 1, 1)
 }
 
-// Norm is the global gradient norm, (1).
+// Norm is the global gradient norm, (1) (with a loss scale: unscaled,
+// and 0 for a skipped step).
 func (n *GradNorm) Norm() *Tensor { return n.norm }
 
-// Scale is the clip scale, (1): min(1, maxNorm/(Norm+1e-6)), or 1.
+// Scale is the clip scale, (1): min(1, maxNorm/(Norm+1e-6)), or 1; with
+// a loss scale, that divided by the loss scale, or 0 for a skipped step.
 func (n *GradNorm) Scale() *Tensor { return n.scale }
 
 // Release frees the op's own buffers (not the gradients).

@@ -6,8 +6,10 @@
 //   p -= lr * ( (m / bc1) / (sqrt(v / bc2) + EPS) + WD p )
 // with lr, bc1 = 1 - BETA1^t and bc2 = 1 - BETA2^t read from the step
 // buffer the host writes before each step, and scale the clip scale computed
-// on the device (gradnorm.wgsl). One element (adamw) or vec4 (adamw4) per
-// thread; dispatch ceil(n/256) (ceil(n/4/256)) workgroups split over y.
+// on the device (gradnorm.wgsl). A scale of exactly 0 skips the update:
+// parameters and moments stay as they are (the step a loss-scaled gradient
+// norm found an overflow in; an unscaled clip scale is never 0). One
+// element (adamw) or vec4 (adamw4) per thread; dispatch ceil(n/256) (ceil(n/4/256)) workgroups split over y.
 
 override BETA1: f32;
 override BETA2: f32;
@@ -31,11 +33,12 @@ override WD: f32; // 0 for parameters without decay
 @compute @workgroup_size(256)
 fn adamw(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
 	let i = gid.x + gid.y * nwg.x * 256u;
-	if (i >= arrayLength(&p)) {
+	let sc = scale[0];
+	if (i >= arrayLength(&p) || sc == 0.0) {
 		return;
 	}
 	let lr = hp[0];
-	let gi = g[i] * scale[0];
+	let gi = g[i] * sc;
 	let mi = BETA1 * m[i] + (1.0 - BETA1) * gi;
 	let vi = BETA2 * v[i] + (1.0 - BETA2) * gi * gi;
 	m[i] = mi;
@@ -47,11 +50,12 @@ fn adamw(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups)
 @compute @workgroup_size(256)
 fn adamw4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
 	let i = gid.x + gid.y * nwg.x * 256u;
-	if (i >= arrayLength(&p4)) {
+	let sc = scale[0];
+	if (i >= arrayLength(&p4) || sc == 0.0) {
 		return;
 	}
 	let lr = hp[0];
-	let gi = g4[i] * scale[0];
+	let gi = g4[i] * sc;
 	let mi = BETA1 * m4[i] + (1.0 - BETA1) * gi;
 	let vi = BETA2 * v4[i] + (1.0 - BETA2) * gi * gi;
 	m4[i] = mi;

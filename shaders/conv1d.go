@@ -14,6 +14,7 @@ var ConvForward = Kernel{
 	Bindings:  []string{"x: (B, L, C) read", "w: (C, K) read", "bias: (C) read", "y: (B, L, C) read_write", "dims: Dims uniform"},
 	Workgroup: [3]int{256, 1, 1},
 	Constants: convConstants,
+	Half:      []int{0, 1}, // x, w
 }
 
 // ConvBackward writes dx and per-row-block partial sums of dw and dbias:
@@ -25,6 +26,7 @@ var ConvBackward = Kernel{
 		"dx: (B, L, C) read_write", "part: (NRB, C, K+1) read_write", "dims: Dims uniform"},
 	Workgroup: [3]int{0, 1, 1}, // WGB = CW*RW
 	Constants: convConstants,
+	Half:      []int{0, 1}, // x, w
 }
 
 // ConvReduce adds the partials to dw and dbias (+=): one thread per

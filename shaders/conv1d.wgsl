@@ -16,6 +16,10 @@
 // conv_reduce adds the partials in a fixed order (deterministic, no float
 // atomics). The sizes come in a uniform (Dims); K, SILU and the tiling are
 // constants.
+//
+// The f16 variant (mixed precision, shaders.ComposeVariant "f16") stores x
+// and w in half precision and widens each value to float32 as it loads
+// it: the arithmetic, the bias, dy and every output stay float32.
 
 override K: u32;               // taps, 1..KMAX
 override SILU: bool;
@@ -25,6 +29,13 @@ override RW: u32 = 8u;         // backward: row tiles per workgroup (CW*RW threa
 override WGB: u32 = CW * RW;
 
 const KMAX: u32 = 8u;
+
+// The element type of x and w: float32, or float16 in the f16 variant.
+//#if f16
+//| alias in1 = f16;
+//#else
+alias in1 = f32;
+//#endif
 
 // Dims: batch, length, channels, row tiles per batch row ceil(len/LT),
 // backward row blocks ceil(batch*ntile/RW) and channel blocks ceil(ch/CW).
@@ -41,8 +52,8 @@ fn sigmoid(x: f32) -> f32 {
 	return 1.0 / (1.0 + exp(-x));
 }
 
-@group(0) @binding(0) var<storage, read> x: array<f32>;         // (B, L, C)
-@group(0) @binding(1) var<storage, read> w: array<f32>;         // (C, K)
+@group(0) @binding(0) var<storage, read> x: array<in1>;         // (B, L, C)
+@group(0) @binding(1) var<storage, read> w: array<in1>;         // (C, K)
 @group(0) @binding(2) var<storage, read> bias: array<f32>;      // (C)
 @group(0) @binding(3) var<storage, read_write> y: array<f32>;   // (B, L, C)
 @group(0) @binding(4) var<uniform> dims_f: Dims;
@@ -64,13 +75,13 @@ fn conv_fwd(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgrou
 	var wv: array<f32, KMAX>;
 	var win: array<f32, KMAX>;   // win[j] = x[l-(K-1)+j] for the current step l
 	for (var j = 0u; j < K; j++) {
-		wv[j] = w[c * K + j];
+		wv[j] = f32(w[c * K + j]);
 	}
 	let bv = bias[c];
 	for (var j = 0u; j + 1u < K; j++) {
 		win[j] = 0.0;
 		if (l0 + j >= K - 1u) {
-			win[j] = x[(bi * L + l0 + j - (K - 1u)) * C + c];
+			win[j] = f32(x[(bi * L + l0 + j - (K - 1u)) * C + c]);
 		}
 	}
 	for (var s = 0u; s < LT; s++) {
@@ -79,7 +90,7 @@ fn conv_fwd(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgrou
 			break;
 		}
 		let o = (bi * L + l) * C + c;
-		win[K - 1u] = x[o];
+		win[K - 1u] = f32(x[o]);
 		var pre = bv;
 		for (var j = 0u; j < K; j++) {
 			pre += wv[j] * win[j];
@@ -128,14 +139,14 @@ fn conv_bwd(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: 
 		var xw: array<f32, KMAX>;    // xw[j] = x[m-(K-1)+j]
 		var dpw: array<f32, KMAX>;   // dpw[j] = dpre[m-(K-1)+j]
 		for (var j = 0u; j < K; j++) {
-			wv[j] = w[c * K + j];
+			wv[j] = f32(w[c * K + j]);
 		}
 		let bv = bias[c];
 		for (var j = 0u; j + 1u < K; j++) {
 			xw[j] = 0.0;
 			dpw[j] = 0.0;
 			if (l0 + j >= K - 1u) {
-				xw[j] = x[(bi * L + l0 + j - (K - 1u)) * C + c];
+				xw[j] = f32(x[(bi * L + l0 + j - (K - 1u)) * C + c]);
 			}
 		}
 		// Step m = l0+s computes dpre[m]; the tile's rows l0..l0+LT-1 add to
@@ -147,7 +158,7 @@ fn conv_bwd(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: 
 			xw[K - 1u] = 0.0;
 			if (m < L) {
 				let o = (bi * L + m) * C + c;
-				xw[K - 1u] = x[o];
+				xw[K - 1u] = f32(x[o]);
 				var pre = bv;
 				for (var j = 0u; j < K; j++) {
 					pre += wv[j] * xw[j];

@@ -72,6 +72,7 @@ var (
 		Bindings:  []string{"dy: (ROWS, COLS) read", "db: C_OFF + (Z, COLS) read_write"},
 		Workgroup: [3]int{256, 1, 1},
 		Constants: []string{"ROWS", "COLS", "CHUNK", "ACCUM"},
+		Half:      []int{0},
 	}
 )
 
@@ -156,6 +157,7 @@ var (
 		Bindings:  []string{"offsets: (G+1) u32 read", "perm: (ROWS) u32 read", "dy: (ROWS, N) read", "db: (G, N) or partials C_OFF + (Z, N), read_write"},
 		Workgroup: [3]int{256, 1, 1},
 		Constants: []string{"ROWS", "G", "N", "ACCUM", "CHUNK"},
+		Half:      []int{2},
 	}
 	// GroupedReduce adds each group's split-K partials, in order, into
 	// dst[g]; a group without rows is left untouched. Dispatch

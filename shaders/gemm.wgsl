@@ -425,7 +425,7 @@ fn gemm_reduce(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw
 override ROWS: u32 = 1u;           // rows of dy
 override COLS: u32 = 1u;           // columns of dy
 
-@group(0) @binding(0) var<storage, read> dy: array<f32>;           // (ROWS, COLS)
+@group(0) @binding(0) var<storage, read> dy: array<in1>;           // (ROWS, COLS)
 @group(0) @binding(1) var<storage, read_write> db: array<f32>;     // C_OFF + (Z, COLS)
 
 // gemm_colsum: the bias gradient, db[z][n] (+)= sum over rows t of chunk z of
@@ -441,7 +441,7 @@ fn gemm_colsum(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_i
 	let t1 = min(ROWS, t0 + CHUNK);
 	var s = 0.0;
 	for (var t = t0; t < t1; t++) {
-		s += dy[t * COLS + n];
+		s += f32(dy[t * COLS + n]);
 	}
 	let o = C_OFF + wg.z * COLS + n;
 	if (ACCUM) {

@@ -673,7 +673,7 @@ fn grouped_tn_v4p(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups)
 
 override LEN: u32 = 1u;              // grouped_reduce: elements of one group's output
 
-@group(0) @binding(2) var<storage, read> gdy: array<f32>;          // (ROWS, N)
+@group(0) @binding(2) var<storage, read> gdy: array<in1>;          // (ROWS, N)
 @group(0) @binding(3) var<storage, read_write> gdb: array<f32>;    // (G, N), or partials C_OFF + (Z, N)
 
 // grouped_colsum: for slot z (group g, rows perm[p0..p1)), the column sums
@@ -688,7 +688,7 @@ fn grouped_colsum(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocatio
 	}
 	var s = 0.0;
 	for (var p = sp.p0; p < sp.p1; p++) {
-		s += gdy[perm[p] * N + n];
+		s += f32(gdy[perm[p] * N + n]);
 	}
 	if (ACCUM) {
 		gdb[sp.g * N + n] += s;

@@ -3,9 +3,16 @@
 // tensor range: workgroup w sums the squares of the elements
 // w*256 + tid + k*(num_workgroups*256) and writes part[w] (the part binding
 // is that range's own slice of the partials buffer). finish then sums every
-// partial in a fixed order.
+// partial in a fixed order; finish_scaled does the same for gradients that
+// carry a dynamic loss scale, and steps the scale (see it below).
 
 override MAX_NORM: f32 = 0.0; // <= 0: no clipping (scale 1)
+// finish_scaled: the loss scale doubles after GROWTH_EVERY steps in a row
+// without overflow (up to MAX_SCALE) and halves at an overflow (down to
+// MIN_SCALE).
+override GROWTH_EVERY: f32 = 2000.0;
+override MIN_SCALE: f32 = 1.0;
+override MAX_SCALE: f32 = 16777216.0;
 
 const WG: u32 = 256u;
 var<workgroup> red: array<f32, WG>;
@@ -18,6 +25,9 @@ var<workgroup> red: array<f32, WG>;
 @group(0) @binding(0) var<storage, read> parts: array<f32>;       // (P) all partials, unused slots 0
 @group(0) @binding(1) var<storage, read_write> norm: array<f32>;  // (1)
 @group(0) @binding(2) var<storage, read_write> scale: array<f32>; // (1)
+// finish_scaled, also
+@group(0) @binding(3) var<storage, read_write> st: array<f32>;    // (8) loss-scale state (nn.LossScale)
+@group(0) @binding(4) var<storage, read_write> ovf: array<u32>;   // (1) overflow flag raised by the casts
 
 // wg_sum returns the sum of v over the workgroup (a fixed-order tree).
 fn wg_sum(tid: u32, v: f32) -> f32 {
@@ -82,5 +92,63 @@ fn finish(@builtin(local_invocation_index) tid: u32) {
 			sc = min(1.0, MAX_NORM / (nrm + 1e-6));
 		}
 		scale[0] = sc;
+	}
+}
+
+// finite reports whether x is neither infinite nor NaN, on its bits (WGSL
+// lets an implementation assume floats are finite, so isinf-like tests on
+// values may be folded away).
+fn finite(x: f32) -> bool {
+	return (bitcast<u32>(x) & 0x7f800000u) != 0x7f800000u;
+}
+
+// finish_scaled is finish for gradients multiplied by the loss scale
+// s = st[0] (mixed precision, nn.LossScale). The step overflowed when a cast
+// raised ovf[0] or the sum of squares is not finite; then the step is
+// skipped: scale = 0 (AdamW leaves every parameter and moment as it is),
+// norm = 0, the loss scale halves and the skip is counted. Otherwise
+// norm = sqrt(sum)/s is the norm of the true gradients, and
+// scale = min(1, MAX_NORM/(norm+1e-6))/s both unscales and clips them in
+// AdamW; after GROWTH_EVERY clean steps in a row the loss scale doubles.
+// The flag is cleared for the next step. st: [0] the scale of the next
+// step, [1] clean steps in a row, [2] steps skipped in all, [3] 1 if this
+// step was skipped, [4] the scale this step used; [5..7] unused.
+@compute @workgroup_size(256)
+fn finish_scaled(@builtin(local_invocation_index) tid: u32) {
+	let n = arrayLength(&parts);
+	var s = 0.0;
+	for (var i = tid; i < n; i += WG) {
+		s += parts[i];
+	}
+	let tot = wg_sum(tid, s);
+	if (tid == 0u) {
+		let ls = st[0];
+		st[4] = ls;
+		if (ovf[0] != 0u || !finite(tot)) {
+			norm[0] = 0.0;
+			scale[0] = 0.0;
+			st[0] = max(ls * 0.5, MIN_SCALE);
+			st[1] = 0.0;
+			st[2] = st[2] + 1.0;
+			st[3] = 1.0;
+		} else {
+			let nrm = sqrt(tot) / ls;
+			norm[0] = nrm;
+			var sc = 1.0;
+			if (MAX_NORM > 0.0) {
+				sc = min(1.0, MAX_NORM / (nrm + 1e-6));
+			}
+			scale[0] = sc / ls;
+			var clean = st[1] + 1.0;
+			var next = ls;
+			if (clean >= GROWTH_EVERY) {
+				next = min(ls * 2.0, MAX_SCALE);
+				clean = 0.0;
+			}
+			st[0] = next;
+			st[1] = clean;
+			st[3] = 0.0;
+		}
+		ovf[0] = 0u;
 	}
 }

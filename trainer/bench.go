@@ -24,6 +24,8 @@ type StepBench struct {
 	// Setup is the time from nothing to the first step submitted: the
 	// model built, its parameters drawn and uploaded, pipelines compiled.
 	Setup time.Duration
+	// Precision is "f32" or "f16" (mixed precision).
+	Precision string
 }
 
 // BenchOptions shape a step benchmark.
@@ -37,6 +39,8 @@ type BenchOptions struct {
 	Interleave bool
 	// Recompute as Options.Recompute.
 	Recompute string
+	// Precision as Options.Precision: "f32" ("" too) or "f16".
+	Precision string
 	// Progress, if set, receives a line as each model starts and ends.
 	Progress func(format string, args ...any)
 }
@@ -50,8 +54,11 @@ type stepBencher struct {
 func newStepBencher(d *gpu.Device, c mom.Config, o BenchOptions) (*stepBencher, error) {
 	start := time.Now()
 	to := DefaultOptions()
-	to.Config, to.Batch, to.SeqLen, to.Out, to.Recompute = c, o.Batch, o.Len, "bench", o.Recompute
+	to.Config, to.Batch, to.SeqLen, to.Out, to.Recompute, to.Precision = c, o.Batch, o.Len, "bench", o.Recompute, o.Precision
 	if err := to.Validate(); err != nil {
+		return nil, err
+	}
+	if err := mom.CheckPrecision(d, to.precision()); err != nil {
 		return nil, err
 	}
 	t := &trainer{o: to, d: d, rng: rand.New(rand.NewPCG(1, 2))}
@@ -133,7 +140,7 @@ func BenchStepsWith(d *gpu.Device, cfgs []mom.Config, o BenchOptions) ([]StepBen
 		tok := float64(o.Batch * o.Len)
 		out[i] = StepBench{Config: cfgs[i], Batch: o.Batch, Len: o.Len, Steps: n, MsPerStep: sec * 1e3,
 			TokensPerSec: tok / sec, FLOPRate: tok / sec * cfgs[i].StepFLOPs().TrainPerToken, Setup: b.setup,
-			Memory: out[i].Memory}
+			Memory: out[i].Memory, Precision: precisionName(o.Precision)}
 	}
 	if !o.Interleave {
 		for i, c := range cfgs {
@@ -196,7 +203,7 @@ func BenchFootprints(d *gpu.Device, cfgs []mom.Config, o BenchOptions) ([]gpu.Me
 	var out []gpu.MemoryReport
 	for _, c := range cfgs {
 		to := DefaultOptions()
-		to.Config, to.Batch, to.SeqLen, to.Recompute = c, o.Batch, o.Len, o.Recompute
+		to.Config, to.Batch, to.SeqLen, to.Recompute, to.Precision = c, o.Batch, o.Len, o.Recompute, o.Precision
 		r, err := Footprint(d, to)
 		if err != nil {
 			return nil, fmt.Errorf("bench %s: %w", c.Name, err)

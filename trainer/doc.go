@@ -16,7 +16,9 @@
 //     setup time) and the memory a run takes on a device it need not have
 //     (Footprint on a gpu.OpenDryRun device);
 //   - data-parallel training over MPI ranks (package trainer/mpi, and
-//     "Several GPUs" below).
+//     "Several GPUs" below);
+//   - mixed precision (Options.Precision "f16", precision.go): the loss
+//     scale, the skipped steps and their records.
 //
 // A run lives in one folder:
 //

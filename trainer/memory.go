@@ -42,9 +42,10 @@ func Footprint(d *gpu.Device, o Options) (gpu.MemoryReport, error) {
 	t.m.RecordZeroGrads(r)
 	t.m.RecordForward(r)
 	t.m.RecordBackward(r)
-	slotBytes := int64(4 * (t.m.Cfg.LossSlots() + 1))
+	slotBytes := t.slotBytes()
 	t.m.RecordLosses(r, t.lossBuf, 0)
 	t.norm.Record(r)
+	t.recordStepTail(r, 0)
 	t.opt.Record(r)
 	if err := r.Submit(); err != nil {
 		return gpu.MemoryReport{}, fmt.Errorf("trainer: footprint of %s: %w", o.Config.Name, err)

@@ -95,7 +95,7 @@ func newDataParallel(t *trainer) (*dataParallel, error) {
 		lens = append(lens, b.n)
 	}
 	n := m.Cfg.LossSlots()
-	lens = append(lens, n+1)
+	lens = append(lens, n+1+ctrlOverflowWords)
 	p.ctrlB = len(p.buckets)
 	var err error
 	fail := func(e error) (*dataParallel, error) {
@@ -115,7 +115,7 @@ func newDataParallel(t *trainer) (*dataParallel, error) {
 	if p.stage, err = newGradStaging(t.d, p.buckets); err != nil {
 		return fail(err)
 	}
-	if p.ctrlDown, err = t.d.NewHostReadBuffer("loss record", int64(4*n)); err != nil {
+	if p.ctrlDown, err = t.d.NewHostReadBuffer("loss record", int64(4*(n+ctrlOverflowWords))); err != nil {
 		return fail(err)
 	}
 	ws := make([]*nn.Tensor, len(m.Params))
@@ -179,9 +179,15 @@ func (p *dataParallel) step(ctx context.Context, t *trainer, step int, slot, slo
 			continue
 		}
 		t.m.RecordLosses(r, p.ctrlDown.Buffer(), 0)
-		first := true
-		for s := 0; s < t.m.BackwardStages(); s++ {
+		// The loss record is mapped after the first submit; in mixed
+		// precision the casts' overflow flag follows it, known after the
+		// last stage, so the record is mapped then.
+		mapped, last := false, t.m.BackwardStages()-1
+		for s := 0; s <= last; s++ {
 			t.m.RecordBackwardStage(r, s)
+			if s == last {
+				t.recordOverflowDown(r, p.ctrlDown.Buffer(), int64(4*t.m.Cfg.LossSlots()))
+			}
 			b := p.endOf[s]
 			if b < 0 {
 				continue
@@ -190,11 +196,11 @@ func (p *dataParallel) step(ctx context.Context, t *trainer, step int, slot, slo
 			if err := r.Submit(); err != nil {
 				return st, fmt.Errorf("trainer: step %d: %w; %s", step, err, t.ckptNote())
 			}
-			if first {
+			if !mapped && (t.ls == nil || s == last) {
 				if err := p.ctrlDown.Map(); err != nil {
 					return st, err
 				}
-				first = false
+				mapped = true
 			}
 			if err := p.stage.Out(b); err != nil {
 				return st, err
@@ -205,6 +211,11 @@ func (p *dataParallel) step(ctx context.Context, t *trainer, step int, slot, slo
 		// the last stage) would be here.
 		if err := r.Submit(); err != nil {
 			return st, fmt.Errorf("trainer: step %d: %w; %s", step, err, t.ckptNote())
+		}
+		if !mapped {
+			if err := p.ctrlDown.Map(); err != nil {
+				return st, err
+			}
 		}
 	}
 	// Each bucket goes to the MPI thread as soon as it is on the host;
@@ -252,6 +263,7 @@ func (p *dataParallel) step(ctx context.Context, t *trainer, step int, slot, slo
 	}
 	n := t.m.Cfg.LossSlots()
 	copy(p.ctrl[:n], unsafe.Slice((*float32)(unsafe.Pointer(&raw[0])), n))
+	p.ctrl[n+1] = t.overflowWord(raw, n)
 	p.ctrlDown.Unmap()
 	p.ctrl[n] = 0
 	if ctx.Err() != nil {
@@ -275,9 +287,12 @@ func (p *dataParallel) step(ctx context.Context, t *trainer, step int, slot, slo
 		return st, err
 	}
 	p.stop = sums[n] > 0
+	if err := t.shareOverflow(sums[n+1]); err != nil {
+		return st, fmt.Errorf("trainer: step %d: %w", step, err)
+	}
 	r := t.d.NewRecorder()
 	t.norm.Record(r)
-	r.Copy(t.norm.Norm().Buf, 0, t.lossBuf, slot+slotBytes-4, 4)
+	t.recordStepTail(r, slot)
 	t.opt.Record(r)
 	if err := r.Submit(); err != nil {
 		return st, fmt.Errorf("trainer: step %d: %w; %s", step, err, t.ckptNote())
@@ -394,6 +409,9 @@ type startState struct {
 	WallBase   float64         `json:"wall_base"`
 	CkptStep   int             `json:"ckpt_step"`
 	Checkpoint string          `json:"checkpoint"`
+	// LossScale is rank 0's loss scale (mixed precision): restored from
+	// the checkpoint, or the first.
+	LossScale *nn.LossScaleState `json:"loss_scale,omitempty"`
 }
 
 // begin starts the run on every rank: rank 0 starts or resumes it in its
@@ -413,6 +431,11 @@ func (p *dataParallel) begin(t *trainer) (int, error) {
 				CkptStep: t.ckptStep, Checkpoint: t.res.Checkpoint}
 			if s.RNG, err = t.pcg.MarshalBinary(); err == nil {
 				s.Data, err = t.train.State()
+			}
+			if err == nil && t.ls != nil {
+				var ls nn.LossScaleState
+				ls, err = t.ls.Get()
+				s.LossScale = &ls
 			}
 			if err != nil {
 				s.Err = err.Error()
@@ -451,6 +474,11 @@ func (p *dataParallel) begin(t *trainer) (int, error) {
 			return 0, fmt.Errorf("trainer: rank %d: data position from rank 0: %w", p.rank, err)
 		}
 		t.sched, t.wallBase, t.ckptStep, t.res.Checkpoint = s.Sched, s.WallBase, s.CkptStep, s.Checkpoint
+		if t.ls != nil && s.LossScale != nil {
+			if err := t.ls.Set(*s.LossScale); err != nil {
+				return 0, fmt.Errorf("trainer: rank %d: loss scale from rank 0: %w", p.rank, err)
+			}
+		}
 	}
 	if s.Restored {
 		if err := p.bcastState(t); err != nil {

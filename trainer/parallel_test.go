@@ -28,6 +28,8 @@ func TestMain(m *testing.M) {
 		switch name {
 		case "diverge":
 			os.Exit(workDiverge(arg))
+		case "f16skip":
+			os.Exit(workF16Skip(arg))
 		}
 		fmt.Fprintf(os.Stderr, "no worker %q\n", name)
 		os.Exit(2)
@@ -112,5 +114,95 @@ func TestDivergedRanksAreCaught(t *testing.T) {
 	var ee *exec.ExitError
 	if errors.As(err, &ee) || err != nil || strings.Count(out.String(), "differ from rank 0's") != 2 {
 		t.Fatalf("%v; want both ranks to report rank 1's divergence:\n%s", err, out.String())
+	}
+}
+
+// workF16Skip trains the tiny model in mixed precision on 2 ranks; rank 1
+// alone raises its overflow flag before step 3 (as its casts would at an
+// overflow only its rows cause). The ranks share the flag, so both skip
+// step 3 and halve the scale: their parameters stay equal (compared every
+// 2 steps) and rank 0's records show the skip.
+func workF16Skip(dir string) int {
+	w, err := mpi.Open(mpi.Options{})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	d, err := gpu.Open(gpu.Options{Runtime: gpu.Dawn, Adapter: -1})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer d.Close()
+	c, err := mom.Preset("tiny", mom.ThreeModal, mom.AllSplits)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	o := DefaultOptions()
+	o.Config, o.Out, o.World = c, dir, w
+	o.Batch, o.SeqLen, o.Steps, o.Warmup, o.EvalEvery, o.CheckEvery = 4, 32, 6, 1, 0, 2
+	o.Precision, o.LossScale = "f16", 1024
+	testHookAfterStep = func(tr *trainer, s int) {
+		if s == 2 && w.Rank() == 1 {
+			if err := tr.ls.Overflow().UploadU32([]uint32{1}); err != nil {
+				fmt.Fprintln(os.Stderr, err)
+			}
+		}
+	}
+	res, err := Train(context.Background(), d, o)
+	w.Close()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "rank %d: FAIL: %v\n", w.Rank(), err)
+		return 1
+	}
+	if res.Skipped != 1 {
+		fmt.Fprintf(os.Stderr, "rank %d: FAIL: %d steps skipped, want 1\n", w.Rank(), res.Skipped)
+		return 1
+	}
+	fmt.Printf("rank %d: ok, %d skipped\n", w.Rank(), res.Skipped)
+	return 0
+}
+
+// TestDataParallelF16SharesOverflow: in mixed precision an overflow on one
+// rank skips the step on every rank (workF16Skip).
+func TestDataParallelF16SharesOverflow(t *testing.T) {
+	if err := mpitest.Available(); err != nil {
+		t.Fatalf("%v: the set-up installs it (make deps)", err)
+	}
+	dir := filepath.Join(t.TempDir(), "run")
+	cmd := mpitest.Command(2, os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), envWorker+"=f16skip:"+dir, "LP_NUM_THREADS=1")
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil || strings.Count(out.String(), "ok, 1 skipped") != 2 {
+			t.Fatalf("%v; want both ranks to skip one step:\n%s", err, out.String())
+		}
+	case <-time.After(3 * time.Minute):
+		cmd.Process.Kill()
+		t.Fatalf("the job did not end:\n%s", out.String())
+	}
+	recs, err := ReadMetrics(filepath.Join(dir, "metrics.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range recs {
+		if r["split"] != "train" {
+			continue
+		}
+		want := 0.0
+		if r["step"] == 3.0 {
+			want = 1
+		}
+		if r["skipped"] != want {
+			t.Errorf("step %v: skipped %v, want %v", r["step"], r["skipped"], want)
+		}
 	}
 }

@@ -106,6 +106,13 @@ var runSettings = []runSetting{
 	intSetting("log_every", "log-every", true, func(o *Options) *int { return &o.LogEvery }, func(c *runfolder.Config) *int { return &c.LogEvery }),
 	intSetting("ckpt_every", "ckpt-every", true, func(o *Options) *int { return &o.CkptEvery }, func(c *runfolder.Config) *int { return &c.CkptEvery }),
 	intSetting("keep", "keep", true, func(o *Options) *int { return &o.Keep }, func(c *runfolder.Config) *int { return &c.Keep }),
+	// The precision may change on a resume: the master weights and the
+	// optimizer state are float32 either way.
+	{key: "precision", flag: "precision", safe: true,
+		get:  func(o *Options) string { return precisionName(o.Precision) },
+		file: func(c *runfolder.Config) string { return precisionName(c.Precision) },
+		set:  func(o *Options, v string) error { o.Precision = v; return nil },
+		put:  func(c *runfolder.Config, o *Options) { c.Precision = precisionName(o.Precision) }},
 }
 
 func scheduleName(k string) string {
@@ -146,7 +153,8 @@ func current(c runfolder.Config, s runSetting) (string, bool) {
 // retyping. explicit names the flags given on the command line; each must
 // agree with the run, except those a resumed run may change (ResumeOptions
 // lists them: --steps, --lr-schedule, --eval-every, --log-every,
-// --ckpt-every, --keep), which start a new segment of the run. A conflict
+// --ckpt-every, --keep, --precision), which start a new segment of the
+// run. A conflict
 // is an error of one line naming the flag, the run's value and the fix.
 func ResumeOptions(o Options, explicit map[string]bool) (Options, error) {
 	if o.Out == "" {

@@ -480,29 +480,37 @@ func TestScheduleSegments(t *testing.T) {
 
 // TestTrainerReleasesEverything: setting a trainer up and closing it (the
 // model, the optimizer, the gradient norm, the loss buffer) leaves the live
-// object counts where they were.
+// object counts where they were, in float32 and in mixed precision (with
+// the loss scale).
 func TestTrainerReleasesEverything(t *testing.T) {
 	forEachDevice(t, func(t *testing.T, d *gpu.Device) {
-		o := tinyOptions(t, mom.ThreeModal, mom.AllSplits, "unused")
-		cycle := func() {
-			tr := &trainer{o: o, d: d}
-			if err := tr.setup(); err != nil {
-				t.Fatal(err)
-			}
-			tr.close()
-		}
-		cycle()
-		before := d.LiveObjects()
-		for i := 0; i < 10; i++ {
-			cycle()
-		}
-		after := d.LiveObjects()
-		for _, k := range []string{"buffer", "bind group"} {
-			if after[k] != before[k] {
-				t.Errorf("%d live %s objects after 10 trainers, %d before", after[k], k, before[k])
-			}
+		for _, prec := range []string{"f32", "f16"} {
+			o := tinyOptions(t, mom.ThreeModal, mom.AllSplits, "unused")
+			o.Precision = prec
+			trainerCycles(t, d, o)
 		}
 	})
+}
+
+func trainerCycles(t *testing.T, d *gpu.Device, o Options) {
+	cycle := func() {
+		tr := &trainer{o: o, d: d}
+		if err := tr.setup(); err != nil {
+			t.Fatal(err)
+		}
+		tr.close()
+	}
+	cycle()
+	before := d.LiveObjects()
+	for i := 0; i < 10; i++ {
+		cycle()
+	}
+	after := d.LiveObjects()
+	for _, k := range []string{"buffer", "bind group"} {
+		if after[k] != before[k] {
+			t.Errorf("%s: %d live %s objects after 10 trainers, %d before", o.Precision, after[k], k, before[k])
+		}
+	}
 }
 
 // TestResumeImportedRun: a folder as an import writes it (config.json with

@@ -82,6 +82,16 @@ type Options struct {
 	// Recompute is "on", "off" or "" (auto: on when it saves 2 GiB or
 	// more): see mom.ModelOptions.Recompute. The numbers do not change.
 	Recompute string
+	// Precision is "f32" ("" too) or "f16": mixed precision, float16
+	// copies of the weights and activations into the GEMMs and the conv,
+	// with dynamic loss scaling (precision.go); the adapter must offer
+	// shader-f16.
+	Precision string
+	// LossScale is the first loss scale of mixed precision, a power of two
+	// (0: nn.DefaultLossScale, 2^16); LossScaleGrowth the clean steps after
+	// which it doubles (0: nn.DefaultLossScaleGrowth, 2000).
+	LossScale       float64
+	LossScaleGrowth int
 }
 
 // recompute resolves Options.Recompute (auto counts a rank's share of the
@@ -166,6 +176,9 @@ func (o Options) Validate() error {
 		return fmt.Errorf("trainer: --batch %d does not divide among the %d ranks: each rank takes an equal share of every batch (give a multiple of %d)",
 			o.Batch, o.World.Size(), o.World.Size())
 	}
+	if err := o.validatePrecision(); err != nil {
+		return err
+	}
 	return o.checkSampling()
 }
 
@@ -206,6 +219,10 @@ type Result struct {
 	// SampleSeconds is the time this process paused training to take
 	// samples (Options.SampleEvery).
 	SampleSeconds float64
+	// Skipped counts the steps of this process that mixed precision's loss
+	// scaling skipped (an overflow; their losses are in Final as any
+	// other's).
+	Skipped int
 }
 
 // Trainer holds a run's state.
@@ -215,7 +232,8 @@ type trainer struct {
 	m        *mom.Model
 	norm     *nn.GradNorm
 	opt      *nn.AdamW
-	mstate   []*nn.Tensor // AdamW first moments, per parameter
+	ls       *nn.LossScale // mixed precision's loss scale (nil in float32)
+	mstate   []*nn.Tensor  // AdamW first moments, per parameter
 	vstate   []*nn.Tensor
 	train    data.Stream
 	eval     data.Stream
@@ -245,6 +263,8 @@ type trainer struct {
 	timedFrom, lastRec float64
 
 	samples *sampling // samples while training (nil: none)
+
+	skipsInARow int // mixed precision: the latest steps skipped in a row
 }
 
 const lossRing = 8
@@ -286,6 +306,9 @@ func Train(ctx context.Context, d *gpu.Device, o Options) (res *Result, err erro
 	existed := statErr == nil
 	if o.Resume && !existed {
 		return nil, fmt.Errorf("trainer: --resume: %s does not exist: there is no run to resume (start it without --resume)", o.Out)
+	}
+	if err := mom.CheckPrecision(d, o.precision()); err != nil {
+		return nil, err // before anything is written
 	}
 	t := &trainer{o: o, d: d, start: time.Now(), flopsTok: o.Config.StepFLOPs().TrainPerToken}
 	// The data first: a missing or unfitting file is refused before the
@@ -372,13 +395,18 @@ func (t *trainer) close() {
 	if t.m != nil {
 		t.m.Release()
 	}
-	t.opt, t.norm, t.mstate, t.vstate, t.m, t.lossBuf, t.train, t.eval = nil, nil, nil, nil, nil, nil, nil, nil
+	t.ls.Release()
+	t.opt, t.norm, t.mstate, t.vstate, t.m, t.lossBuf, t.train, t.eval, t.ls = nil, nil, nil, nil, nil, nil, nil, nil, nil
 }
 
 func (t *trainer) setup() error {
 	o, c := t.o, t.o.Config
 	var err error
-	if t.m, err = mom.NewModelWith(t.d, c, o.Batch/t.ranks(), o.SeqLen, mom.ModelOptions{Recompute: o.recompute()}); err != nil {
+	if err = t.newLossScale(); err != nil {
+		return err
+	}
+	mo := mom.ModelOptions{Recompute: o.recompute(), Precision: o.precision(), LossScale: t.ls}
+	if t.m, err = mom.NewModelWith(t.d, c, o.Batch/t.ranks(), o.SeqLen, mo); err != nil {
 		return err
 	}
 	var grads []*nn.Tensor
@@ -401,15 +429,19 @@ func (t *trainer) setup() error {
 		args.V = append(args.V, vt)
 		args.Decay = append(args.Decay, p.Spec.Decay)
 	}
-	if t.norm, err = nn.NewGradNorm(t.d, grads, float32(o.ClipNorm)); err != nil {
+	if t.ls != nil {
+		t.norm, err = nn.NewGradNormScaled(t.d, grads, float32(o.ClipNorm), t.ls)
+	} else {
+		t.norm, err = nn.NewGradNorm(t.d, grads, float32(o.ClipNorm))
+	}
+	if err != nil {
 		return err
 	}
 	args.ClipScale = t.norm.Scale()
 	if t.opt, err = nn.NewAdamW(t.d, args); err != nil {
 		return err
 	}
-	slot := int64(4 * (t.m.Cfg.LossSlots() + 1))
-	if t.lossBuf, err = t.d.NewBuffer("losses", slot*lossRing, gpu.UsageTensor); err != nil {
+	if t.lossBuf, err = t.d.NewBuffer("losses", t.slotBytes()*lossRing, gpu.UsageTensor); err != nil {
 		return err
 	}
 	if t.train == nil {
@@ -608,19 +640,20 @@ func (t *trainer) noise(b *data.Batch) error {
 	return nil
 }
 
-// decode waits for a step's losses and returns them (and the grad norm).
-func (t *trainer) decode(p inflight) (mom.Losses, float64, error) {
+// decode waits for a step's losses and returns them (and the grad norm,
+// and in mixed precision the loss scale and whether the step was skipped).
+func (t *trainer) decode(p inflight) (mom.Losses, stepStats, error) {
 	raw, err := p.rb.Wait()
 	if err != nil {
-		return mom.Losses{}, 0, err
+		return mom.Losses{}, stepStats{}, err
 	}
 	v := gpu.Float32s(raw)
 	n := t.m.Cfg.LossSlots()
 	l, err := t.m.Cfg.DecodeLosses(v[:n])
 	if err != nil {
-		return l, 0, fmt.Errorf("step %d: %w", p.step, err)
+		return l, stepStats{}, fmt.Errorf("step %d: %w", p.step, err)
 	}
-	return l, float64(v[n]), nil
+	return l, decodeTail(v[n:]), nil
 }
 
 func (t *trainer) loop(ctx context.Context) (*Result, error) {
@@ -647,16 +680,19 @@ func (t *trainer) loop(ctx context.Context) (*Result, error) {
 		return res, err
 	}
 	var queue []inflight
-	slotBytes := int64(4 * (t.m.Cfg.LossSlots() + 1))
+	slotBytes := t.slotBytes()
 	tokensPerStep := float64(o.Batch * o.SeqLen * o.Accum)
 	t.lastStep, t.timedAt = step, -1
 	flush := func(keep int) error {
 		for len(queue) > keep {
 			p := queue[0]
 			queue = queue[1:]
-			l, gnorm, err := t.decode(p)
+			l, st, err := t.decode(p)
 			if err != nil {
 				return fmt.Errorf("trainer: stopping: %w; %s", err, t.ckptNote())
+			}
+			if err := t.countSkip(p.step, st); err != nil {
+				return err
 			}
 			now := t.watch.elapsed()
 			if p.at > 0 {
@@ -677,7 +713,7 @@ func (t *trainer) loop(ctx context.Context) (*Result, error) {
 			if p.step%o.LogEvery == 0 || p.step == o.Steps {
 				rec := t.record(p.step, "train", l)
 				rec["lr"] = p.lr
-				rec["grad_norm"] = gnorm
+				t.annotatePrecision(rec, st)
 				rec["step_ms"] = dt * 1e3
 				rec["tokens_per_s"] = tokensPerStep / dt // the whole job's: every rank's tokens
 				if t.dp != nil {
@@ -750,7 +786,7 @@ func (t *trainer) loop(ctx context.Context) (*Result, error) {
 			if micro == o.Accum-1 {
 				t.m.RecordLosses(r, t.lossBuf, slot)
 				t.norm.Record(r)
-				r.Copy(t.norm.Norm().Buf, 0, t.lossBuf, slot+slotBytes-4, 4)
+				t.recordStepTail(r, slot)
 				t.opt.Record(r)
 			}
 			if err := r.Submit(); err != nil {

@@ -98,6 +98,9 @@ func (t *trainer) checkpoint(step int) (string, error) {
 	}
 	c.Config = t.o.Config.JSON()
 	c.Meta["wall_s"] = strconv.FormatFloat(t.wallBase+time.Since(t.start).Seconds(), 'g', -1, 64)
+	if err := t.saveLossScale(c.Meta); err != nil {
+		return "", err
+	}
 	path, err := runfolder.SaveCheckpoint(t.ckptDir(), c, t.o.Keep)
 	if path != "" {
 		// Saved (a pruning error may come with it).
@@ -265,5 +268,5 @@ func (t *trainer) apply(c *Checkpoint) error {
 	if w, err := strconv.ParseFloat(c.Meta["wall_s"], 64); err == nil {
 		t.wallBase = w
 	}
-	return nil
+	return t.restoreLossScale(c.Meta, c.Dir)
 }

@@ -196,6 +196,11 @@ func TestOptionsValidate(t *testing.T) {
 		{func(o *Options) { o.Keep = -1 }, "--keep"},
 		{func(o *Options) { o.Schedule = "step" }, "--lr-schedule"},
 		{func(o *Options) { o.EvalData = "eval.momtok" }, "--eval-data eval.momtok needs token-file --data"},
+		{func(o *Options) { o.Precision = "bf16" }, `--precision "bf16": want f32 or f16`},
+		{func(o *Options) { o.LossScale = 1024 }, "apply to --precision f16 only"},
+		{func(o *Options) { o.Precision, o.LossScale = "f16", 1000 }, "--loss-scale 1000: want a power of two"},
+		{func(o *Options) { o.Precision, o.LossScale = "f16", 1<<25 }, "--loss-scale 3.3554432e+07: want a power of two"},
+		{func(o *Options) { o.Precision, o.LossScaleGrowth = "f16", -1 }, "--loss-scale-growth -1"},
 	}
 	for _, c := range cases {
 		o := base

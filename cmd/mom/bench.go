@@ -142,6 +142,7 @@ func benchStep(args []string, stdout, stderr io.Writer) error {
 	interleave := fs.Bool("interleave", false, "hold the dense and the MoM model at once and alternate them round by round "+
 		"(default: one model at a time, which needs the memory of one)")
 	recompute := fs.String("recompute", "auto", "recompute the conv and dt_proj outputs in the backward: on, off or auto (on when it saves 2 GiB or more)")
+	precision := fs.String("precision", "f32", "f32, or f16: mixed precision as train --precision f16 (needs shader-f16)")
 	dryRun := fs.String("dry-run", "", "count what each model would allocate on a device profile ("+strings.Join(gpu.ProfileNames(), ", ")+"); nothing runs")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -152,6 +153,9 @@ func benchStep(args []string, stdout, stderr io.Writer) error {
 	if r := *recompute; r != "auto" && r != "on" && r != "off" {
 		return usagef("--recompute %q: want auto, on or off", r)
 	}
+	if _, err := mom.ParsePrecision(*precision); err != nil {
+		return usagef("--%v", err)
+	}
 	if err := df.check(); err != nil {
 		return err
 	}
@@ -160,7 +164,7 @@ func benchStep(args []string, stdout, stderr io.Writer) error {
 		return usagef("%v", err)
 	}
 	moe, _ := mom.Preset(*preset, mom.Setting(*setting), mom.AllSplits)
-	o := trainer.BenchOptions{Batch: *batch, Len: *seq, Steps: *steps, Rounds: *rounds, Interleave: *interleave, Recompute: *recompute}
+	o := trainer.BenchOptions{Batch: *batch, Len: *seq, Steps: *steps, Rounds: *rounds, Interleave: *interleave, Recompute: *recompute, Precision: *precision}
 	name := func(c mom.Config) string {
 		return map[bool]string{true: "dense", false: "MoM (in,x,dt,out)"}[c.Splits.Dense()]
 	}
@@ -174,7 +178,7 @@ func benchStep(args []string, stdout, stderr io.Writer) error {
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "dry run on %s: preset %s, %s setting, batch %d x %d\n", d, *preset, *setting, *batch, *seq)
+		fmt.Fprintf(stdout, "dry run on %s: preset %s, %s setting, batch %d x %d, precision %s\n", d, *preset, *setting, *batch, *seq, precisionName(*precision))
 		for i, c := range []mom.Config{dense, moe} {
 			fmt.Fprintf(stdout, "\n%s:\n", name(c))
 			reps[i].Write(stdout, 12)
@@ -196,8 +200,8 @@ func benchStep(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "%s: preset %s, %s setting, batch %d x %d, %d steps each, %s\n", d, *preset, *setting, *batch, *seq, res[0].Steps,
-		map[bool]string{true: "interleaved", false: "one model at a time"}[*interleave])
+	fmt.Fprintf(stdout, "%s: preset %s, %s setting, batch %d x %d, %d steps each, %s, precision %s\n", d, *preset, *setting, *batch, *seq, res[0].Steps,
+		map[bool]string{true: "interleaved", false: "one model at a time"}[*interleave], precisionName(*precision))
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "model\tms/step\ttokens/s\ttrain TFLOP/s\tsetup s\tGPU memory\t")
 	for _, r := range res {

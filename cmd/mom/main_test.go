@@ -48,6 +48,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"grads"}, 2, "--checkpoint"},
 		{[]string{"grads", "--checkpoint", "x", "--out", "y", "--batch", "0"}, 2, "--batch 0"},
 		{[]string{"bench", "step", "--rounds", "0"}, 2, "--rounds 0"},
+		{[]string{"bench", "step", "--precision", "half"}, 2, `--precision "half"`},
 		{[]string{"bench", "kernels", "--reps", "0"}, 2, "--reps 0"},
 	}
 	for _, c := range cases {

@@ -145,6 +145,9 @@ func TestTrainFlagsBeforeAnything(t *testing.T) {
 		{[]string{"--sample-every", "5"}, "--sample-every needs a dataset folder"},
 		{[]string{"--sample-every", "-5"}, "--sample-every -5 must not be negative"},
 		{[]string{"--sample-every", "5", "--data", "nonexistent.momtok"}, "the token file nonexistent.momtok has none"},
+		{[]string{"--precision", "bf16"}, `--precision "bf16": want f32 or f16`},
+		{[]string{"--loss-scale", "1024"}, "apply to --precision f16 only"},
+		{[]string{"--precision", "f16", "--loss-scale", "1000"}, "--loss-scale 1000: want a power of two"},
 	} {
 		code, _, errOut := runCLI(append([]string{"train", "--out", out}, c.args...)...)
 		if code != 2 || !strings.Contains(errOut, c.want) {

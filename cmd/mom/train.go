@@ -56,6 +56,10 @@ func cmdTrain(args []string, stdout, stderr io.Writer) error {
 	viz := fs.Bool("viz", false, "open the live loss window (needs a display)")
 	pf := addParallelFlags(fs)
 	fs.StringVar(&o.Recompute, "recompute", "auto", "recompute the conv and dt_proj outputs in the backward instead of keeping them per layer: on, off or auto (on when it saves 2 GiB or more)")
+	fs.StringVar(&o.Precision, "precision", "f32", "f32, or f16: mixed precision (float16 copies of the weights and activations into the GEMMs and the conv; "+
+		"master weights, gradients, AdamW and the scan's state in float32; dynamic loss scaling); needs an adapter with shader-f16")
+	fs.Float64Var(&o.LossScale, "loss-scale", 0, "with --precision f16: the first loss scale, a power of two (0: 65536)")
+	fs.IntVar(&o.LossScaleGrowth, "loss-scale-growth", 0, "with --precision f16: double the loss scale after this many steps without overflow (0: 2000)")
 	dryRun := fs.String("dry-run", "", "count what the run would allocate on a device profile ("+strings.Join(gpu.ProfileNames(), ", ")+") and exit: nothing runs, nothing is written")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -113,9 +117,13 @@ func announce(stderr io.Writer, o trainer.Options, d *gpu.Device) {
 	if o.World != nil {
 		on = fmt.Sprintf("%d ranks (rank 0: %s)", o.World.Size(), d)
 	}
-	fmt.Fprintf(stderr, "mom: training %s %s (%s split: %s), %s params (%s active/token) on %s -> %s\n",
+	prec := ""
+	if precisionName(o.Precision) == "f16" {
+		prec = " in mixed precision (float16 into the GEMMs and the conv)"
+	}
+	fmt.Fprintf(stderr, "mom: training %s %s (%s split: %s), %s params (%s active/token) on %s%s -> %s\n",
 		c.Name, c.Setting, map[bool]string{true: "dense", false: "MoM"}[c.Splits.Dense()], c.Splits,
-		human(float64(total)), human(float64(active)), on, o.Out)
+		human(float64(total)), human(float64(active)), on, prec, o.Out)
 }
 
 // trainOptions completes the options from the flags and, for --resume, the
@@ -308,6 +316,9 @@ func printResult(w io.Writer, o trainer.Options, res *trainer.Result, err error)
 	if res.SampleSeconds > 0 {
 		fmt.Fprintf(w, ", %.1f s paused for samples (not in the tokens/s)", res.SampleSeconds)
 	}
+	if res.Skipped > 0 {
+		fmt.Fprintf(w, ", %d step(s) skipped by float16 loss scaling", res.Skipped)
+	}
 	fmt.Fprintln(w)
 	if res.Eval.PerModality != nil {
 		fmt.Fprintf(w, "%s: held-out loss %.4f\n", name, res.Eval.Total)
@@ -342,7 +353,15 @@ func trainDryRun(profile string, o trainer.Options, stdout io.Writer) error {
 		return err
 	}
 	c := o.Config
-	fmt.Fprintf(stdout, "dry run on %s: %s %s (%s), batch %d x %d, accum %d\n", d, c.Name, c.Setting, c.Splits, o.Batch, o.SeqLen, o.Accum)
+	fmt.Fprintf(stdout, "dry run on %s: %s %s (%s), batch %d x %d, accum %d, precision %s\n", d, c.Name, c.Setting, c.Splits, o.Batch, o.SeqLen, o.Accum, precisionName(o.Precision))
 	r.Write(stdout, 20)
 	return nil
+}
+
+// precisionName is a precision in flag notation ("" is f32).
+func precisionName(p string) string {
+	if p == "" {
+		return "f32"
+	}
+	return p
 }

@@ -304,17 +304,21 @@ func scanCases(size Size) []Case {
 	return []Case{scanCase(b, l, ed, n, false), scanCase(b, l, ed, n, true)}
 }
 
-func convCase(b, l, ch, k int, backward bool) Case {
+func convCase(b, l, ch, k int, backward bool, dt nn.DType) Case {
 	kind := "fwd"
 	if backward {
 		kind = "bwd"
 	}
+	sfx, in := "", 4.0
+	if dt == nn.F16 {
+		sfx, in = "_f16", 2 // x and w in float16 (mixed precision)
+	}
 	return Case{
-		Name: fmt.Sprintf("conv1d_%s/b%d_l%d_c%d_k%d", kind, b, l, ch, k),
+		Name: fmt.Sprintf("conv1d_%s%s/b%d_l%d_c%d_k%d", kind, sfx, b, l, ch, k),
 		Setup: func(d *gpu.Device) (*Prepared, error) {
 			a := &alloc{d: d}
 			args := nn.ConvArgs{Batch: b, Len: l, SiLU: true,
-				X: a.zeros("x", b, l, ch), W: a.zeros("w", ch, k), Bias: a.zeros("bias", ch), Y: a.zeros("y", b, l, ch)}
+				X: a.patternOf(dt, "x", b, l, ch), W: a.patternOf(dt, "w", ch, k), Bias: a.zeros("bias", ch), Y: a.zeros("y", b, l, ch)}
 			if backward {
 				args.DY, args.DX, args.DW, args.DBias = a.zeros("dy", b, l, ch), a.zeros("dx", b, l, ch), a.zeros("dw", ch, k), a.zeros("dbias", ch)
 			}
@@ -324,9 +328,9 @@ func convCase(b, l, ch, k int, backward bool) Case {
 			cv, err := nn.NewCausalConv1d(d, args)
 			n, w := float64(b*l*ch), float64(ch*(k+1))
 			if backward {
-				return a.prepare(cv, err, recordOf(cv, err, (*nn.CausalConv1d).RecordBackward), n*float64(6*k+7), 4*(3*n+3*w))
+				return a.prepare(cv, err, recordOf(cv, err, (*nn.CausalConv1d).RecordBackward), n*float64(6*k+7), (in+8)*n+(in+8)*w)
 			}
-			return a.prepare(cv, err, recordOf(cv, err, (*nn.CausalConv1d).RecordForward), n*float64(2*k+5), 4*(2*n+w))
+			return a.prepare(cv, err, recordOf(cv, err, (*nn.CausalConv1d).RecordForward), n*float64(2*k+5), (in+4)*n+in*w)
 		},
 	}
 }
@@ -336,7 +340,8 @@ func convCases(size Size) []Case {
 	if size == Large {
 		b, l, ch = 8, 2048, 1536
 	}
-	return []Case{convCase(b, l, ch, 4, false), convCase(b, l, ch, 4, true)}
+	return []Case{convCase(b, l, ch, 4, false, nn.F32), convCase(b, l, ch, 4, true, nn.F32),
+		convCase(b, l, ch, 4, false, nn.F16), convCase(b, l, ch, 4, true, nn.F16)}
 }
 
 // ---- norms, losses, embedding ----
@@ -537,6 +542,25 @@ func elementwiseCases(size Size) []Case {
 			}
 			op, err := nn.NewAdd(d, out, x, y)
 			return a.prepare(op, err, recordOf(op, err, (*nn.Elementwise).Record), float64(n), float64(12*n))
+		},
+	}, {
+		// The float16 copy of mixed precision, times the loss scale, with
+		// the overflow flag (needs no shader-f16).
+		Name: fmt.Sprintf("to_half/n=%d", n),
+		Setup: func(d *gpu.Device) (*Prepared, error) {
+			a := &alloc{d: d}
+			x, ls := a.pattern("x", n), a.pattern("loss scale", 8)
+			if a.err != nil {
+				return a.prepare(nil, nil, nil, 0, 0)
+			}
+			y, err := nn.NewTensorOf(d, gpu.MemScratch, nn.F16, "y", n)
+			if err != nil {
+				return a.prepare(nil, err, nil, 0, 0)
+			}
+			a.all = append(a.all, y)
+			flag := a.zeros("flag", 1)
+			op, err := nn.NewCast(d, nn.CastArgs{Src: []*nn.Tensor{x}, Dst: []*nn.Tensor{y}, Scale: ls, Overflow: flag})
+			return a.prepare(op, err, recordOf(op, err, (*nn.Cast).Record), float64(n), float64(6*n))
 		},
 	}, {
 		Name: fmt.Sprintf("axpy/n=%d", n),

@@ -8,7 +8,13 @@ import "math"
 //
 //	g = grad*scale; m = b1 m + (1-b1) g; v = b2 v + (1-b2) g²
 //	p -= lr * ( (m/(1-b1^step)) / (sqrt(v/(1-b2^step)) + eps) + wd p )
+//
+// A scale of exactly 0 skips the step (the loss scaler's overflow,
+// GradNormScaled): nothing changes.
 func AdamW[T Float](p, m, v, g []T, scale, lr, beta1, beta2, eps, wd T, step int) {
+	if scale == 0 {
+		return
+	}
 	bc1 := 1 - math.Pow(float64(beta1), float64(step))
 	bc2 := 1 - math.Pow(float64(beta2), float64(step))
 	for i := range p {

@@ -59,6 +59,7 @@ type Config struct {
 	LogEvery    int             `json:"log_every"`
 	CkptEvery   int             `json:"ckpt_every"`
 	Keep        int             `json:"keep"`
+	Precision   string          `json:"precision,omitempty"` // f32 or f16 (runs before mixed precision lack it: f32)
 	Device      string          `json:"device"`
 	Segments    []Segment       `json:"segments,omitempty"`
 

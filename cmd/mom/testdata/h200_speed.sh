@@ -21,7 +21,8 @@
 # GEMM, the scan, conv, norms, losses, AdamW), transfer-{dawn,wgpu}.txt (256 MiB each
 # way through every transfer path offered), step-94m-{dawn,wgpu}.txt (`mom
 # bench step`, 94m, three modalities, 8x512, dense vs MoM, with GPU
-# memory), step-1.4b-dawn.txt with nvidia-smi samples (the 1.4b MoM
+# memory), step-94m-wgpu-f16.txt (the same in mixed precision, --precision
+# f16, on wgpu-native: Dawn refuses shader-f16 on NVIDIA), step-1.4b-dawn.txt with nvidia-smi samples (the 1.4b MoM
 # preset's real peak and setup time against its dry-run accounting in
 # memory-1.4b-dryrun.txt), cublas.json and cublas.txt (cuBLAS SGEMM with
 # TF32 off at the same shapes, copies, mamba_ssm's scan where installed),
@@ -103,6 +104,9 @@ if [ -n "$smi_pid" ]; then
 fi
 
 step step-94m-wgpu 50 "$MOM" bench step --preset "$p94" --setting three --batch "$b94" --seq "$l94" --steps "$s94" --rounds "$r94" --runtime wgpu
+# Mixed precision: float16 copies into the GEMMs and the conv (wgpu-native
+# offers shader-f16 on NVIDIA, Dawn does not).
+step step-94m-wgpu-f16 50 "$MOM" bench step --preset "$p94" --setting three --batch "$b94" --seq "$l94" --steps "$s94" --rounds "$r94" --precision f16 --runtime wgpu
 # Last, with what is left: every kernel on wgpu-native, the float16 GEMMs
 # (*_f16) included (Dawn refuses shader-f16 on NVIDIA: its f16 rows say so).
 step kernels-wgpu 150 "$MOM" bench kernels --size "$size" --filter "$kfilter" --runtime wgpu
