@@ -152,7 +152,7 @@ func Grads(d *gpu.Device, ckpt string, batch, seqLen int, dataOpt string) ([]saf
 		safetensors.U32("batch.target_modality", shape, t.mb.TargetModality),
 		safetensors.F32("loss.total", []int{1}, []float32{float32(losses.Total)}),
 	}
-	if cfg.Setting == mom.Transfusion {
+	if cfg.Continuous() {
 		ps := []int{batch, seqLen, cfg.PatchDim}
 		out = append(out, safetensors.F32("batch.noisy_patches", ps, t.mb.NoisyPatches), safetensors.F32("batch.noise", ps, t.mb.Noise))
 	}
