@@ -330,8 +330,9 @@ func CleanCheckpoints(dir string) ([]string, error) {
 	return removed, nil
 }
 
-// ListCheckpoints returns the steps of the step folders in a checkpoints
-// folder, newest first (intact or not; a missing folder has none).
+// ListCheckpoints returns the steps of the step folders (step_N) in a
+// folder, newest first: the checkpoints of a checkpoints folder (intact or
+// not), or a samples folder's steps. A missing folder has none.
 func ListCheckpoints(dir string) ([]int, error) {
 	ents, err := os.ReadDir(dir)
 	if errors.Is(err, fs.ErrNotExist) {

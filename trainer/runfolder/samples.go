@@ -7,7 +7,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"time"
 
@@ -119,21 +118,7 @@ func CleanSamples(run string, after int) ([]string, error) {
 // SampleSteps returns the steps that have a samples folder in run, newest
 // first (none when the run has no samples).
 func SampleSteps(run string) ([]int, error) {
-	ents, err := os.ReadDir(filepath.Join(run, SamplesDir))
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("runfolder: %w", err)
-	}
-	var steps []int
-	for _, e := range ents {
-		if s, ok := ParseStepDirName(e.Name()); ok && e.IsDir() {
-			steps = append(steps, s)
-		}
-	}
-	sort.Sort(sort.Reverse(sort.IntSlice(steps)))
-	return steps, nil
+	return ListCheckpoints(filepath.Join(run, SamplesDir))
 }
 
 // Samples is one step's samples, as a reader (the live window) shows them.
