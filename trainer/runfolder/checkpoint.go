@@ -148,33 +148,13 @@ func SaveCheckpoint(dir string, c *Checkpoint, keep int) (string, error) {
 		return "", fmt.Errorf("runfolder: checkpoint folder: %w", err)
 	}
 	name := StepDirName(c.Step)
-	final := filepath.Join(dir, name)
-	tmp, err := atomicfile.MkdirTemp(dir, ckptTmpPrefix+name+"-")
-	if err != nil {
-		return "", fmt.Errorf("runfolder: checkpoint %s: %w", final, err)
-	}
-	if err := writeStepDir(tmp, c); err != nil {
-		os.RemoveAll(tmp)
-		return "", fmt.Errorf("runfolder: checkpoint %s: %w", final, err)
-	}
-	if err := ckptStage("before-rename"); err != nil {
-		os.RemoveAll(tmp)
-		return "", fmt.Errorf("runfolder: checkpoint %s: %w", final, err)
-	}
-	// Move an existing folder of the same step aside, then the new one in.
-	old := ""
-	if _, err := os.Lstat(final); err == nil {
-		old = filepath.Join(dir, ckptOldPrefix+name+filepath.Base(tmp)[len(ckptTmpPrefix+name):])
-		if err := os.Rename(final, old); err != nil {
-			os.RemoveAll(tmp)
-			return "", fmt.Errorf("runfolder: checkpoint %s: moving the old one aside: %w", final, err)
+	final, old, err := replaceStepDir(dir, name, func(tmp string) error {
+		if err := writeStepDir(tmp, c); err != nil {
+			return err
 		}
-	}
-	if err := os.Rename(tmp, final); err != nil {
-		os.RemoveAll(tmp)
-		return "", fmt.Errorf("runfolder: checkpoint %s: %w", final, err)
-	}
-	if err := atomicfile.SyncDir(dir); err != nil {
+		return ckptStage("before-rename")
+	})
+	if err != nil {
 		return "", fmt.Errorf("runfolder: checkpoint %s: %w", final, err)
 	}
 	if err := ckptStage("before-latest"); err != nil {
@@ -192,6 +172,35 @@ func SaveCheckpoint(dir string, c *Checkpoint, keep int) (string, error) {
 		return final, fmt.Errorf("runfolder: checkpoint %s saved; pruning: %w", final, err)
 	}
 	return final, nil
+}
+
+// replaceStepDir makes root/name anew: fill writes into a new temporary
+// folder beside it, an existing root/name is moved aside (to old, which the
+// caller removes once nothing points at it any more), the new folder is
+// renamed into place and root is synced. A failed fill or rename removes
+// the temporary folder and leaves root/name as it was.
+func replaceStepDir(root, name string, fill func(tmp string) error) (final, old string, err error) {
+	final = filepath.Join(root, name)
+	tmp, err := atomicfile.MkdirTemp(root, ckptTmpPrefix+name+"-")
+	if err != nil {
+		return final, "", err
+	}
+	if err := fill(tmp); err != nil {
+		os.RemoveAll(tmp)
+		return final, "", err
+	}
+	if _, err := os.Lstat(final); err == nil {
+		old = filepath.Join(root, ckptOldPrefix+name+filepath.Base(tmp)[len(ckptTmpPrefix+name):])
+		if err := os.Rename(final, old); err != nil {
+			os.RemoveAll(tmp)
+			return final, "", fmt.Errorf("moving the old one aside: %w", err)
+		}
+	}
+	if err := os.Rename(tmp, final); err != nil {
+		os.RemoveAll(tmp)
+		return final, old, err
+	}
+	return final, old, atomicfile.SyncDir(root)
 }
 
 // writeStepDir writes the three files of a checkpoint into folder d.

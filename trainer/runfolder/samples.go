@@ -9,8 +9,6 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
-
-	"mom/trainer/atomicfile"
 )
 
 // Samples in a run folder: samples/step_N/ holds what was sampled from the
@@ -46,29 +44,8 @@ func WriteSamples(run string, step int, fill func(dir string) error) (string, er
 	if err := os.MkdirAll(root, 0o777); err != nil {
 		return "", fmt.Errorf("runfolder: samples: %w", err)
 	}
-	name := StepDirName(step)
-	final := filepath.Join(root, name)
-	tmp, err := atomicfile.MkdirTemp(root, ckptTmpPrefix+name+"-")
+	final, old, err := replaceStepDir(root, StepDirName(step), fill)
 	if err != nil {
-		return "", fmt.Errorf("runfolder: samples %s: %w", final, err)
-	}
-	if err := fill(tmp); err != nil {
-		os.RemoveAll(tmp)
-		return "", fmt.Errorf("runfolder: samples %s: %w", final, err)
-	}
-	old := ""
-	if _, err := os.Lstat(final); err == nil {
-		old = filepath.Join(root, ckptOldPrefix+name+filepath.Base(tmp)[len(ckptTmpPrefix+name):])
-		if err := os.Rename(final, old); err != nil {
-			os.RemoveAll(tmp)
-			return "", fmt.Errorf("runfolder: samples %s: moving the old ones aside: %w", final, err)
-		}
-	}
-	if err := os.Rename(tmp, final); err != nil {
-		os.RemoveAll(tmp)
-		return "", fmt.Errorf("runfolder: samples %s: %w", final, err)
-	}
-	if err := atomicfile.SyncDir(root); err != nil {
 		return final, fmt.Errorf("runfolder: samples %s: %w", final, err)
 	}
 	if old != "" {
