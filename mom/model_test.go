@@ -8,6 +8,7 @@ import (
 
 	"mom/gpu"
 	"mom/gpu/gputest"
+	"mom/nn"
 )
 
 func forEachDevice(t *testing.T, fn func(t *testing.T, d *gpu.Device)) {
@@ -138,50 +139,57 @@ func TestModelMatchesReference(t *testing.T) {
 }
 
 // TestTextOnlyBatchZeroGradients: under MoM a text-only batch leaves every
-// image and speech projection gradient exactly zero on the GPU.
+// image and speech projection gradient exactly zero on the GPU, in float32
+// and in mixed precision.
 func TestTextOnlyBatchZeroGradients(t *testing.T) {
 	forEachDevice(t, func(t *testing.T, d *gpu.Device) {
-		c, err := Preset("tiny", ThreeModal, AllSplits)
-		if err != nil {
-			t.Fatal(err)
-		}
-		const B, L = 2, 24
-		rng := rand.New(rand.NewPCG(5, 6))
-		b := randomBatch(c, B, L, rng)
-		textEnd := uint32(c.VocabRanges[0][1])
-		for i := range b.Inputs {
-			b.Modality[i], b.TargetModality[i] = 0, 0
-			b.Inputs[i] %= textEnd
-			if b.Targets[i] != IgnoreIndex {
-				b.Targets[i] %= textEnd
-			}
-		}
-		_, grads := gpuStep(t, d, c, float32Params(c, rng), b, B, L)
-		checked := 0
-		for _, s := range c.ParamSpecs() {
-			if s.Groups == 1 {
-				continue
-			}
-			per := s.Len() / s.Groups
-			g := grads[s.Name]
-			for i := per; i < len(g); i++ {
-				if g[i] != 0 {
-					t.Fatalf("%s: modality %d gradient[%d] = %g, want exactly 0", s.Name, i/per, i%per, g[i])
-				}
-			}
-			nonzero := false
-			for _, x := range g[:per] {
-				nonzero = nonzero || x != 0
-			}
-			if !nonzero {
-				t.Errorf("%s: the text weights got no gradient", s.Name)
-			}
-			checked++
-		}
-		if checked != 8*c.Layers { // in x, in z, x dt, x B, x C, dt w, dt b, out
-			t.Errorf("checked %d split tensors, want %d", checked, 8*c.Layers)
+		for _, prec := range []nn.DType{nn.F32, nn.F16} {
+			t.Run(prec.String(), func(t *testing.T) { textOnlyZeros(t, d, ModelOptions{Precision: prec}) })
 		}
 	})
+}
+
+func textOnlyZeros(t *testing.T, d *gpu.Device, o ModelOptions) {
+	c, err := Preset("tiny", ThreeModal, AllSplits)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const B, L = 2, 24
+	rng := rand.New(rand.NewPCG(5, 6))
+	b := randomBatch(c, B, L, rng)
+	textEnd := uint32(c.VocabRanges[0][1])
+	for i := range b.Inputs {
+		b.Modality[i], b.TargetModality[i] = 0, 0
+		b.Inputs[i] %= textEnd
+		if b.Targets[i] != IgnoreIndex {
+			b.Targets[i] %= textEnd
+		}
+	}
+	_, grads := gpuStepWith(t, d, c, o, float32Params(c, rng), b, B, L)
+	checked := 0
+	for _, s := range c.ParamSpecs() {
+		if s.Groups == 1 {
+			continue
+		}
+		per := s.Len() / s.Groups
+		g := grads[s.Name]
+		for i := per; i < len(g); i++ {
+			if g[i] != 0 {
+				t.Fatalf("%s: modality %d gradient[%d] = %g, want exactly 0", s.Name, i/per, i%per, g[i])
+			}
+		}
+		nonzero := false
+		for _, x := range g[:per] {
+			nonzero = nonzero || x != 0
+		}
+		if !nonzero {
+			t.Errorf("%s: the text weights got no gradient", s.Name)
+		}
+		checked++
+	}
+	if checked != 8*c.Layers { // in x, in z, x dt, x B, x C, dt w, dt b, out
+		t.Errorf("checked %d split tensors, want %d", checked, 8*c.Layers)
+	}
 }
 
 // TestGradientAccumulation: two micro-batches with accum=2 accumulate the
