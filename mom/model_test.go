@@ -29,15 +29,7 @@ func gpuStepWith(t *testing.T, d *gpu.Device, c Config, o ModelOptions, params m
 		t.Fatal(err)
 	}
 	defer m.Release()
-	for _, p := range m.Params {
-		v := make([]float32, p.Spec.Len())
-		for i, x := range params[p.Spec.Name] {
-			v[i] = float32(x)
-		}
-		if err := p.W.Upload(v); err != nil {
-			t.Fatal(err)
-		}
-	}
+	uploadParams(t, m, params)
 	if err := m.SetBatch(b, 1); err != nil {
 		t.Fatal(err)
 	}
@@ -54,6 +46,27 @@ func gpuStepWith(t *testing.T, d *gpu.Device, c Config, o ModelOptions, params m
 	if err := r.Submit(); err != nil {
 		t.Fatal(err)
 	}
+	return readStep(t, m, lossBuf)
+}
+
+// uploadParams uploads float64 parameters (by name) into m.
+func uploadParams(t *testing.T, m *Model, params map[string][]float64) {
+	t.Helper()
+	for _, p := range m.Params {
+		v := make([]float32, p.Spec.Len())
+		for i, x := range params[p.Spec.Name] {
+			v[i] = float32(x)
+		}
+		if err := p.W.Upload(v); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// readStep reads back a step's loss record and every parameter gradient.
+func readStep(t *testing.T, m *Model, lossBuf *gpu.Buffer) ([]float32, map[string][]float32) {
+	t.Helper()
+	c := m.Cfg
 	losses, err := lossBuf.ReadFloat32(0, c.LossSlots())
 	if err != nil {
 		t.Fatal(err)

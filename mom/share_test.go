@@ -131,15 +131,7 @@ func shareStep(t *testing.T, d *gpu.Device, c Config, params map[string][]float6
 		t.Fatal(err)
 	}
 	defer m.Release()
-	for _, p := range m.Params {
-		v := make([]float32, p.Spec.Len())
-		for i, x := range params[p.Spec.Name] {
-			v[i] = float32(x)
-		}
-		if err := p.W.Upload(v); err != nil {
-			t.Fatal(err)
-		}
-	}
+	uploadParams(t, m, params)
 	if err := m.SetBatchShare(b, 1, row0); err != nil {
 		t.Fatal(err)
 	}
@@ -163,17 +155,5 @@ func shareStep(t *testing.T, d *gpu.Device, c Config, params map[string][]float6
 	if err := r.Submit(); err != nil {
 		t.Fatal(err)
 	}
-	losses, err := lossBuf.ReadFloat32(0, c.LossSlots())
-	if err != nil {
-		t.Fatal(err)
-	}
-	grads := map[string][]float32{}
-	for _, p := range m.Params {
-		g, err := p.G.Download()
-		if err != nil {
-			t.Fatal(err)
-		}
-		grads[p.Spec.Name] = g
-	}
-	return losses, grads
+	return readStep(t, m, lossBuf)
 }
