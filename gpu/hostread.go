@@ -123,3 +123,164 @@ func (h *HostReadBuffer) Release() {
 	freeOp(h.op)
 	h.b, h.op, h.mapped, h.data = nil, nil, false, nil
 }
+
+// HostWriteBuffer is a map-writable buffer made once and used again and
+// again to bring host data to the device without the queue's copy: the
+// host writes into Bytes() while it is mapped, Unmap hands it to the
+// device, the device copies out of it (Recorder.Copy from Buffer()), and
+// Remap, after the submit holding that copy, starts mapping it again for
+// the next use. Unlike Buffer.Write, nothing here waits for the queue to
+// drain: only the next Bytes waits, for the copy out of this buffer. (The
+// data-parallel trainer writes the summed gradient buckets this way while
+// the backward is still running.)
+type HostWriteBuffer struct {
+	b       *Buffer
+	op      *C.mg_op
+	mapped  bool // mapped now, or a map is pending (Remap)
+	pending bool // a map is pending
+	data    []byte
+}
+
+// NewHostWriteBuffer makes a host-writable buffer of size bytes (a
+// multiple of 4), mapped for writing from the start.
+func (d *Device) NewHostWriteBuffer(label string, size int64) (*HostWriteBuffer, error) {
+	if size <= 0 {
+		return nil, fmt.Errorf("gpu: host-write buffer %q: size %d must be positive", label, size)
+	}
+	size = (size + 3) &^ 3
+	if uint64(size) > d.Limits.MaxBufferSize {
+		return nil, fmt.Errorf("gpu: host-write buffer %q of %d bytes exceeds the device's maxBufferSize limit (%d bytes on %s)",
+			label, size, d.Limits.MaxBufferSize, d.Info.Name)
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return nil, errors.New("gpu: device is closed")
+	}
+	usage := UsageMapWrite | UsageCopySrc
+	clabel := C.CString(label)
+	defer C.free(unsafe.Pointer(clabel))
+	var ptr unsafe.Pointer
+	err := d.scopeLocked("create buffer "+label, func() {
+		ptr = C.mg_create_buffer(d.Lib.c, d.dev, clabel, C.uint64_t(usage), C.uint64_t(size), 1)
+	})
+	if ptr != nil {
+		d.created(C.MG_BUFFER)
+	}
+	if err != nil || ptr == nil {
+		if ptr != nil {
+			C.mg_buffer_destroy(d.Lib.c, ptr)
+			d.release(C.MG_BUFFER, ptr)
+		}
+		if err == nil {
+			err = errors.New("returned null")
+		}
+		return nil, fmt.Errorf("gpu: creating the host-write buffer %q (%d bytes): %w", label, size, err)
+	}
+	b := &Buffer{d: d, ptr: ptr, Size: size, Usage: usage, Label: label, Category: MemStaging}
+	d.mem.add(b)
+	return &HostWriteBuffer{b: b, op: d.Lib.newOp(), mapped: true}, nil
+}
+
+// Buffer is the device buffer to copy from.
+func (h *HostWriteBuffer) Buffer() *Buffer { return h.b }
+
+// Bytes waits until the buffer is mapped and returns its bytes to write,
+// valid until Unmap.
+func (h *HostWriteBuffer) Bytes() ([]byte, error) {
+	if h.b == nil || h.b.ptr == nil {
+		return nil, errors.New("gpu: write into a released host-write buffer")
+	}
+	if !h.mapped {
+		return nil, fmt.Errorf("gpu: host-write buffer %q is not mapped (Remap after the copy out of it)", h.b.Label)
+	}
+	if h.data != nil {
+		return h.data, nil
+	}
+	d := h.b.d
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return nil, errors.New("gpu: device is closed")
+	}
+	if h.pending {
+		h.pending = false
+		if C.mg_wait(d.Lib.c, d.inst, d.dev, h.op, C.UINT64_MAX) != 1 {
+			h.mapped = false
+			return nil, fmt.Errorf("gpu: waiting for host-write buffer %q failed", h.b.Label)
+		}
+		if h.op.status != 1 {
+			h.mapped = false
+			err := fmt.Errorf("gpu: mapping host-write buffer %q failed (status %d): %s", h.b.Label, h.op.status, C.GoString(&h.op.msg[0]))
+			if e := d.errLocked("map " + h.b.Label); e != nil {
+				err = errors.Join(err, e)
+			}
+			return nil, err
+		}
+	}
+	p := C.mg_mapped_range_rw(d.Lib.c, h.b.ptr, 0, C.size_t(h.b.Size))
+	if p == nil {
+		return nil, fmt.Errorf("gpu: host-write buffer %q: mapped range is null", h.b.Label)
+	}
+	h.data = unsafe.Slice((*byte)(p), h.b.Size)
+	return h.data, nil
+}
+
+// Unmap hands the written bytes to the device; copies out of Buffer()
+// recorded after it see them.
+func (h *HostWriteBuffer) Unmap() error {
+	if h.b == nil || h.b.ptr == nil {
+		return errors.New("gpu: unmap of a released host-write buffer")
+	}
+	if !h.mapped {
+		return nil
+	}
+	if h.pending {
+		if _, err := h.Bytes(); err != nil {
+			return err
+		}
+	}
+	d := h.b.d
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if !d.dead {
+		C.mg_unmap(d.Lib.c, h.b.ptr)
+	}
+	h.mapped, h.data = false, nil
+	return nil
+}
+
+// Remap starts mapping the buffer for writing again; it completes once
+// the work submitted before it (the copy out of it) is done, and Bytes
+// waits for that.
+func (h *HostWriteBuffer) Remap() error {
+	if h.b == nil || h.b.ptr == nil {
+		return errors.New("gpu: remap of a released host-write buffer")
+	}
+	if h.mapped {
+		return nil
+	}
+	d := h.b.d
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return errors.New("gpu: device is closed")
+	}
+	*h.op = C.mg_op{}
+	C.mg_map_async(d.Lib.c, h.b.ptr, 2, 0, C.size_t(h.b.Size), h.op)
+	h.mapped, h.pending, h.data = true, true, nil
+	return nil
+}
+
+// Release destroys the buffer (waiting for a pending map first).
+func (h *HostWriteBuffer) Release() {
+	if h == nil || h.b == nil {
+		return
+	}
+	if h.pending && h.b.ptr != nil && !h.b.d.closed {
+		h.Bytes()
+	}
+	h.b.Release()
+	freeOp(h.op)
+	h.b, h.op, h.mapped, h.pending, h.data = nil, nil, false, false, nil
+}

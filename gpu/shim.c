@@ -161,15 +161,19 @@ int mg_wait(const mg_lib *L, void *inst, void *device, mg_op *op, uint64_t timeo
 		if (st == WAIT_TIMED_OUT) return 0;
 		return -1;
 	}
+	// wgpu-native: a non-blocking poll, again and again. A blocking poll
+	// (wait = true) would wait for every submission, not just the one op
+	// needs: a map of the first gradient bucket would wait for the whole
+	// backward behind it, and nothing could overlap with the GPU.
 	uint64_t start = now_ns();
-	long nap = 20;
+	long nap = 5;
 	for (;;) {
-		if (device) L->DevicePoll(device, 1, NULL);
+		if (device) L->DevicePoll(device, 0, NULL);
 		L->InstanceProcessEvents(inst);
 		if (op->done) return 1;
 		if (timeout_ns != UINT64_MAX && now_ns() - start > timeout_ns) return 0;
 		sleep_us(nap);
-		if (nap < 2000) nap *= 2;
+		if (nap < 100) nap *= 2;
 	}
 }
 

@@ -2,6 +2,8 @@ package trainer
 
 import (
 	"fmt"
+	"runtime"
+	"sync"
 	"unsafe"
 
 	"mom/gpu"
@@ -45,7 +47,7 @@ func planBuckets(stages int, finished func(s int) []*mom.Param, maxBytes int64, 
 // gradStaging moves gradient buckets between the device and host memory,
 // where the ranks sum them. mappedStaging, the portable path, copies each
 // bucket into a map-readable buffer and hands MPI the mapped bytes, and
-// writes the sums back through the queue. A faster path (Dawn's
+// writes the sums back through map-writable buffers (no wait for the queue). A faster path (Dawn's
 // host-mapped buffers, which the device reads and writes directly) can
 // take its place behind this interface.
 type gradStaging interface {
@@ -79,12 +81,14 @@ func newGradStaging(d *gpu.Device, buckets []gradBucket) (gradStaging, error) {
 // mappedStaging implements gradStaging with a gpu.HostReadBuffer per
 // bucket, made once.
 type mappedStaging struct {
+	d       *gpu.Device
 	buckets []gradBucket
-	bufs    []*gpu.HostReadBuffer
+	bufs    []*gpu.HostReadBuffer  // device -> host, per bucket
+	ups     []*gpu.HostWriteBuffer // host -> device, per bucket
 }
 
 func newMappedStaging(d *gpu.Device, buckets []gradBucket) (*mappedStaging, error) {
-	s := &mappedStaging{buckets: buckets}
+	s := &mappedStaging{d: d, buckets: buckets}
 	for i, b := range buckets {
 		h, err := d.NewHostReadBuffer(fmt.Sprintf("grad bucket %d", i), int64(4*b.padded))
 		if err != nil {
@@ -92,6 +96,12 @@ func newMappedStaging(d *gpu.Device, buckets []gradBucket) (*mappedStaging, erro
 			return nil, fmt.Errorf("trainer: gradient bucket %d (%d values): %w", i, b.padded, err)
 		}
 		s.bufs = append(s.bufs, h)
+		u, err := d.NewHostWriteBuffer(fmt.Sprintf("grad bucket %d sums", i), int64(4*b.n))
+		if err != nil {
+			s.Release()
+			return nil, fmt.Errorf("trainer: gradient bucket %d (%d values): %w", i, b.n, err)
+		}
+		s.ups = append(s.ups, u)
 	}
 	return s, nil
 }
@@ -112,15 +122,56 @@ func (s *mappedStaging) WaitOut(b int) ([]float32, error) {
 	return unsafe.Slice((*float32)(unsafe.Pointer(&raw[0])), s.buckets[b].padded), nil
 }
 
+// In writes the sums into the bucket's host-write buffer and records
+// copies from it into the gradient tensors. Nothing waits for the queue
+// (Buffer.Write would, for its staging, behind the whole backward still
+// running): only the next step's In of the same bucket waits, for these
+// copies.
 func (s *mappedStaging) In(b int, sums []float32) error {
 	bk := s.buckets[b]
-	for i, p := range bk.params {
-		v := sums[bk.offs[i] : bk.offs[i]+p.Spec.Len()]
-		if err := p.G.Buf.Write(0, unsafe.Slice((*byte)(unsafe.Pointer(&v[0])), 4*len(v))); err != nil {
-			return fmt.Errorf("trainer: writing the summed gradient of %s: %w", p.Spec.Name, err)
-		}
+	u := s.ups[b]
+	p, err := u.Bytes()
+	if err != nil {
+		return fmt.Errorf("trainer: gradient bucket %d: %w", b, err)
+	}
+	copyParallel(p[:4*bk.n], unsafe.Slice((*byte)(unsafe.Pointer(&sums[0])), 4*bk.n))
+	if err := u.Unmap(); err != nil {
+		return fmt.Errorf("trainer: gradient bucket %d: %w", b, err)
+	}
+	r := s.d.NewRecorder()
+	for i, q := range bk.params {
+		r.Copy(u.Buffer(), int64(4*bk.offs[i]), q.G.Buf, 0, q.G.Bytes())
+	}
+	if err := r.Submit(); err != nil {
+		return fmt.Errorf("trainer: writing the summed gradients of bucket %d: %w", b, err)
+	}
+	if err := u.Remap(); err != nil {
+		return fmt.Errorf("trainer: gradient bucket %d: %w", b, err)
 	}
 	return nil
+}
+
+// copyParallel copies src into dst (of the same length) on several cores
+// when it is large: one core moves well under the memory's bandwidth.
+func copyParallel(dst, src []byte) {
+	const piece = 8 << 20
+	n := len(src)
+	if n <= piece {
+		copy(dst, src)
+		return
+	}
+	k := min(runtime.NumCPU(), 8, (n+piece-1)/piece)
+	per := (n/k + 63) &^ 63
+	var wg sync.WaitGroup
+	for i := 0; i < n; i += per {
+		j := min(n, i+per)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			copy(dst[i:j], src[i:j])
+		}()
+	}
+	wg.Wait()
 }
 
 func (s *mappedStaging) Done(b int) { s.bufs[b].Unmap() }
@@ -129,5 +180,8 @@ func (s *mappedStaging) Release() {
 	for _, h := range s.bufs {
 		h.Release()
 	}
-	s.bufs = nil
+	for _, u := range s.ups {
+		u.Release()
+	}
+	s.bufs, s.ups = nil, nil
 }
