@@ -1,8 +1,11 @@
 package trainer
 
 import (
+	"cmp"
+	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"time"
 
 	"mom/gpu"
@@ -26,6 +29,16 @@ type StepBench struct {
 	Setup time.Duration
 	// Precision is "f32" or "f16" (mixed precision).
 	Precision string
+	// Profile is the GPU time of each kernel (pipeline) in one step,
+	// summed over its dispatches, largest first (BenchOptions.Profile).
+	Profile []KernelTime
+}
+
+// KernelTime is one kernel's GPU time in a profiled step.
+type KernelTime struct {
+	Kernel     string // the pipeline: shader, entry point and constants
+	Ns         float64
+	Dispatches int
 }
 
 // BenchOptions shape a step benchmark.
@@ -43,6 +56,10 @@ type BenchOptions struct {
 	Precision string
 	// Progress, if set, receives a line as each model starts and ends.
 	Progress func(format string, args ...any)
+	// Profile times every dispatch of one more step with GPU timestamps
+	// (each in a pass of its own, so the step runs slower than timed) and
+	// fills StepBench.Profile. Needs timestamp-query; one model at a time.
+	Profile bool
 }
 
 // stepBencher holds a model ready to time.
@@ -128,6 +145,9 @@ func BenchStepsWith(d *gpu.Device, cfgs []mom.Config, o BenchOptions) ([]StepBen
 	if o.Steps <= 0 || o.Rounds <= 0 {
 		return nil, fmt.Errorf("bench: steps %d and rounds %d must be positive", o.Steps, o.Rounds)
 	}
+	if o.Profile && o.Interleave {
+		return nil, errors.New("bench: a profile times one model at a time (no interleave)")
+	}
 	say := o.Progress
 	if say == nil {
 		say = func(string, ...any) {}
@@ -157,6 +177,9 @@ func BenchStepsWith(d *gpu.Device, cfgs []mom.Config, o BenchOptions) ([]StepBen
 			}
 			out[i].Memory = d.Memory()
 			finish(i, b)
+			if err == nil && o.Profile {
+				out[i].Profile, err = b.profile()
+			}
 			b.t.close()
 			if err != nil {
 				return nil, fmt.Errorf("bench %s: %w", c.Name, err)
@@ -210,5 +233,64 @@ func BenchFootprints(d *gpu.Device, cfgs []mom.Config, o BenchOptions) ([]gpu.Me
 		}
 		out = append(out, r)
 	}
+	return out, nil
+}
+
+// profile runs one more training step with every dispatch timed by GPU
+// timestamps and sums the times by kernel. The step is recorded in parts
+// (forward, each backward stage, the optimizer), each in a profiled
+// recorder of its own, as one profiled recorder holds at most 2048
+// dispatches.
+func (s *stepBencher) profile() ([]KernelTime, error) {
+	t := s.t
+	if err := t.toModelBatch(&t.batch); err != nil {
+		return nil, err
+	}
+	if err := t.m.SetBatch(&t.mb, 1); err != nil {
+		return nil, err
+	}
+	parts := []func(r *gpu.Recorder){func(r *gpu.Recorder) { t.m.RecordZeroGrads(r); t.m.RecordForward(r) }}
+	for st := 0; st < t.m.BackwardStages(); st++ {
+		parts = append(parts, func(r *gpu.Recorder) { t.m.RecordBackwardStage(r, st) })
+	}
+	parts = append(parts, func(r *gpu.Recorder) { t.norm.Record(r); t.opt.Record(r) })
+	sum := map[string]*KernelTime{}
+	for i, rec := range parts {
+		c := t.d.NewRecorder()
+		rec(c)
+		n := c.Len()
+		c.Release()
+		if n == 0 {
+			continue
+		}
+		r, err := t.d.NewProfiledRecorder(n)
+		if err != nil {
+			return nil, fmt.Errorf("bench: profiling part %d of the step: %w", i, err)
+		}
+		rec(r)
+		err = r.Submit()
+		var ts []gpu.Timing
+		if err == nil {
+			ts, err = r.Timings()
+		}
+		r.Release()
+		if err != nil {
+			return nil, fmt.Errorf("bench: profiling part %d of the step: %w", i, err)
+		}
+		for _, x := range ts {
+			k := sum[x.Label]
+			if k == nil {
+				k = &KernelTime{Kernel: x.Label}
+				sum[x.Label] = k
+			}
+			k.Ns += x.Ns
+			k.Dispatches++
+		}
+	}
+	out := make([]KernelTime, 0, len(sum))
+	for _, k := range sum {
+		out = append(out, *k)
+	}
+	slices.SortFunc(out, func(a, b KernelTime) int { return cmp.Compare(b.Ns, a.Ns) })
 	return out, nil
 }

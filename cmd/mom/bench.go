@@ -1,9 +1,11 @@
 package main
 
 import (
+	"cmp"
 	"fmt"
 	"io"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -144,6 +146,8 @@ func benchStep(args []string, stdout, stderr io.Writer) error {
 	recompute := fs.String("recompute", "auto", "recompute the conv and dt_proj outputs in the backward: on, off or auto (on when it saves 2 GiB or more)")
 	precision := fs.String("precision", "f32", "f32, or f16: mixed precision as train --precision f16 (needs shader-f16)")
 	dryRun := fs.String("dry-run", "", "count what each model would allocate on a device profile ("+strings.Join(gpu.ProfileNames(), ", ")+"); nothing runs")
+	profile := fs.Int("profile", 0, "after timing, run one more step with every kernel timed by GPU timestamps and print the N kernels that took longest, "+
+		"and the time by shader entry point (0: no profile)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -164,7 +168,14 @@ func benchStep(args []string, stdout, stderr io.Writer) error {
 		return usagef("%v", err)
 	}
 	moe, _ := mom.Preset(*preset, mom.Setting(*setting), mom.AllSplits)
-	o := trainer.BenchOptions{Batch: *batch, Len: *seq, Steps: *steps, Rounds: *rounds, Interleave: *interleave, Recompute: *recompute, Precision: *precision}
+	o := trainer.BenchOptions{Batch: *batch, Len: *seq, Steps: *steps, Rounds: *rounds, Interleave: *interleave, Recompute: *recompute, Precision: *precision,
+		Profile: *profile > 0}
+	if *profile < 0 {
+		return usagef("--profile %d: want a number of kernels to list, or 0", *profile)
+	}
+	if *profile > 0 && *interleave {
+		return usagef("--profile and --interleave: a profile times one model at a time")
+	}
 	name := func(c mom.Config) string {
 		return map[bool]string{true: "dense", false: "MoM (in,x,dt,out)"}[c.Splits.Dense()]
 	}
@@ -212,6 +223,11 @@ func benchStep(args []string, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stdout, "MoM step time / dense step time = %.3f\n", res[1].MsPerStep/res[0].MsPerStep)
 	for _, r := range res {
 		fmt.Fprintf(stdout, "%s: %s\n", name(r.Config), r.Memory.Summary())
+	}
+	for _, r := range res {
+		if len(r.Profile) > 0 {
+			writeProfile(stdout, name(r.Config), r, *profile)
+		}
 	}
 	return nil
 }
@@ -330,4 +346,42 @@ func benchTransfer(args []string, stdout, stderr io.Writer) error {
 	}
 	tw.Flush()
 	return failed
+}
+
+// writeProfile prints a profiled step: the top kernels (pipelines with
+// their constants) and the time by shader entry point.
+func writeProfile(w io.Writer, name string, r trainer.StepBench, top int) {
+	total := 0.0
+	byEntry := map[string]*trainer.KernelTime{}
+	for _, k := range r.Profile {
+		total += k.Ns
+		e, _, _ := strings.Cut(k.Kernel, "{")
+		if byEntry[e] == nil {
+			byEntry[e] = &trainer.KernelTime{Kernel: e}
+		}
+		byEntry[e].Ns += k.Ns
+		byEntry[e].Dispatches += k.Dispatches
+	}
+	fmt.Fprintf(w, "\n%s: profile of one step, every dispatch timed alone: kernels %.2f ms in all (the timed step: %.2f ms)\n", name, total/1e6, r.MsPerStep)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "ms\t%\tdispatches\tentry point\t")
+	entries := make([]trainer.KernelTime, 0, len(byEntry))
+	for _, k := range byEntry {
+		entries = append(entries, *k)
+	}
+	slices.SortFunc(entries, func(a, b trainer.KernelTime) int { return cmp.Compare(b.Ns, a.Ns) })
+	for _, k := range entries {
+		fmt.Fprintf(tw, "%.3f\t%.1f\t%d\t%s\t\n", k.Ns/1e6, 100*k.Ns/total, k.Dispatches, k.Kernel)
+	}
+	tw.Flush()
+	fmt.Fprintf(w, "top %d kernels:\n", min(top, len(r.Profile)))
+	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "ms\t%\tdispatches\tkernel\t")
+	for i, k := range r.Profile {
+		if i == top {
+			break
+		}
+		fmt.Fprintf(tw, "%.3f\t%.1f\t%d\t%s\t\n", k.Ns/1e6, 100*k.Ns/total, k.Dispatches, k.Kernel)
+	}
+	tw.Flush()
 }

@@ -49,6 +49,8 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"grads", "--checkpoint", "x", "--out", "y", "--batch", "0"}, 2, "--batch 0"},
 		{[]string{"bench", "step", "--rounds", "0"}, 2, "--rounds 0"},
 		{[]string{"bench", "step", "--precision", "half"}, 2, `--precision "half"`},
+		{[]string{"bench", "step", "--profile", "-1"}, 2, "--profile -1"},
+		{[]string{"bench", "step", "--profile", "5", "--interleave"}, 2, "--profile and --interleave"},
 		{[]string{"bench", "kernels", "--reps", "0"}, 2, "--reps 0"},
 	}
 	for _, c := range cases {
