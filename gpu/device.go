@@ -9,6 +9,7 @@ import "C"
 import (
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"sync"
 	"unsafe"
@@ -123,6 +124,13 @@ func Open(o Options) (*Device, error) {
 	return lib.Open(o)
 }
 
+// EnvDawnToggles names the environment variable with more Dawn toggles to
+// enable, comma-separated, for experiments: e.g. disable_robustness, which
+// drops the bounds checks Dawn adds to every shader (needs
+// allow_unsafe_apis, which the default transfer path turns on). Other
+// runtimes ignore it.
+const EnvDawnToggles = "MOM_DAWN_TOGGLES"
+
 // Open opens a device of this implementation.
 func (l *Library) Open(o Options) (*Device, error) {
 	inst := C.mg_create_instance(l.c)
@@ -130,6 +138,13 @@ func (l *Library) Open(o Options) (*Device, error) {
 		return nil, fmt.Errorf("%s: wgpuCreateInstance returned null", l.Runtime)
 	}
 	o = o.withTransfer(l.Runtime)
+	if e := os.Getenv(EnvDawnToggles); e != "" && l.Runtime == Dawn {
+		for _, t := range strings.Split(e, ",") {
+			if t = strings.TrimSpace(t); t != "" && !containsString(o.Toggles, t) {
+				o.Toggles = append(append([]string(nil), o.Toggles...), t)
+			}
+		}
+	}
 	hs, err := l.adapters(inst, o.Toggles)
 	if err != nil {
 		C.mg_release(l.c, C.MG_INSTANCE, inst)
