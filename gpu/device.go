@@ -71,6 +71,13 @@ type Options struct {
 	// "timestamp_quantization", which otherwise rounds GPU timestamps so
 	// coarsely that short kernels time as zero.
 	DisabledToggles []string
+	// Robust keeps the bounds checks the runtime adds to every shader
+	// access. By default Dawn's are turned off (its disable_robustness
+	// toggle, with allow_unsafe_apis): mom's kernels check their own
+	// bounds (tests compare every kernel with its reference at edge sizes),
+	// and on the H200 Dawn's checks cost about 20% of the GEMMs' time.
+	// wgpu-native offers no switch; its checks stay.
+	Robust bool
 	// Transfer is the path large Buffer.Write and Read calls take (the
 	// staging of checkpoints, initial parameters, batches and readbacks);
 	// PathAuto picks the fastest the device offers. On Dawn, PathAuto and
@@ -138,6 +145,13 @@ func (l *Library) Open(o Options) (*Device, error) {
 		return nil, fmt.Errorf("%s: wgpuCreateInstance returned null", l.Runtime)
 	}
 	o = o.withTransfer(l.Runtime)
+	if l.Runtime == Dawn && !o.Robust {
+		for _, t := range []string{"allow_unsafe_apis", "disable_robustness"} {
+			if !containsString(o.Toggles, t) {
+				o.Toggles = append(append([]string(nil), o.Toggles...), t)
+			}
+		}
+	}
 	if e := os.Getenv(EnvDawnToggles); e != "" && l.Runtime == Dawn {
 		for _, t := range strings.Split(e, ",") {
 			if t = strings.TrimSpace(t); t != "" && !containsString(o.Toggles, t) {

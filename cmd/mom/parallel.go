@@ -157,7 +157,9 @@ func openRankDevice(w *mpi.World, df deviceFlags, pf parallelFlags, stderr io.Wr
 		return nil, err
 	}
 	id := gpu.UniqueIDs(infos)[idx]
-	d, err := lib.Open(gpu.Options{Runtime: rt, Adapter: idx})
+	o := df.options()
+	o.Adapter = idx
+	d, err := lib.Open(o)
 	if err != nil {
 		return nil, err
 	}

@@ -25,7 +25,7 @@ func TestBenchStepProfile(t *testing.T) {
 		if top == "" {
 			t.Fatalf("no top-4 list in:\n%s", part)
 		}
-		total, _ := strconv.ParseFloat(head.FindStringSubmatch("dense: profile of one step"+strings.SplitN(part, "\n", 2)[0])[2], 64)
+		total, _ := strconv.ParseFloat(head.FindStringSubmatch("dense: profile of one step" + strings.SplitN(part, "\n", 2)[0])[2], 64)
 		sum := 0.0
 		seen := map[string]bool{}
 		for _, l := range strings.Split(entries, "\n")[2:] {
