@@ -248,7 +248,7 @@ type trainer struct {
 	dp       *dataParallel // nil when training alone
 	start    time.Time
 	firstAt  time.Time // when the first step of this process began to be recorded
-	wallBase float64 // seconds of wall time before a resume
+	wallBase float64   // seconds of wall time before a resume
 	flopsTok float64
 
 	sched    Schedule
