@@ -71,6 +71,11 @@ func (d *Device) NewBufferIn(cat MemCategory, label string, size int64, usage Bu
 }
 
 func (d *Device) newBufferLocked(cat MemCategory, label string, size int64, usage BufferUsage) (*Buffer, error) {
+	if d.mem.pending+d.mem.pendStage >= collectMin {
+		if err := d.collectLocked(); err != nil {
+			return nil, fmt.Errorf("gpu: creating buffer %q: %w", label, err)
+		}
+	}
 	clabel := C.CString(label)
 	defer C.free(unsafe.Pointer(clabel))
 	var ptr unsafe.Pointer

@@ -196,6 +196,7 @@ func (l *Library) Open(o Options) (*Device, error) {
 		pipelines: map[string]*Pipeline{},
 		staging:   map[int64][]*Buffer{},
 	}
+	d.mem.deferFree = l.Runtime == Dawn
 	if err := d.request(o); err != nil {
 		d.Close()
 		return nil, err

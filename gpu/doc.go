@@ -32,6 +32,10 @@
 // Memory: every buffer is counted under a MemCategory (parameters,
 // gradients, optimizer, activations, scratch, staging); Device.Memory gives
 // the live and peak bytes by category and the largest groups of buffers.
+// Dawn frees a released buffer only after a later submit has completed and
+// the device has been ticked: until then the memory counts as released
+// (in the peak too), and Device.Collect frees it (creating a buffer does
+// so by itself when 64 MiB or more wait).
 // OpenDryRun opens a device of a null implementation (null.c) that takes a
 // Profile's limits and features (an H200, say) but allocates nothing and
 // runs nothing, so that the accounting says what mom would take there.

@@ -1,6 +1,12 @@
 package gpu
 
+/*
+#include "shim.h"
+*/
+import "C"
+
 import (
+	"errors"
 	"fmt"
 	"io"
 	"sort"
@@ -20,17 +26,27 @@ const (
 	MemActivations MemCategory = "activations"
 	MemScratch     MemCategory = "scratch"
 	MemStaging     MemCategory = "staging"
+	// MemReleased is memory mom has released that the implementation has
+	// not yet freed: Dawn frees a destroyed buffer only once a later submit
+	// has completed and the device has been ticked (Device.Collect). It is
+	// reported at the peak, never live by a tensor of mom's.
+	MemReleased MemCategory = "released"
 )
 
 // MemCategories lists the categories in report order.
-var MemCategories = []MemCategory{MemParameters, MemGradients, MemOptimizer, MemActivations, MemScratch, MemStaging}
+var MemCategories = []MemCategory{MemParameters, MemGradients, MemOptimizer, MemActivations, MemScratch, MemReleased, MemStaging}
 
 // memStats counts the bytes of the live buffers by category and label
 // pattern, and remembers the peak of the device memory (staging left out)
-// with its breakdown. It is guarded by the device's mutex.
+// with its breakdown. Where the implementation defers frees (deferFree),
+// released buffers count as MemReleased until collect: the peak is of
+// what the implementation holds. It is guarded by the device's mutex.
 type memStats struct {
 	live      map[MemCategory]int64
 	total     int64 // device memory live (staging excluded)
+	deferFree bool  // released memory stays held until collect (Dawn)
+	pending   int64 // device memory released, not yet freed (deferFree)
+	pendStage int64 // staging released, not yet freed (deferFree)
 	peak      int64
 	atPeak    map[MemCategory]int64
 	staging   int64
@@ -68,19 +84,27 @@ func (m *memStats) add(b *Buffer) {
 		return
 	}
 	m.total += b.Size
-	if m.total > m.peak {
-		m.peak = m.total
-		clear(m.atPeak)
-		for c, n := range m.live {
-			if c != MemStaging {
-				m.atPeak[c] = n
-			}
+	if m.total+m.pending > m.peak {
+		m.markPeak()
+	}
+}
+
+// markPeak makes the memory held now the peak.
+func (m *memStats) markPeak() {
+	m.peak = m.total + m.pending
+	clear(m.atPeak)
+	for c, n := range m.live {
+		if c != MemStaging {
+			m.atPeak[c] = n
 		}
-		clear(m.topAtPeak)
-		for k, it := range m.byLabel {
-			if k.cat != MemStaging {
-				m.topAtPeak[k] = it
-			}
+	}
+	if m.pending != 0 {
+		m.atPeak[MemReleased] = m.pending
+	}
+	clear(m.topAtPeak)
+	for k, it := range m.byLabel {
+		if k.cat != MemStaging {
+			m.topAtPeak[k] = it
 		}
 	}
 }
@@ -99,10 +123,19 @@ func (m *memStats) remove(b *Buffer) {
 	}
 	if b.Category == MemStaging {
 		m.staging -= b.Size
+		if m.deferFree {
+			m.pendStage += b.Size
+		}
 	} else {
 		m.total -= b.Size
+		if m.deferFree {
+			m.pending += b.Size
+		}
 	}
 }
+
+// collected notes that the implementation has freed what was released.
+func (m *memStats) collected() { m.pending, m.pendStage = 0, 0 }
 
 // labelPattern names the same tensor of every layer alike: a dot-separated
 // part of a label that is a number, or "l" and a number (mom's layer
@@ -132,8 +165,11 @@ type MemItem struct {
 // Memory the WebGPU implementation allocates for itself (its own staging,
 // pipelines, descriptor pools) is not in it.
 type MemoryReport struct {
-	Device      string
-	Live, Peak  int64                 // device memory (staging excluded)
+	Device     string
+	Live, Peak int64 // device memory (staging excluded; Peak counts MemReleased)
+	// Released is device memory released but not yet freed by the
+	// implementation (Dawn, until Device.Collect), now.
+	Released    int64
 	LiveBy      map[MemCategory]int64 // now
 	PeakBy      map[MemCategory]int64 // at the peak
 	Staging     int64                 // host-visible staging now
@@ -147,7 +183,7 @@ func (d *Device) Memory() MemoryReport {
 	defer d.mu.Unlock()
 	m := &d.mem
 	m.init()
-	r := MemoryReport{Device: d.String(), Live: m.total, Peak: m.peak, LiveBy: map[MemCategory]int64{},
+	r := MemoryReport{Device: d.String(), Live: m.total, Released: m.pending, Peak: m.peak, LiveBy: map[MemCategory]int64{},
 		PeakBy: map[MemCategory]int64{}, Staging: m.staging, StagingPeak: m.stagePeak}
 	for c, n := range m.live {
 		if c != MemStaging && n != 0 {
@@ -177,19 +213,60 @@ func (d *Device) ResetPeak() {
 	defer d.mu.Unlock()
 	m := &d.mem
 	m.init()
-	m.peak, m.stagePeak = m.total, m.staging
-	clear(m.atPeak)
-	for c, n := range m.live {
-		if c != MemStaging {
-			m.atPeak[c] = n
-		}
+	m.stagePeak = m.staging
+	m.markPeak()
+}
+
+// collectMin is the device memory released and not yet freed above which
+// creating a buffer collects it first (Device.Collect), so that memory
+// released during set-up is reused instead of piling up beside the new.
+const collectMin = 64 << 20
+
+// Collect makes the implementation free the memory of the buffers released
+// so far and returns once it has: it waits until the GPU has finished all
+// submitted work. Dawn frees a destroyed buffer only after a later submit
+// has completed and the device has been ticked (seen with Dawn 0.1.7 on
+// lavapipe: without both, released memory stays held for good); Collect
+// submits an empty command buffer, waits for the queue and ticks the
+// device, twice. wgpu-native frees at destroy; Collect polls it. Creating a
+// buffer collects by itself when more than 64 MiB wait (collectMin); call
+// Collect where a phase ends (a model released before the next is built).
+func (d *Device) Collect() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return errors.New("gpu: device is closed")
 	}
-	clear(m.topAtPeak)
-	for k, it := range m.byLabel {
-		if k.cat != MemStaging {
-			m.topAtPeak[k] = it
-		}
+	return d.collectLocked()
+}
+
+func (d *Device) collectLocked() error {
+	if d.lost != nil {
+		return d.lost
 	}
+	l := d.Lib.c
+	rounds := 1
+	if d.mem.deferFree {
+		rounds = 2
+	}
+	for i := 0; i < rounds; i++ {
+		if d.mem.deferFree {
+			enc := C.mg_create_encoder(l, d.dev)
+			d.created(C.MG_ENCODER)
+			cmd := C.mg_encoder_finish(l, enc)
+			d.created(C.MG_COMMAND_BUFFER)
+			C.mg_queue_submit(l, d.queue, cmd)
+			d.release(C.MG_COMMAND_BUFFER, cmd)
+			d.release(C.MG_ENCODER, enc)
+		}
+		C.mg_queue_done(l, d.queue, d.op)
+		if C.mg_wait(l, d.inst, d.dev, d.op, C.UINT64_MAX) != 1 {
+			return errors.Join(errors.New("gpu: collect: waiting for the queue failed"), d.errLocked("collect"))
+		}
+		C.mg_process_events(l, d.inst, d.dev)
+	}
+	d.mem.collected()
+	return d.errLocked("collect")
 }
 
 // GiB formats bytes in GiB (MiB below one GiB, KiB below one MiB).
@@ -222,7 +299,7 @@ func (r MemoryReport) Summary() string {
 func (r MemoryReport) Write(w io.Writer, top int) {
 	fmt.Fprintf(w, "%s\n", r.Summary())
 	for _, c := range MemCategories {
-		if c == MemStaging {
+		if c == MemStaging || (c == MemReleased && r.PeakBy[c] == 0) {
 			continue
 		}
 		fmt.Fprintf(w, "  %-12s %12s  (%5.1f%%)\n", c, GiB(r.PeakBy[c]), 100*frac(r.PeakBy[c], r.Peak))

@@ -181,6 +181,11 @@ func BenchStepsWith(d *gpu.Device, cfgs []mom.Config, o BenchOptions) ([]StepBen
 				out[i].Profile, err = b.profile()
 			}
 			b.t.close()
+			// Dawn frees the model's memory only now: the next model
+			// must not be built beside it.
+			if cerr := d.Collect(); err == nil && cerr != nil {
+				err = fmt.Errorf("freeing the model's memory: %w", cerr)
+			}
 			if err != nil {
 				return nil, fmt.Errorf("bench %s: %w", c.Name, err)
 			}

@@ -11,7 +11,8 @@ import (
 // its activations and gradients, the optimizer state, the gradient norm,
 // the loss ring, the data) and records and submits one training step with
 // its batch upload and loss readback, without drawing the parameters; it
-// returns the device's memory accounting and releases everything. It is
+// returns the device's memory accounting and releases everything (and
+// collects it: Device.Collect). It is
 // meant for dry-run devices (gpu.OpenDryRun), where nothing is allocated
 // and nothing runs: the report says what the run would take on the device
 // the profile describes. On a real device the step computes on
@@ -25,7 +26,10 @@ func Footprint(d *gpu.Device, o Options) (gpu.MemoryReport, error) {
 	}
 	d.ResetPeak()
 	t := &trainer{o: o, d: d, rng: rand.New(rand.NewPCG(1, 2))}
-	defer t.close()
+	defer func() {
+		t.close()
+		d.Collect() // Dawn frees the memory now: the next footprint starts from nothing
+	}()
 	if err := t.setup(); err != nil {
 		return gpu.MemoryReport{}, err
 	}

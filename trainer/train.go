@@ -247,7 +247,8 @@ type trainer struct {
 	progress *Progress
 	dp       *dataParallel // nil when training alone
 	start    time.Time
-	wallBase float64 // seconds of wall time before a resume
+	firstAt  time.Time // when the first step of this process began to be recorded
+	wallBase float64   // seconds of wall time before a resume
 	flopsTok float64
 
 	sched    Schedule
@@ -351,7 +352,19 @@ func Train(ctx context.Context, d *gpu.Device, o Options) (res *Result, err erro
 	if err := t.setup(); err != nil {
 		return nil, err
 	}
+	t.slowPhase("built the model, its optimizer state and the data streams", t.start)
 	return t.loop(ctx)
+}
+
+// slowPhaseS is the time above which a set-up phase says how long it took.
+const slowPhaseS = 2.0
+
+// slowPhase logs how long a set-up phase begun at from took, when it took
+// slowPhaseS or more: a big model's start shows where its time goes.
+func (t *trainer) slowPhase(what string, from time.Time) {
+	if s := time.Since(from).Seconds(); s >= slowPhaseS {
+		t.logf("%s in %.1f s (%.1f s since the start; mom holds %s of device memory)", what, s, time.Since(t.start).Seconds(), gpu.GiB(t.d.Memory().Live))
+	}
 }
 
 // leader reports whether this process writes the run folder: it trains
@@ -708,6 +721,7 @@ func (t *trainer) loop(ctx context.Context) (*Result, error) {
 				// The first step of this process (pipelines compiled, caches
 				// cold) is the warm-up: the mean throughput starts after it.
 				t.timedAt, t.timedFrom = p.step, now
+				t.slowPhase("the first step (its pipelines compiled) done", t.firstAt)
 			}
 			res.Final, res.Steps = l, p.step
 			if p.step%o.LogEvery == 0 || p.step == o.Steps {
@@ -756,6 +770,7 @@ func (t *trainer) loop(ctx context.Context) (*Result, error) {
 	if t.dp != nil {
 		t.logf("%s", t.dp.describe(t))
 	}
+	t.firstAt = time.Now()
 	t.watch.start()
 	for step < last {
 		if (t.dp == nil && ctx.Err() != nil) || (t.dp != nil && t.dp.stop) {

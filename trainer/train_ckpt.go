@@ -25,8 +25,9 @@ func (t *trainer) ckptDir() string { return filepath.Join(t.o.Out, runfolder.Che
 // noise generator: step 0 of a new run.
 func (t *trainer) initFresh() error {
 	o := t.o
-	start, tenth := time.Now(), int64(-1)
+	start, tenth, bytes := time.Now(), int64(-1), int64(0)
 	err := t.m.InitParamsProgress(o.Seed, func(done, total int64) {
+		bytes = total
 		// Big models say how the start goes, every tenth.
 		if total >= 256<<20 && done*10/total != tenth {
 			tenth = done * 10 / total
@@ -37,6 +38,7 @@ func (t *trainer) initFresh() error {
 	if err != nil {
 		return err
 	}
+	t.slowPhase(fmt.Sprintf("drew and uploaded the parameters (%s)", gpu.GiB(bytes)), start)
 	r := t.d.NewRecorder()
 	for i := range t.mstate {
 		r.Clear(t.mstate[i].Buf, 0, t.mstate[i].Bytes())
