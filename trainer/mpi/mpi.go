@@ -99,6 +99,7 @@ type World struct {
 	lib     *C.mm_lib
 	lanes   []*lane
 	method  Method        // how NewReducer sums (never Auto)
+	autoShm bool          // method is SharedMemory because every rank is on this host
 	threads int           // threads of a shared-memory reduction
 	shared  C.mm_handle   // the host's communicator when every rank is on it, else nil
 	wins    []C.mm_handle // shared-memory windows, freed by Close
@@ -188,7 +189,7 @@ func Open(o Options) (*World, error) {
 	go w.watch()
 	switch {
 	case w.method == Auto && w.shared != nil:
-		w.method = SharedMemory
+		w.method, w.autoShm = SharedMemory, true
 	case w.method == Auto:
 		w.method = AllToAll
 	case w.method == SharedMemory && w.shared == nil:

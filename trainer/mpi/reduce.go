@@ -99,14 +99,35 @@ type chunk struct {
 // before padding), summed with the World's method (World.Method). Every
 // rank must make the same reducers in the same order.
 func (w *World) NewReducer(lengths []int) (*Reducer, error) {
-	return w.NewReducerMethod(lengths, w.method)
+	return w.NewReducerMethod(lengths, Auto)
 }
 
-// NewReducerMethod is NewReducer with the given method (Auto: the
-// World's); SharedMemory needs every rank on one host.
+// NewReducerMethod is NewReducer with the given method. Auto is the
+// World's, except that when the World picked SharedMemory itself (neither
+// Options.Reduce nor $MOM_MPI_REDUCE asked for it) and some rank's
+// /dev/shm lacks room for the window, the reducer uses AllToAll.
+// SharedMemory needs every rank on one host.
 func (w *World) NewReducerMethod(lengths []int, m Method) (*Reducer, error) {
 	if m == Auto {
 		m = w.method
+		if m == SharedMemory && w.autoShm {
+			padded := make([]int, len(lengths))
+			for i, n := range lengths {
+				padded[i] = (max(n, 1) + w.size - 1) / w.size * w.size
+			}
+			_, _, used := shmPlan(padded, w.size)
+			total := 0
+			for _, u := range used {
+				total += u
+			}
+			room, err := w.shmRoom(total)
+			if err != nil {
+				return nil, err
+			}
+			if !room {
+				m = AllToAll
+			}
+		}
 	}
 	if m == SharedMemory && w.shared == nil {
 		return nil, fmt.Errorf("mpi: %v: the shared-memory reduction needs every rank on one host, and %d of the %d ranks run on this one",

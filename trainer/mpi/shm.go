@@ -9,8 +9,10 @@ import "C"
 
 import (
 	"fmt"
+	"runtime"
 	"strings"
 	"sync"
+	"syscall"
 	"unsafe"
 )
 
@@ -78,25 +80,21 @@ const minPiece = 1 << 15
 // area of the window starts on a page.
 func pageRound(n int) int { return (n + 4095) &^ 4095 }
 
-// newShm makes r's window on the host's communicator and points
-// r.results into it; r.lens is set. It runs on the caller's goroutine and
-// makes its MPI calls on lane 0.
-func (r *Reducer) newShm() error {
-	w := r.w
-	N := w.size
+// shmPlan lays out a window for buckets of the padded lengths lens on n
+// ranks: every rank's slot (as large as the largest bucket) first, then
+// the sums areas; bucket b's sums go to rank owner[b], at byte offs[b] of
+// its part, given to the rank with the fewest bytes so far (the same
+// choice on every rank). used[k] is the size of rank k's part.
+func shmPlan(lens []int, n int) (owner, offs, used []int) {
 	most := 0
-	for _, p := range r.lens {
+	for _, p := range lens {
 		most = max(most, p)
 	}
-	// Bucket b's sums go to the rank with the fewest bytes so far (the
-	// same choice on every rank).
-	owner := make([]int, len(r.lens))
-	offs := make([]int, len(r.lens))
-	used := make([]int, N)
+	owner, offs, used = make([]int, len(lens)), make([]int, len(lens)), make([]int, n)
 	for k := range used {
 		used[k] = pageRound(4 * most)
 	}
-	for b, p := range r.lens {
+	for b, p := range lens {
 		k := 0
 		for j := range used {
 			if used[j] < used[k] {
@@ -106,6 +104,40 @@ func (r *Reducer) newShm() error {
 		owner[b], offs[b] = k, used[k]
 		used[k] += pageRound(4 * p)
 	}
+	return owner, offs, used
+}
+
+// shmDir is where Open MPI keeps the memory of shared windows on Linux.
+const shmDir = "/dev/shm"
+
+// shmRoom reports whether every rank sees room for a window of the given
+// bytes in shmDir (a container's is often 64 MiB; touching a page past a
+// full tmpfs would kill the process with SIGBUS). Collective, on lane 0.
+func (w *World) shmRoom(bytes int) (bool, error) {
+	ok := byte(1)
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(shmDir, &st); err == nil && int64(st.Bavail)*int64(st.Bsize) < int64(bytes)+64<<20 {
+		ok = 0
+	}
+	all, err := w.Allgather([]byte{ok})
+	if err != nil {
+		return false, err
+	}
+	for _, v := range all {
+		if v == 0 {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
+// newShm makes r's window on the host's communicator and points
+// r.results into it; r.lens is set. It runs on the caller's goroutine and
+// makes its MPI calls on lane 0.
+func (r *Reducer) newShm() error {
+	w := r.w
+	N := w.size
+	owner, offs, used := shmPlan(r.lens, N)
 	s := &shmState{threads: w.threads}
 	err := w.do(fmt.Sprintf("MPI_Win_allocate_shared of %d bytes", used[w.rank]), func() C.int {
 		var base unsafe.Pointer
@@ -170,27 +202,40 @@ func (r *Reducer) reduceShm(b int) C.int {
 	w, s := r.w, r.shm
 	p := r.lens[b]
 	comm := w.shared
-	// 1. This rank's values to its slot.
+	seg := p / w.size
+	off := w.rank * seg // this rank's segment: [off, off+seg)
+	// 1. This rank's values to its slot, but for its own segment, which
+	// only this rank reads (from send).
 	mine := s.slots[w.rank]
 	send := unsafe.Pointer(r.sends[b])
-	s.split(p, func(lo, hi int) {
-		C.mm_copy(unsafe.Add(mine, 4*lo), unsafe.Add(send, 4*lo), C.size_t(4*(hi-lo)))
+	// send (Go memory in tests) goes to C inside the array of inputs.
+	var pin runtime.Pinner
+	pin.Pin(send)
+	defer pin.Unpin()
+	cp := func(lo, hi int) {
+		if hi > lo {
+			C.mm_copy(unsafe.Add(mine, 4*lo), unsafe.Add(send, 4*lo), C.size_t(4*(hi-lo)))
+		}
+	}
+	s.split(p-seg, func(lo, hi int) {
+		// Values [lo, hi) of the bucket without the segment [off, off+seg).
+		cp(min(lo, off), min(hi, off))
+		cp(max(lo, off)+seg, max(hi, off)+seg)
 	})
 	// 2. Every slot is filled (and the sums' area is free: every rank has
 	// started b again, so none reads its previous sums).
 	if rc := C.mm_win_fence(w.lib, s.win, comm); rc != 0 {
 		return rc
 	}
-	// 3. This rank's segment, summed over the slots in rank order.
-	seg := p / w.size
-	off := w.rank * seg
+	// 3. This rank's segment, summed over the ranks in rank order.
 	out := r.results[b]
 	s.split(seg, func(lo, hi int) {
 		at := off + lo
-		ins := make([]*C.float, len(s.slots)) // C pointers only: may go to C
+		ins := make([]*C.float, len(s.slots))
 		for k, slot := range s.slots {
 			ins[k] = (*C.float)(unsafe.Add(slot, 4*at))
 		}
+		ins[w.rank] = (*C.float)(unsafe.Add(send, 4*at))
 		C.mm_sum_ranks((*C.float)(unsafe.Add(out, 4*at)), &ins[0], C.int(len(ins)), C.size_t(hi-lo))
 	})
 	// 4. Every segment is summed, and no rank reads the slots any more.
