@@ -57,7 +57,9 @@
 // of gradients (planBuckets) the bucket is copied to host-readable memory
 // (gradStaging, behind which a faster host-mapped path can go) and handed
 // to the MPI thread, which sums it over the ranks in a fixed order
-// (mpi.Reducer) while the GPU runs the rest of the backward. The sums go
+// (mpi.Reducer: through an MPI-3 shared-memory window when every rank is
+// on one host, else all-to-all) while the GPU runs the rest of the
+// backward. The sums go
 // back to the gradient tensors, a small control bucket adds up the loss
 // record and the ranks' stop requests (so the ranks stop after the same
 // step), and every rank takes the same AdamW step. The ranks compare

@@ -150,9 +150,13 @@ func (p *dataParallel) describe(t *trainer) string {
 	for _, b := range p.buckets {
 		most = max(most, b.n)
 	}
+	how := fmt.Sprintf("summed through MPI-3 shared memory by %d threads per rank", p.w.Threads())
+	if p.red.Method() != mpi.SharedMemory {
+		how = fmt.Sprintf("summed all-to-all on %d MPI thread(s) per rank", p.w.Lanes())
+	}
 	return fmt.Sprintf("data-parallel over %d ranks (%s): %d of every %d rows per rank, gradients in %d buckets (largest %.1f MiB) "+
-		"summed on %d MPI thread(s) per rank, checksums every %d steps",
-		p.size, p.w.Library(), p.rows, t.o.Batch, len(p.buckets), float64(4*most)/(1<<20), p.w.Lanes(), p.every)
+		"%s, checksums every %d steps",
+		p.size, p.w.Library(), p.rows, t.o.Batch, len(p.buckets), float64(4*most)/(1<<20), how, p.every)
 }
 
 // step records and runs one optimizer step: the micro-batches' forward and

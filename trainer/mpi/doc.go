@@ -24,17 +24,35 @@
 // every later call runs on a lane, in the order it was made: at the
 // MPI_THREAD_FUNNELED level with one lane; with several (Options.Lanes),
 // at MPI_THREAD_MULTIPLE, each further lane with a duplicate of
-// MPI_COMM_WORLD of its own, so that reductions run side by side on
-// several cores. The trainer hands gradient buckets to the lanes and
-// carries on recording and waiting for the GPU, so communication overlaps
-// the backward pass.
+// MPI_COMM_WORLD of its own, so that all-to-all reductions run side by
+// side on several cores. (A shared-memory reduction runs on lane 0 and
+// spreads its copies and sums over goroutines that call no MPI function.)
+// The trainer hands gradient buckets to the lanes and carries on
+// recording and waiting for the GPU, so communication overlaps the
+// backward pass.
 //
 // # Reductions
 //
-// Reducer sums buckets of float32 values in a fixed order (all-to-all of
-// segments, a sum in rank order, all-gather), so every rank holds the
-// same bits and a run is reproducible whatever algorithm the library
-// picks for its collectives.
+// Reducer sums buckets of float32 values in a fixed order, element i being
+// ((x_0[i] + x_1[i]) + x_2[i]) + ... over the ranks' buckets x_k, so every
+// rank holds the same bits and a run is reproducible whatever algorithm
+// the library picks for its collectives. It has two methods (Method),
+// which give the same bits:
+//
+//   - SharedMemory, when every rank runs on one host (the default there):
+//     an MPI-3 shared-memory window (MPI_Win_allocate_shared on the host's
+//     communicator from MPI_Comm_split_type, the peers' parts found with
+//     MPI_Win_shared_query, one passive epoch from MPI_Win_lock_all, and
+//     MPI_Win_sync + MPI_Barrier + MPI_Win_sync between the phases). Each
+//     rank copies its bucket into its slot, then sums its segment reading
+//     every rank's slot directly, with Options.Threads threads; no bucket
+//     goes through MPI's copies. Its memory is in /dev/shm.
+//   - AllToAll, anywhere: MPI_Alltoall of segments, a local sum in rank
+//     order (MPI_Reduce_local), MPI_Allgather, on the lanes.
+//
+// $MOM_MPI_REDUCE (shm, alltoall or auto) or Options.Reduce picks one;
+// the command trainer/mpi/mpitest/reducebench and BenchmarkReduce time
+// them.
 //
 // # Failures
 //

@@ -74,7 +74,15 @@ type Options struct {
 	// runs at MPI_THREAD_MULTIPLE and lane k > 0 has a duplicate of
 	// MPI_COMM_WORLD of its own; a Reducer spreads each bucket over the
 	// lanes, so the copies and sums of a reduction use several cores.
+	// (The shared-memory method runs on lane 0 and uses Threads instead.)
 	Lanes int
+	// Reduce picks how Reducers sum (Auto: $MOM_MPI_REDUCE, else
+	// SharedMemory when every rank runs on this host, else AllToAll).
+	Reduce Method
+	// Threads is the number of threads that copy and sum a bucket in the
+	// shared-memory method (0: this rank's share of the host's cores,
+	// runtime.NumCPU() / LocalSize, at least 1).
+	Threads int
 }
 
 // World is this process's place in MPI_COMM_WORLD. Every MPI call runs on
@@ -90,6 +98,11 @@ type World struct {
 
 	lib     *C.mm_lib
 	lanes   []*lane
+	method  Method        // how NewReducer sums (never Auto)
+	autoShm bool          // method is SharedMemory because every rank is on this host
+	threads int           // threads of a shared-memory reduction
+	shared  C.mm_handle   // the host's communicator when every rank is on it, else nil
+	wins    []C.mm_handle // shared-memory windows, freed by Close
 	timeout time.Duration
 	stderr  io.Writer
 	quit    chan struct{}
@@ -151,7 +164,13 @@ func Open(o Options) (*World, error) {
 	if err != nil {
 		return nil, err
 	}
-	w := &World{lib: lib, path: path, timeout: o.Timeout, stderr: o.Stderr, quit: make(chan struct{}), exit: os.Exit}
+	method := o.Reduce
+	if method == Auto {
+		if method, err = ParseMethod(os.Getenv(EnvReduce)); err != nil {
+			return nil, fmt.Errorf("mpi: $%s: %w", EnvReduce, err)
+		}
+	}
+	w := &World{lib: lib, path: path, timeout: o.Timeout, stderr: o.Stderr, quit: make(chan struct{}), exit: os.Exit, method: method}
 	for i := 0; i < max(1, o.Lanes); i++ {
 		w.lanes = append(w.lanes, &lane{calls: make(chan *call, 256), done: make(chan struct{})})
 	}
@@ -168,6 +187,21 @@ func Open(o Options) (*World, error) {
 		return nil, err
 	}
 	go w.watch()
+	switch {
+	case w.method == Auto && w.shared != nil:
+		w.method, w.autoShm = SharedMemory, true
+	case w.method == Auto:
+		w.method = AllToAll
+	case w.method == SharedMemory && w.shared == nil:
+		err := fmt.Errorf("mpi: %v: the shared-memory reduction needs every rank on one host, and %d of the %d ranks run on this one "+
+			"(set %s=alltoall)", w, w.localSize, w.size, EnvReduce)
+		w.Close()
+		return nil, err
+	}
+	w.threads = o.Threads
+	if w.threads <= 0 {
+		w.threads = max(1, runtime.NumCPU()/max(1, w.localSize))
+	}
 	return w, nil
 }
 
@@ -224,8 +258,14 @@ func (w *World) serve(ready chan<- error) {
 	}
 	C.mm_rank(l, local, &lr)
 	C.mm_size(l, local, &ls)
-	C.mm_comm_free(l, &local)
 	w.localRank, w.localSize = int(lr), int(ls)
+	// Every rank on this host, in the same order: the shared-memory
+	// reduction may run on the host's communicator.
+	if ls == s && lr == r && C.mm_errors_return(l, local) == 0 {
+		w.shared = local
+	} else {
+		C.mm_comm_free(l, &local)
+	}
 	var v [1024]C.char
 	C.mm_version(l, &v[0], C.int(len(v)))
 	w.version = strings.TrimSpace(strings.SplitN(C.GoString(&v[0]), ",", 2)[0])
@@ -346,6 +386,12 @@ func (w *World) LocalSize() int { return w.localSize }
 // Host is this process's host name.
 func (w *World) Host() string { return w.host }
 
+// Method is how NewReducer sums: SharedMemory or AllToAll.
+func (w *World) Method() Method { return w.method }
+
+// Threads is the number of threads a shared-memory reduction uses.
+func (w *World) Threads() int { return w.threads }
+
 // Library names the MPI library loaded: its file and version line.
 func (w *World) Library() string { return w.path + " (" + w.version + ")" }
 
@@ -428,10 +474,27 @@ func (w *World) Close() error {
 	for _, ln := range w.lanes[1:] {
 		<-ln.done
 	}
+	// The shared-memory windows and the host's communicator go first
+	// (collective: every rank made the same windows in the same order).
+	free := &call{name: "MPI_Win_free", fn: func() C.int {
+		var rc C.int
+		for i := range w.wins {
+			if e := C.mm_win_free(w.lib, &w.wins[i]); e != 0 && rc == 0 {
+				rc = e
+			}
+		}
+		w.wins = nil
+		if w.shared != nil {
+			C.mm_comm_free(w.lib, &w.shared)
+		}
+		return rc
+	}, done: make(chan struct{}, 1)}
+	w.lanes[0].calls <- free
+	<-free.done
 	c := &call{name: "MPI_Finalize", fn: func() C.int { return C.mm_finalize(w.lib) }, done: make(chan struct{}, 1)}
 	w.lanes[0].calls <- c
 	<-c.done
 	close(w.lanes[0].calls)
 	close(w.quit)
-	return c.err
+	return errors.Join(free.err, c.err)
 }

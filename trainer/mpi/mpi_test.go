@@ -35,7 +35,7 @@ func TestMain(m *testing.M) {
 
 // mpirun runs np copies of the worker name and returns the exit code and
 // the combined output.
-func mpirun(t *testing.T, np int, name string, env ...string) (int, string) {
+func mpirun(t testing.TB, np int, name string, env ...string) (int, string) {
 	t.Helper()
 	if err := mpitest.Available(); err != nil {
 		t.Fatalf("%v: the set-up installs it (make deps)", err)
@@ -73,6 +73,10 @@ var workers = map[string]func() int{
 	"collectives": workCollectives,
 	"stall":       workStall,
 	"abort":       workAbort,
+	"methods":     workMethods,
+	"shmstall":    workShmStall,
+	"shmdie":      workShmDie,
+	"bench":       workBench,
 }
 
 func fail(w *World, format string, a ...any) int {
@@ -125,12 +129,18 @@ func workCollectives() int {
 	if w.Lanes() != max(1, lanes) {
 		return fail(w, "%d lanes, want %d", w.Lanes(), lanes)
 	}
+	if want, _ := ParseMethod(os.Getenv(EnvReduce)); want != Auto && w.Method() != want || want == Auto && w.Method() != SharedMemory {
+		return fail(w, "method %v with %s=%q (every rank on one host)", w.Method(), EnvReduce, os.Getenv(EnvReduce))
+	}
 	lens := []int{1, 7, 1000, 3 * 1031, 100003} // the last in chunks on several lanes
 	red, err := w.NewReducer(lens)
 	if err != nil {
 		return fail(w, "NewReducer: %v", err)
 	}
 	defer red.Release()
+	if red.Method() != w.Method() {
+		return fail(w, "reducer method %v, world's %v", red.Method(), w.Method())
+	}
 	for round := 0; round < 2; round++ {
 		sends := make([][]float32, len(lens))
 		for b, n := range lens {
@@ -229,11 +239,159 @@ func workAbort() int {
 }
 
 func TestCollectives(t *testing.T) {
-	for _, c := range []struct{ np, lanes int }{{2, 1}, {3, 1}, {2, 3}, {3, 2}} {
-		code, out := mpirun(t, c.np, "collectives", fmt.Sprintf("MOM_MPI_LANES=%d", c.lanes))
+	for _, c := range []struct {
+		np, lanes int
+		method    string
+	}{{2, 1, "alltoall"}, {3, 1, "alltoall"}, {2, 3, "alltoall"}, {3, 2, "alltoall"}, {2, 1, ""}, {3, 2, "shm"}} {
+		code, out := mpirun(t, c.np, "collectives", fmt.Sprintf("MOM_MPI_LANES=%d", c.lanes), EnvReduce+"="+c.method)
 		if code != 0 || strings.Count(out, " ok\n") != c.np {
-			t.Errorf("np %d, %d lanes: exit %d:\n%s", c.np, c.lanes, code, out)
+			t.Errorf("np %d, %d lanes, %s=%q: exit %d:\n%s", c.np, c.lanes, EnvReduce, c.method, code, out)
 		}
+	}
+}
+
+// workMethods: the shared-memory and all-to-all reducers give the same
+// bits as the rank-order sum, for odd lengths, many buckets in flight on
+// both at once, and threads that cut the segments at odd places.
+func workMethods() int {
+	w, err := Open(Options{Lanes: 2, Threads: 3})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer w.Close()
+	lens := []int{1, 2, 3, 5, 7, 1000, 3*1031 + 1, 100003, 1<<17 + 5, 300001, 11}
+	var reds [2]*Reducer
+	for i, m := range []Method{SharedMemory, AllToAll} {
+		if reds[i], err = w.NewReducerMethod(lens, m); err != nil {
+			return fail(w, "NewReducerMethod(%v): %v", m, err)
+		}
+		defer reds[i].Release()
+		if reds[i].Method() != m {
+			return fail(w, "method %v, want %v", reds[i].Method(), m)
+		}
+	}
+	for round := 0; round < 3; round++ {
+		sends := make([][]float32, len(lens))
+		for b, n := range lens {
+			sends[b] = make([]float32, reds[0].Len(b))
+			for i := 0; i < n; i++ {
+				sends[b][i] = bucketValue(b, w.Rank(), i) * float32(round+1)
+				if i%5 == 0 {
+					sends[b][i] = float32(i%11) * 1e-3 * float32(w.Rank()+round+1)
+				}
+			}
+		}
+		// All buckets in flight on both reducers, interleaved.
+		for b := range lens {
+			for _, red := range reds {
+				if red.Len(b) != reds[0].Len(b) {
+					return fail(w, "Len(%d) differs between the methods", b)
+				}
+				if err := red.Start(b, sends[b]); err != nil {
+					return fail(w, "%v: Start(%d): %v", red.Method(), b, err)
+				}
+			}
+		}
+		for b, n := range lens {
+			var got [2][]float32
+			for i, red := range reds {
+				if got[i], _, err = red.Wait(b); err != nil {
+					return fail(w, "%v: Wait(%d): %v", red.Method(), b, err)
+				}
+			}
+			for i := 0; i < reds[0].Len(b); i++ {
+				want := float32(0)
+				if i < n {
+					for k := 0; k < w.Size(); k++ {
+						v := bucketValue(b, k, i) * float32(round+1)
+						if i%5 == 0 {
+							v = float32(i%11) * 1e-3 * float32(k+round+1)
+						}
+						want += v
+					}
+				}
+				a, c := math.Float32bits(got[0][i]), math.Float32bits(got[1][i])
+				if a != c || a != math.Float32bits(want) {
+					return fail(w, "round %d bucket %d [%d]: shm %v, alltoall %v, rank-order sum %v", round, b, i, got[0][i], got[1][i], want)
+				}
+			}
+		}
+	}
+	fmt.Printf("rank %d ok\n", w.Rank())
+	return 0
+}
+
+func TestMethodsAgree(t *testing.T) {
+	for _, np := range []int{2, 3} {
+		code, out := mpirun(t, np, "methods")
+		if code != 0 || strings.Count(out, " ok\n") != np {
+			t.Errorf("np %d: exit %d:\n%s", np, code, out)
+		}
+	}
+}
+
+// workShmStall: rank 1 never starts the bucket that rank 0 reduces
+// through shared memory; rank 0's watchdog must end the job.
+func workShmStall() int {
+	w, err := Open(Options{Timeout: 2 * time.Second, Reduce: SharedMemory})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	red, err := w.NewReducer([]int{1000})
+	if err != nil {
+		return fail(w, "NewReducer: %v", err)
+	}
+	if w.Rank() == 1 {
+		time.Sleep(10 * time.Minute)
+		return 0
+	}
+	if err := red.Start(0, make([]float32, red.Len(0))); err != nil {
+		return fail(w, "Start: %v", err)
+	}
+	red.Wait(0)
+	return 0
+}
+
+// workShmDie: rank 1 dies (no MPI_Finalize) while rank 0 waits in a
+// shared-memory reduction; mpirun must end the job.
+func workShmDie() int {
+	w, err := Open(Options{Reduce: SharedMemory})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	red, err := w.NewReducer([]int{1000})
+	if err != nil {
+		return fail(w, "NewReducer: %v", err)
+	}
+	if w.Rank() == 1 {
+		fmt.Fprintln(os.Stderr, "rank 1 dying")
+		os.Exit(5)
+	}
+	if err := red.Start(0, make([]float32, red.Len(0))); err != nil {
+		return fail(w, "Start: %v", err)
+	}
+	red.Wait(0)
+	return 0
+}
+
+func TestShmStallEndsTheJob(t *testing.T) {
+	code, out := mpirun(t, 2, "shmstall")
+	if code == 0 || !strings.Contains(out, "rank 0 of 2") || !strings.Contains(out, "shared memory) has waited") {
+		t.Errorf("exit %d, want a failure naming rank 0's stalled reduction:\n%s", code, out)
+	}
+}
+
+func TestShmDeadRankEndsTheJob(t *testing.T) {
+	start := time.Now()
+	code, out := mpirun(t, 2, "shmdie")
+	if code == 0 || !strings.Contains(out, "rank 1 dying") {
+		t.Errorf("exit %d, want a failure after rank 1 died:\n%s", code, out)
+	}
+	if d := time.Since(start); d > time.Minute {
+		t.Errorf("the job took %s to end after rank 1 died", d)
 	}
 }
 
@@ -297,5 +455,99 @@ func TestNotLinked(t *testing.T) {
 		if strings.Contains(l, "mpi") || strings.Contains(l, "open-pal") {
 			t.Errorf("the binary links %s; MPI must be loaded at run time", l)
 		}
+	}
+}
+
+// workBench times reductions of one bucket ($MOM_MPI_BENCH_MIB MiB,
+// default 160) by each method ($MOM_MPI_BENCH_METHODS, default
+// "shm,alltoall"), $MOM_MPI_BENCH_ITERS times after two warm-up rounds,
+// with $MOM_MPI_LANES lanes (default 4); rank 0 prints one line per
+// method: "bench METHOD MS ms GBPS GB/s".
+func workBench() int {
+	mib, err := strconv.ParseFloat(os.Getenv("MOM_MPI_BENCH_MIB"), 64)
+	if err != nil || mib <= 0 {
+		mib = 160
+	}
+	iters, err := strconv.Atoi(os.Getenv("MOM_MPI_BENCH_ITERS"))
+	if err != nil || iters < 1 {
+		iters = 10
+	}
+	lanes, err := strconv.Atoi(os.Getenv("MOM_MPI_LANES"))
+	if err != nil || lanes < 1 {
+		lanes = 4
+	}
+	methods := os.Getenv("MOM_MPI_BENCH_METHODS")
+	if methods == "" {
+		methods = "shm,alltoall"
+	}
+	w, err := Open(Options{Lanes: lanes})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer w.Close()
+	n := int(mib * (1 << 20) / 4)
+	for _, name := range strings.Split(methods, ",") {
+		m, err := ParseMethod(name)
+		if err != nil {
+			return fail(w, "%v", err)
+		}
+		red, err := w.NewReducerMethod([]int{n}, m)
+		if err != nil {
+			return fail(w, "NewReducerMethod(%v): %v", m, err)
+		}
+		send := make([]float32, red.Len(0))
+		for i := range send {
+			send[i] = float32(i%1000) * 1e-3
+		}
+		var start time.Time
+		for it := -2; it < iters; it++ {
+			if it == 0 {
+				if err := w.Barrier(); err != nil {
+					return fail(w, "Barrier: %v", err)
+				}
+				start = time.Now()
+			}
+			if err := red.Start(0, send); err != nil {
+				return fail(w, "Start: %v", err)
+			}
+			if _, _, err := red.Wait(0); err != nil {
+				return fail(w, "Wait: %v", err)
+			}
+		}
+		per := time.Since(start) / time.Duration(iters)
+		red.Release()
+		if w.Rank() == 0 {
+			fmt.Printf("bench %v %.3f ms %.2f GB/s (%d ranks, %.0f MiB bucket, %d lanes, %d threads)\n", red.Method(), float64(per)/1e6,
+				float64(4*len(send))/per.Seconds()/1e9, w.Size(), mib, w.Lanes(), w.Threads())
+		}
+	}
+	return 0
+}
+
+// BenchmarkReduce reduces a 160 MiB bucket on 2 ranks by each method
+// (mpirun -np 2 runs b.N timed reductions per method); ns/op is one
+// reduction, GB/s the bucket's bytes over that time. $MOM_MPI_BENCH_MIB
+// and $MOM_MPI_LANES change the bucket and the lanes; mpirun's own
+// options (--mca btl self,vader, --map-by) come from OMPI_MCA_*
+// variables.
+func BenchmarkReduce(b *testing.B) {
+	for _, m := range []string{"shm", "alltoall"} {
+		b.Run(m, func(b *testing.B) {
+			code, out := mpirun(b, 2, "bench", "MOM_MPI_BENCH_METHODS="+m, fmt.Sprintf("MOM_MPI_BENCH_ITERS=%d", b.N))
+			var ms, gbps float64
+			for _, line := range strings.Split(out, "\n") {
+				if strings.HasPrefix(line, "bench ") {
+					if _, err := fmt.Sscanf(line, "bench "+m+" %f ms %f GB/s", &ms, &gbps); err != nil {
+						b.Fatalf("%q: %v", line, err)
+					}
+				}
+			}
+			if code != 0 || gbps == 0 {
+				b.Fatalf("exit %d:\n%s", code, out)
+			}
+			b.ReportMetric(ms*1e6, "ns/op")
+			b.ReportMetric(gbps, "GB/s")
+		})
 	}
 }

@@ -23,32 +23,63 @@ const minChunk = 1 << 14
 
 // Reducer sums float32 buckets over every rank in a fixed order, so that
 // every rank gets the same bits and a run is reproducible whatever
-// algorithm the MPI library picks:
+// algorithm the MPI library picks: element i of the sum is
+// ((x_0[i] + x_1[i]) + x_2[i]) + ..., x_k being rank k's bucket, whatever
+// the method, the number of lanes or threads and the bucket sizes. Each
+// segment is summed exactly once, on one rank, so all ranks end with
+// identical sums. A bucket's length is padded to a multiple of the number
+// of ranks (Len); the caller's send buffer has that length, its padding
+// zero. There are two methods (Method):
+//
+// All-to-all, for any placement of the ranks:
 //
 //  1. MPI_Alltoall: rank k sends segment j of its bucket to rank j, so
 //     rank j holds every rank's copy of segment j;
-//  2. rank j adds them in rank order, ((s_0 + s_1) + s_2) + ...,
-//     element by element (MPI_Reduce_local with MPI_SUM, one rank at a
-//     time: the library's fast loop, our order);
+//  2. rank j adds them in rank order, element by element
+//     (MPI_Reduce_local with MPI_SUM, one rank at a time: the library's
+//     fast loop, our order);
 //  3. MPI_Allgather: every rank receives every summed segment.
 //
-// Each segment is summed exactly once, on one rank, so all ranks end with
-// identical sums; the data moved per rank is 2(N-1)/N of a bucket, like a
-// ring all-reduce. With several lanes (Options.Lanes) a large bucket is cut
-// into chunks, one per lane, and the buckets take turns at the lanes (chunk
-// j of bucket b on lane (b+j) mod lanes), each chunk reduced as above: the
-// cores share the copies and sums, and every element's sum is the same
-// whatever the number of lanes and the bucket sizes. A bucket's length is padded to a multiple
-// of the number of ranks (Len); the caller's send buffer has that length,
-// its padding zero.
+// The data moved per rank is 2(N-1)/N of a bucket, like a ring all-reduce.
+// With several lanes (Options.Lanes) a large bucket is cut into chunks,
+// one per lane, and the buckets take turns at the lanes (chunk j of bucket
+// b on lane (b+j) mod lanes), each chunk reduced as above, so the cores
+// share the copies and sums.
 //
-// Start queues a bucket and returns at once; on each lane, chunks are
-// reduced one after another in the order started, which must be the same
-// on every rank. Wait returns a bucket's sums, which live in memory the
-// Reducer owns (outside Go's heap) until the bucket is started again.
-// Everything is allocated by NewReducer: a step allocates nothing.
+// Shared memory, when every rank runs on one host: NewReducer allocates an
+// MPI-3 shared-memory window (MPI_Win_allocate_shared on the host's
+// communicator) with a slot on each rank as large as the largest bucket
+// and an area for each bucket's sums (on one rank, the same for all), and
+// every rank maps every rank's part (MPI_Win_shared_query). Every rank
+// holds a passive-target epoch on the window (MPI_Win_lock_all) for its
+// whole life, and "fence" below is MPI_Win_sync, MPI_Barrier on the host's
+// communicator, MPI_Win_sync: the MPI-3 model's way to order one rank's
+// stores before another's loads. A bucket, on lane 0:
+//
+//  1. the rank copies its bucket into its slot (Options.Threads threads);
+//  2. fence: every slot holds its rank's bucket;
+//  3. rank j sums segment j over the slots in rank order, reading the
+//     other ranks' slots directly, into the bucket's sums area (threads);
+//  4. fence: the sums are complete, and no rank reads the slots any more,
+//     so the next bucket may be copied in.
+//
+// Wait returns a view of the sums area, which no rank writes again before
+// every rank has started the bucket again (step 3 comes after a fence
+// that every rank reaches only from Start). The data moved per rank is
+// about 2.5 buckets of memory traffic and no copy through MPI; lanes
+// other than lane 0 stay idle. The window lives until World.Close (which
+// frees it on every rank alike; Release is local, so a rank that fails
+// alone never waits in it).
+//
+// Start queues a bucket and returns at once; buckets (and, with several
+// lanes, each lane's chunks) are reduced one after another in the order
+// started, which must be the same on every rank. Wait returns a bucket's
+// sums, which live in memory the Reducer owns (outside Go's heap) until
+// the bucket is started again. Everything is allocated by NewReducer.
 type Reducer struct {
 	w       *World
+	method  Method
+	shm     *shmState // the shared-memory method's window
 	lens    []int
 	chunks  [][]chunk
 	scratch []unsafe.Pointer // per lane: the received segments of the chunk being summed
@@ -65,10 +96,51 @@ type chunk struct {
 }
 
 // NewReducer prepares buckets of the given lengths (in float32 values,
-// before padding).
+// before padding), summed with the World's method (World.Method). Every
+// rank must make the same reducers in the same order.
 func (w *World) NewReducer(lengths []int) (*Reducer, error) {
-	r := &Reducer{w: w}
+	return w.NewReducerMethod(lengths, Auto)
+}
+
+// NewReducerMethod is NewReducer with the given method. Auto is the
+// World's, except that when the World picked SharedMemory itself (neither
+// Options.Reduce nor $MOM_MPI_REDUCE asked for it) and some rank's
+// /dev/shm lacks room for the window, the reducer uses AllToAll.
+// SharedMemory needs every rank on one host.
+func (w *World) NewReducerMethod(lengths []int, m Method) (*Reducer, error) {
+	if m == Auto {
+		m = w.method
+		if m == SharedMemory && w.autoShm {
+			padded := make([]int, len(lengths))
+			for i, n := range lengths {
+				padded[i] = (max(n, 1) + w.size - 1) / w.size * w.size
+			}
+			_, _, used := shmPlan(padded, w.size)
+			total := 0
+			for _, u := range used {
+				total += u
+			}
+			room, err := w.shmRoom(total)
+			if err != nil {
+				return nil, err
+			}
+			if !room {
+				m = AllToAll
+			}
+		}
+	}
+	if m == SharedMemory && w.shared == nil {
+		return nil, fmt.Errorf("mpi: %v: the shared-memory reduction needs every rank on one host, and %d of the %d ranks run on this one",
+			w, w.localSize, w.size)
+	}
+	if m != SharedMemory && m != AllToAll {
+		return nil, fmt.Errorf("mpi: %v: no reduction method %v", w, m)
+	}
+	r := &Reducer{w: w, method: m}
 	N, L := w.size, len(w.lanes)
+	if m == SharedMemory {
+		L = 1 // one chunk per bucket, on lane 0
+	}
 	most := make([]int, L)
 	for i, n := range lengths {
 		if n <= 0 {
@@ -92,6 +164,22 @@ func (w *World) NewReducer(lengths []int) (*Reducer, error) {
 		r.lens = append(r.lens, p)
 		r.chunks = append(r.chunks, cs)
 	}
+	r.sends = make([]*C.float, len(r.lens))
+	r.keep = make([][]float32, len(r.lens))
+	r.busy = make([]bool, len(r.lens))
+	if m == SharedMemory {
+		for b := range r.lens {
+			// The whole bucket, one chunk.
+			r.chunks[b] = []chunk{{n: r.lens[b], call: &call{
+				name: fmt.Sprintf("gradient reduction (bucket %d, %d values, shared memory)", b, r.lens[b]),
+				fn:   func() C.int { return r.reduceShm(b) }, done: make(chan struct{}, 1)}}}
+		}
+		if err := r.newShm(); err != nil {
+			r.Release()
+			return nil, err
+		}
+		return r, nil
+	}
 	alloc := func(n int) unsafe.Pointer { return C.calloc(C.size_t(max(n, 1)), 4) }
 	for j := 0; j < L; j++ {
 		m := alloc(most[j])
@@ -109,9 +197,6 @@ func (w *World) NewReducer(lengths []int) (*Reducer, error) {
 		}
 		r.results = append(r.results, m)
 	}
-	r.sends = make([]*C.float, len(r.lens))
-	r.keep = make([][]float32, len(r.lens))
-	r.busy = make([]bool, len(r.lens))
 	for b := range r.chunks {
 		for j := range r.chunks[b] {
 			r.chunks[b][j].call = &call{
@@ -145,6 +230,9 @@ func (r *Reducer) reduce(b, j int) C.int {
 	out := (*C.float)(unsafe.Add(r.results[b], 4*c.off))
 	return C.mm_allgather_floats(w.lib, comm, scratch, C.int(seg), out)
 }
+
+// Method is how the reducer sums: SharedMemory or AllToAll.
+func (r *Reducer) Method() Method { return r.method }
 
 // Buckets is the number of buckets.
 func (r *Reducer) Buckets() int { return len(r.lens) }
@@ -224,7 +312,9 @@ func (r *Reducer) Wait(b int) ([]float32, Span, error) {
 	return unsafe.Slice((*float32)(r.results[b]), r.lens[b]), sp, nil
 }
 
-// Release frees the reducer's memory after the buckets in flight are done.
+// Release frees the reducer's memory after the buckets in flight are done
+// (a shared-memory window stays until World.Close). It is local: it waits
+// for no other rank, beyond the reductions in flight.
 func (r *Reducer) Release() {
 	for b, busy := range r.busy {
 		if busy {
@@ -233,8 +323,13 @@ func (r *Reducer) Release() {
 			}
 		}
 	}
-	for _, m := range append(r.scratch, r.results...) {
+	for _, m := range r.scratch {
 		C.free(m)
 	}
-	r.scratch, r.results, r.chunks, r.sends, r.keep, r.busy = nil, nil, nil, nil, nil, nil
+	if r.method == AllToAll { // else the sums live in the window
+		for _, m := range r.results {
+			C.free(m)
+		}
+	}
+	r.shm, r.scratch, r.results, r.chunks, r.sends, r.keep, r.busy = nil, nil, nil, nil, nil, nil, nil
 }
