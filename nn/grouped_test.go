@@ -286,10 +286,10 @@ func TestGroupedLinearTiles(t *testing.T) {
 		{name: "G3 1 absent", groups: 3, n: 136, k: 72, modality: ids(300, 3, 0, 1), bias: true, accY: true},
 		{name: "G2 short K", groups: 2, n: 8, k: 4, modality: ids(150, 1, 2), bias: true, accDX: true},
 	}
-	forEachTile(t, func(t *testing.T, d *gpu.Device, tile string) {
+	forEachTile(t, true, func(t *testing.T, d *gpu.Device, more bool) {
 		rng := rand.New(rand.NewSource(4))
 		cs := cases[:1]
-		if strings.Contains(tile, ",db") { // the short case on the double-buffered tiles only (compile time)
+		if more {
 			cs = cases
 		}
 		for _, c := range cs {

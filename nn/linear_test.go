@@ -183,28 +183,35 @@ func TestLinearErrors(t *testing.T) {
 }
 
 // gemmTileCases are the tiles (values of nn.EnvGemmTile) that the tile
-// tests force, with a note on what each covers; tiles that do not fit the
-// device (lavapipe: 32 KiB of workgroup memory) are skipped.
-var gemmTileCases = []struct{ tile, what string }{
-	{"128,128,8", "today's rule: prefetch, 1 vec4 per operand"},
-	{"128,128,16", "today's rule: prefetch, 2 vec4 per operand"},
-	{"128,128,8,db", "double-buffered, 1 vec4 per operand"},
-	{"64,64,16,p", "wide prefetch, 4 vec4 per operand"},
-	{"64,64,16,db,band2", "double-buffered, 4 vec4 per operand, bands of 2 tile rows (a short last band)"},
-	{"64,128,16,db", "double-buffered, 2 vec4 of A, 4 of B"},
-	{"64,64,32,v4", "BK 32 without prefetch"},
-	{"128,128,16,db", "double-buffered, BK 16 (too big for lavapipe)"},
-	{"128,128,32,p", "wide prefetch, BK 32 (too big for lavapipe)"},
+// tests force, with what each covers; tiles that do not fit the device
+// (lavapipe: 32 KiB of workgroup memory) are skipped. Every case compiles
+// its own pipelines (seconds each on a cold lavapipe): more adds minutes.
+// more: also the short and scalar Linear cases and the short grouped
+// case; grouped: also in TestGroupedLinearTiles.
+var gemmTileCases = []struct {
+	tile, what    string
+	more, grouped bool
+}{
+	{"128,128,8", "today's rule: prefetch, 1 vec4 per operand", false, true},
+	{"128,128,16", "today's rule: prefetch, 2 vec4 per operand", false, true},
+	{"128,128,8,db", "double-buffered, 1 vec4 per operand", false, true},
+	{"64,64,16,db,band2", "double-buffered, 4 vec4 per operand, bands of 2 tile rows (a short last band)", true, true},
+	{"64,128,16,p", "wide prefetch, 2 vec4 of A and 4 of B", true, true},
+	{"64,64,32,v4", "BK 32 without prefetch", false, false},
+	{"128,128,16,db", "double-buffered, BK 16 (too big for lavapipe)", false, true},
+	{"128,128,32,p", "wide prefetch, BK 32 (too big for lavapipe)", false, true},
 }
 
-// forEachTile runs fn on every device for each tile of gemmTileCases that
-// fits it, with nn.EnvGemmTile set.
-func forEachTile(t *testing.T, fn func(t *testing.T, d *gpu.Device, tile string)) {
-	var tiles []string
+// forEachTile runs fn on every device for each tile of gemmTileCases (the
+// grouped ones only if grouped) that fits it, with nn.EnvGemmTile set;
+// more is the case's flag.
+func forEachTile(t *testing.T, grouped bool, fn func(t *testing.T, d *gpu.Device, more bool)) {
 	for _, c := range gemmTileCases {
-		tiles = append(tiles, c.tile)
+		if grouped && !c.grouped {
+			continue
+		}
+		forEachTileOf(t, []string{c.tile}, func(t *testing.T, d *gpu.Device, _ string) { fn(t, d, c.more) })
 	}
-	forEachTileOf(t, tiles, fn)
 }
 
 // forEachTileOf is forEachTile over the given tiles.
@@ -234,17 +241,11 @@ func TestLinearTiles(t *testing.T) {
 		{rows: 65, n: 8, k: 4, bias: true, accY: true},                  // K and N below one step, split dW
 	}
 	scalar := linearCase{rows: 300, n: 17, k: 33, bias: true} // split dW
-	// Each case compiles its own pipelines (cold, seconds each on
-	// lavapipe): the short case runs on the new variants only, the scalar
-	// one on two tiles.
-	forEachTile(t, func(t *testing.T, d *gpu.Device, tile string) {
+	forEachTile(t, false, func(t *testing.T, d *gpu.Device, more bool) {
 		rng := rand.New(rand.NewSource(3))
 		cs := cases[:1]
-		if strings.Contains(tile, ",p") || strings.Contains(tile, ",db") {
-			cs = cases
-		}
-		if tile == "128,128,8" || tile == "64,64,16,db,band2" {
-			cs = append(cs, scalar)
+		if more {
+			cs = append(cases, scalar)
 		}
 		for _, lc := range cs {
 			t.Run(lc.String(), func(t *testing.T) { testLinear(t, d, rng, lc) })
