@@ -96,8 +96,7 @@ func NewGroupedLinear(d *gpu.Device, a GroupedLinearArgs) (*GroupedLinear, error
 		return fmt.Errorf("nn: %s (rows %d, G %d, N %d, K %d): %w", op, rows, groups, n, k, err)
 	}
 	v4 := n%4 == 0 && k%4 == 0
-	base := func(t gemmTile) gpu.Constants {
-		cs := t.constants()
+	base := func(cs gpu.Constants) gpu.Constants {
 		cs["ROWS"], cs["G"] = float64(rows), float64(groups)
 		return cs
 	}
@@ -143,15 +142,9 @@ func NewGroupedLinear(d *gpu.Device, a GroupedLinearArgs) (*GroupedLinear, error
 	if direct {
 		chunk = rows
 	}
-	cs := base(tile)
+	kern, cs := tile.pick(groupedTNKernels, v4)
+	cs = base(cs)
 	cs["M"], cs["N"], cs["ACCUM"], cs["CHUNK"] = float64(n), float64(k), b2f(direct), float64(chunk)
-	kern := shaders.GroupedTN
-	if v4 {
-		kern = shaders.GroupedTNV4
-		if tile.prefetch() {
-			kern = shaders.GroupedTNV4Prefetch
-		}
-	}
 	dwOut := a.DW
 	var scratch *Tensor
 	if !direct {
@@ -227,22 +220,16 @@ func GroupedLinearScratch(d *gpu.Device, rows, groups, n, k int) int {
 // newGroupedGemm prepares the gathered GEMM C[t] (=|+=) A[t]·B[g] (+ bias[g])
 // with C (rows, nOut), reducing over kd: NT (B (G, nOut, kd)) or, with bt,
 // NN (B (G, kd, nOut)).
-func newGroupedGemm(d *gpu.Device, base func(gemmTile) gpu.Constants, v4 bool, rows, groups, nOut, kd int,
+func newGroupedGemm(d *gpu.Device, base func(gpu.Constants) gpu.Constants, v4 bool, rows, groups, nOut, kd int,
 	bt, hasBias, accum bool, rt *Routing, a, b, bias, c *Tensor) (*gemmCall, error) {
 	t, err := gemmTileFor(d, rows/groups, nOut)
 	if err != nil {
 		return nil, err
 	}
-	cs := base(t)
+	k, cs := t.pick(groupedGemmKernels, v4)
+	cs = base(cs)
 	cs["N"], cs["KD"] = float64(nOut), float64(kd)
 	cs["B_T"], cs["HAS_BIAS"], cs["ACCUM"] = b2f(bt), b2f(hasBias), b2f(accum)
-	k := shaders.GroupedGemm
-	if v4 {
-		k = shaders.GroupedGemmV4
-		if t.prefetch() {
-			k = shaders.GroupedGemmV4Prefetch
-		}
-	}
 	g, err := Bind(d, k, cs, rt.offsets, rt.perm, a, b, bias, c)
 	if err != nil {
 		return nil, err

@@ -277,16 +277,23 @@ func TestGroupedLinearErrors(t *testing.T) {
 	})
 }
 
-// TestGroupedLinearTiles runs the GPU tiles (register prefetch) of the
-// grouped kernels on whatever device the tests have, by forcing the tile.
+// TestGroupedLinearTiles runs the GPU tiles and their kernel variants
+// (gemmTileCases) of the grouped kernels on whatever device the tests
+// have, by forcing the tile: partial tiles with a modality absent, a
+// reduction shorter than one step with a weight gradient split over rows.
 func TestGroupedLinearTiles(t *testing.T) {
-	c := groupedCase{name: "G3 1 absent", groups: 3, n: 136, k: 72, modality: ids(300, 3, 0, 1), bias: true, accY: true}
-	for _, tile := range []string{"128,128,8", "128,128,16"} {
-		t.Run(tile, func(t *testing.T) {
-			t.Setenv(nn.EnvGemmTile, tile)
-			ktest.ForEachDevice(t, func(t *testing.T, d *gpu.Device) {
-				testGrouped(t, d, rand.New(rand.NewSource(4)), c)
-			})
-		})
+	cases := []groupedCase{
+		{name: "G3 1 absent", groups: 3, n: 136, k: 72, modality: ids(300, 3, 0, 1), bias: true, accY: true},
+		{name: "G2 short K", groups: 2, n: 8, k: 4, modality: ids(150, 1, 2), bias: true, accDX: true},
 	}
+	forEachTile(t, true, func(t *testing.T, d *gpu.Device, more bool) {
+		rng := rand.New(rand.NewSource(4))
+		cs := cases[:1]
+		if more {
+			cs = cases
+		}
+		for _, c := range cs {
+			t.Run(c.name, func(t *testing.T) { testGrouped(t, d, rng, c) })
+		}
+	})
 }

@@ -54,109 +54,119 @@ func TestHalf(t *testing.T) {
 // the float32 tolerance (a product of halves is exact in float32): the
 // vec4, scalar and split-K paths, forward and backward.
 func TestGemmF16(t *testing.T) {
-	ktest.ForEachDevice(t, func(t *testing.T, d *gpu.Device) {
-		rng := rand.New(rand.NewSource(9))
-		half := func(name string, v []float32, shape ...int) (*nn.Tensor, []float64) {
-			x, err := nn.NewTensorOf(d, gpu.MemScratch, nn.F16, name, shape...)
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(x.Release)
-			if err := x.Upload(v); err != nil {
-				t.Fatal(err)
-			}
-			r := make([]float64, len(v))
-			ref.RoundHalf(r, ktest.F64(v))
-			return x, r
-		}
-		// vec4 loads; scalar loads with the weight gradient split over rows
-		// (on lavapipe); a float32 bias, its gradient summed from the float16
-		// dY, split and not.
-		for _, c := range []struct {
-			rows, n, k int
-			bias       bool
-		}{{63, 64, 64, false}, {300, 3, 17, true}, {40, 12, 8, true}} {
-			x, xr := half("x", ktest.Rand(rng, c.rows*c.k, 1), c.rows, c.k)
-			w, wr := half("w", ktest.Rand(rng, c.n*c.k, 1), c.n, c.k)
-			dy, dyr := half("dy", ktest.Rand(rng, c.rows*c.n, 1), c.rows, c.n)
-			a := nn.LinearArgs{X: x, W: w, DY: dy,
-				Y: ktest.Tensor(t, d, "y", nil, c.rows, c.n), DX: ktest.Tensor(t, d, "dx", nil, c.rows, c.k),
-				DW: ktest.Tensor(t, d, "dw", make([]float32, c.n*c.k), c.n, c.k)}
-			var bv, db []float64
-			if c.bias {
-				b := ktest.Rand(rng, c.n, 1)
-				bv, db = ktest.F64(b), make([]float64, c.n)
-				a.B, a.DB = ktest.Tensor(t, d, "b", b, c.n), ktest.Tensor(t, d, "db", make([]float32, c.n), c.n)
-			}
-			ktest.Poison(t, a.Y)
-			ktest.Poison(t, a.DX)
-			l, err := nn.NewLinear(d, a)
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Log(l.Plan())
-			ktest.Run(t, d, func(r *gpu.Recorder) {
-				l.RecordForward(r)
-				l.RecordBackward(r)
-			})
-			y, dx, dw := make([]float64, c.rows*c.n), make([]float64, c.rows*c.k), make([]float64, c.n*c.k)
-			ref.Linear(y, xr, wr, bv, c.rows, c.n, c.k, false)
-			ref.LinearBackward(dx, dw, db, dyr, xr, wr, c.rows, c.n, c.k, false)
-			ktest.Close(t, "y", ktest.Download(t, a.Y), y, gemmTol(c.k, 1))
-			ktest.Close(t, "dx", ktest.Download(t, a.DX), dx, gemmTol(c.n, 1))
-			ktest.Close(t, "dw", ktest.Download(t, a.DW), dw, gemmTol(c.rows, 1))
-			if c.bias {
-				ktest.Close(t, "db", ktest.Download(t, a.DB), db, gemmTol(c.rows, 1))
-			}
-			l.Release()
-		}
-		// Grouped: three modalities, one absent from part of the batch.
-		const rows, G, n, k = 130, 3, 64, 36
-		m := make([]uint32, rows)
-		for i := range m {
-			m[i] = uint32(rng.Intn(2)) * 2 // modalities 0 and 2: 1 is absent
-		}
-		rt, err := nn.NewRouting(d, rows, G)
+	ktest.ForEachDevice(t, testGemmF16)
+}
+
+// TestGemmF16Tiles is TestGemmF16 with a double-buffered tile of 4 vec4
+// per operand forced, whose prefetch loads read float16.
+func TestGemmF16Tiles(t *testing.T) {
+	forEachTileOf(t, []string{"64,64,16,db,band2"}, func(t *testing.T, d *gpu.Device, _ string) {
+		testGemmF16(t, d)
+	})
+}
+
+func testGemmF16(t *testing.T, d *gpu.Device) {
+	rng := rand.New(rand.NewSource(9))
+	half := func(name string, v []float32, shape ...int) (*nn.Tensor, []float64) {
+		x, err := nn.NewTensorOf(d, gpu.MemScratch, nn.F16, name, shape...)
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer rt.Release()
-		if err := rt.Update(m); err != nil {
+		t.Cleanup(x.Release)
+		if err := x.Upload(v); err != nil {
 			t.Fatal(err)
 		}
-		x, xr := half("x", ktest.Rand(rng, rows*k, 1), rows, k)
-		w, wr := half("w", ktest.Rand(rng, G*n*k, 1), G, n, k)
-		dy, dyr := half("dy", ktest.Rand(rng, rows*n, 1), rows, n)
-		bias := ktest.Rand(rng, G*n, 1)
-		a := nn.GroupedLinearArgs{X: x, W: w, DY: dy, Routing: rt,
-			Y: ktest.Tensor(t, d, "y", nil, rows, n), DX: ktest.Tensor(t, d, "dx", nil, rows, k),
-			DW: ktest.Tensor(t, d, "dw", make([]float32, G*n*k), G, n, k),
-			B:  ktest.Tensor(t, d, "b", bias, G, n), DB: ktest.Tensor(t, d, "db", make([]float32, G*n), G, n)}
+		r := make([]float64, len(v))
+		ref.RoundHalf(r, ktest.F64(v))
+		return x, r
+	}
+	// vec4 loads; scalar loads with the weight gradient split over rows
+	// (on lavapipe); a float32 bias, its gradient summed from the float16
+	// dY, split and not.
+	for _, c := range []struct {
+		rows, n, k int
+		bias       bool
+	}{{63, 64, 64, false}, {300, 3, 17, true}, {40, 12, 8, true}} {
+		x, xr := half("x", ktest.Rand(rng, c.rows*c.k, 1), c.rows, c.k)
+		w, wr := half("w", ktest.Rand(rng, c.n*c.k, 1), c.n, c.k)
+		dy, dyr := half("dy", ktest.Rand(rng, c.rows*c.n, 1), c.rows, c.n)
+		a := nn.LinearArgs{X: x, W: w, DY: dy,
+			Y: ktest.Tensor(t, d, "y", nil, c.rows, c.n), DX: ktest.Tensor(t, d, "dx", nil, c.rows, c.k),
+			DW: ktest.Tensor(t, d, "dw", make([]float32, c.n*c.k), c.n, c.k)}
+		var bv, db []float64
+		if c.bias {
+			b := ktest.Rand(rng, c.n, 1)
+			bv, db = ktest.F64(b), make([]float64, c.n)
+			a.B, a.DB = ktest.Tensor(t, d, "b", b, c.n), ktest.Tensor(t, d, "db", make([]float32, c.n), c.n)
+		}
 		ktest.Poison(t, a.Y)
 		ktest.Poison(t, a.DX)
-		gl, err := nn.NewGroupedLinear(d, a)
+		l, err := nn.NewLinear(d, a)
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer gl.Release()
+		t.Log(l.Plan())
 		ktest.Run(t, d, func(r *gpu.Recorder) {
-			gl.RecordForward(r)
-			gl.RecordBackward(r)
+			l.RecordForward(r)
+			l.RecordBackward(r)
 		})
-		y, dx, dw, db := make([]float64, rows*n), make([]float64, rows*k), make([]float64, G*n*k), make([]float64, G*n)
-		ref.GroupedLinear(y, xr, wr, ktest.F64(bias), m, rows, G, n, k, false)
-		ref.GroupedLinearBackward(dx, dw, db, dyr, xr, wr, m, rows, G, n, k, false)
-		ktest.Close(t, "grouped y", ktest.Download(t, a.Y), y, gemmTol(k, 1))
-		ktest.Close(t, "grouped dx", ktest.Download(t, a.DX), dx, gemmTol(n, 1))
-		ktest.Close(t, "grouped db", ktest.Download(t, a.DB), db, gemmTol(rows, 1))
-		got := ktest.Download(t, a.DW)
-		ktest.Close(t, "grouped dw", got, dw, gemmTol(rows, 1))
-		for i := n * k; i < 2*n*k; i++ {
-			if got[i] != 0 {
-				t.Fatalf("the absent modality's dw[%d] = %g, want exactly 0", i, got[i])
-			}
+		y, dx, dw := make([]float64, c.rows*c.n), make([]float64, c.rows*c.k), make([]float64, c.n*c.k)
+		ref.Linear(y, xr, wr, bv, c.rows, c.n, c.k, false)
+		ref.LinearBackward(dx, dw, db, dyr, xr, wr, c.rows, c.n, c.k, false)
+		ktest.Close(t, "y", ktest.Download(t, a.Y), y, gemmTol(c.k, 1))
+		ktest.Close(t, "dx", ktest.Download(t, a.DX), dx, gemmTol(c.n, 1))
+		ktest.Close(t, "dw", ktest.Download(t, a.DW), dw, gemmTol(c.rows, 1))
+		if c.bias {
+			ktest.Close(t, "db", ktest.Download(t, a.DB), db, gemmTol(c.rows, 1))
 		}
+		l.Release()
+	}
+	// Grouped: three modalities, one absent from part of the batch.
+	const rows, G, n, k = 130, 3, 64, 36
+	m := make([]uint32, rows)
+	for i := range m {
+		m[i] = uint32(rng.Intn(2)) * 2 // modalities 0 and 2: 1 is absent
+	}
+	rt, err := nn.NewRouting(d, rows, G)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rt.Release()
+	if err := rt.Update(m); err != nil {
+		t.Fatal(err)
+	}
+	x, xr := half("x", ktest.Rand(rng, rows*k, 1), rows, k)
+	w, wr := half("w", ktest.Rand(rng, G*n*k, 1), G, n, k)
+	dy, dyr := half("dy", ktest.Rand(rng, rows*n, 1), rows, n)
+	bias := ktest.Rand(rng, G*n, 1)
+	a := nn.GroupedLinearArgs{X: x, W: w, DY: dy, Routing: rt,
+		Y: ktest.Tensor(t, d, "y", nil, rows, n), DX: ktest.Tensor(t, d, "dx", nil, rows, k),
+		DW: ktest.Tensor(t, d, "dw", make([]float32, G*n*k), G, n, k),
+		B:  ktest.Tensor(t, d, "b", bias, G, n), DB: ktest.Tensor(t, d, "db", make([]float32, G*n), G, n)}
+	ktest.Poison(t, a.Y)
+	ktest.Poison(t, a.DX)
+	gl, err := nn.NewGroupedLinear(d, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer gl.Release()
+	ktest.Run(t, d, func(r *gpu.Recorder) {
+		gl.RecordForward(r)
+		gl.RecordBackward(r)
 	})
+	y, dx, dw, db := make([]float64, rows*n), make([]float64, rows*k), make([]float64, G*n*k), make([]float64, G*n)
+	ref.GroupedLinear(y, xr, wr, ktest.F64(bias), m, rows, G, n, k, false)
+	ref.GroupedLinearBackward(dx, dw, db, dyr, xr, wr, m, rows, G, n, k, false)
+	ktest.Close(t, "grouped y", ktest.Download(t, a.Y), y, gemmTol(k, 1))
+	ktest.Close(t, "grouped dx", ktest.Download(t, a.DX), dx, gemmTol(n, 1))
+	ktest.Close(t, "grouped db", ktest.Download(t, a.DB), db, gemmTol(rows, 1))
+	got := ktest.Download(t, a.DW)
+	ktest.Close(t, "grouped dw", got, dw, gemmTol(rows, 1))
+	for i := n * k; i < 2*n*k; i++ {
+		if got[i] != 0 {
+			t.Fatalf("the absent modality's dw[%d] = %g, want exactly 0", i, got[i])
+		}
+	}
 }
 
 // TestGemmF16Errors: float16 and float32 inputs do not mix, a binding that

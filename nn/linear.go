@@ -4,6 +4,9 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"slices"
+	"strconv"
+	"strings"
 
 	"mom/gpu"
 	"mom/shaders"
@@ -342,39 +345,202 @@ func (g *Gemm) Release() {
 // ---- the GEMM kernels of shaders/gemm.wgsl, shared with GroupedLinear ----
 
 // gemmTile is one tile configuration: a workgroup computes bm x bn outputs
-// in reduction steps of bk, each invocation 8 x 8 of them.
-type gemmTile struct{ bm, bn, bk int }
+// in reduction steps of bk, each invocation 8 x 8 of them; kind picks how a
+// step's tiles reach workgroup memory (vec4 shapes only: other shapes take
+// the scalar kernel), band the order of the workgroups over the tiles.
+type gemmTile struct {
+	bm, bn, bk int
+	kind       tileKind
+	band       int // tile rows per band of the workgroup order; <= 1: row by row
+}
+
+// tileKind is a GEMM tile's kernel variant for vec4 shapes (the entry
+// points of shaders/gemm.wgsl and gemm_grouped.wgsl).
+type tileKind string
+
+const (
+	// tileAuto is the rule measured first: register prefetch (*_v4p) when
+	// each invocation holds at most 2 vec4 per operand (8*bk <= bm, bn),
+	// plain vec4 loads (*_v4) otherwise.
+	tileAuto tileKind = ""
+	// tileV4: vec4 loads straight into workgroup memory, no prefetch.
+	tileV4 tileKind = "v4"
+	// tilePrefetch: register prefetch (*_v4p), up to 4 vec4 per operand
+	// per invocation (4*bk <= bm, bn).
+	tilePrefetch tileKind = "p"
+	// tileDouble: register prefetch into double-buffered workgroup tiles
+	// (*_v4db): one barrier per step, twice the workgroup memory.
+	tileDouble tileKind = "db"
+)
+
+var tileKinds = []tileKind{tileV4, tilePrefetch, tileDouble}
 
 func (t gemmTile) invocations() int { return shaders.GemmWorkgroup(t.bm, t.bn)[0] }
 
-// storage is the workgroup memory of the two padded tiles, in bytes.
-func (t gemmTile) storage() int { return 16 * t.bk * (t.bm/4 + 1 + t.bn/4 + 1) }
-
-func (t gemmTile) fits(d *gpu.Device) bool {
-	l := d.Limits
-	return t.invocations() <= int(l.MaxComputeInvocationsPerWorkgroup) &&
-		t.invocations() <= int(l.MaxComputeWorkgroupSizeX) &&
-		t.storage() <= int(l.MaxComputeWorkgroupStorageSize)
+// buffers is the number of halves of each workgroup tile.
+func (t gemmTile) buffers() int {
+	if t.kind == tileDouble {
+		return 2
+	}
+	return 1
 }
 
-// prefetch reports whether the register-prefetch kernels hold the tile's
-// loads (at most 2 vec4 per invocation per operand). They measured faster on
-// the H200 with both runtimes and slower on lavapipe, whose tiles never
-// qualify.
+// storage is the workgroup memory of the padded tiles, in bytes.
+func (t gemmTile) storage() int { return 16 * t.bk * (t.bm/4 + 1 + t.bn/4 + 1) * t.buffers() }
+
+func (t gemmTile) fits(d *gpu.Device) bool { return t.misfit(d) == "" }
+
+// misfit says which of the device's limits the tile exceeds ("" if none).
+func (t gemmTile) misfit(d *gpu.Device) string {
+	l := d.Limits
+	switch {
+	case t.invocations() > int(l.MaxComputeInvocationsPerWorkgroup) || t.invocations() > int(l.MaxComputeWorkgroupSizeX):
+		return fmt.Sprintf("%d invocations per workgroup, the device allows %d", t.invocations(),
+			min(l.MaxComputeInvocationsPerWorkgroup, l.MaxComputeWorkgroupSizeX))
+	case t.storage() > int(l.MaxComputeWorkgroupStorageSize):
+		return fmt.Sprintf("%d bytes of workgroup memory, the device allows %d", t.storage(), l.MaxComputeWorkgroupStorageSize)
+	}
+	return ""
+}
+
+// prefetch reports whether tileAuto takes the register-prefetch kernels (at
+// most 2 vec4 per invocation per operand). They measured faster on the H200
+// with both runtimes and slower on lavapipe, whose tiles never qualify.
 func (t gemmTile) prefetch() bool { return 8*t.bk <= t.bn && 8*t.bk <= t.bm }
 
-func (t gemmTile) constants() gpu.Constants {
-	return gpu.Constants{"BM": float64(t.bm), "BN": float64(t.bn), "BK": float64(t.bk)}
+// gemmKernels are one GEMM's entry points, one per tile kind.
+type gemmKernels struct{ scalar, v4, v4p, v4db shaders.Kernel }
+
+var (
+	plainGemmKernels   = gemmKernels{shaders.Gemm, shaders.GemmV4, shaders.GemmV4Prefetch, shaders.GemmV4DoubleBuffer}
+	groupedGemmKernels = gemmKernels{shaders.GroupedGemm, shaders.GroupedGemmV4,
+		shaders.GroupedGemmV4Prefetch, shaders.GroupedGemmV4DoubleBuffer}
+	groupedTNKernels = gemmKernels{shaders.GroupedTN, shaders.GroupedTNV4,
+		shaders.GroupedTNV4Prefetch, shaders.GroupedTNV4DoubleBuffer}
+)
+
+// pick returns the entry point of ks the tile runs (vec4: the shape allows
+// vec4 loads) and the tile's override constants for it.
+func (t gemmTile) pick(ks gemmKernels, vec4 bool) (shaders.Kernel, gpu.Constants) {
+	cs := gpu.Constants{"BM": float64(t.bm), "BN": float64(t.bn), "BK": float64(t.bk)}
+	if t.band > 1 {
+		cs["BAND"] = float64(t.band)
+	}
+	if !vec4 {
+		return ks.scalar, cs
+	}
+	switch t.kind {
+	case tileV4:
+		return ks.v4, cs
+	case tilePrefetch:
+		return ks.v4p, cs
+	case tileDouble:
+		cs["NBUF"] = 2
+		return ks.v4db, cs
+	}
+	if t.prefetch() {
+		return ks.v4p, cs
+	}
+	return ks.v4, cs
 }
 
 func (t gemmTile) String() string {
-	return fmt.Sprintf("%dx%dx%d", t.bm, t.bn, t.bk)
+	s := fmt.Sprintf("%dx%dx%d", t.bm, t.bn, t.bk)
+	if t.kind != tileAuto {
+		s += " " + string(t.kind)
+	}
+	if t.band > 1 {
+		s += fmt.Sprintf(" band %d", t.band)
+	}
+	return s
 }
 
-// EnvGemmTile names the environment variable that forces the GEMM tile
-// ("BM,BN,BK": BM and BN multiples of 8, BK a multiple of 4) of the ops built
-// while it is set, for tuning and for tests of the GPU tiles on a CPU.
+// EnvGemmTile names the environment variable that forces the GEMM tile of
+// the ops (Linear, Gemm, GroupedLinear) built while it is set, for tuning
+// and for tests of the GPU tiles on a CPU. Its forms are GemmTileForms.
 const EnvGemmTile = "MOM_GEMM_TILE"
+
+// GemmTileForms describes the accepted values of EnvGemmTile.
+const GemmTileForms = "BM,BN,BK[,VARIANT][,bandR]: BM and BN multiples of 8, BK a multiple of 4; " +
+	"VARIANT v4 (vec4 loads, no prefetch), p (register prefetch, 4*BK <= BM and BN) or " +
+	"db (register prefetch into double-buffered workgroup tiles, one barrier per step, 4*BK <= BM and BN), " +
+	"without VARIANT today's rule (p when 8*BK <= BM and BN, else v4); " +
+	"bandR: the workgroups walk the tiles in bands of R tile rows, column by column within a band " +
+	"(e.g. 128,128,8 or 128,128,16,db or 128,128,16,db,band8)"
+
+// parseGemmTile reads a tile in the forms of GemmTileForms.
+func parseGemmTile(s string) (gemmTile, error) {
+	var t gemmTile
+	f := strings.Split(s, ",")
+	if len(f) < 3 {
+		return t, fmt.Errorf("want at least BM,BN,BK")
+	}
+	for i, p := range []*int{&t.bm, &t.bn, &t.bk} {
+		v, err := strconv.Atoi(strings.TrimSpace(f[i]))
+		if err != nil || v <= 0 {
+			return t, fmt.Errorf("%q is not a positive number", f[i])
+		}
+		*p = v
+	}
+	if t.bm%8 != 0 || t.bn%8 != 0 || t.bk%4 != 0 {
+		return t, fmt.Errorf("BM %d and BN %d must be multiples of 8, BK %d of 4", t.bm, t.bn, t.bk)
+	}
+	kind := false
+	for _, o := range f[3:] {
+		o = strings.TrimSpace(o)
+		if r, ok := strings.CutPrefix(o, "band"); ok {
+			n, err := strconv.Atoi(r)
+			if err != nil || n < 1 || t.band != 0 {
+				return t, fmt.Errorf("%q: want one bandR with R a positive number", o)
+			}
+			t.band = n
+			continue
+		}
+		if !slices.Contains(tileKinds, tileKind(o)) {
+			return t, fmt.Errorf("unknown variant %q", o)
+		}
+		if kind {
+			return t, fmt.Errorf("two variants (%q and %q)", t.kind, o)
+		}
+		t.kind, kind = tileKind(o), true
+	}
+	if (t.kind == tilePrefetch || t.kind == tileDouble) && (4*t.bk > t.bm || 4*t.bk > t.bn) {
+		return t, fmt.Errorf("variant %s needs 4*BK <= BM and BN (at most 4 vec4 per operand and invocation)", t.kind)
+	}
+	return t, nil
+}
+
+// envGemmTile returns the tile EnvGemmTile forces on d (ok false when it is
+// unset), or an error naming the variable and its forms.
+func envGemmTile(d *gpu.Device) (t gemmTile, ok bool, err error) {
+	e := os.Getenv(EnvGemmTile)
+	if e == "" {
+		return t, false, nil
+	}
+	t, err = parseGemmTile(e)
+	if err == nil {
+		if why := t.misfit(d); why != "" {
+			err = fmt.Errorf("tile %s does not fit the device: %s", t, why)
+		}
+	}
+	if err != nil {
+		return t, true, fmt.Errorf("%s=%q: %v; want %s", EnvGemmTile, e, err, GemmTileForms)
+	}
+	return t, true, nil
+}
+
+// CheckGemmTile reports whether tile, a value of EnvGemmTile, is well
+// formed and fits d (nil) or why not.
+func CheckGemmTile(d *gpu.Device, tile string) error {
+	t, err := parseGemmTile(tile)
+	if err != nil {
+		return fmt.Errorf("%s=%q: %v; want %s", EnvGemmTile, tile, err, GemmTileForms)
+	}
+	if why := t.misfit(d); why != "" {
+		return fmt.Errorf("%s=%q: tile %s does not fit %s: %s", EnvGemmTile, tile, t, d, why)
+	}
+	return nil
+}
 
 // gemmTileFor picks the tile for an m x n output from the device, as
 // measured (DESIGN.md §3 has the figures): on a GPU 128x128 tiles (256
@@ -382,19 +548,14 @@ const EnvGemmTile = "MOM_GEMM_TILE"
 // prefetch, in steps of 8 through Dawn and 16 through wgpu-native; on a CPU
 // rasteriser (lavapipe) 64x64 tiles of 64 invocations in steps of 16, no
 // prefetch. Each candidate is checked against the device's limits; the last
-// resort is 32x32.
+// resort is 32x32. EnvGemmTile overrides it.
 func gemmTileFor(d *gpu.Device, m, n int) (gemmTile, error) {
-	if e := os.Getenv(EnvGemmTile); e != "" {
-		var t gemmTile
-		if _, err := fmt.Sscanf(e, "%d,%d,%d", &t.bm, &t.bn, &t.bk); err != nil || t.bm <= 0 || t.bn <= 0 || t.bk <= 0 ||
-			t.bm%8 != 0 || t.bn%8 != 0 || t.bk%4 != 0 || !t.fits(d) {
-			return t, fmt.Errorf("%s=%q: want BM,BN,BK with BM, BN multiples of 8 and BK of 4 that fit the device's limits", EnvGemmTile, e)
-		}
-		return t, nil
+	if t, ok, err := envGemmTile(d); ok {
+		return t, err
 	}
 	var cands []gemmTile
 	if d.Info.Type == "CPU" {
-		cands = []gemmTile{{64, 64, 16}}
+		cands = []gemmTile{{bm: 64, bn: 64, bk: 16}}
 	} else {
 		bk := 16
 		if d.Lib.Runtime == gpu.Dawn {
@@ -407,14 +568,14 @@ func gemmTileFor(d *gpu.Device, m, n int) (gemmTile, error) {
 		if n <= 64 {
 			bn = 64
 		}
-		cands = []gemmTile{{bm, bn, bk}, {64, 64, 8}}
+		cands = []gemmTile{{bm: bm, bn: bn, bk: bk}, {bm: 64, bn: 64, bk: 8}}
 	}
 	for _, t := range cands {
 		if t.fits(d) {
 			return t, nil
 		}
 	}
-	return gemmTile{32, 32, 16}, nil
+	return gemmTile{bm: 32, bn: 32, bk: 16}, nil
 }
 
 // splitRows chooses how to cut a reduction over rows (the weight gradient)
@@ -490,18 +651,11 @@ func newGemmTile(d *gpu.Device, t gemmTile, s gemmSpec, a, b, bias, c *Tensor) (
 	if err := checkU32(s.M, s.N, s.KD, s.COff+max(s.Splits, 1)*s.M*s.N, s.M*s.KD, s.N*s.KD); err != nil {
 		return nil, err
 	}
-	k := shaders.Gemm
-	if s.vec4() {
-		k = shaders.GemmV4
-		if t.prefetch() {
-			k = shaders.GemmV4Prefetch
-		}
-	}
+	k, cs := t.pick(plainGemmKernels, s.vec4())
 	chunk, splits := s.Chunk, s.Splits
 	if splits <= 1 {
 		chunk, splits = max(s.KD, 1), 1
 	}
-	cs := t.constants()
 	cs["M"], cs["N"], cs["KD"] = float64(s.M), float64(s.N), float64(s.KD)
 	cs["A_T"], cs["B_T"], cs["HAS_BIAS"], cs["ACCUM"] = b2f(s.AT), b2f(s.BT), b2f(s.Bias), b2f(s.Accum)
 	cs["CHUNK"], cs["C_OFF"] = float64(chunk), float64(s.COff)

@@ -182,36 +182,99 @@ func TestLinearErrors(t *testing.T) {
 	})
 }
 
-// TestLinearTiles runs the GPU tiles (with their register-prefetch
-// kernels) on whatever device the tests have, lavapipe included, by forcing
-// the tile.
-func TestLinearTiles(t *testing.T) {
-	vec4 := linearCase{rows: 129, n: 136, k: 72, bias: true, accY: true, accDX: true} // prefetch, partial tiles, split dW
-	scalar := linearCase{rows: 300, n: 17, k: 33, bias: true}                         // split dW
-	for _, c := range []struct {
-		tile  string
-		cases []linearCase
-	}{{"128,128,8", []linearCase{vec4, scalar}}, {"128,128,16", []linearCase{vec4}}} {
-		t.Run(c.tile, func(t *testing.T) {
-			t.Setenv(nn.EnvGemmTile, c.tile)
+// gemmTileCases are the tiles (values of nn.EnvGemmTile) that the tile
+// tests force, with what each covers; tiles that do not fit the device
+// (lavapipe: 32 KiB of workgroup memory) are skipped. Every case compiles
+// its own pipelines (seconds each on a cold lavapipe): more adds minutes.
+// more: also the short and scalar Linear cases and the short grouped
+// case; grouped: also in TestGroupedLinearTiles.
+var gemmTileCases = []struct {
+	tile, what    string
+	more, grouped bool
+}{
+	{"128,128,8", "today's rule: prefetch, 1 vec4 per operand", false, true},
+	{"128,128,16", "today's rule: prefetch, 2 vec4 per operand", false, true},
+	{"128,128,8,db", "double-buffered, 1 vec4 per operand", false, true},
+	{"64,64,16,db,band2", "double-buffered, 4 vec4 per operand, bands of 2 tile rows (a short last band)", true, true},
+	{"64,128,16,p", "wide prefetch, 2 vec4 of A and 4 of B", true, true},
+	{"64,64,32,v4", "BK 32 without prefetch", false, false},
+	{"128,128,16,db", "double-buffered, BK 16 (too big for lavapipe)", false, true},
+	{"128,128,32,p", "wide prefetch, BK 32 (too big for lavapipe)", false, true},
+}
+
+// forEachTile runs fn on every device for each tile of gemmTileCases (the
+// grouped ones only if grouped) that fits it, with nn.EnvGemmTile set;
+// more is the case's flag.
+func forEachTile(t *testing.T, grouped bool, fn func(t *testing.T, d *gpu.Device, more bool)) {
+	for _, c := range gemmTileCases {
+		if grouped && !c.grouped {
+			continue
+		}
+		forEachTileOf(t, []string{c.tile}, func(t *testing.T, d *gpu.Device, _ string) { fn(t, d, c.more) })
+	}
+}
+
+// forEachTileOf is forEachTile over the given tiles.
+func forEachTileOf(t *testing.T, tiles []string, fn func(t *testing.T, d *gpu.Device, tile string)) {
+	for _, tile := range tiles {
+		t.Run(tile, func(t *testing.T) {
+			t.Setenv(nn.EnvGemmTile, tile)
 			ktest.ForEachDevice(t, func(t *testing.T, d *gpu.Device) {
-				rng := rand.New(rand.NewSource(3))
-				for _, lc := range c.cases {
-					t.Run(lc.String(), func(t *testing.T) { testLinear(t, d, rng, lc) })
+				if err := nn.CheckGemmTile(d, tile); err != nil {
+					t.Skip(err)
 				}
+				fn(t, d, tile)
 			})
 		})
 	}
+}
+
+// TestLinearTiles runs the GPU tiles and their kernel variants (register
+// prefetch, wide prefetch, double buffering, banded workgroup order) on
+// whatever device the tests have, lavapipe included, by forcing the tile,
+// forward and backward against the reference: partial tiles, a reduction
+// shorter than one step, split-K weight gradients, accumulation and bias,
+// and the scalar kernel for shapes without vec4 loads.
+func TestLinearTiles(t *testing.T) {
+	cases := []linearCase{
+		{rows: 129, n: 136, k: 72, bias: true, accY: true, accDX: true}, // partial tiles, split dW
+		{rows: 65, n: 8, k: 4, bias: true, accY: true},                  // K and N below one step, split dW
+	}
+	scalar := linearCase{rows: 300, n: 17, k: 33, bias: true} // split dW
+	forEachTile(t, false, func(t *testing.T, d *gpu.Device, more bool) {
+		rng := rand.New(rand.NewSource(3))
+		cs := cases[:1]
+		if more {
+			cs = append(cases, scalar)
+		}
+		for _, lc := range cs {
+			t.Run(lc.String(), func(t *testing.T) { testLinear(t, d, rng, lc) })
+		}
+	})
 	t.Run("bad tile", func(t *testing.T) {
-		t.Setenv(nn.EnvGemmTile, "100,128,8")
-		ktest.ForEachDevice(t, func(t *testing.T, d *gpu.Device) {
-			x := ktest.Tensor(t, d, "x", nil, 4, 3)
-			w := ktest.Tensor(t, d, "w", nil, 5, 3)
-			y := ktest.Tensor(t, d, "y", nil, 4, 5)
-			if _, err := nn.NewLinear(d, nn.LinearArgs{X: x, W: w, Y: y}); err == nil || !strings.Contains(err.Error(), nn.EnvGemmTile) {
-				t.Errorf("tile 100,128,8: error %v, want one naming %s", err, nn.EnvGemmTile)
-			}
-		})
+		for _, c := range []struct{ tile, want string }{
+			{"100,128,8", "multiples of 8"},
+			{"128,128", "BM,BN,BK"},
+			{"128,128,8,xx", `unknown variant "xx"`},
+			{"128,128,8,db,p", "two variants"},
+			{"64,64,32,db", "4*BK"},
+			{"128,128,8,band0", "band"},
+			{"1024,1024,64", "does not fit"},
+		} {
+			t.Run(c.tile, func(t *testing.T) {
+				t.Setenv(nn.EnvGemmTile, c.tile)
+				ktest.ForEachDevice(t, func(t *testing.T, d *gpu.Device) {
+					x := ktest.Tensor(t, d, "x", nil, 4, 3)
+					w := ktest.Tensor(t, d, "w", nil, 5, 3)
+					y := ktest.Tensor(t, d, "y", nil, 4, 5)
+					_, err := nn.NewLinear(d, nn.LinearArgs{X: x, W: w, Y: y})
+					if err == nil || !strings.Contains(err.Error(), nn.EnvGemmTile) || !strings.Contains(err.Error(), c.want) ||
+						!strings.Contains(err.Error(), "db (") {
+						t.Errorf("tile %s: error %v, want one naming %s, %q and the accepted forms", c.tile, err, nn.EnvGemmTile, c.want)
+					}
+				})
+			})
+		}
 	})
 }
 

@@ -3,6 +3,9 @@ package shaders
 // gemmTileConstants are the override constants that size a GEMM tile: a
 // workgroup computes BM x BN outputs (multiples of 8) in reduction steps of
 // BK (a multiple of 4), each of its (BM/8)*(BN/8) invocations 8 x 8 of them.
+// The tile has two more, optional: NBUF (2 for the *_v4db entry points,
+// which need it; 1 otherwise) and BAND (tile rows per band of the workgroup
+// order; 1, row by row, by default).
 var gemmTileConstants = []string{"BM", "BN", "BK"}
 
 func gemmConstants(extra ...string) []string {
@@ -45,13 +48,23 @@ var (
 		Half:      []int{0, 1},
 	}
 	// GemmV4Prefetch is GemmV4 with the next step's tiles loaded into
-	// registers during the current step's arithmetic; needs 8*BK <= BN and
-	// 8*BK <= BM.
+	// registers during the current step's arithmetic; needs 4*BK <= BN and
+	// 4*BK <= BM (at most 4 vec4 of each operand per invocation).
 	GemmV4Prefetch = Kernel{
 		File:      "gemm.wgsl",
 		Entry:     "gemm_v4p",
 		Bindings:  gemmBindings,
 		Constants: gemmConstants("M", "N", "KD", "A_T", "B_T", "HAS_BIAS", "ACCUM", "CHUNK"),
+		Half:      []int{0, 1},
+	}
+	// GemmV4DoubleBuffer is GemmV4Prefetch with double-buffered workgroup
+	// tiles: one barrier per reduction step instead of two, twice the
+	// workgroup memory. Needs NBUF = 2 and what GemmV4Prefetch needs.
+	GemmV4DoubleBuffer = Kernel{
+		File:      "gemm.wgsl",
+		Entry:     "gemm_v4db",
+		Bindings:  gemmBindings,
+		Constants: gemmConstants("M", "N", "KD", "A_T", "B_T", "HAS_BIAS", "ACCUM", "CHUNK", "NBUF"),
 		Half:      []int{0, 1},
 	}
 	// GemmReduce sums split-K partials in order: dst[i] += sum_s
@@ -110,12 +123,21 @@ var (
 		Half:      []int{2, 3},
 	}
 	// GroupedGemmV4Prefetch is GroupedGemmV4 with register prefetch (as
-	// GemmV4Prefetch; 8*BK <= BM and 8*BK <= BN).
+	// GemmV4Prefetch; 4*BK <= BM and 4*BK <= BN).
 	GroupedGemmV4Prefetch = Kernel{
 		File:      "gemm_grouped.wgsl",
 		Entry:     "grouped_gemm_v4p",
 		Bindings:  groupedGemmBindings,
 		Constants: gemmConstants("ROWS", "G", "N", "KD", "B_T", "HAS_BIAS", "ACCUM"),
+		Half:      []int{2, 3},
+	}
+	// GroupedGemmV4DoubleBuffer is GroupedGemmV4Prefetch with
+	// double-buffered tiles (as GemmV4DoubleBuffer; NBUF = 2).
+	GroupedGemmV4DoubleBuffer = Kernel{
+		File:      "gemm_grouped.wgsl",
+		Entry:     "grouped_gemm_v4db",
+		Bindings:  groupedGemmBindings,
+		Constants: gemmConstants("ROWS", "G", "N", "KD", "B_T", "HAS_BIAS", "ACCUM", "NBUF"),
 		Half:      []int{2, 3},
 	}
 	// GroupedTN is the grouped weight gradient dW[g] += Σ_{t in g} dY[t]ᵀ X[t],
@@ -140,12 +162,21 @@ var (
 		Half:      []int{2, 3},
 	}
 	// GroupedTNV4Prefetch is GroupedTNV4 with register prefetch (as
-	// GemmV4Prefetch; 8*BK <= BM and 8*BK <= BN).
+	// GemmV4Prefetch; 4*BK <= BM and 4*BK <= BN).
 	GroupedTNV4Prefetch = Kernel{
 		File:      "gemm_grouped.wgsl",
 		Entry:     "grouped_tn_v4p",
 		Bindings:  groupedTNBindings,
 		Constants: gemmConstants("ROWS", "G", "M", "N", "ACCUM", "CHUNK"),
+		Half:      []int{2, 3},
+	}
+	// GroupedTNV4DoubleBuffer is GroupedTNV4Prefetch with double-buffered
+	// tiles (as GemmV4DoubleBuffer; NBUF = 2).
+	GroupedTNV4DoubleBuffer = Kernel{
+		File:      "gemm_grouped.wgsl",
+		Entry:     "grouped_tn_v4db",
+		Bindings:  groupedTNBindings,
+		Constants: gemmConstants("ROWS", "G", "M", "N", "ACCUM", "CHUNK", "NBUF"),
 		Half:      []int{2, 3},
 	}
 	// GroupedColSum is the grouped bias gradient per slot of CHUNK rows:

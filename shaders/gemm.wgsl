@@ -19,7 +19,10 @@
 //
 // Entry points: gemm (scalar loads, any shape) and gemm_v4 (vec4 loads and
 // stores; needs every leading dimension a multiple of 4: KD when A or B is
-// not transposed, M when A_T, N always).
+// not transposed, M when A_T, N always); gemm_v4p (gemm_v4 with register
+// prefetch; 4*BK <= BM and 4*BK <= BN) and gemm_v4db (gemm_v4p with
+// double-buffered workgroup tiles, NBUF 2: one barrier per step). The
+// workgroup order over the tiles is the tile's tile_at (BAND).
 
 override M: u32 = 1u;              // rows of C
 override N: u32 = 1u;              // columns of C
@@ -67,8 +70,9 @@ fn tile_of(wg: vec3<u32>, nwg: vec3<u32>, lid: u32) -> Tile {
 	let t = wg.x + wg.y * nwg.x;
 	var r: Tile;
 	r.ok = t < TILES_MN;
-	r.m0 = (t / TILES_N) * BM;
-	r.n0 = (t % TILES_N) * BN;
+	let at = tile_at(t, TILES_M);
+	r.m0 = at.x * BM;
+	r.n0 = at.y * BN;
 	r.kbeg = wg.z * CHUNK;
 	r.kend = min(KD, r.kbeg + CHUNK);
 	return r;
@@ -292,8 +296,8 @@ fn gemm_v4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: v
 	store4(&acc, t, wg.z);
 }
 
-// ---- vec4 loads with register prefetch (gemm_v4p) ----
-// The registers ra0, ra1, rb0, rb1 of the tile hold the next step's tiles
+// ---- vec4 loads with register prefetch (gemm_v4p, gemm_v4db) ----
+// The registers ra0..ra3, rb0..rb3 of the tile hold the next step's tiles
 // (see shared/gemm_tile.wgsl).
 
 fn fetch_a4(e: u32, m0: u32, k0: u32, kend: u32) -> vec4<f32> {
@@ -336,46 +340,30 @@ fn fetch_b4(e: u32, n0: u32, k0: u32, kend: u32) -> vec4<f32> {
 	return v;
 }
 
-fn stash_a4(e: u32, v: vec4<f32>) {
-	if (e < BM * BK / 4u) {
-		if (A_T) {
-			stash_a_m(e, v);
-		} else {
-			stash_a_k(e, v);
-		}
-	}
-}
-
-fn stash_b4(e: u32, v: vec4<f32>) {
-	if (e < BN * BK / 4u) {
-		if (B_T) {
-			stash_b_n(e, v);
-		} else {
-			stash_b_k(e, v);
-		}
-	}
-}
-
+// fetch4 loads the step at k0 into the registers (zeros past kend).
 fn fetch4(m0: u32, n0: u32, k0: u32, kend: u32) {
 	ra0 = fetch_a4(li, m0, k0, kend);
-	if (BM * BK / 4u > WG) {
+	if (PA > 1u) {
 		ra1 = fetch_a4(li + WG, m0, k0, kend);
 	}
+	if (PA > 2u) {
+		ra2 = fetch_a4(li + 2u * WG, m0, k0, kend);
+		ra3 = fetch_a4(li + 3u * WG, m0, k0, kend);
+	}
 	rb0 = fetch_b4(li, n0, k0, kend);
-	if (BN * BK / 4u > WG) {
+	if (PB > 1u) {
 		rb1 = fetch_b4(li + WG, n0, k0, kend);
+	}
+	if (PB > 2u) {
+		rb2 = fetch_b4(li + 2u * WG, n0, k0, kend);
+		rb3 = fetch_b4(li + 3u * WG, n0, k0, kend);
 	}
 }
 
-fn stash4() {
-	stash_a4(li, ra0);
-	if (BM * BK / 4u > WG) {
-		stash_a4(li + WG, ra1);
-	}
-	stash_b4(li, rb0);
-	if (BN * BK / 4u > WG) {
-		stash_b4(li + WG, rb1);
-	}
+// stash4 stores the registers into half h (A read along k unless A_T, B
+// along k unless B_T).
+fn stash4(h: u32) {
+	stash_regs(!A_T, !B_T, h);
 }
 
 @compute @workgroup_size(WG)
@@ -388,10 +376,36 @@ fn gemm_v4p(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: 
 	var acc: array<vec4<f32>, 16>;
 	fetch4(t.m0, t.n0, t.kbeg, t.kend);
 	for (var k0 = t.kbeg; k0 < t.kend; k0 += BK) {
-		stash4();
+		stash4(0u);
 		workgroupBarrier();
 		fetch4(t.m0, t.n0, k0 + BK, t.kend);
 		mma(&acc);
+		workgroupBarrier();
+	}
+	store4(&acc, t, wg.z);
+}
+
+// gemm_v4db: step s computes from half s%2 while the registers holding
+// step s+1 go to the other half. The barrier that ends step s both
+// publishes half (s+1)%2 and tells that every invocation is done reading
+// half s%2, which step s+1 then overwrites. Needs NBUF = 2.
+@compute @workgroup_size(WG)
+fn gemm_v4db(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+	@builtin(local_invocation_index) lid: u32) {
+	let t = tile_of(wg, nwg, lid);
+	if (!t.ok) {
+		return;
+	}
+	var acc: array<vec4<f32>, 16>;
+	fetch4(t.m0, t.n0, t.kbeg, t.kend);
+	stash4(0u);
+	workgroupBarrier();
+	var h = 0u;
+	for (var k0 = t.kbeg; k0 < t.kend; k0 += BK) {
+		fetch4(t.m0, t.n0, k0 + BK, t.kend);
+		mma_at(&acc, h);
+		h ^= 1u;
+		stash4(h);
 		workgroupBarrier();
 	}
 	store4(&acc, t, wg.z);

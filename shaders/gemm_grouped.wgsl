@@ -18,10 +18,15 @@
 //   grouped_reduce     dst[g] += the partials of group g, in order; an empty group
 //                      is left untouched.
 //
+// grouped_gemm and grouped_tn come as scalar, _v4, _v4p (register
+// prefetch) and _v4db (register prefetch into double-buffered tiles, NBUF
+// 2) entry points, as gemm.wgsl's.
+//
 // The tile (BM x BN tiles, BK steps, 8 x 8 outputs in vec4 registers per
-// invocation, padded workgroup tiles, register prefetch) is gemm.wgsl's:
-// both import shared/gemm_tile.wgsl. What is this file's own is the row
-// gather through the routing table and the scatter back.
+// invocation, padded workgroup tiles, register prefetch, double buffering,
+// the workgroup order tile_at) is gemm.wgsl's: both import
+// shared/gemm_tile.wgsl. What is this file's own is the row gather through
+// the routing table and the scatter back.
 
 override ROWS: u32 = 1u;             // rows of the batch
 override G: u32 = 1u;                // modalities
@@ -108,6 +113,12 @@ fn first_slot(g: u32, size: u32) -> u32 {
 		first += (offsets[h + 1u] - offsets[h] + size - 1u) / size;
 	}
 	return first;
+}
+
+// slots is the number of row-tile slots of grouped_gemm: at most
+// ceil(ROWS/BM) + G - 1 (each group's last tile may be partial).
+fn slots() -> u32 {
+	return (ROWS + BM - 1u) / BM + G - 1u;
 }
 
 fn setup(lid: u32) {
@@ -281,11 +292,15 @@ fn grouped_gemm(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) n
 	@builtin(local_invocation_index) lid: u32) {
 	setup(lid);
 	let lin = wg.x + wg.y * nwg.x;
-	let sp = span_of(lin / TILES_N, BM);
+	if (lin >= slots() * TILES_N) {
+		return;
+	}
+	let at = tile_at(lin, slots());
+	let sp = span_of(at.x, BM);
 	if (!sp.ok) {
 		return;
 	}
-	let n0 = (lin % TILES_N) * BN;
+	let n0 = at.y * BN;
 	let boff = sp.g * N * KD;
 	gather_rows(sp);
 	var acc: array<vec4<f32>, 16>;
@@ -303,11 +318,15 @@ fn grouped_gemm_v4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups
 	@builtin(local_invocation_index) lid: u32) {
 	setup(lid);
 	let lin = wg.x + wg.y * nwg.x;
-	let sp = span_of(lin / TILES_N, BM);
+	if (lin >= slots() * TILES_N) {
+		return;
+	}
+	let at = tile_at(lin, slots());
+	let sp = span_of(at.x, BM);
 	if (!sp.ok) {
 		return;
 	}
-	let n0 = (lin % TILES_N) * BN;
+	let n0 = at.y * BN;
 	let boff = sp.g * N * KD;
 	gather_rows(sp);
 	var acc: array<vec4<f32>, 16>;
@@ -457,8 +476,9 @@ fn grouped_tn(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg
 	if (lin >= TILES_MN || !sp.ok) {
 		return;
 	}
-	let m0 = (lin / TILES_N) * BM;
-	let n0 = (lin % TILES_N) * BN;
+	let at = tile_at(lin, TILES_M);
+	let m0 = at.x * BM;
+	let n0 = at.y * BN;
 	var acc: array<vec4<f32>, 16>;
 	for (var k0 = sp.p0; k0 < sp.p1; k0 += BK) {
 		tn_load(m0, n0, k0, sp.p1);
@@ -478,8 +498,9 @@ fn grouped_tn_v4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) 
 	if (lin >= TILES_MN || !sp.ok) {
 		return;
 	}
-	let m0 = (lin / TILES_N) * BM;
-	let n0 = (lin % TILES_N) * BN;
+	let at = tile_at(lin, TILES_M);
+	let m0 = at.x * BM;
+	let n0 = at.y * BN;
 	var acc: array<vec4<f32>, 16>;
 	for (var k0 = sp.p0; k0 < sp.p1; k0 += BK) {
 		tn_load4(m0, n0, k0, sp.p1);
@@ -490,9 +511,9 @@ fn grouped_tn_v4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) 
 	tn_store4(&acc, m0, n0, tn_base(sp.g, wg.z));
 }
 
-// ---- vec4 loads with register prefetch (grouped_gemm_v4p, grouped_tn_v4p) ----
+// ---- vec4 loads with register prefetch (grouped_*_v4p, grouped_*_v4db) ----
 // As gemm_v4p in gemm.wgsl: the next step's tiles wait in the tile's
-// registers ra0, ra1, rb0, rb1 during the current step's inner product.
+// registers ra0..ra3, rb0..rb3 during the current step's inner product.
 
 // A of grouped_gemm: row rowid[m], contiguous along k (stored transposed).
 fn gg_fetch_a(e: u32, k0: u32) -> vec4<f32> {
@@ -553,73 +574,53 @@ fn tn_fetch_b(e: u32, n0: u32, k0: u32, p1: u32) -> vec4<f32> {
 	return v;
 }
 
-// stash_a_t stores a vec4 of A that runs along k (transposed into As4);
-// stash_a_n one that runs along m.
-fn stash_a_t(e: u32, v: vec4<f32>) {
-	if (e < BM * BK / 4u) {
-		stash_a_k(e, v);
-	}
-}
-
-fn stash_a_n(e: u32, v: vec4<f32>) {
-	if (e < BM * BK / 4u) {
-		stash_a_m(e, v);
-	}
-}
-
-// stash_b stores a vec4 of B that runs along n if bt, along k otherwise.
-fn stash_b(e: u32, v: vec4<f32>, bt: bool) {
-	if (e < BN * BK / 4u) {
-		if (bt) {
-			stash_b_n(e, v);
-		} else {
-			stash_b_k(e, v);
-		}
-	}
-}
-
 fn gg_fetch(boff: u32, n0: u32, k0: u32) {
 	ra0 = gg_fetch_a(li, k0);
-	if (BM * BK / 4u > WG) {
+	if (PA > 1u) {
 		ra1 = gg_fetch_a(li + WG, k0);
 	}
+	if (PA > 2u) {
+		ra2 = gg_fetch_a(li + 2u * WG, k0);
+		ra3 = gg_fetch_a(li + 3u * WG, k0);
+	}
 	rb0 = gg_fetch_b(li, boff, n0, k0);
-	if (BN * BK / 4u > WG) {
+	if (PB > 1u) {
 		rb1 = gg_fetch_b(li + WG, boff, n0, k0);
+	}
+	if (PB > 2u) {
+		rb2 = gg_fetch_b(li + 2u * WG, boff, n0, k0);
+		rb3 = gg_fetch_b(li + 3u * WG, boff, n0, k0);
 	}
 }
 
-fn gg_stash() {
-	stash_a_t(li, ra0);
-	if (BM * BK / 4u > WG) {
-		stash_a_t(li + WG, ra1);
-	}
-	stash_b(li, rb0, B_T);
-	if (BN * BK / 4u > WG) {
-		stash_b(li + WG, rb1, B_T);
-	}
+// gg_stash stores the registers into half h: A along k, B along k unless
+// B_T.
+fn gg_stash(h: u32) {
+	stash_regs(true, !B_T, h);
 }
 
 fn tn_fetch(m0: u32, n0: u32, k0: u32, p1: u32) {
 	ra0 = tn_fetch_a(li, m0, k0, p1);
-	if (BM * BK / 4u > WG) {
+	if (PA > 1u) {
 		ra1 = tn_fetch_a(li + WG, m0, k0, p1);
 	}
+	if (PA > 2u) {
+		ra2 = tn_fetch_a(li + 2u * WG, m0, k0, p1);
+		ra3 = tn_fetch_a(li + 3u * WG, m0, k0, p1);
+	}
 	rb0 = tn_fetch_b(li, n0, k0, p1);
-	if (BN * BK / 4u > WG) {
+	if (PB > 1u) {
 		rb1 = tn_fetch_b(li + WG, n0, k0, p1);
+	}
+	if (PB > 2u) {
+		rb2 = tn_fetch_b(li + 2u * WG, n0, k0, p1);
+		rb3 = tn_fetch_b(li + 3u * WG, n0, k0, p1);
 	}
 }
 
-fn tn_stash() {
-	stash_a_n(li, ra0);
-	if (BM * BK / 4u > WG) {
-		stash_a_n(li + WG, ra1);
-	}
-	stash_b(li, rb0, true);
-	if (BN * BK / 4u > WG) {
-		stash_b(li + WG, rb1, true);
-	}
+// tn_stash stores the registers into half h: A along m, B along n.
+fn tn_stash(h: u32) {
+	stash_regs(false, false, h);
 }
 
 @compute @workgroup_size(WG)
@@ -627,17 +628,21 @@ fn grouped_gemm_v4p(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroup
 	@builtin(local_invocation_index) lid: u32) {
 	setup(lid);
 	let lin = wg.x + wg.y * nwg.x;
-	let sp = span_of(lin / TILES_N, BM);
+	if (lin >= slots() * TILES_N) {
+		return;
+	}
+	let at = tile_at(lin, slots());
+	let sp = span_of(at.x, BM);
 	if (!sp.ok) {
 		return;
 	}
-	let n0 = (lin % TILES_N) * BN;
+	let n0 = at.y * BN;
 	let boff = sp.g * N * KD;
 	gather_rows(sp);
 	var acc: array<vec4<f32>, 16>;
 	gg_fetch(boff, n0, 0u);
 	for (var k0 = 0u; k0 < KD; k0 += BK) {
-		gg_stash();
+		gg_stash(0u);
 		workgroupBarrier();
 		gg_fetch(boff, n0, k0 + BK);
 		mma(&acc);
@@ -655,15 +660,77 @@ fn grouped_tn_v4p(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups)
 	if (lin >= TILES_MN || !sp.ok) {
 		return;
 	}
-	let m0 = (lin / TILES_N) * BM;
-	let n0 = (lin % TILES_N) * BN;
+	let at = tile_at(lin, TILES_M);
+	let m0 = at.x * BM;
+	let n0 = at.y * BN;
 	var acc: array<vec4<f32>, 16>;
 	tn_fetch(m0, n0, sp.p0, sp.p1);
 	for (var k0 = sp.p0; k0 < sp.p1; k0 += BK) {
-		tn_stash();
+		tn_stash(0u);
 		workgroupBarrier();
 		tn_fetch(m0, n0, k0 + BK, sp.p1);
 		mma(&acc);
+		workgroupBarrier();
+	}
+	tn_store4(&acc, m0, n0, tn_base(sp.g, wg.z));
+}
+
+// grouped_gemm_v4db and grouped_tn_v4db: grouped_gemm_v4p and
+// grouped_tn_v4p with double-buffered tiles (NBUF 2), one barrier per step,
+// as gemm_v4db in gemm.wgsl.
+@compute @workgroup_size(WG)
+fn grouped_gemm_v4db(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+	@builtin(local_invocation_index) lid: u32) {
+	setup(lid);
+	let lin = wg.x + wg.y * nwg.x;
+	if (lin >= slots() * TILES_N) {
+		return;
+	}
+	let at = tile_at(lin, slots());
+	let sp = span_of(at.x, BM);
+	if (!sp.ok) {
+		return;
+	}
+	let n0 = at.y * BN;
+	let boff = sp.g * N * KD;
+	gather_rows(sp);
+	var acc: array<vec4<f32>, 16>;
+	gg_fetch(boff, n0, 0u);
+	gg_stash(0u);
+	workgroupBarrier();
+	var h = 0u;
+	for (var k0 = 0u; k0 < KD; k0 += BK) {
+		gg_fetch(boff, n0, k0 + BK);
+		mma_at(&acc, h);
+		h ^= 1u;
+		gg_stash(h);
+		workgroupBarrier();
+	}
+	gg_store4(&acc, sp.g, n0);
+}
+
+@compute @workgroup_size(WG)
+fn grouped_tn_v4db(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+	@builtin(local_invocation_index) lid: u32) {
+	setup(lid);
+	let lin = wg.x + wg.y * nwg.x;
+	let sp = span_of(wg.z, CHUNK);
+	if (lin >= TILES_MN || !sp.ok) {
+		return;
+	}
+	let at = tile_at(lin, TILES_M);
+	let m0 = at.x * BM;
+	let n0 = at.y * BN;
+	var acc: array<vec4<f32>, 16>;
+	tn_fetch(m0, n0, sp.p0, sp.p1);
+	tn_stash(0u);
+	workgroupBarrier();
+	var h = 0u;
+	for (var k0 = sp.p0; k0 < sp.p1; k0 += BK) {
+		tn_fetch(m0, n0, k0 + BK, sp.p1);
+		mma_at(&acc, h);
+		h ^= 1u;
+		tn_stash(h);
 		workgroupBarrier();
 	}
 	tn_store4(&acc, m0, n0, tn_base(sp.g, wg.z));
