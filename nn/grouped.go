@@ -294,6 +294,6 @@ func (l *gemmOp) newGroupedGemm(d *gpu.Device, shared *Scratch, base func(gemmTi
 		g.Release()
 		return nil, nil, err
 	}
-	call.plan += fmt.Sprintf(", split-K in %d chunks of %d", splits, chunk)
+	call.plan += fmt.Sprintf(", split-K in %d chunks of %d (%d workgroups)", splits, chunk, call.x*call.y*call.z)
 	return call, red, nil
 }

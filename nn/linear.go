@@ -575,7 +575,7 @@ func (l *gemmOp) newGemmK(d *gpu.Device, shared *Scratch, s gemmSpec, a, b, bias
 		call.g.Release()
 		return nil, nil, err
 	}
-	call.plan += fmt.Sprintf(", split-K in %d chunks of %d", splits, chunk)
+	call.plan += fmt.Sprintf(", split-K in %d chunks of %d (%d workgroups)", splits, chunk, call.x*call.y*call.z)
 	return call, red, nil
 }
 
