@@ -18,6 +18,7 @@ type Prefill struct {
 	s         *StepModel
 	Rows, Len int
 	routing   *nn.Routing
+	scratch   *nn.Scratch // the projections' split-K partial sums (they run in order)
 	embed     *nn.Embedding
 	patchIn   *nn.Linear
 	layers    []*prefillLayer
@@ -91,6 +92,7 @@ func (s *StepModel) NewPrefill(rows, length int) (_ *Prefill, err error) {
 			return nil, fmt.Errorf("mom: prefill: %w", err)
 		}
 	}
+	p.scratch = nn.NewScratch(d)
 	if err := p.build(); err != nil {
 		return nil, err
 	}
@@ -122,14 +124,14 @@ func (p *Prefill) build() error {
 	}
 	proj := func(split bool, x, w, b, y *nn.Tensor, acc bool) (projection, error) {
 		if split {
-			op, err := nn.NewGroupedLinear(d, nn.GroupedLinearArgs{X: x, W: w, B: b, Y: y, Routing: p.routing, AccumulateY: acc})
+			op, err := nn.NewGroupedLinear(d, nn.GroupedLinearArgs{X: x, W: w, B: b, Y: y, Routing: p.routing, AccumulateY: acc, Scratch: p.scratch})
 			if err != nil {
 				return nil, err
 			}
 			p.ops = append(p.ops, op)
 			return op, nil
 		}
-		op, err := nn.NewLinear(d, nn.LinearArgs{X: x, W: w, B: b, Y: y, AccumulateY: acc})
+		op, err := nn.NewLinear(d, nn.LinearArgs{X: x, W: w, B: b, Y: y, AccumulateY: acc, Scratch: p.scratch})
 		if err != nil {
 			return nil, err
 		}
@@ -145,7 +147,7 @@ func (p *Prefill) build() error {
 		return fmt.Errorf("mom: prefill: embedding: %w", err)
 	}
 	if c.Continuous() {
-		p.patchIn, err = nn.NewLinear(d, nn.LinearArgs{X: p.patches, W: W(NamePatchIn), Y: p.h, AccumulateY: true})
+		p.patchIn, err = nn.NewLinear(d, nn.LinearArgs{X: p.patches, W: W(NamePatchIn), Y: p.h, AccumulateY: true, Scratch: p.scratch})
 		if p.track(p.patchIn, err) != nil {
 			return fmt.Errorf("mom: prefill: patch_in: %w", err)
 		}
@@ -289,6 +291,8 @@ func (p *Prefill) Release() {
 		p.routing.Release()
 		p.routing = nil
 	}
+	p.scratch.Release() // after the ops that bind it
+	p.scratch = nil
 	for _, t := range p.tensors {
 		t.Release()
 	}

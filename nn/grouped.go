@@ -20,8 +20,9 @@ type GroupedLinearArgs struct {
 // GroupedLinear is the per-modality linear layer of Mixture-of-Mamba: row t
 // of modality g = m(t) computes Y[t] = X[t]·W[g]ᵀ + B[g]; the backward is
 // dX[t] = dY[t]·W[g], dW[g] += Σ_{t: m(t)=g} dY[t]ᵀX[t], dB[g] += Σ_{t: m(t)=g}
-// dY[t]. Each pass is one dispatch over all modalities (plus, when the weight
-// gradient is split over rows, a deterministic reduce): the kernels gather
+// dY[t]. Each pass is one dispatch over all modalities (plus, when it is split
+// (the weight gradient over rows, the forward and input gradient over their
+// reductions, as Linear's), a deterministic reduce): the kernels gather
 // the rows of a group through the Routing's permutation, multiply by that
 // group's weights and scatter back. A modality without rows in the batch
 // leaves its DW and DB untouched. The tensor shapes are fixed at
@@ -108,7 +109,7 @@ func NewGroupedLinear(d *gpu.Device, a GroupedLinearArgs) (*GroupedLinear, error
 			return nil, wrap(err)
 		}
 	}
-	gl.fwd, err = newGroupedGemm(d, base, v4, rows, groups, n, k, false, a.B != nil, a.AccumulateY,
+	gl.fwd, gl.fwdReduce, err = gl.newGroupedGemm(d, a.Scratch, base, v4, rows, groups, n, k, false, a.B != nil, a.AccumulateY,
 		rt, a.X, a.W, bias, a.Y)
 	if err != nil {
 		return nil, wrap(err)
@@ -123,7 +124,7 @@ func NewGroupedLinear(d *gpu.Device, a GroupedLinearArgs) (*GroupedLinear, error
 		if err != nil {
 			return nil, wrap(err)
 		}
-		gl.dx, err = newGroupedGemm(d, base, v4, rows, groups, k, n, true, false, a.AccumulateDX,
+		gl.dx, gl.dxReduce, err = gl.newGroupedGemm(d, a.Scratch, base, v4, rows, groups, k, n, true, false, a.AccumulateDX,
 			rt, a.DY, a.W, nb, a.DX)
 		if err != nil {
 			return nil, wrap(err)
@@ -203,38 +204,83 @@ func NewGroupedLinear(d *gpu.Device, a GroupedLinearArgs) (*GroupedLinear, error
 }
 
 // GroupedLinearScratch is the split-K scratch (in floats) a GroupedLinear
-// of rows rows over groups modalities, N outputs and K inputs asks for: 0
+// of rows rows over groups modalities, N outputs and K inputs asks for: the
+// largest of its forward's, input gradient's and weight gradient's, 0
 // without a split.
 func GroupedLinearScratch(d *gpu.Device, rows, groups, n, k int) int {
+	need := max(groupedKScratch(d, rows, groups, n, k), groupedKScratch(d, rows, groups, k, n))
 	tile, err := gemmTileFor(d, n, k)
 	if err != nil {
-		return 0
+		return need
 	}
 	chunk, splits := splitRows(d, tile, rows, CeilDiv(n, tile.bm)*CeilDiv(k, tile.bn), n*k+n)
 	if splits == 1 {
+		return need
+	}
+	return max(need, (CeilDiv(rows, chunk)+groups-1)*(n*k+n))
+}
+
+// groupedPlan is the tile and split-K of a grouped GEMM with a (rows,
+// nOut) output reducing over kd.
+func groupedPlan(d *gpu.Device, rows, groups, nOut, kd int) (t gemmTile, chunk, splits int, err error) {
+	if t, err = gemmTileFor(d, rows/groups, nOut); err != nil {
+		return t, 0, 0, err
+	}
+	chunk, splits, err = splitK(d, t, kd, CeilDiv(rows, t.bm)*CeilDiv(nOut, t.bn), rows*nOut)
+	return t, chunk, splits, err
+}
+
+// groupedKScratch is the scratch (in floats) of a grouped GEMM's split-K:
+// 0 without a split.
+func groupedKScratch(d *gpu.Device, rows, groups, nOut, kd int) int {
+	_, _, splits, err := groupedPlan(d, rows, groups, nOut, kd)
+	if err != nil || splits == 1 {
 		return 0
 	}
-	return (CeilDiv(rows, chunk) + groups - 1) * (n*k + n)
+	return splits * rows * nOut
 }
 
 // newGroupedGemm prepares the gathered GEMM C[t] (=|+=) A[t]·B[g] (+ bias[g])
 // with C (rows, nOut), reducing over kd: NT (B (G, nOut, kd)) or, with bt,
-// NN (B (G, kd, nOut)).
-func newGroupedGemm(d *gpu.Device, base func(gpu.Constants) gpu.Constants, v4 bool, rows, groups, nOut, kd int,
-	bt, hasBias, accum bool, rt *Routing, a, b, bias, c *Tensor) (*gemmCall, error) {
-	t, err := gemmTileFor(d, rows/groups, nOut)
+// NN (B (G, kd, nOut)). Split over kd when splitK says so: the chunks write
+// their partials (rows, nOut) into the scratch (shared, else the op's own),
+// the first with the bias, and red sums them in order into C (every row
+// belongs to one group, so the sum is plain gemm_reduce's).
+func (l *gemmOp) newGroupedGemm(d *gpu.Device, shared *Scratch, base func(gpu.Constants) gpu.Constants, v4 bool, rows, groups, nOut, kd int,
+	bt, hasBias, accum bool, rt *Routing, a, b, bias, c *Tensor) (call, red *gemmCall, err error) {
+	t, chunk, splits, err := groupedPlan(d, rows, groups, nOut, kd)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
+	}
+	out := c
+	if splits > 1 {
+		if err := checkU32(splits * rows * nOut); err != nil {
+			return nil, nil, err
+		}
+		if out, err = l.scratch(d, shared, splits*rows*nOut); err != nil {
+			return nil, nil, err
+		}
+	} else {
+		chunk = max(kd, 1)
 	}
 	k, cs := t.pick(groupedGemmKernels, v4)
 	cs = base(cs)
-	cs["N"], cs["KD"] = float64(nOut), float64(kd)
-	cs["B_T"], cs["HAS_BIAS"], cs["ACCUM"] = b2f(bt), b2f(hasBias), b2f(accum)
-	g, err := Bind(d, k, cs, rt.offsets, rt.perm, a, b, bias, c)
+	cs["N"], cs["KD"], cs["CHUNK"] = float64(nOut), float64(kd), float64(chunk)
+	cs["B_T"], cs["HAS_BIAS"], cs["ACCUM"] = b2f(bt), b2f(hasBias), b2f(accum && splits == 1)
+	g, err := Bind(d, k, cs, rt.offsets, rt.perm, a, b, bias, out)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	slots := CeilDiv(rows, t.bm) + groups - 1
 	x, y := Grid(d, slots*CeilDiv(nOut, t.bn))
-	return &gemmCall{g: g, x: x, y: y, z: 1, plan: k.Entry + " " + t.String()}, nil
+	call = &gemmCall{g: g, x: x, y: y, z: splits, plan: k.Entry + " " + t.String()}
+	if splits == 1 {
+		return call, nil, nil
+	}
+	if red, err = newReduce(d, out, c, 0, rows*nOut, splits, !accum); err != nil {
+		g.Release()
+		return nil, nil, err
+	}
+	call.plan += fmt.Sprintf(", split-K in %d chunks of %d (%d workgroups)", splits, chunk, call.x*call.y*call.z)
+	return call, red, nil
 }

@@ -19,6 +19,7 @@ type groupedCase struct {
 	modality     func(rng *rand.Rand) []uint32
 	bias, noDX   bool
 	accY, accDX  bool
+	split        string // nn.EnvGemmSplit for the op ("": as set)
 }
 
 // ids returns rows ids drawn from the given groups with the given weights
@@ -72,6 +73,9 @@ func TestGroupedLinear(t *testing.T) {
 		{name: "G3 one row of 2, 1 absent", groups: 3, n: 20, k: 12, modality: fixed(one2...), bias: true},
 		{name: "G3 50/30/20", groups: 3, n: 64, k: 300, modality: ids(300, 5, 3, 2), accY: true, accDX: true},
 		{name: "G3 blocks", groups: 3, n: 129, k: 63, modality: blocks(33, 1, 30), noDX: true, bias: true},
+		// Split-K forward and dX (forced), a modality without rows.
+		{name: "G3 split-K, 1 absent", groups: 3, n: 67, k: 150, modality: ids(200, 2, 0, 1), bias: true, accY: true, accDX: true, split: "3"},
+		{name: "G2 split-K vec4, 0 absent", groups: 2, n: 68, k: 200, modality: blocks(0, 70), bias: true, split: "4"},
 	}
 	ktest.ForEachDevice(t, func(t *testing.T, d *gpu.Device) {
 		rng := rand.New(rand.NewSource(2))
@@ -122,11 +126,17 @@ func testGrouped(t *testing.T, d *gpu.Device, rng *rand.Rand, c groupedCase) {
 	if a.DX != nil {
 		ktest.Start(t, a.DX, dx0, c.accDX)
 	}
+	if c.split != "" {
+		t.Setenv(nn.EnvGemmSplit, c.split)
+	}
 	gl, err := nn.NewGroupedLinear(d, a)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Log(gl.Plan())
+	if c.split != "" && !strings.Contains(strings.Split(gl.Plan(), ";")[0], "split-K") {
+		t.Errorf("%s=%s: the forward should split, plan %q", nn.EnvGemmSplit, c.split, gl.Plan())
+	}
 	counts := rt.Counts()
 	ktest.Run(t, d, func(r *gpu.Recorder) {
 		gl.RecordForward(r)
@@ -286,11 +296,14 @@ func TestGroupedLinearTiles(t *testing.T) {
 		{name: "G3 1 absent", groups: 3, n: 136, k: 72, modality: ids(300, 3, 0, 1), bias: true, accY: true},
 		{name: "G2 short K", groups: 2, n: 8, k: 4, modality: ids(150, 1, 2), bias: true, accDX: true},
 	}
+	splitK := cases[0]
+	splitK.name += " split-K"
+	splitK.split = "3" // split-K forward and dX (chunks of 24 and 48) on the tile's kernels
 	forEachTile(t, true, func(t *testing.T, d *gpu.Device, more bool) {
 		rng := rand.New(rand.NewSource(4))
-		cs := cases[:1]
+		cs := []groupedCase{cases[0], splitK}
 		if more {
-			cs = cases
+			cs = append(cs, cases[1])
 		}
 		for _, c := range cs {
 			t.Run(c.name, func(t *testing.T) { testGrouped(t, d, rng, c) })

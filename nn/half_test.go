@@ -82,11 +82,13 @@ func testGemmF16(t *testing.T, d *gpu.Device) {
 	}
 	// vec4 loads; scalar loads with the weight gradient split over rows
 	// (on lavapipe); a float32 bias, its gradient summed from the float16
-	// dY, split and not.
+	// dY, split and not; a split-K forward and dX (forced).
 	for _, c := range []struct {
 		rows, n, k int
 		bias       bool
-	}{{63, 64, 64, false}, {300, 3, 17, true}, {40, 12, 8, true}} {
+		split      string
+	}{{63, 64, 64, false, ""}, {300, 3, 17, true, ""}, {40, 12, 8, true, ""}, {65, 44, 72, true, "3"}} {
+		t.Setenv(nn.EnvGemmSplit, c.split)
 		x, xr := half("x", ktest.Rand(rng, c.rows*c.k, 1), c.rows, c.k)
 		w, wr := half("w", ktest.Rand(rng, c.n*c.k, 1), c.n, c.k)
 		dy, dyr := half("dy", ktest.Rand(rng, c.rows*c.n, 1), c.rows, c.n)
@@ -121,7 +123,9 @@ func testGemmF16(t *testing.T, d *gpu.Device) {
 		}
 		l.Release()
 	}
-	// Grouped: three modalities, one absent from part of the batch.
+	// Grouped: three modalities, one absent from part of the batch;
+	// forward and dX split-K (forced).
+	t.Setenv(nn.EnvGemmSplit, "3")
 	const rows, G, n, k = 130, 3, 64, 36
 	m := make([]uint32, rows)
 	for i := range m {

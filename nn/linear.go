@@ -18,9 +18,10 @@ type LinearArgs struct {
 	DY, DX, DW, DB *Tensor // backward tensors, same shapes; all nil for a forward-only op; DX may be nil (no input gradient); DB nil iff B nil
 	AccumulateY    bool    // forward computes Y += X·Wᵀ(+B) instead of Y =
 	AccumulateDX   bool    // backward computes DX += dY·W instead of DX =
-	// Scratch holds the split-K partial sums of the weight gradient, shared
-	// with the other GEMMs recorded in order with this one (a model's); nil
-	// gives the op a scratch of its own.
+	// Scratch holds the split-K partial sums (of the weight gradient, and of
+	// the forward and input gradient when they split), shared with the other
+	// GEMMs recorded in order with this one (a model's); nil gives the op a
+	// scratch of its own.
 	Scratch *Scratch
 }
 
@@ -28,8 +29,9 @@ type LinearArgs struct {
 // its backward dX = dY·W, dW += dYᵀ·X, dB += Σ_rows dY. It runs on the tiled
 // GEMM of shaders/gemm.wgsl in three layouts (NT, NN, TN); the weight
 // gradient is split over rows (split-K) when the output alone has too few
-// tiles to fill the device, with a deterministic second pass summing the
-// partials in order.
+// tiles to fill the device, and so are the forward and the input gradient
+// over their reductions on a GPU (splitK), each with a deterministic second
+// pass summing the partials in order.
 type Linear struct {
 	gemmOp
 }
@@ -40,6 +42,8 @@ type gemmOp struct {
 	rows, n, k int
 	fwd        *gemmCall
 	dx, dw, db *gemmCall
+	fwdReduce  *gemmCall   // split-K forward: partial sums into Y
+	dxReduce   *gemmCall   // split-K input gradient: partial sums into DX
 	reduce     []*gemmCall // split-K: partial sums into DW (and DB)
 	plan       string
 	own        *Scratch // the op's own split-K scratch (no shared one given)
@@ -66,12 +70,12 @@ func (l *gemmOp) noBias(d *gpu.Device, w *Tensor) (*Tensor, error) {
 // tensors of its args, nor a shared Scratch). A released op must not be
 // recorded again.
 func (l *gemmOp) Release() {
-	for _, c := range append([]*gemmCall{l.fwd, l.dx, l.dw, l.db}, l.reduce...) {
+	for _, c := range append([]*gemmCall{l.fwd, l.fwdReduce, l.dx, l.dxReduce, l.dw, l.db}, l.reduce...) {
 		if c != nil {
 			c.g.Release()
 		}
 	}
-	l.fwd, l.dx, l.dw, l.db, l.reduce = nil, nil, nil, nil, nil
+	l.fwd, l.fwdReduce, l.dx, l.dxReduce, l.dw, l.db, l.reduce = nil, nil, nil, nil, nil, nil, nil
 	l.own.Release()
 	l.own = nil
 	if l.dummy != nil {
@@ -153,7 +157,7 @@ func NewLinear(d *gpu.Device, a LinearArgs) (*Linear, error) {
 			return nil, wrap(err)
 		}
 	}
-	l.fwd, err = newGemm(d, gemmSpec{M: rows, N: n, KD: k, Bias: a.B != nil, Accum: a.AccumulateY}, a.X, a.W, bias, a.Y)
+	l.fwd, l.fwdReduce, err = l.newGemmK(d, a.Scratch, gemmSpec{M: rows, N: n, KD: k, Bias: a.B != nil, Accum: a.AccumulateY}, a.X, a.W, bias, a.Y)
 	if err != nil {
 		return nil, wrap(err)
 	}
@@ -167,7 +171,7 @@ func NewLinear(d *gpu.Device, a LinearArgs) (*Linear, error) {
 		if err != nil {
 			return nil, wrap(err)
 		}
-		l.dx, err = newGemm(d, gemmSpec{M: rows, N: k, KD: n, BT: true, Accum: a.AccumulateDX}, a.DY, a.W, nb, a.DX)
+		l.dx, l.dxReduce, err = l.newGemmK(d, a.Scratch, gemmSpec{M: rows, N: k, KD: n, BT: true, Accum: a.AccumulateDX}, a.DY, a.W, nb, a.DX)
 		if err != nil {
 			return nil, wrap(err)
 		}
@@ -206,7 +210,7 @@ func NewLinear(d *gpu.Device, a LinearArgs) (*Linear, error) {
 	if err != nil {
 		return nil, wrap(err)
 	}
-	red, err := newReduce(d, scratch, a.DW, 0, n*k, splits)
+	red, err := newReduce(d, scratch, a.DW, 0, n*k, splits, false)
 	if err != nil {
 		return nil, wrap(err)
 	}
@@ -217,7 +221,7 @@ func NewLinear(d *gpu.Device, a LinearArgs) (*Linear, error) {
 		if err != nil {
 			return nil, wrap(err)
 		}
-		red, err := newReduce(d, scratch, a.DB, off, n, splits)
+		red, err := newReduce(d, scratch, a.DB, off, n, splits, false)
 		if err != nil {
 			return nil, wrap(err)
 		}
@@ -230,13 +234,17 @@ func NewLinear(d *gpu.Device, a LinearArgs) (*Linear, error) {
 // RecordForward records Y = X·Wᵀ + B (or Y += with AccumulateY); for a
 // GroupedLinear each row uses its modality's W and B through the routing
 // tables of the last Update.
-func (l *gemmOp) RecordForward(r *gpu.Recorder) { l.fwd.record(r) }
+func (l *gemmOp) RecordForward(r *gpu.Recorder) {
+	l.fwd.record(r)
+	l.fwdReduce.record(r)
+}
 
 // RecordBackward records DX = dY·W (if DX is set; += with AccumulateDX),
 // DW += dYᵀ·X and DB += Σ_rows dY (per modality for a GroupedLinear). It
 // records nothing for a forward-only op.
 func (l *gemmOp) RecordBackward(r *gpu.Recorder) {
 	l.dx.record(r)
+	l.dxReduce.record(r) // before dW's partials reuse the scratch
 	l.dw.record(r)
 	l.db.record(r)
 	for _, c := range l.reduce {
@@ -278,15 +286,16 @@ type GemmArgs struct {
 	A, B, Bias, C *Tensor
 	M, N, K       int
 	AT, BT        bool
-	Accumulate    bool // C += instead of C =
+	Accumulate    bool     // C += instead of C =
+	Scratch       *Scratch // split-K partial sums when the reduction splits (see LinearArgs); nil: the op's own
 }
 
 // Gemm is one GEMM of shaders/gemm.wgsl (the kernel of Linear's forward,
 // input gradient and weight gradient, in whichever layout).
 type Gemm struct {
-	call  *gemmCall
-	flops float64
-	op    gemmOp // its no-bias stand-in
+	call, reduce *gemmCall
+	flops        float64
+	op           gemmOp // its no-bias stand-in and own scratch
 }
 
 // NewGemm checks the sizes, picks the tile for the device and binds a.
@@ -312,7 +321,7 @@ func NewGemm(d *gpu.Device, a GemmArgs) (*Gemm, error) {
 		err = fmt.Errorf("bias %s has %d elements, want %d", bias.Name, bias.Len(), a.N)
 	}
 	if err == nil {
-		g.call, err = newGemm(d, gemmSpec{M: a.M, N: a.N, KD: a.K, AT: a.AT, BT: a.BT, Bias: a.Bias != nil, Accum: a.Accumulate}, a.A, a.B, bias, a.C)
+		g.call, g.reduce, err = g.op.newGemmK(d, a.Scratch, gemmSpec{M: a.M, N: a.N, KD: a.K, AT: a.AT, BT: a.BT, Bias: a.Bias != nil, Accum: a.Accumulate}, a.A, a.B, bias, a.C)
 	}
 	if err != nil {
 		g.op.Release()
@@ -321,8 +330,11 @@ func NewGemm(d *gpu.Device, a GemmArgs) (*Gemm, error) {
 	return g, nil
 }
 
-// Record records the GEMM.
-func (g *Gemm) Record(r *gpu.Recorder) { g.call.record(r) }
+// Record records the GEMM (and the sum of its partials when it splits).
+func (g *Gemm) Record(r *gpu.Recorder) {
+	g.call.record(r)
+	g.reduce.record(r)
+}
 
 // FLOPs is 2·M·N·K.
 func (g *Gemm) FLOPs() float64 { return g.flops }
@@ -330,15 +342,17 @@ func (g *Gemm) FLOPs() float64 { return g.flops }
 // Plan names the kernel and tile chosen.
 func (g *Gemm) Plan() string { return g.call.plan }
 
-// Release frees the bind group.
+// Release frees the bind groups and the op's own scratch.
 func (g *Gemm) Release() {
 	if g == nil {
 		return
 	}
-	if g.call != nil {
-		g.call.g.Release()
-		g.call = nil
+	for _, c := range []*gemmCall{g.call, g.reduce} {
+		if c != nil {
+			c.g.Release()
+		}
 	}
+	g.call, g.reduce = nil, nil
 	g.op.Release()
 }
 
@@ -589,15 +603,66 @@ func splitRows(d *gpu.Device, t gemmTile, rows, tiles, perSplit int) (chunk, spl
 	if d.Info.Type == "CPU" {
 		target, minChunk = 4*runtime.NumCPU(), 64
 	}
-	s := CeilDiv(target, tiles)
-	s = min(s, CeilDiv(rows, minChunk))
+	return splitReduction(d, t, rows, CeilDiv(target, tiles), minChunk, perSplit)
+}
+
+// splitReduction cuts a reduction of length red into at most want chunks
+// of at least minChunk (a multiple of the tile's bk), with the partial-sum
+// scratch (splits x perSplit floats) at most 256 MiB and within the
+// device's binding limit. splits == 1 means no split.
+func splitReduction(d *gpu.Device, t gemmTile, red, want, minChunk, perSplit int) (chunk, splits int) {
+	s := min(want, CeilDiv(red, max(minChunk, 1)))
 	maxBytes := min(uint64(256<<20), d.Limits.MaxStorageBufferBindingSize)
-	s = min(s, int(maxBytes/uint64(4*perSplit)))
+	s = min(s, int(maxBytes/uint64(4*max(perSplit, 1))))
 	if s <= 1 {
-		return rows, 1
+		return red, 1
 	}
-	chunk = CeilDiv(CeilDiv(rows, s), t.bk) * t.bk
-	return chunk, CeilDiv(rows, chunk)
+	chunk = CeilDiv(CeilDiv(red, s), t.bk) * t.bk
+	if splits = CeilDiv(red, chunk); splits <= 1 {
+		return red, 1
+	}
+	return chunk, splits
+}
+
+// EnvGemmSplit names the environment variable that sets the split-K of the
+// forward (NT) and input-gradient (NN) GEMMs (and of Gemm) built while it
+// is set: "off" (never split), "auto" (the default: splitK's choice) or a
+// number of chunks N (at least BK deep each; within the scratch cap), for
+// tuning and for tests of the split path on a CPU. The weight gradient's
+// split over rows (splitRows) does not depend on it.
+const EnvGemmSplit = "MOM_GEMM_SPLIT"
+
+// Split-K targets of the NT and NN GEMMs on a GPU: enough workgroups for
+// about two waves of a large GPU (an H200 has 132 SMs, about 2 resident
+// 256-invocation workgroups each), chunks of at least 128 (16 steps of BK 8).
+const (
+	splitKTarget   = 512
+	splitKMinChunk = 128
+)
+
+// splitK chooses how to cut the reduction (length kd) of an NT or NN GEMM
+// whose output has tiles tiles of the tile t and perSplit floats: with
+// EnvGemmSplit unset or "auto", on a GPU into enough chunks that
+// tiles*splits reaches splitKTarget, none shorter than splitKMinChunk (so
+// an output of 512 tiles or more, or a reduction shorter than 256, never
+// splits), with the scratch capped as splitRows'; never on a CPU
+// (lavapipe), whose few threads the tiles already fill. splits == 1 means
+// no split.
+func splitK(d *gpu.Device, t gemmTile, kd, tiles, perSplit int) (chunk, splits int, err error) {
+	want, minChunk := 1, t.bk
+	switch e := os.Getenv(EnvGemmSplit); e {
+	case "off":
+	case "", "auto":
+		if d.Info.Type != "CPU" {
+			want, minChunk = CeilDiv(splitKTarget, tiles), splitKMinChunk
+		}
+	default:
+		if want, err = strconv.Atoi(e); err != nil || want < 1 {
+			return 0, 0, fmt.Errorf("%s=%q: want off, auto or a number of chunks", EnvGemmSplit, e)
+		}
+	}
+	chunk, splits = splitReduction(d, t, kd, want, minChunk, perSplit)
+	return chunk, splits, nil
 }
 
 // gemmSpec is one GEMM: C[z] (M, N) (=|+=) A·B (+ bias) over reduction chunk
@@ -639,12 +704,39 @@ func (c *gemmCall) record(r *gpu.Recorder) {
 	}
 }
 
-func newGemm(d *gpu.Device, s gemmSpec, a, b, bias, c *Tensor) (*gemmCall, error) {
+// newGemmK prepares C (=|+=) A·B (+ bias) (the forward, the input gradient
+// or a Gemm), split over the reduction when splitK says so: the GEMM then
+// writes its partials (the first with the bias) into the scratch (shared,
+// else the op's own) and a second dispatch sums them in order into C (= or
+// += with s.Accum). red is nil without a split.
+func (l *gemmOp) newGemmK(d *gpu.Device, shared *Scratch, s gemmSpec, a, b, bias, c *Tensor) (call, red *gemmCall, err error) {
 	t, err := gemmTileFor(d, s.M, s.N)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return newGemmTile(d, t, s, a, b, bias, c)
+	chunk, splits, err := splitK(d, t, s.KD, CeilDiv(s.M, t.bm)*CeilDiv(s.N, t.bn), s.M*s.N)
+	if err != nil {
+		return nil, nil, err
+	}
+	if splits == 1 {
+		call, err = newGemmTile(d, t, s, a, b, bias, c)
+		return call, nil, err
+	}
+	scratch, err := l.scratch(d, shared, splits*s.M*s.N)
+	if err != nil {
+		return nil, nil, err
+	}
+	accum := s.Accum
+	s.Chunk, s.Splits, s.Accum = chunk, splits, false
+	if call, err = newGemmTile(d, t, s, a, b, bias, scratch); err != nil {
+		return nil, nil, err
+	}
+	if red, err = newReduce(d, scratch, c, 0, s.M*s.N, splits, !accum); err != nil {
+		call.g.Release()
+		return nil, nil, err
+	}
+	call.plan += fmt.Sprintf(", split-K in %d chunks of %d (%d workgroups)", splits, chunk, call.x*call.y*call.z)
+	return call, red, nil
 }
 
 func newGemmTile(d *gpu.Device, t gemmTile, s gemmSpec, a, b, bias, c *Tensor) (*gemmCall, error) {
@@ -668,9 +760,14 @@ func newGemmTile(d *gpu.Device, t gemmTile, s gemmSpec, a, b, bias, c *Tensor) (
 	return &gemmCall{g: g, x: x, y: y, z: splits, plan: plan}, nil
 }
 
-// newReduce prepares dst[i] += Σ_s part[off + s*n + i] for i < n, s < splits.
-func newReduce(d *gpu.Device, part, dst *Tensor, off, n, splits int) (*gemmCall, error) {
-	g, err := Bind(d, shaders.GemmReduce, gpu.Constants{"LEN": float64(n), "SPLITS": float64(splits), "P_OFF": float64(off)}, part, dst)
+// newReduce prepares dst[i] += Σ_s part[off + s*n + i] for i < n, s < splits
+// (dst[i] = with assign).
+func newReduce(d *gpu.Device, part, dst *Tensor, off, n, splits int, assign bool) (*gemmCall, error) {
+	if err := checkU32(off + splits*n); err != nil {
+		return nil, err
+	}
+	g, err := Bind(d, shaders.GemmReduce, gpu.Constants{"LEN": float64(n), "SPLITS": float64(splits), "P_OFF": float64(off),
+		"ASSIGN": b2f(assign)}, part, dst)
 	if err != nil {
 		return nil, err
 	}
@@ -759,15 +856,32 @@ func (s *Scratch) Release() {
 }
 
 // LinearScratch is the split-K scratch (in floats) a Linear with rows rows,
-// N outputs and K inputs (and a bias or not) asks for: 0 without a split.
+// N outputs and K inputs (and a bias or not) asks for: the largest of its
+// forward's, input gradient's and weight gradient's (they run one after
+// another), 0 without a split.
 func LinearScratch(d *gpu.Device, rows, n, k int, bias bool) int {
+	need := max(gemmKScratch(d, rows, n, k), gemmKScratch(d, rows, k, n))
 	tile, err := gemmTileFor(d, n, k)
 	if err != nil {
-		return 0
+		return need
 	}
 	_, splits := splitRows(d, tile, rows, CeilDiv(n, tile.bm)*CeilDiv(k, tile.bn), n*k+n)
 	if splits == 1 {
+		return need
+	}
+	return max(need, splits*(n*k+n))
+}
+
+// gemmKScratch is the scratch (in floats) of newGemmK's (m, n) output
+// reducing over kd: 0 without a split.
+func gemmKScratch(d *gpu.Device, m, n, kd int) int {
+	t, err := gemmTileFor(d, m, n)
+	if err != nil {
 		return 0
 	}
-	return splits * (n*k + n)
+	_, splits, err := splitK(d, t, kd, CeilDiv(m, t.bm)*CeilDiv(n, t.bn), m*n)
+	if err != nil || splits == 1 {
+		return 0
+	}
+	return splits * m * n
 }

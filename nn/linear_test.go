@@ -26,8 +26,9 @@ type linearCase struct {
 	rows, n, k  int
 	bias, noDX  bool
 	accY, accDX bool
-	leading     []int // leading dims of X (product rows); nil: (rows)
-	wantSplit   bool  // expect the weight gradient split over rows (lavapipe)
+	leading     []int  // leading dims of X (product rows); nil: (rows)
+	wantSplit   bool   // expect the weight gradient split over rows (lavapipe)
+	split       string // nn.EnvGemmSplit for the op: a forced split-K of the forward and dX ("": as set)
 }
 
 func (c linearCase) String() string {
@@ -43,6 +44,9 @@ func (c linearCase) String() string {
 	}
 	if c.accDX {
 		s += ",accDX"
+	}
+	if c.split != "" {
+		s += ",split=" + c.split
 	}
 	return s
 }
@@ -61,6 +65,11 @@ func TestLinear(t *testing.T) {
 		{rows: 300, n: 3, k: 17, bias: true},                          // weight gradient split over rows (lavapipe)
 		{rows: 64, n: 300, k: 129, bias: true},                        // many column tiles
 		{rows: 60, n: 20, k: 12, bias: true, leading: []int{3, 4, 5}}, // leading dims flattened, vec4
+		// Split-K forward and dX (forced: lavapipe never splits them by
+		// itself): scalar, every size off the tile, a short last chunk,
+		// bias in partial 0 only, accumulating outputs.
+		{rows: 70, n: 67, k: 150, bias: true, accY: true, accDX: true, split: "3"},
+		{rows: 65, n: 68, k: 200, bias: true, split: "4"}, // vec4, last chunk of 8
 	}
 	ktest.ForEachDevice(t, func(t *testing.T, d *gpu.Device) {
 		rng := rand.New(rand.NewSource(1))
@@ -106,11 +115,17 @@ func testLinear(t *testing.T, d *gpu.Device, rng *rand.Rand, c linearCase) {
 	if a.DX != nil {
 		ktest.Start(t, a.DX, dx0, c.accDX)
 	}
+	if c.split != "" {
+		t.Setenv(nn.EnvGemmSplit, c.split)
+	}
 	l, err := nn.NewLinear(d, a)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Log(l.Plan())
+	if c.split != "" && !strings.Contains(strings.Split(l.Plan(), ";")[0], "split-K") {
+		t.Errorf("%s=%s: the forward should split, plan %q", nn.EnvGemmSplit, c.split, l.Plan())
+	}
 	if c.rows == 300 && c.n*c.k < 5000 && d.Info.Type == "CPU" && !strings.Contains(l.Plan(), "split") {
 		t.Errorf("expected the weight gradient split over rows on lavapipe, plan %q", l.Plan())
 	}
@@ -241,11 +256,13 @@ func TestLinearTiles(t *testing.T) {
 		{rows: 65, n: 8, k: 4, bias: true, accY: true},                  // K and N below one step, split dW
 	}
 	scalar := linearCase{rows: 300, n: 17, k: 33, bias: true} // split dW
+	splitK := cases[0]
+	splitK.split = "3" // split-K forward and dX (chunks of 24 and 48) on the tile's kernels
 	forEachTile(t, false, func(t *testing.T, d *gpu.Device, more bool) {
 		rng := rand.New(rand.NewSource(3))
-		cs := cases[:1]
+		cs := []linearCase{cases[0], splitK}
 		if more {
-			cs = append(cases, scalar)
+			cs = append(cs, cases[1], scalar)
 		}
 		for _, lc := range cs {
 			t.Run(lc.String(), func(t *testing.T) { testLinear(t, d, rng, lc) })
@@ -279,10 +296,11 @@ func TestLinearTiles(t *testing.T) {
 }
 
 // TestOpsRelease: a Linear and a GroupedLinear whose weight gradient is
-// split over rows (with a scratch of their own, and with a shared one) free
-// their bind groups and scratch on Release: 20 create/release cycles leave
-// the live object counts unchanged.
+// split over rows and whose forward is split-K (with a scratch of their own,
+// and with a shared one) free their bind groups and scratch on Release: 20
+// create/release cycles leave the live object counts unchanged.
 func TestOpsRelease(t *testing.T) {
+	t.Setenv(nn.EnvGemmSplit, "2")
 	ktest.ForEachDevice(t, func(t *testing.T, d *gpu.Device) {
 		ten := func(shape ...int) *nn.Tensor {
 			x, err := nn.NewTensor(d, "t", shape...)
@@ -291,7 +309,7 @@ func TestOpsRelease(t *testing.T) {
 			}
 			return x
 		}
-		const rows, n, k, g = 512, 16, 8, 3
+		const rows, n, k, g = 512, 16, 40, 3
 		x, w, y, dy, dx, dw := ten(rows, k), ten(n, k), ten(rows, n), ten(rows, n), ten(rows, k), ten(n, k)
 		gw, gdw := ten(g, n, k), ten(g, n, k)
 		rt, err := nn.NewRouting(d, rows, g)

@@ -24,7 +24,8 @@ var gemmBindings = []string{
 func GemmWorkgroup(bm, bn int) [3]int { return [3]int{(bm / 8) * (bn / 8), 1, 1} }
 
 var (
-	// Gemm computes C[z] (=|+=) A·B (+ bias) over the reduction chunk z, with
+	// Gemm computes C[z] (=|+=) A·B (+ bias) over the reduction chunk z
+	// (with a split, C_OFF + z*M*N; only chunk 0 adds the bias), with
 	// A and B in the layout set by A_T and B_T (NT: Y = X·Wᵀ; NN: dX = dY·W;
 	// TN: dW += dYᵀ·X), scalar loads, any shape. Dispatch
 	// ceil(M/BM)*ceil(N/BN) tiles (split over x and y by nn.Grid) by Z
@@ -68,13 +69,14 @@ var (
 		Half:      []int{0, 1},
 	}
 	// GemmReduce sums split-K partials in order: dst[i] += sum_s
-	// part[P_OFF + s*LEN + i]. Dispatch ceil(LEN/256) workgroups (nn.Grid).
+	// part[P_OFF + s*LEN + i], or dst[i] = the sum with ASSIGN. Dispatch
+	// ceil(LEN/256) workgroups (nn.Grid).
 	GemmReduce = Kernel{
 		File:      "gemm.wgsl",
 		Entry:     "gemm_reduce",
 		Bindings:  []string{"part: P_OFF + (SPLITS, LEN) read", "dst: (LEN) read_write"},
 		Workgroup: [3]int{256, 1, 1},
-		Constants: []string{"LEN", "SPLITS"},
+		Constants: []string{"LEN", "SPLITS", "ASSIGN"},
 	}
 	// GemmColSum is the bias gradient: column sums of dy over the rows of
 	// chunk z, into db (+=, ACCUM) or its partial z (=). Dispatch
@@ -105,12 +107,15 @@ var (
 	// for every row t of group g (rows gathered through the routing table),
 	// C[t] (=|+=) A[t]·B[g] (+ bias[g]); NT (Y = X·W[g]ᵀ + b[g]) or, with B_T,
 	// NN (dX = dY·W[g]). Scalar loads, any shape. Dispatch
-	// (ceil(ROWS/BM) + G - 1) * ceil(N/BN) workgroups (nn.Grid).
+	// (ceil(ROWS/BM) + G - 1) * ceil(N/BN) workgroups (nn.Grid) by Z
+	// reduction chunks of CHUNK in z: with a split (CHUNK < KD) chunk z
+	// writes its partial C_OFF + z*ROWS*N (=, bias in partial 0 only) for
+	// GemmReduce to sum.
 	GroupedGemm = Kernel{
 		File:      "gemm_grouped.wgsl",
 		Entry:     "grouped_gemm",
 		Bindings:  groupedGemmBindings,
-		Constants: gemmConstants("ROWS", "G", "N", "KD", "B_T", "HAS_BIAS", "ACCUM"),
+		Constants: gemmConstants("ROWS", "G", "N", "KD", "B_T", "HAS_BIAS", "ACCUM", "CHUNK"),
 		Half:      []int{2, 3},
 	}
 	// GroupedGemmV4 is GroupedGemm with vec4 loads and stores (KD and N
@@ -119,7 +124,7 @@ var (
 		File:      "gemm_grouped.wgsl",
 		Entry:     "grouped_gemm_v4",
 		Bindings:  groupedGemmBindings,
-		Constants: gemmConstants("ROWS", "G", "N", "KD", "B_T", "HAS_BIAS", "ACCUM"),
+		Constants: gemmConstants("ROWS", "G", "N", "KD", "B_T", "HAS_BIAS", "ACCUM", "CHUNK"),
 		Half:      []int{2, 3},
 	}
 	// GroupedGemmV4Prefetch is GroupedGemmV4 with register prefetch (as
@@ -128,7 +133,7 @@ var (
 		File:      "gemm_grouped.wgsl",
 		Entry:     "grouped_gemm_v4p",
 		Bindings:  groupedGemmBindings,
-		Constants: gemmConstants("ROWS", "G", "N", "KD", "B_T", "HAS_BIAS", "ACCUM"),
+		Constants: gemmConstants("ROWS", "G", "N", "KD", "B_T", "HAS_BIAS", "ACCUM", "CHUNK"),
 		Half:      []int{2, 3},
 	}
 	// GroupedGemmV4DoubleBuffer is GroupedGemmV4Prefetch with

@@ -14,8 +14,9 @@
 // gemm_grouped.wgsl imports too. Workgroup z reduces over k in
 // [z*CHUNK, min(KD, (z+1)*CHUNK)): with CHUNK < KD (split-K) each z writes its
 // own partial C[z] = C_OFF + z*M*N (plain =), and gemm_reduce sums the partials
-// in order (deterministic: no atomics). Tiles past the edges of M, N and KD
-// read zeros and skip their stores.
+// in order (deterministic: no atomics). With HAS_BIAS only partial 0 adds the
+// bias, so that the sum of the partials carries it once. Tiles past the edges
+// of M, N and KD read zeros and skip their stores.
 //
 // Entry points: gemm (scalar loads, any shape) and gemm_v4 (vec4 loads and
 // stores; needs every leading dimension a multiple of 4: KD when A or B is
@@ -56,6 +57,10 @@ alias in4 = vec4<f32>;
 @group(0) @binding(0) var<storage, read> a4: array<in4>;             // (M, KD/4) or (KD, M/4)
 @group(0) @binding(1) var<storage, read> b4: array<in4>;             // (N, KD/4) or (KD, N/4)
 @group(0) @binding(3) var<storage, read_write> c4: array<vec4<f32>>;  // C_OFF/4 + (Z, M, N/4)
+
+// with_bias: whether this workgroup's stores add the bias (HAS_BIAS, and
+// chunk 0 of a split-K GEMM); set by store and store4.
+var<private> with_bias: bool;
 
 struct Tile {
 	m0: u32,
@@ -191,7 +196,7 @@ fn put(o: u32, n: u32, v: vec4<f32>) {
 	for (var q = 0u; q < 4u; q++) {
 		if (n + q < N) {
 			var y = v[q];
-			if (HAS_BIAS) {
+			if (with_bias) {
 				y += bias[n + q];
 			}
 			if (ACCUM) {
@@ -206,7 +211,7 @@ fn put(o: u32, n: u32, v: vec4<f32>) {
 fn put4(o: u32, n: u32, v: vec4<f32>) {
 	if (n < N) {
 		var y = v;
-		if (HAS_BIAS) {
+		if (with_bias) {
 			y += vec4<f32>(bias[n], bias[n + 1u], bias[n + 2u], bias[n + 3u]);
 		}
 		if (ACCUM) {
@@ -238,6 +243,7 @@ fn store_row4(r: u32, v0: vec4<f32>, v1: vec4<f32>, t: Tile, base: u32) {
 
 fn store(acc: ptr<function, array<vec4<f32>, 16>>, t: Tile, z: u32) {
 	let base = C_OFF + z * M * N;
+	with_bias = HAS_BIAS && z == 0u;
 	store_row(0u, (*acc)[0], (*acc)[1], t, base);
 	store_row(1u, (*acc)[2], (*acc)[3], t, base);
 	store_row(2u, (*acc)[4], (*acc)[5], t, base);
@@ -250,6 +256,7 @@ fn store(acc: ptr<function, array<vec4<f32>, 16>>, t: Tile, z: u32) {
 
 fn store4(acc: ptr<function, array<vec4<f32>, 16>>, t: Tile, z: u32) {
 	let base = C_OFF + z * M * N;
+	with_bias = HAS_BIAS && z == 0u;
 	store_row4(0u, (*acc)[0], (*acc)[1], t, base);
 	store_row4(1u, (*acc)[2], (*acc)[3], t, base);
 	store_row4(2u, (*acc)[4], (*acc)[5], t, base);
@@ -416,12 +423,14 @@ fn gemm_v4db(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg:
 override LEN: u32 = 1u;            // elements of one output (N*K for dW, N for dB)
 override SPLITS: u32 = 1u;         // partials to sum
 override P_OFF: u32 = 0u;          // element offset of partial 0 in part
+override ASSIGN: bool = false;     // dst = the sum instead of dst +=
 
 @group(0) @binding(0) var<storage, read> part: array<f32>;         // P_OFF + (SPLITS, LEN)
 @group(0) @binding(1) var<storage, read_write> dst: array<f32>;    // (LEN)
 
 // gemm_reduce: dst[i] += sum_{s < SPLITS} part[P_OFF + s*LEN + i], summed in
-// order of s. Dispatch ceil(LEN/256) workgroups (split over y by nn.Grid).
+// order of s (dst[i] = the sum with ASSIGN: the epilogue of a split-K forward
+// or input gradient, whose partial 0 already holds the bias). Dispatch ceil(LEN/256) workgroups (split over y by nn.Grid).
 @compute @workgroup_size(256)
 fn gemm_reduce(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
 	@builtin(local_invocation_index) lid: u32) {
@@ -433,7 +442,11 @@ fn gemm_reduce(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw
 	for (var z = 0u; z < SPLITS; z++) {
 		s += part[P_OFF + z * LEN + i];
 	}
-	dst[i] += s;
+	if (ASSIGN) {
+		dst[i] = s;
+	} else {
+		dst[i] += s;
+	}
 }
 
 override ROWS: u32 = 1u;           // rows of dy

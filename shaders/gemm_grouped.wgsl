@@ -8,7 +8,11 @@
 //
 //   grouped_gemm[_v4]  C[t] (=|+=) A[t]·B[m(t)] (+ bias[m(t)]) for every row t,
 //                      rows gathered through perm and scattered back:
-//                      NT (B_T false) Y = X·W[g]ᵀ + b[g];  NN (B_T true) dX = dY·W[g]
+//                      NT (B_T false) Y = X·W[g]ᵀ + b[g];  NN (B_T true) dX = dY·W[g];
+//                      split-K when CHUNK < KD: workgroup z reduces over k in
+//                      [z*CHUNK, min(KD, (z+1)*CHUNK)) and writes its partial
+//                      C_OFF + z*ROWS*N (=; only partial 0 adds the bias), which
+//                      gemm.wgsl's gemm_reduce (ASSIGN or not) sums in order
 //   grouped_tn[_v4]    dW[g] += Σ_{t in group g} dY[t]ᵀ X[t], split into chunks of
 //                      CHUNK rows of one group each (slot z); with ACCUM (no split:
 //                      CHUNK >= ROWS) a slot adds into dW[g] directly, otherwise it
@@ -36,7 +40,7 @@ override KD: u32 = 1u;               // reduction length (grouped_gemm)
 override B_T: bool = false;          // grouped_gemm: B stored (G, KD, N) instead of (G, N, KD)
 override HAS_BIAS: bool = false;     // add bias[g][n]
 override ACCUM: bool = false;        // C += instead of C = (grouped_tn: no split)
-override CHUNK: u32 = 0xffffffffu;   // grouped_tn: rows per slot (a multiple of BK)
+override CHUNK: u32 = 0xffffffffu;   // grouped_tn: rows per slot; grouped_gemm: reduction chunk (a multiple of BK)
 override C_OFF: u32 = 0u;            // element offset of the partials in c
 //#import gemm_tile
 
@@ -75,6 +79,21 @@ alias in4 = vec4<f32>;
 @group(0) @binding(4) var<storage, read_write> dw4: array<vec4<f32>>; // (G, M, N/4), or C_OFF/4 + (Z, M, N/4)
 
 var<workgroup> rowid: array<u32, BM>;   // grouped_gemm: the rows of the tile (NONE past its group)
+
+// grouped_gemm: this workgroup's reduction chunk [kbeg, kend), where its C
+// starts (partial z of a split, or C itself) and whether it adds the bias.
+var<private> kend: u32;
+var<private> cbase: u32;
+var<private> with_bias: bool;
+
+// gg_chunk sets kend, cbase and with_bias for chunk z and returns kbeg.
+fn gg_chunk(z: u32) -> u32 {
+	let kbeg = z * CHUNK;
+	kend = min(KD, kbeg + CHUNK);
+	cbase = C_OFF + z * ROWS * N;
+	with_bias = HAS_BIAS && z == 0u;
+	return kbeg;
+}
 
 // A run of rows perm[p0 .. p1) of group g.
 struct Span {
@@ -146,7 +165,7 @@ fn gg_load(boff: u32, n0: u32, k0: u32) {
 		let t = rowid[m];
 		let gk = k0 + k;
 		var v = 0.0;
-		if (t != NONE && gk < KD) {
+		if (t != NONE && gk < kend) {
 			v = f32(a[t * KD + gk]);
 		}
 		put_a(m, k, v);
@@ -164,7 +183,7 @@ fn gg_load(boff: u32, n0: u32, k0: u32) {
 		let gn = n0 + n;
 		let gk = k0 + k;
 		var v = 0.0;
-		if (gn < N && gk < KD) {
+		if (gn < N && gk < kend) {
 			if (B_T) {
 				v = f32(b[boff + gk * N + gn]);
 			} else {
@@ -182,7 +201,7 @@ fn gg_load4(boff: u32, n0: u32, k0: u32) {
 		let t = rowid[m];
 		let gk = k0 + 4u * k4;
 		var v = vec4<f32>(0.0);
-		if (t != NONE && gk < KD) {
+		if (t != NONE && gk < kend) {
 			v = vec4<f32>(a4[(t * KD + gk) / 4u]);
 		}
 		stash_a_k(e, v);
@@ -194,7 +213,7 @@ fn gg_load4(boff: u32, n0: u32, k0: u32) {
 			let gn = n0 + 4u * n4;
 			let gk = k0 + k;
 			var v = vec4<f32>(0.0);
-			if (gn < N && gk < KD) {
+			if (gn < N && gk < kend) {
 				v = vec4<f32>(b4[(boff + gk * N + gn) / 4u]);
 			}
 			stash_b_n(e, v);
@@ -204,7 +223,7 @@ fn gg_load4(boff: u32, n0: u32, k0: u32) {
 			let gn = n0 + n;
 			let gk = k0 + 4u * k4;
 			var v = vec4<f32>(0.0);
-			if (gn < N && gk < KD) {
+			if (gn < N && gk < kend) {
 				v = vec4<f32>(b4[(boff + gn * KD + gk) / 4u]);
 			}
 			stash_b_k(e, v);
@@ -217,7 +236,7 @@ fn gg_put(o: u32, n: u32, g: u32, v: vec4<f32>) {
 	for (var q = 0u; q < 4u; q++) {
 		if (n + q < N) {
 			var y = v[q];
-			if (HAS_BIAS) {
+			if (with_bias) {
 				y += bias[g * N + n + q];
 			}
 			if (ACCUM) {
@@ -231,7 +250,7 @@ fn gg_put(o: u32, n: u32, g: u32, v: vec4<f32>) {
 fn gg_put4(o: u32, n: u32, g: u32, v: vec4<f32>) {
 	if (n < N) {
 		var y = v;
-		if (HAS_BIAS) {
+		if (with_bias) {
 			let bo = g * N + n;
 			y += vec4<f32>(bias[bo], bias[bo + 1u], bias[bo + 2u], bias[bo + 3u]);
 		}
@@ -248,8 +267,8 @@ fn gg_row(r: u32, v0: vec4<f32>, v1: vec4<f32>, g: u32, n0: u32) {
 	if (t != NONE) {
 		let na = n0 + tx * 4u;
 		let nb = n0 + (TX + tx) * 4u;
-		gg_put(t * N + na, na, g, v0);
-		gg_put(t * N + nb, nb, g, v1);
+		gg_put(cbase + t * N + na, na, g, v0);
+		gg_put(cbase + t * N + nb, nb, g, v1);
 	}
 }
 
@@ -258,8 +277,8 @@ fn gg_row4(r: u32, v0: vec4<f32>, v1: vec4<f32>, g: u32, n0: u32) {
 	if (t != NONE) {
 		let na = n0 + tx * 4u;
 		let nb = n0 + (TX + tx) * 4u;
-		gg_put4(t * N + na, na, g, v0);
-		gg_put4(t * N + nb, nb, g, v1);
+		gg_put4(cbase + t * N + na, na, g, v0);
+		gg_put4(cbase + t * N + nb, nb, g, v1);
 	}
 }
 
@@ -286,7 +305,8 @@ fn gg_store4(acc: ptr<function, array<vec4<f32>, 16>>, g: u32, n0: u32) {
 }
 
 // Dispatch (ceil(ROWS/BM) + G - 1) row-tile slots x ceil(N/BN) column tiles
-// (split over x and y by nn.Grid); slots past the groups' tiles return.
+// (split over x and y by nn.Grid) by ceil(KD/CHUNK) reduction chunks in z;
+// slots past the groups' tiles return.
 @compute @workgroup_size(WG)
 fn grouped_gemm(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
 	@builtin(local_invocation_index) lid: u32) {
@@ -303,8 +323,10 @@ fn grouped_gemm(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) n
 	let n0 = at.y * BN;
 	let boff = sp.g * N * KD;
 	gather_rows(sp);
+	let kbeg = gg_chunk(wg.z);
+	let kstop = min(KD, kbeg + CHUNK); // kend, as a uniform value
 	var acc: array<vec4<f32>, 16>;
-	for (var k0 = 0u; k0 < KD; k0 += BK) {
+	for (var k0 = kbeg; k0 < kstop; k0 += BK) {
 		gg_load(boff, n0, k0);
 		workgroupBarrier();
 		mma(&acc);
@@ -329,8 +351,10 @@ fn grouped_gemm_v4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups
 	let n0 = at.y * BN;
 	let boff = sp.g * N * KD;
 	gather_rows(sp);
+	let kbeg = gg_chunk(wg.z);
+	let kstop = min(KD, kbeg + CHUNK); // kend, as a uniform value
 	var acc: array<vec4<f32>, 16>;
-	for (var k0 = 0u; k0 < KD; k0 += BK) {
+	for (var k0 = kbeg; k0 < kstop; k0 += BK) {
 		gg_load4(boff, n0, k0);
 		workgroupBarrier();
 		mma(&acc);
@@ -521,7 +545,7 @@ fn gg_fetch_a(e: u32, k0: u32) -> vec4<f32> {
 	if (e < BM * BK / 4u) {
 		let t = rowid[e / (BK / 4u)];
 		let gk = k0 + 4u * (e % (BK / 4u));
-		if (t != NONE && gk < KD) {
+		if (t != NONE && gk < kend) {
 			v = vec4<f32>(a4[(t * KD + gk) / 4u]);
 		}
 	}
@@ -534,13 +558,13 @@ fn gg_fetch_b(e: u32, boff: u32, n0: u32, k0: u32) -> vec4<f32> {
 		if (B_T) {
 			let gn = n0 + 4u * (e % (BN / 4u));
 			let gk = k0 + e / (BN / 4u);
-			if (gn < N && gk < KD) {
+			if (gn < N && gk < kend) {
 				v = vec4<f32>(b4[(boff + gk * N + gn) / 4u]);
 			}
 		} else {
 			let gn = n0 + e / (BK / 4u);
 			let gk = k0 + 4u * (e % (BK / 4u));
-			if (gn < N && gk < KD) {
+			if (gn < N && gk < kend) {
 				v = vec4<f32>(b4[(boff + gn * KD + gk) / 4u]);
 			}
 		}
@@ -639,9 +663,11 @@ fn grouped_gemm_v4p(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroup
 	let n0 = at.y * BN;
 	let boff = sp.g * N * KD;
 	gather_rows(sp);
+	let kbeg = gg_chunk(wg.z);
+	let kstop = min(KD, kbeg + CHUNK); // kend, as a uniform value
 	var acc: array<vec4<f32>, 16>;
-	gg_fetch(boff, n0, 0u);
-	for (var k0 = 0u; k0 < KD; k0 += BK) {
+	gg_fetch(boff, n0, kbeg);
+	for (var k0 = kbeg; k0 < kstop; k0 += BK) {
 		gg_stash(0u);
 		workgroupBarrier();
 		gg_fetch(boff, n0, k0 + BK);
@@ -694,12 +720,14 @@ fn grouped_gemm_v4db(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgrou
 	let n0 = at.y * BN;
 	let boff = sp.g * N * KD;
 	gather_rows(sp);
+	let kbeg = gg_chunk(wg.z);
+	let kstop = min(KD, kbeg + CHUNK); // kend, as a uniform value
 	var acc: array<vec4<f32>, 16>;
-	gg_fetch(boff, n0, 0u);
+	gg_fetch(boff, n0, kbeg);
 	gg_stash(0u);
 	workgroupBarrier();
 	var h = 0u;
-	for (var k0 = 0u; k0 < KD; k0 += BK) {
+	for (var k0 = kbeg; k0 < kstop; k0 += BK) {
 		gg_fetch(boff, n0, k0 + BK);
 		mma_at(&acc, h);
 		h ^= 1u;
