@@ -455,11 +455,19 @@ func TestTwoRanksOnOneAdapterRefused(t *testing.T) {
 		t.Errorf("the refused job left %s behind", dir)
 	}
 	// A failure of one rank alone (rank 1's adapter does not exist) ends
-	// the job, naming the rank, while rank 0 waits for it.
+	// the job, naming the rank, while rank 0 waits for it. (mpirun's own
+	// notice, "MPI_ABORT was invoked on rank 1", goes through its help
+	// system, which under load was seen to fail with "ORTE_ERROR_LOG: Data
+	// unpack would read past end of buffer ... show_help.c".)
 	cmd, out = mpiChild(t, 2, "train", "--preset", "tiny", "--steps", "2", "--out", dir, "--adapter", "0,7")
+	// Rank 0 waits in a collective: only rank 1's MPI_Abort(1) ends the job
+	// with exit code 1 (else the test times out).
 	if code := exitCode(t, cmd); code != 1 || !strings.Contains(out.String(), "rank 1 of 2") ||
-		!strings.Contains(out.String(), "adapter 7 does not exist") || !strings.Contains(out.String(), "MPI_ABORT was invoked on rank 1") {
-		t.Fatalf("exit %d; want 1, rank 1's error and its MPI_Abort:\n%s", code, out)
+		!strings.Contains(out.String(), "adapter 7 does not exist") {
+		t.Fatalf("exit %d; want 1 (rank 1's MPI_Abort) and rank 1's error:\n%s", code, out)
+	}
+	if !strings.Contains(out.String(), "MPI_ABORT was invoked on rank 1") {
+		t.Logf("mpirun printed no MPI_ABORT notice (its help system failed):\n%s", out)
 	}
 	// An odd global batch does not divide among 2 ranks.
 	cmd, out = mpiChild(t, 2, "train", "--preset", "tiny", "--steps", "2", "--batch", "3", "--out", dir, "--share-adapter")
