@@ -299,10 +299,13 @@ func TestGroupedLinearTiles(t *testing.T) {
 	splitK := cases[0]
 	splitK.name += " split-K"
 	splitK.split = "3" // split-K forward and dX (chunks of 24 and 48) on the tile's kernels
-	forEachTile(t, true, func(t *testing.T, d *gpu.Device, more bool) {
+	forEachTile(t, true, func(t *testing.T, d *gpu.Device, tc tileCase) {
 		rng := rand.New(rand.NewSource(4))
-		cs := []groupedCase{cases[0], splitK}
-		if more {
+		cs := []groupedCase{cases[0]}
+		if tc.split {
+			cs = append(cs, splitK)
+		}
+		if tc.more {
 			cs = append(cs, cases[1])
 		}
 		for _, c := range cs {

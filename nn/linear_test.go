@@ -202,30 +202,32 @@ func TestLinearErrors(t *testing.T) {
 // (lavapipe: 32 KiB of workgroup memory) are skipped. Every case compiles
 // its own pipelines (seconds each on a cold lavapipe): more adds minutes.
 // more: also the short and scalar Linear cases and the short grouped
-// case; grouped: also in TestGroupedLinearTiles.
+// case; grouped: also in TestGroupedLinearTiles; split: also a split-K
+// forward and dX.
 var gemmTileCases = []struct {
-	tile, what    string
-	more, grouped bool
+	tile, what           string
+	more, grouped, split bool
 }{
-	{"128,128,8", "today's rule: prefetch, 1 vec4 per operand", false, true},
-	{"128,128,16", "today's rule: prefetch, 2 vec4 per operand", false, true},
-	{"128,128,8,db", "double-buffered, 1 vec4 per operand", false, true},
-	{"64,64,16,db,band2", "double-buffered, 4 vec4 per operand, bands of 2 tile rows (a short last band)", true, true},
-	{"64,128,16,p", "wide prefetch, 2 vec4 of A and 4 of B", true, true},
-	{"64,64,32,v4", "BK 32 without prefetch", false, false},
-	{"128,128,16,db", "double-buffered, BK 16 (too big for lavapipe)", false, true},
-	{"128,128,32,p", "wide prefetch, BK 32 (too big for lavapipe)", false, true},
+	{"128,128,8", "the single-buffered rule: prefetch, 1 vec4 per operand", false, true, false},
+	{"128,128,8,db", "the GPU default: double-buffered, 1 vec4 per operand", false, true, true},
+	{"64,64,16,db,band2", "double-buffered, 4 vec4 per operand, bands of 2 tile rows (a short last band)", true, true, true},
+	{"64,128,16,p", "wide prefetch, 2 vec4 of A and 4 of B", true, true, false},
+	{"64,64,32,v4", "BK 32 without prefetch", false, false, false},
+	{"128,128,16,db", "double-buffered, BK 16 (too big for lavapipe)", false, true, false},
+	{"128,128,32,p", "wide prefetch, BK 32 (too big for lavapipe)", false, true, false},
 }
 
+// tileCase is what forEachTile tells its function about the tile.
+type tileCase struct{ more, split bool }
+
 // forEachTile runs fn on every device for each tile of gemmTileCases (the
-// grouped ones only if grouped) that fits it, with nn.EnvGemmTile set;
-// more is the case's flag.
-func forEachTile(t *testing.T, grouped bool, fn func(t *testing.T, d *gpu.Device, more bool)) {
+// grouped ones only if grouped) that fits it, with nn.EnvGemmTile set.
+func forEachTile(t *testing.T, grouped bool, fn func(t *testing.T, d *gpu.Device, c tileCase)) {
 	for _, c := range gemmTileCases {
 		if grouped && !c.grouped {
 			continue
 		}
-		forEachTileOf(t, []string{c.tile}, func(t *testing.T, d *gpu.Device, _ string) { fn(t, d, c.more) })
+		forEachTileOf(t, []string{c.tile}, func(t *testing.T, d *gpu.Device, _ string) { fn(t, d, tileCase{c.more, c.split}) })
 	}
 }
 
@@ -258,10 +260,13 @@ func TestLinearTiles(t *testing.T) {
 	scalar := linearCase{rows: 300, n: 17, k: 33, bias: true} // split dW
 	splitK := cases[0]
 	splitK.split = "3" // split-K forward and dX (chunks of 24 and 48) on the tile's kernels
-	forEachTile(t, false, func(t *testing.T, d *gpu.Device, more bool) {
+	forEachTile(t, false, func(t *testing.T, d *gpu.Device, tc tileCase) {
 		rng := rand.New(rand.NewSource(3))
-		cs := []linearCase{cases[0], splitK}
-		if more {
+		cs := []linearCase{cases[0]}
+		if tc.split {
+			cs = append(cs, splitK)
+		}
+		if tc.more {
 			cs = append(cs, cases[1], scalar)
 		}
 		for _, lc := range cs {
