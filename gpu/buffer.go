@@ -54,6 +54,11 @@ func (d *Device) NewBuffer(label string, size int64, usage BufferUsage) (*Buffer
 
 // NewBufferIn is NewBuffer with the memory counted under cat.
 func (d *Device) NewBufferIn(cat MemCategory, label string, size int64, usage BufferUsage) (*Buffer, error) {
+	return d.newBufferIn(cat, label, size, usage, false)
+}
+
+// newBufferIn is NewBufferIn with the buffer mapped at creation when mapped.
+func (d *Device) newBufferIn(cat MemCategory, label string, size int64, usage BufferUsage, mapped bool) (*Buffer, error) {
 	if size <= 0 {
 		return nil, fmt.Errorf("gpu: buffer %q: size %d must be positive", label, size)
 	}
@@ -67,10 +72,16 @@ func (d *Device) NewBufferIn(cat MemCategory, label string, size int64, usage Bu
 	if d.closed {
 		return nil, errors.New("gpu: device is closed")
 	}
-	return d.newBufferLocked(cat, label, size, usage)
+	return d.newBufferMappedLocked(cat, label, size, usage, mapped)
 }
 
 func (d *Device) newBufferLocked(cat MemCategory, label string, size int64, usage BufferUsage) (*Buffer, error) {
+	return d.newBufferMappedLocked(cat, label, size, usage, false)
+}
+
+// newBufferMappedLocked is newBufferLocked with the buffer mapped at
+// creation when mapped (for a map-writable buffer the host fills first).
+func (d *Device) newBufferMappedLocked(cat MemCategory, label string, size int64, usage BufferUsage, mapped bool) (*Buffer, error) {
 	if d.mem.pending+d.mem.pendStage >= collectMin {
 		if err := d.collectLocked(); err != nil {
 			return nil, fmt.Errorf("gpu: creating buffer %q: %w", label, err)
@@ -80,7 +91,7 @@ func (d *Device) newBufferLocked(cat MemCategory, label string, size int64, usag
 	defer C.free(unsafe.Pointer(clabel))
 	var ptr unsafe.Pointer
 	err := d.scopeLocked("create buffer "+label, func() {
-		ptr = C.mg_create_buffer(d.Lib.c, d.dev, clabel, C.uint64_t(usage), C.uint64_t(size), 0)
+		ptr = C.mg_create_buffer(d.Lib.c, d.dev, clabel, C.uint64_t(usage), C.uint64_t(size), C.mg_bool(b2u(mapped)))
 	})
 	if ptr != nil {
 		d.created(C.MG_BUFFER)

@@ -75,14 +75,7 @@ func (h *HostReadBuffer) Wait() ([]byte, error) {
 	if d.closed {
 		return nil, errors.New("gpu: device is closed")
 	}
-	if C.mg_wait(d.Lib.c, d.inst, d.dev, h.op, C.UINT64_MAX) != 1 {
-		return nil, fmt.Errorf("gpu: waiting for host-read buffer %q failed", h.b.Label)
-	}
-	if h.op.status != 1 {
-		err := fmt.Errorf("gpu: mapping host-read buffer %q failed (status %d): %s", h.b.Label, h.op.status, C.GoString(&h.op.msg[0]))
-		if e := d.errLocked("map " + h.b.Label); e != nil {
-			err = errors.Join(err, e)
-		}
+	if err := d.waitMapLocked(h.op, "host-read", h.b.Label); err != nil {
 		return nil, err
 	}
 	p := C.mg_mapped_range(d.Lib.c, h.b.ptr, 0, C.size_t(h.b.Size))
@@ -144,41 +137,10 @@ type HostWriteBuffer struct {
 // NewHostWriteBuffer makes a host-writable buffer of size bytes (a
 // multiple of 4), mapped for writing from the start.
 func (d *Device) NewHostWriteBuffer(label string, size int64) (*HostWriteBuffer, error) {
-	if size <= 0 {
-		return nil, fmt.Errorf("gpu: host-write buffer %q: size %d must be positive", label, size)
+	b, err := d.newBufferIn(MemStaging, label, size, UsageMapWrite|UsageCopySrc, true)
+	if err != nil {
+		return nil, fmt.Errorf("gpu: host-write buffer: %w", err)
 	}
-	size = (size + 3) &^ 3
-	if uint64(size) > d.Limits.MaxBufferSize {
-		return nil, fmt.Errorf("gpu: host-write buffer %q of %d bytes exceeds the device's maxBufferSize limit (%d bytes on %s)",
-			label, size, d.Limits.MaxBufferSize, d.Info.Name)
-	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.closed {
-		return nil, errors.New("gpu: device is closed")
-	}
-	usage := UsageMapWrite | UsageCopySrc
-	clabel := C.CString(label)
-	defer C.free(unsafe.Pointer(clabel))
-	var ptr unsafe.Pointer
-	err := d.scopeLocked("create buffer "+label, func() {
-		ptr = C.mg_create_buffer(d.Lib.c, d.dev, clabel, C.uint64_t(usage), C.uint64_t(size), 1)
-	})
-	if ptr != nil {
-		d.created(C.MG_BUFFER)
-	}
-	if err != nil || ptr == nil {
-		if ptr != nil {
-			C.mg_buffer_destroy(d.Lib.c, ptr)
-			d.release(C.MG_BUFFER, ptr)
-		}
-		if err == nil {
-			err = errors.New("returned null")
-		}
-		return nil, fmt.Errorf("gpu: creating the host-write buffer %q (%d bytes): %w", label, size, err)
-	}
-	b := &Buffer{d: d, ptr: ptr, Size: size, Usage: usage, Label: label, Category: MemStaging}
-	d.mem.add(b)
 	return &HostWriteBuffer{b: b, op: d.Lib.newOp(), mapped: true}, nil
 }
 
@@ -205,16 +167,8 @@ func (h *HostWriteBuffer) Bytes() ([]byte, error) {
 	}
 	if h.pending {
 		h.pending = false
-		if C.mg_wait(d.Lib.c, d.inst, d.dev, h.op, C.UINT64_MAX) != 1 {
+		if err := d.waitMapLocked(h.op, "host-write", h.b.Label); err != nil {
 			h.mapped = false
-			return nil, fmt.Errorf("gpu: waiting for host-write buffer %q failed", h.b.Label)
-		}
-		if h.op.status != 1 {
-			h.mapped = false
-			err := fmt.Errorf("gpu: mapping host-write buffer %q failed (status %d): %s", h.b.Label, h.op.status, C.GoString(&h.op.msg[0]))
-			if e := d.errLocked("map " + h.b.Label); e != nil {
-				err = errors.Join(err, e)
-			}
 			return nil, err
 		}
 	}
@@ -283,4 +237,20 @@ func (h *HostWriteBuffer) Release() {
 	h.b.Release()
 	freeOp(h.op)
 	h.b, h.op, h.mapped, h.pending, h.data = nil, nil, false, false, nil
+}
+
+// waitMapLocked waits for the map op of a host-read or host-write buffer
+// (kind) and checks its status.
+func (d *Device) waitMapLocked(op *C.mg_op, kind, label string) error {
+	if C.mg_wait(d.Lib.c, d.inst, d.dev, op, C.UINT64_MAX) != 1 {
+		return fmt.Errorf("gpu: waiting for %s buffer %q failed", kind, label)
+	}
+	if op.status != 1 {
+		err := fmt.Errorf("gpu: mapping %s buffer %q failed (status %d): %s", kind, label, op.status, C.GoString(&op.msg[0]))
+		if e := d.errLocked("map " + label); e != nil {
+			err = errors.Join(err, e)
+		}
+		return err
+	}
+	return nil
 }
