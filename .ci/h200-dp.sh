@@ -18,8 +18,10 @@
 # runs/h200-dp/<phase>/ (run folders, logs) and are summarised on stdout and in
 # runs/h200-dp/summary.txt. Settings: RT (WebGPU runtime, default wgpu: Dawn's C API
 # shows one adapter per kind of GPU, so its second rank would find no GPU of its
-# own), STEPS (default 40), BUCKET_MB (default 25), LANES (MPI threads per rank,
-# default mom's: one per 2 cores of a rank's share, at most 4), OUT (default runs/h200-dp), EXTRA
+# own), STEPS (default 40), BUCKET_MB (default 25), LANES (MPI threads per rank of the
+# all-to-all reduction, default mom's: one per 2 cores of a rank's share, at most 4; on
+# one host the shared-memory reduction is used and sums on the rank's share of the
+# cores; MOM_MPI_REDUCE=alltoall forces the other), OUT (default runs/h200-dp), EXTRA
 # (more train flags for every run, e.g. EXTRA=--share-adapter to try the script on one
 # GPU or on lavapipe).
 #
