@@ -25,7 +25,7 @@ func TestH200Script(t *testing.T) {
 		for _, flag := range map[string][]string{
 			"kernels":  {"-size", "-filter", "-runtime"},
 			"transfer": {"-mib", "-reps", "-runtime"},
-			"step":     {"-preset", "-setting", "-batch", "-seq", "-steps", "-rounds", "-runtime", "-precision"},
+			"step":     {"-preset", "-setting", "-batch", "-seq", "-steps", "-rounds", "-runtime", "-precision", "-profile"},
 			"train":    {"-dry-run", "-split", "-batch", "-seq"},
 		}[args[len(args)-2]] {
 			if !strings.Contains(errOut, flag+" ") {

@@ -21,7 +21,7 @@
 # GEMM, the scan, conv, norms, losses, AdamW), transfer-{dawn,wgpu}.txt (256 MiB each
 # way through every transfer path offered), step-94m-{dawn,wgpu}.txt (`mom
 # bench step`, 94m, three modalities, 8x512, dense vs MoM, with GPU
-# memory), step-94m-wgpu-f16.txt (the same in mixed precision, --precision
+# memory, and a per-kernel profile of a step on Dawn), step-94m-wgpu-f16.txt (the same in mixed precision, --precision
 # f16, on wgpu-native: Dawn refuses shader-f16 on NVIDIA), step-1.4b-dawn.txt with nvidia-smi samples (the 1.4b MoM
 # preset's real peak and setup time against its dry-run accounting in
 # memory-1.4b-dryrun.txt), cublas.json and cublas.txt (cuBLAS SGEMM with
@@ -85,7 +85,8 @@ step cublas 60 "$PYTHON" "$here/h200_cublas.py" "$OUT"
 step kernels-dawn 110 "$MOM" bench kernels --size "$size" --filter "$kfilter" --runtime dawn
 step transfer-dawn 25 "$MOM" bench transfer --mib "$mib" --reps 3 --runtime dawn
 step transfer-wgpu 25 "$MOM" bench transfer --mib "$mib" --reps 3 --runtime wgpu
-step step-94m-dawn 50 "$MOM" bench step --preset "$p94" --setting three --batch "$b94" --seq "$l94" --steps "$s94" --rounds "$r94" --runtime dawn
+# With a per-kernel profile of one more step (GPU timestamps, each dispatch in a pass of its own).
+step step-94m-dawn 60 "$MOM" bench step --preset "$p94" --setting three --batch "$b94" --seq "$l94" --steps "$s94" --rounds "$r94" --profile 30 --runtime dawn
 
 # The 1.4b MoM preset: what mom's accounting says (no GPU needed), then the
 # real thing with nvidia-smi sampling the device memory every 0.5 s.
