@@ -324,7 +324,7 @@ func checkTransfer(op string, b *Buffer, off, n int64, need BufferUsage) error {
 // submit.
 func (s *Stager) Upload(dst *Buffer, off int64, src []byte) error {
 	return s.UploadFunc(dst, off, int64(len(src)), func(p []byte, pos int64) error {
-		parallelCopy(p, src[pos:pos+int64(len(p))])
+		ParallelCopy(p, src[pos:pos+int64(len(p))])
 		return nil
 	})
 }
@@ -440,7 +440,7 @@ func (s *Stager) hostViewLocked(sl *stageSlot, sz int64, write bool) ([]byte, er
 // all work submitted before it.
 func (s *Stager) Download(src *Buffer, off int64, dst []byte) error {
 	return s.DownloadFunc(src, off, int64(len(dst)), func(p []byte, pos int64) error {
-		parallelCopy(dst[pos:pos+int64(len(p))], p)
+		ParallelCopy(dst[pos:pos+int64(len(p))], p)
 		return nil
 	})
 }
@@ -571,10 +571,10 @@ func (s *Stager) unmapDown() {
 	}
 }
 
-// parallelCopy copies src into dst (of the same length) with several
+// ParallelCopy copies src into dst (of the same length) with several
 // goroutines when it is large: one core's memcpy falls short of what the
 // device's copies reach.
-func parallelCopy(dst, src []byte) {
+func ParallelCopy(dst, src []byte) {
 	const piece = 4 << 20
 	n := len(src)
 	w := min(runtime.GOMAXPROCS(0), 8, n/piece)

@@ -2,8 +2,6 @@ package trainer
 
 import (
 	"fmt"
-	"runtime"
-	"sync"
 	"unsafe"
 
 	"mom/gpu"
@@ -47,9 +45,9 @@ func planBuckets(stages int, finished func(s int) []*mom.Param, maxBytes int64, 
 // gradStaging moves gradient buckets between the device and host memory,
 // where the ranks sum them. mappedStaging, the portable path, copies each
 // bucket into a map-readable buffer and hands MPI the mapped bytes, and
-// writes the sums back through map-writable buffers (no wait for the queue). A faster path (Dawn's
-// host-mapped buffers, which the device reads and writes directly) can
-// take its place behind this interface.
+// writes the sums back through map-writable buffers (no wait for the
+// queue). A faster path (Dawn's host-mapped buffers, which the device reads
+// and writes directly) can take its place behind this interface.
 type gradStaging interface {
 	// RecordOut records copying bucket b's gradients to its host area;
 	// it is recorded right after the backward stage that completes b.
@@ -78,8 +76,8 @@ func newGradStaging(d *gpu.Device, buckets []gradBucket) (gradStaging, error) {
 	return newMappedStaging(d, buckets)
 }
 
-// mappedStaging implements gradStaging with a gpu.HostReadBuffer per
-// bucket, made once.
+// mappedStaging implements gradStaging with a gpu.HostReadBuffer and a
+// gpu.HostWriteBuffer per bucket, made once.
 type mappedStaging struct {
 	d       *gpu.Device
 	buckets []gradBucket
@@ -134,7 +132,7 @@ func (s *mappedStaging) In(b int, sums []float32) error {
 	if err != nil {
 		return fmt.Errorf("trainer: gradient bucket %d: %w", b, err)
 	}
-	copyParallel(p[:4*bk.n], unsafe.Slice((*byte)(unsafe.Pointer(&sums[0])), 4*bk.n))
+	gpu.ParallelCopy(p[:4*bk.n], unsafe.Slice((*byte)(unsafe.Pointer(&sums[0])), 4*bk.n))
 	if err := u.Unmap(); err != nil {
 		return fmt.Errorf("trainer: gradient bucket %d: %w", b, err)
 	}
@@ -149,29 +147,6 @@ func (s *mappedStaging) In(b int, sums []float32) error {
 		return fmt.Errorf("trainer: gradient bucket %d: %w", b, err)
 	}
 	return nil
-}
-
-// copyParallel copies src into dst (of the same length) on several cores
-// when it is large: one core moves well under the memory's bandwidth.
-func copyParallel(dst, src []byte) {
-	const piece = 8 << 20
-	n := len(src)
-	if n <= piece {
-		copy(dst, src)
-		return
-	}
-	k := min(runtime.NumCPU(), 8, (n+piece-1)/piece)
-	per := (n/k + 63) &^ 63
-	var wg sync.WaitGroup
-	for i := 0; i < n; i += per {
-		j := min(n, i+per)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			copy(dst[i:j], src[i:j])
-		}()
-	}
-	wg.Wait()
 }
 
 func (s *mappedStaging) Done(b int) { s.bufs[b].Unmap() }
