@@ -304,27 +304,58 @@ fn gg_store4(acc: ptr<function, array<vec4<f32>, 16>>, g: u32, n0: u32) {
 	gg_row4(7u, (*acc)[14], (*acc)[15], g, n0);
 }
 
+// GgTile is where a grouped NT/NN workgroup starts: its group g, its
+// column tile n0, the group's weight offset boff and its chunk [kbeg, kstop)
+// of the reduction (kstop is kend as a uniform value); ok is false for a
+// slot past the groups' tiles, which returns.
+struct GgTile {
+	ok: bool,
+	g: u32,
+	n0: u32,
+	boff: u32,
+	kbeg: u32,
+	kstop: u32,
+}
+
+// gg_begin finds the workgroup's tile, gathers its rows into workgroup
+// memory and sets its chunk (gg_chunk).
+fn gg_begin(wg: vec3<u32>, nwg: vec3<u32>, lid: u32) -> GgTile {
+	setup(lid);
+	var t: GgTile;
+	t.ok = false;
+	let lin = wg.x + wg.y * nwg.x;
+	if (lin >= slots() * TILES_N) {
+		return t;
+	}
+	let at = tile_at(lin, slots());
+	let sp = span_of(at.x, BM);
+	if (!sp.ok) {
+		return t;
+	}
+	gather_rows(sp);
+	t.ok = true;
+	t.g = sp.g;
+	t.n0 = at.y * BN;
+	t.boff = sp.g * N * KD;
+	t.kbeg = gg_chunk(wg.z);
+	t.kstop = min(KD, t.kbeg + CHUNK);
+	return t;
+}
+
 // Dispatch (ceil(ROWS/BM) + G - 1) row-tile slots x ceil(N/BN) column tiles
 // (split over x and y by nn.Grid) by ceil(KD/CHUNK) reduction chunks in z;
 // slots past the groups' tiles return.
 @compute @workgroup_size(WG)
 fn grouped_gemm(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
 	@builtin(local_invocation_index) lid: u32) {
-	setup(lid);
-	let lin = wg.x + wg.y * nwg.x;
-	if (lin >= slots() * TILES_N) {
+	let t = gg_begin(wg, nwg, lid);
+	if (!t.ok) {
 		return;
 	}
-	let at = tile_at(lin, slots());
-	let sp = span_of(at.x, BM);
-	if (!sp.ok) {
-		return;
-	}
-	let n0 = at.y * BN;
-	let boff = sp.g * N * KD;
-	gather_rows(sp);
-	let kbeg = gg_chunk(wg.z);
-	let kstop = min(KD, kbeg + CHUNK); // kend, as a uniform value
+	let n0 = t.n0;
+	let boff = t.boff;
+	let kbeg = t.kbeg;
+	let kstop = t.kstop;
 	var acc: array<vec4<f32>, 16>;
 	for (var k0 = kbeg; k0 < kstop; k0 += BK) {
 		gg_load(boff, n0, k0);
@@ -332,27 +363,20 @@ fn grouped_gemm(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) n
 		mma(&acc);
 		workgroupBarrier();
 	}
-	gg_store(&acc, sp.g, n0);
+	gg_store(&acc, t.g, n0);
 }
 
 @compute @workgroup_size(WG)
 fn grouped_gemm_v4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
 	@builtin(local_invocation_index) lid: u32) {
-	setup(lid);
-	let lin = wg.x + wg.y * nwg.x;
-	if (lin >= slots() * TILES_N) {
+	let t = gg_begin(wg, nwg, lid);
+	if (!t.ok) {
 		return;
 	}
-	let at = tile_at(lin, slots());
-	let sp = span_of(at.x, BM);
-	if (!sp.ok) {
-		return;
-	}
-	let n0 = at.y * BN;
-	let boff = sp.g * N * KD;
-	gather_rows(sp);
-	let kbeg = gg_chunk(wg.z);
-	let kstop = min(KD, kbeg + CHUNK); // kend, as a uniform value
+	let n0 = t.n0;
+	let boff = t.boff;
+	let kbeg = t.kbeg;
+	let kstop = t.kstop;
 	var acc: array<vec4<f32>, 16>;
 	for (var k0 = kbeg; k0 < kstop; k0 += BK) {
 		gg_load4(boff, n0, k0);
@@ -360,7 +384,7 @@ fn grouped_gemm_v4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups
 		mma(&acc);
 		workgroupBarrier();
 	}
-	gg_store4(&acc, sp.g, n0);
+	gg_store4(&acc, t.g, n0);
 }
 
 // ---- grouped_tn: dW[g] += dY[group g]ᵀ · X[group g] ----
@@ -650,21 +674,14 @@ fn tn_stash(h: u32) {
 @compute @workgroup_size(WG)
 fn grouped_gemm_v4p(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
 	@builtin(local_invocation_index) lid: u32) {
-	setup(lid);
-	let lin = wg.x + wg.y * nwg.x;
-	if (lin >= slots() * TILES_N) {
+	let t = gg_begin(wg, nwg, lid);
+	if (!t.ok) {
 		return;
 	}
-	let at = tile_at(lin, slots());
-	let sp = span_of(at.x, BM);
-	if (!sp.ok) {
-		return;
-	}
-	let n0 = at.y * BN;
-	let boff = sp.g * N * KD;
-	gather_rows(sp);
-	let kbeg = gg_chunk(wg.z);
-	let kstop = min(KD, kbeg + CHUNK); // kend, as a uniform value
+	let n0 = t.n0;
+	let boff = t.boff;
+	let kbeg = t.kbeg;
+	let kstop = t.kstop;
 	var acc: array<vec4<f32>, 16>;
 	gg_fetch(boff, n0, kbeg);
 	for (var k0 = kbeg; k0 < kstop; k0 += BK) {
@@ -674,7 +691,7 @@ fn grouped_gemm_v4p(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroup
 		mma(&acc);
 		workgroupBarrier();
 	}
-	gg_store4(&acc, sp.g, n0);
+	gg_store4(&acc, t.g, n0);
 }
 
 @compute @workgroup_size(WG)
@@ -707,21 +724,14 @@ fn grouped_tn_v4p(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups)
 @compute @workgroup_size(WG)
 fn grouped_gemm_v4db(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
 	@builtin(local_invocation_index) lid: u32) {
-	setup(lid);
-	let lin = wg.x + wg.y * nwg.x;
-	if (lin >= slots() * TILES_N) {
+	let t = gg_begin(wg, nwg, lid);
+	if (!t.ok) {
 		return;
 	}
-	let at = tile_at(lin, slots());
-	let sp = span_of(at.x, BM);
-	if (!sp.ok) {
-		return;
-	}
-	let n0 = at.y * BN;
-	let boff = sp.g * N * KD;
-	gather_rows(sp);
-	let kbeg = gg_chunk(wg.z);
-	let kstop = min(KD, kbeg + CHUNK); // kend, as a uniform value
+	let n0 = t.n0;
+	let boff = t.boff;
+	let kbeg = t.kbeg;
+	let kstop = t.kstop;
 	var acc: array<vec4<f32>, 16>;
 	gg_fetch(boff, n0, kbeg);
 	gg_stash(0u);
@@ -734,7 +744,7 @@ fn grouped_gemm_v4db(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgrou
 		gg_stash(h);
 		workgroupBarrier();
 	}
-	gg_store4(&acc, sp.g, n0);
+	gg_store4(&acc, t.g, n0);
 }
 
 @compute @workgroup_size(WG)
