@@ -3,6 +3,9 @@ package nn
 import (
 	"fmt"
 	"math"
+	"os"
+	"strconv"
+	"strings"
 
 	"mom/gpu"
 	"mom/shaders"
@@ -47,9 +50,47 @@ type ScanOptions struct {
 	// 7.67: the row scan costs more than it saves beyond a few threads, as
 	// long as (batch x channels) fill the GPU.
 	Items int
+	// StateThreads (QT): threads per channel and time slot, each taking
+	// every QT-th quad of the N states; it must divide ceil(N/4). Default 1.
+	// More of them put QT times as many threads to work, each with a QT
+	// times shorter sequential walk, at the price of computing the per-step
+	// scalars QT times and summing over states in workgroup memory.
+	StateThreads int
 	// Subgroups: 0 uses subgroup shuffles for the row scans where the device
 	// has them, 1 requires them, -1 uses workgroup memory only.
 	Subgroups int
+}
+
+// EnvScan names the environment variable that forces the layout of the
+// selective scans built while it is set, for tuning: "P,G,ITEMS[,QT]"
+// (Threads, Rows, Items and StateThreads of ScanOptions). Options given
+// explicitly in code take precedence.
+const EnvScan = "MOM_SCAN"
+
+// envScan fills the zero fields of o from EnvScan.
+func envScan(o ScanOptions) (ScanOptions, error) {
+	e := os.Getenv(EnvScan)
+	if e == "" {
+		return o, nil
+	}
+	f := strings.Split(e, ",")
+	if len(f) != 3 && len(f) != 4 {
+		return o, fmt.Errorf("nn: %s=%q: want P,G,ITEMS[,QT]", EnvScan, e)
+	}
+	var v [4]int
+	for i, x := range f {
+		n, err := strconv.Atoi(strings.TrimSpace(x))
+		if err != nil || n <= 0 {
+			return o, fmt.Errorf("nn: %s=%q: %q is not a positive number; want P,G,ITEMS[,QT]", EnvScan, e, x)
+		}
+		v[i] = n
+	}
+	for i, p := range []*int{&o.Threads, &o.Rows, &o.Items, &o.StateThreads} {
+		if *p == 0 {
+			*p = v[i]
+		}
+	}
+	return o, nil
 }
 
 // SelectiveScan is the fused selective scan: softplus(delta), the
@@ -61,7 +102,7 @@ type ScanOptions struct {
 type SelectiveScan struct {
 	a               ScanArgs
 	ed, n           int
-	p, g, items     int
+	p, g, items, qt int
 	chunks, blocks  int
 	subgroups       bool
 	st              *Tensor // the chunk-start and final states (kept from forward to backward)
@@ -213,17 +254,29 @@ func scanCheckAliases(op string, ins, outs []*Tensor) error {
 // bytes: row-scan maps 64 per thread, carry, A and dA 64 per (row, state
 // quad), the dB/dC reduction 32 per step of a chunk per row, dA partials 16
 // per thread.
-func scanShared(p, g, items, n int) int {
-	wg := p * g
+// per thread, and with state threads the parts of (pre, d dt, du) 16 per
+// step of a chunk per row and state thread past the first.
+func scanShared(p, g, items, qt, n int) int {
+	wg := p * g * qt
 	nq := (n + 3) / 4
-	return 80*wg + 64*g*nq + 32*wg*items
+	return 80*wg + 64*g*nq + 32*wg*items + 16*((qt-1)*g*p*items+1)
 }
 
 func (s *SelectiveScan) layout(d *gpu.Device, o ScanOptions) error {
 	const op = "SelectiveScan"
-	p, g, items := o.Threads, o.Rows, o.Items
+	o, err := envScan(o)
+	if err != nil {
+		return err
+	}
+	p, g, items, qt := o.Threads, o.Rows, o.Items, o.StateThreads
+	nq := (s.n + 3) / 4
 	if p == 0 {
 		p = 4
+	}
+	if qt == 0 {
+		qt = 1
+	} else if qt < 1 || nq%qt != 0 {
+		return fmt.Errorf("nn: %s: StateThreads %d must divide the %d quads of N=%d states", op, qt, nq, s.n)
 	}
 	if g == 0 {
 		g = 8
@@ -238,30 +291,32 @@ func (s *SelectiveScan) layout(d *gpu.Device, o ScanOptions) error {
 		return fmt.Errorf("nn: %s: Items must be in 1..%d and Rows positive, got %d, %d", op, shaders.ScanMaxItems, items, g)
 	}
 	lim := d.Limits
-	explicit := o.Rows != 0 || o.Items != 0
+	explicit := o.Rows != 0 || o.Items != 0 || o.StateThreads != 0
 	for {
-		wg := p * g
+		wg := p * g * qt
 		fits := wg <= int(lim.MaxComputeInvocationsPerWorkgroup) && wg <= int(lim.MaxComputeWorkgroupSizeX) &&
-			scanShared(p, g, items, s.n) <= int(lim.MaxComputeWorkgroupStorageSize)
+			scanShared(p, g, items, qt, s.n) <= int(lim.MaxComputeWorkgroupStorageSize)
 		if fits {
 			break
 		}
 		if explicit {
-			return fmt.Errorf("nn: %s: %d threads x %d rows x %d items with N=%d needs %d bytes of workgroup memory and %d invocations; the device allows %d and %d",
-				op, p, g, items, s.n, scanShared(p, g, items, s.n), wg, lim.MaxComputeWorkgroupStorageSize, lim.MaxComputeInvocationsPerWorkgroup)
+			return fmt.Errorf("nn: %s: %d threads x %d rows x %d items x %d state threads with N=%d needs %d bytes of workgroup memory and %d invocations; the device allows %d and %d",
+				op, p, g, items, qt, s.n, scanShared(p, g, items, qt, s.n), wg, lim.MaxComputeWorkgroupStorageSize, lim.MaxComputeInvocationsPerWorkgroup)
 		}
 		switch {
 		case g > 1:
 			g /= 2
 		case items > 1:
 			items /= 2
+		case qt > 1:
+			qt = 1
 		case p > 1:
 			p /= 2
 		default:
 			return fmt.Errorf("nn: %s: N=%d does not fit the device's %d bytes of workgroup memory", op, s.n, lim.MaxComputeWorkgroupStorageSize)
 		}
 	}
-	s.p, s.g, s.items = p, g, items
+	s.p, s.g, s.items, s.qt = p, g, items, qt
 	s.chunks = CeilDiv(s.a.Len, p*items)
 	s.blocks = CeilDiv(s.ed, g)
 	has := d.Has(gpu.FeatureSubgroups)
@@ -367,8 +422,8 @@ func (s *SelectiveScan) build(d *gpu.Device) error {
 		z = s.dummyZ
 	}
 	c := gpu.Constants{
-		"N": float64(n), "P": float64(s.p), "G": float64(s.g), "ITEMS": float64(s.items), "GATE": scanBool(a.Z != nil),
-		"WG": float64(s.p * s.g), "CHUNK": float64(s.p * s.items),
+		"N": float64(n), "P": float64(s.p), "G": float64(s.g), "ITEMS": float64(s.items), "QT": float64(s.qt),
+		"GATE": scanBool(a.Z != nil), "WG": float64(s.p * s.g * s.qt), "CHUNK": float64(s.p * s.items),
 	}
 	dims, err := uniformDims(d, "scan.dims", shaders.ScanDimsWords,
 		b, l, ed, s.chunks, s.blocks, offDB, offDC, offDA, offDD, offAL, offD, offB, offC, (n+3)/4, offHF)

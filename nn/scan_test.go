@@ -47,8 +47,8 @@ type scanCase struct {
 }
 
 func (c scanCase) String() string {
-	return fmt.Sprintf("b%d_l%d_ed%d_n%d_z%v_p%d_g%d_k%d_sg%d", c.batch, c.l, c.ed, c.n, c.gate,
-		c.opt.Threads, c.opt.Rows, c.opt.Items, c.opt.Subgroups)
+	return fmt.Sprintf("b%d_l%d_ed%d_n%d_z%v_p%d_g%d_k%d_qt%d_sg%d", c.batch, c.l, c.ed, c.n, c.gate,
+		c.opt.Threads, c.opt.Rows, c.opt.Items, c.opt.StateThreads, c.opt.Subgroups)
 }
 
 // scanData are the float32 inputs of one case, in the ranges the model
@@ -109,6 +109,14 @@ func scanCases() []scanCase {
 		// The workgroup-memory row scan where subgroups would be used.
 		scanCase{batch: 2, l: 129, ed: 5, n: 4, gate: false, opt: nn.ScanOptions{Threads: 8, Rows: 4, Items: 2, Subgroups: -1}},
 		scanCase{batch: 1, l: 64, ed: 3, n: 4, gate: false, opt: nn.ScanOptions{Threads: 8, Rows: 4, Items: 2, Subgroups: -1}},
+		// State threads: one quad each (N = 16), two quads each (N = 16),
+		// a padded last quad (N = 13), several channel blocks, the
+		// workgroup-memory row scan, rows spanning subgroups.
+		scanCase{batch: 2, l: 65, ed: 6, n: 16, gate: true, opt: nn.ScanOptions{Rows: 4, StateThreads: 4}},
+		scanCase{batch: 1, l: 130, ed: 9, n: 16, gate: true, opt: nn.ScanOptions{Threads: 4, Rows: 4, Items: 3, StateThreads: 2}},
+		scanCase{batch: 2, l: 37, ed: 5, n: 13, gate: false, opt: nn.ScanOptions{Threads: 2, Rows: 3, Items: 4, StateThreads: 4}},
+		scanCase{batch: 1, l: 129, ed: 5, n: 8, gate: true, opt: nn.ScanOptions{Threads: 8, Rows: 2, Items: 2, StateThreads: 2, Subgroups: -1}},
+		scanCase{batch: 1, l: 300, ed: 3, n: 8, gate: false, opt: nn.ScanOptions{Threads: 64, Rows: 1, Items: 1, StateThreads: 2}},
 	)
 	return cs
 }
@@ -281,6 +289,9 @@ func TestSelectiveScanErrors(t *testing.T) {
 		}
 		if _, err := nn.NewSelectiveScanWith(d, good(), nn.ScanOptions{Threads: 3}); err == nil {
 			t.Error("Threads 3: no error")
+		}
+		if _, err := nn.NewSelectiveScanWith(d, good(), nn.ScanOptions{StateThreads: 3}); err == nil {
+			t.Error("StateThreads 3: no error")
 		}
 		if _, err := nn.NewSelectiveScanWith(d, good(), nn.ScanOptions{Items: 17}); err == nil {
 			t.Error("Items 17: no error")

@@ -7,14 +7,15 @@ import (
 
 // scanConstants are the override constants of the scan kernels: the state
 // size N and the layout (P threads per row along time, G rows of one channel
-// each per workgroup, ITEMS steps per thread per chunk, WG = G*P, CHUNK =
-// P*ITEMS) and the gate switch. The sizes that vary between calls come in
-// the uniform Dims (see scan.wgsl), bound last.
-var scanConstants = []string{"N", "P", "G", "ITEMS", "GATE", "WG", "CHUNK"}
+// each per workgroup, ITEMS steps per thread per chunk, QT state threads per
+// (channel, time slot), WG = G*P*QT, CHUNK = P*ITEMS) and the gate switch.
+// The sizes that vary between calls come in the uniform Dims (see
+// scan.wgsl), bound last.
+var scanConstants = []string{"N", "P", "G", "ITEMS", "QT", "GATE", "WG", "CHUNK"}
 
-// ScanForward is the selective scan's forward: one workgroup of G*P threads
-// per (batch, block of G channels), chunks of P*ITEMS steps, over B*NBLK
-// workgroups (split over y when above the x limit).
+// ScanForward is the selective scan's forward: one workgroup of G*P*QT
+// threads per (batch, block of G channels), chunks of P*ITEMS steps, over
+// B*NBLK workgroups (split over y when above the x limit).
 var ScanForward = Kernel{
 	File:  "scan.wgsl",
 	Entry: "scan_fwd",
@@ -23,7 +24,7 @@ var ScanForward = Kernel{
 		"a_log: (ED, N) read", "bm: (B, L, N) read", "cm: (B, L, N) read", "dskip: (ED) read",
 		"y: (B, L, ED) read_write", "ws: workspace, hs (B, ED, NCH, N) at 0, hf (B, ED, N) at off_hf, read_write", "dims: Dims uniform",
 	},
-	Workgroup: [3]int{0, 1, 1}, // WG = G*P
+	Workgroup: [3]int{0, 1, 1}, // WG = G*P*QT
 	Constants: scanConstants,
 }
 

@@ -67,6 +67,14 @@
 // that four independent recurrences interleave in each thread and B, C load
 // as four neighbours.
 //
+// State threads: with QT > 1, QT threads share each (channel, time slot),
+// thread qt taking the state quads qt, qt+QT, ... (QT divides NQ), so that a
+// workgroup holds QT times as many threads, each with a QT times shorter
+// sequential walk. Every such thread computes the per-step scalars (dt, the
+// gate) itself; the sums over states (y, and in the backward pre, d dt, du)
+// meet in workgroup memory, where the qt = 0 thread adds the others' parts
+// in qt order and writes the step's outputs.
+//
 // Variants: this file as it is uses workgroup memory for the row scans. With
 // subgroups, shaders.ScanSource uncomments the `//|` lines of each
 // `//#if subgroups` block, drops its `//#else` part and puts
@@ -81,8 +89,9 @@ override N: u32;
 override P: u32 = 32u;        // threads per row (along time), a power of two
 override G: u32 = 4u;         // rows (channels) per workgroup
 override ITEMS: u32 = 4u;     // steps per thread per chunk, at most MAXI
+override QT: u32 = 1u;        // state threads per (channel, time slot), dividing NQ
 override GATE: bool = true;   // multiply by silu(z)
-override WG: u32 = P * G;
+override WG: u32 = P * G * QT;
 override CHUNK: u32 = P * ITEMS;
 override NQ: u32 = (N + 3u) / 4u;   // state quads
 
@@ -126,6 +135,8 @@ var<workgroup> sc1: array<Map4, WG>;
 var<workgroup> carry: array<vec4<f32>, 2u * G * NQ>;
 // A = -exp(a_log) of the workgroup's channels, (G, NQ); 0 in padded lanes.
 var<workgroup> a_sh: array<vec4<f32>, G * NQ>;
+// The forward's parts of y from the state threads qt >= 1, (QT-1, G, CHUNK).
+var<workgroup> ysum: array<f32, (QT - 1u) * G * CHUNK + 1u>;
 
 fn softplus(x: f32) -> f32 {
 	if (x > 20.0) {
@@ -312,9 +323,10 @@ fn scan_fwd(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: 
 	}
 	let bi = wid / NBLK;
 	let blk = wid % NBLK;
-	let g = tid / P;
 	let p = tid % P;
-	let base = g * P;
+	let g = (tid / P) % G;
+	let qt = tid / (P * G);     // state thread
+	let base = tid - p;         // the row's first thread
 	let e = blk * G + g;
 	let live = e < ED;
 	let ec = min(e, ED - 1u);
@@ -354,7 +366,8 @@ fn scan_fwd(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: 
 		}
 		let cur = (ch & 1u) * G * NQ + g * NQ;
 		let nxt = ((ch + 1u) & 1u) * G * NQ + g * NQ;
-		for (var q = 0u; q < nq; q++) {
+		for (var q0 = 0u; q0 < nq; q0 += QT) {
+			let q = q0 + qt;
 			let i0 = 4u * q;
 			let A = a_sh[g * NQ + q];
 			var m = ID4;
@@ -399,9 +412,25 @@ fn scan_fwd(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: 
 				}
 			}
 		}
+		if (QT > 1u) {
+			// The state threads' parts of y meet at qt = 0.
+			if (qt > 0u) {
+				for (var k = 0u; k < ITEMS; k++) {
+					ysum[((qt - 1u) * G + g) * CHUNK + p * ITEMS + k] = yacc[k];
+				}
+			}
+			workgroupBarrier();
+			if (qt == 0u) {
+				for (var j = 1u; j < QT; j++) {
+					for (var k = 0u; k < ITEMS; k++) {
+						yacc[k] += ysum[((j - 1u) * G + g) * CHUNK + p * ITEMS + k];
+					}
+				}
+			}
+		}
 		for (var k = 0u; k < ITEMS; k++) {
 			let t = t0 + k;
-			if (live && t < L) {
+			if (live && t < L && qt == 0u) {
 				let x = (bi * L + t) * ED + e;
 				var out = yacc[k] + dv * uu[k];
 				if (GATE) {
@@ -424,10 +453,13 @@ fn scan_fwd(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: 
 //   dD     (B, ED)           d D of this call, per batch row
 //   A_log  (ED, N), D (ED), B, C (B, L, N): copies of the inputs
 
-var<workgroup> red_b: array<vec4<f32>, G * CHUNK>;
-var<workgroup> red_c: array<vec4<f32>, G * CHUNK>;
+var<workgroup> red_b: array<vec4<f32>, QT * G * CHUNK>;
+var<workgroup> red_c: array<vec4<f32>, QT * G * CHUNK>;
 var<workgroup> red_a: array<vec4<f32>, WG>;
 var<workgroup> dacc: array<vec4<f32>, G * NQ>;
+// The backward's parts of (pre, d dt, du) from the state threads qt >= 1,
+// (QT-1, G, CHUNK).
+var<workgroup> xsum: array<vec4<f32>, (QT - 1u) * G * CHUNK + 1u>;
 
 @group(0) @binding(3) var<storage, read> dy: array<f32>;             // (B, L, ED)
 @group(0) @binding(4) var<storage, read_write> du: array<f32>;       // (B, L, ED)
@@ -483,9 +515,10 @@ fn scan_bwd(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: 
 	}
 	let bi = wid / NBLK;
 	let blk = wid % NBLK;
-	let g = tid / P;
 	let p = tid % P;
-	let base = g * P;
+	let g = (tid / P) % G;
+	let qt = tid / (P * G);     // state thread
+	let base = tid - p;         // the row's first thread
 	let e = blk * G + g;
 	let live = e < ED;
 	let ec = min(e, ED - 1u);
@@ -549,7 +582,8 @@ fn scan_bwd(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: 
 		}
 		let cur = (cc & 1u) * G * NQ + g * NQ;
 		let nxt = ((cc + 1u) & 1u) * G * NQ + g * NQ;
-		for (var q = 0u; q < nq; q++) {
+		for (var q0 = 0u; q0 < nq; q0 += QT) {
+			let q = q0 + qt;
 			let i0 = 4u * q;
 			let A = a_sh[g * NQ + q];
 			// (1) the states of the chunk, from its start state.
@@ -590,8 +624,8 @@ fn scan_bwd(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: 
 				ddt[k] += dot(dh, bt[k] * uu[k] + A * aa[k] * hp[k]);
 				dua[k] += dt[k] * dot(dh, bt[k]);
 				dAp += dh * aa[k] * hp[k] * dt[k];
-				red_b[g * CHUNK + p * ITEMS + k] = dh * (dt[k] * uu[k]);
-				red_c[g * CHUNK + p * ITEMS + k] = gy[k] * hk;
+				red_b[(qt * G + g) * CHUNK + p * ITEMS + k] = dh * (dt[k] * uu[k]);
+				red_c[(qt * G + g) * CHUNK + p * ITEMS + k] = gy[k] * hk;
 				s = aa[k] * dh;
 			}
 			if (p == 0u) {
@@ -599,19 +633,23 @@ fn scan_bwd(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: 
 			}
 			red_a[tid] = dAp;
 			workgroupBarrier();
-			// dB, dC: sum the G channels; dA: sum the row.
-			for (var j = tid; j < CHUNK; j += WG) {
-				let t = ch * CHUNK + j;
+			// dB, dC: sum the G channels (of each state thread's quad); dA:
+			// sum the row.
+			for (var j = tid; j < QT * CHUNK; j += WG) {
+				let jq = j / CHUNK;
+				let jt = j % CHUNK;
+				let t = ch * CHUNK + jt;
+				let j0 = 4u * (q0 + jq);
 				if (t < L) {
 					var sb = vec4<f32>(0.0);
 					var sc = vec4<f32>(0.0);
 					for (var r2 = 0u; r2 < G; r2++) {
-						sb += red_b[r2 * CHUNK + j];
-						sc += red_c[r2 * CHUNK + j];
+						sb += red_b[(jq * G + r2) * CHUNK + jt];
+						sc += red_c[(jq * G + r2) * CHUNK + jt];
 					}
-					let o = ((bi * NBLK + blk) * N + i0) * L + t;
+					let o = ((bi * NBLK + blk) * N + j0) * L + t;
 					for (var l = 0u; l < 4u; l++) {
-						if (i0 + l < N) {
+						if (j0 + l < N) {
 							wsb[OFF_DB + o + l * L] = sb[l];
 							wsb[OFF_DC + o + l * L] = sc[l];
 						}
@@ -627,9 +665,28 @@ fn scan_bwd(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: 
 			}
 			workgroupBarrier();
 		}
+		if (QT > 1u) {
+			// The state threads' parts of pre, d dt and du meet at qt = 0.
+			if (qt > 0u) {
+				for (var k = 0u; k < ITEMS; k++) {
+					xsum[((qt - 1u) * G + g) * CHUNK + p * ITEMS + k] = vec4<f32>(pre[k], ddt[k], dua[k], 0.0);
+				}
+			}
+			workgroupBarrier();
+			if (qt == 0u) {
+				for (var j = 1u; j < QT; j++) {
+					for (var k = 0u; k < ITEMS; k++) {
+						let v = xsum[((j - 1u) * G + g) * CHUNK + p * ITEMS + k];
+						pre[k] += v.x;
+						ddt[k] += v.y;
+						dua[k] += v.z;
+					}
+				}
+			}
+		}
 		for (var k = 0u; k < ITEMS; k++) {
 			let t = t0 + k;
-			if (live && t < L) {
+			if (live && t < L && qt == 0u) {
 				let x = (bi * L + t) * ED + e;
 				du[x] = dua[k] + gy[k] * dv;
 				ddelta[x] = ddt[k] * sg[k];
@@ -642,7 +699,7 @@ fn scan_bwd(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: 
 	}
 	red_a[tid] = vec4<f32>(dDp, 0.0, 0.0, 0.0);
 	workgroupBarrier();
-	if (p == 0u && live) {
+	if (p == 0u && qt == 0u && live) {
 		var sd = 0.0;
 		for (var r2 = 0u; r2 < P; r2++) {
 			sd += red_a[base + r2].x;
