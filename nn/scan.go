@@ -36,58 +36,94 @@ type ScanArgs struct {
 // ScanOptions tune the scan's kernels; zero fields pick defaults for the
 // device. Tests use them to reach every code path.
 type ScanOptions struct {
-	// Threads per channel along time (P), a power of two; default 4.
+	// Threads per channel along time (P), a power of two.
 	Threads int
-	// Rows: channels per workgroup (G); default 8. The backward's partial
-	// sums of dB and dC take Batch*ceil(ED/Rows)*N*Len floats each.
+	// Rows: channels per workgroup (G). The backward's partial sums of dB
+	// and dC take Batch*ceil(ED/Rows)*N*Len floats each.
 	Rows int
-	// Items: steps per thread per chunk, 1 to 16; default 4. A chunk is
-	// Threads*Items steps (default 16).
-	//
-	// The defaults were the fastest forward+backward of a sweep on an H200
-	// (Dawn, B=8 L=2048 ED=1536 N=16): 4x8x4 took 1.24 + 3.45 ms, 8x8x8
-	// 1.48 + 4.72, 4x8x8 1.15 + 4.20, 16x8x4 2.46 + 4.35, 32x4x2 4.17 +
-	// 7.67: the row scan costs more than it saves beyond a few threads, as
-	// long as (batch x channels) fill the GPU.
+	// Items: steps per thread per chunk, 1 to 16. A chunk is Threads*Items
+	// steps.
 	Items int
 	// StateThreads (QT): threads per channel and time slot, each taking
-	// every QT-th quad of the N states; it must divide ceil(N/4). Default 1.
-	// More of them put QT times as many threads to work, each with a QT
-	// times shorter sequential walk, at the price of computing the per-step
-	// scalars QT times and summing over states in workgroup memory.
+	// every QT-th quad of the N states; it must divide ceil(N/4). More of
+	// them put QT times as many threads to work, each with a QT times
+	// shorter sequential walk, at the price of computing the per-step
+	// scalars QT times and summing over states in workgroup memory (on the
+	// H200 that price was higher than the gain: 2 took 1.4x as long).
 	StateThreads int
+	// Backward, when any of its fields is set, is the backward kernel's
+	// layout (its zero fields default as above); otherwise the backward
+	// uses the forward's (Threads, Rows, Items, StateThreads), or, when
+	// those are all zero too, the device's default backward layout. Both
+	// kernels must have the same chunk (Threads*Items): the backward walks
+	// the forward's chunks.
+	Backward ScanLayout
 	// Subgroups: 0 uses subgroup shuffles for the row scans where the device
 	// has them, 1 requires them, -1 uses workgroup memory only.
 	Subgroups int
 }
 
-// EnvScan names the environment variable that forces the layout of the
-// selective scans built while it is set, for tuning: "P,G,ITEMS[,QT]"
-// (Threads, Rows, Items and StateThreads of ScanOptions). Options given
-// explicitly in code take precedence.
+// ScanLayout is one scan kernel's cover of the work: the fields of
+// ScanOptions of the same names.
+type ScanLayout struct {
+	Threads, Rows, Items, StateThreads int
+}
+
+func (l ScanLayout) zero() bool { return l == ScanLayout{} }
+
+func (l ScanLayout) String() string {
+	return fmt.Sprintf("%d threads x %d rows x %d items x %d state threads", l.Threads, l.Rows, l.Items, l.StateThreads)
+}
+
+// Default layouts, as measured on an H200 through Dawn (B=8 L=2048 ED=1536
+// N=16, with B and C staged in workgroup memory per chunk): the forward
+// fastest at 4x16x4, the backward at 8x8x2 (both chunks of 16 steps),
+// while 4x8x4 for both took 1.77 + 3.57 ms. On a CPU rasteriser (lavapipe)
+// 4x8x4 for both.
+var (
+	scanGPUForward  = ScanLayout{Threads: 4, Rows: 16, Items: 4, StateThreads: 1}
+	scanGPUBackward = ScanLayout{Threads: 8, Rows: 8, Items: 2, StateThreads: 1}
+	scanCPU         = ScanLayout{Threads: 4, Rows: 8, Items: 4, StateThreads: 1}
+)
+
+// EnvScan names the environment variable that forces the layouts of the
+// selective scans built while it is set, for tuning: "P,G,ITEMS[,QT]" for
+// both kernels, or "P,G,ITEMS[,QT];P,G,ITEMS[,QT]" for the forward and the
+// backward (Threads, Rows, Items and StateThreads of ScanOptions). Layouts
+// given in code take precedence.
 const EnvScan = "MOM_SCAN"
 
-// envScan fills the zero fields of o from EnvScan.
+// envScan fills o's layouts from EnvScan where o leaves them zero.
 func envScan(o ScanOptions) (ScanOptions, error) {
 	e := os.Getenv(EnvScan)
 	if e == "" {
 		return o, nil
 	}
-	f := strings.Split(e, ",")
-	if len(f) != 3 && len(f) != 4 {
-		return o, fmt.Errorf("nn: %s=%q: want P,G,ITEMS[,QT]", EnvScan, e)
+	parts := strings.Split(e, ";")
+	if len(parts) > 2 {
+		return o, fmt.Errorf("nn: %s=%q: want P,G,ITEMS[,QT][;P,G,ITEMS[,QT]]", EnvScan, e)
 	}
-	var v [4]int
-	for i, x := range f {
-		n, err := strconv.Atoi(strings.TrimSpace(x))
-		if err != nil || n <= 0 {
-			return o, fmt.Errorf("nn: %s=%q: %q is not a positive number; want P,G,ITEMS[,QT]", EnvScan, e, x)
+	var ls []ScanLayout
+	for _, part := range parts {
+		f := strings.Split(part, ",")
+		if len(f) != 3 && len(f) != 4 {
+			return o, fmt.Errorf("nn: %s=%q: want P,G,ITEMS[,QT][;P,G,ITEMS[,QT]]", EnvScan, e)
 		}
-		v[i] = n
+		var v [4]int
+		for i, x := range f {
+			n, err := strconv.Atoi(strings.TrimSpace(x))
+			if err != nil || n <= 0 {
+				return o, fmt.Errorf("nn: %s=%q: %q is not a positive number; want P,G,ITEMS[,QT][;P,G,ITEMS[,QT]]", EnvScan, e, x)
+			}
+			v[i] = n
+		}
+		ls = append(ls, ScanLayout{Threads: v[0], Rows: v[1], Items: v[2], StateThreads: v[3]})
 	}
-	for i, p := range []*int{&o.Threads, &o.Rows, &o.Items, &o.StateThreads} {
-		if *p == 0 {
-			*p = v[i]
+	fwd := ScanLayout{o.Threads, o.Rows, o.Items, o.StateThreads}
+	if fwd.zero() {
+		o.Threads, o.Rows, o.Items, o.StateThreads = ls[0].Threads, ls[0].Rows, ls[0].Items, ls[0].StateThreads
+		if len(ls) == 2 && o.Backward.zero() {
+			o.Backward = ls[1]
 		}
 	}
 	return o, nil
@@ -102,15 +138,16 @@ func envScan(o ScanOptions) (ScanOptions, error) {
 type SelectiveScan struct {
 	a               ScanArgs
 	ed, n           int
-	p, g, items, qt int
-	chunks, blocks  int
+	f, b            scanShape // the forward's and the backward's layouts
+	chunks, blocks  int       // chunks of the sequence; the backward's channel blocks
 	subgroups       bool
 	st              *Tensor // the chunk-start and final states (kept from forward to backward)
 	ws              *Tensor // the backward's workspace, see shaders/scan.wgsl (shared or own)
 	stBytes         int64
 	dummyZ, dummyDZ *Tensor
 	fwd, bwd, red   *gpu.BindGroup
-	gx, gy, rx, ry  int
+	gx, gy, rx, ry  int   // the forward's and the reduction's grids
+	bgx, bgy        int   // the backward's grid
 	offAL, offD     int64 // workspace byte offsets of the input copies
 	offB, offC      int64
 	offHF           int64 // workspace byte offset of the final states
@@ -250,16 +287,88 @@ func scanCheckAliases(op string, ins, outs []*Tensor) error {
 	return nil
 }
 
-// scanShared is the workgroup memory of scan_bwd (the larger kernel) in
-// bytes: row-scan maps 64 per thread, carry, A and dA 64 per (row, state
-// quad), the dB/dC reduction 32 per step of a chunk per row, dA partials 16
-// per thread.
-// per thread, and with state threads the parts of (pre, d dt, du) 16 per
-// step of a chunk per row and state thread past the first.
-func scanShared(p, g, items, qt, n int) int {
-	wg := p * g * qt
+// scanShape is a resolved ScanLayout: P threads per row, G rows, ITEMS
+// steps per thread, QT state threads.
+type scanShape struct{ p, g, items, qt int }
+
+func (h scanShape) wg() int    { return h.p * h.g * h.qt }
+func (h scanShape) chunk() int { return h.p * h.items }
+
+// scanShared is the workgroup memory of scan_fwd or scan_bwd in bytes, as
+// declared in scan.wgsl: row-scan maps 64 per thread; carry and A 48 per
+// (row, state quad); the chunk's B and C 32 per step and quad of the padded
+// row; the parts of y (forward, 4) or of (pre, d dt, du) (backward, 16) per
+// step of a chunk per row and state thread past the first; and in the
+// backward dA 16 per (row, quad), the dB/dC reduction 32 per step of a chunk
+// per row and state thread, dA partials 16 per thread.
+func scanShared(h scanShape, n int, backward bool) int {
 	nq := (n + 3) / 4
-	return 80*wg + 64*g*nq + 32*wg*items + 16*((qt-1)*g*p*items+1)
+	sq := nq + 1 - nq%2
+	parts := (h.qt-1)*h.g*h.chunk() + 1
+	b := 64*h.wg() + 48*h.g*nq + 32*h.chunk()*sq
+	if !backward {
+		return b + 4*parts
+	}
+	return b + 16*parts + 16*h.g*nq + 32*h.qt*h.g*h.chunk() + 16*h.wg()
+}
+
+// fit resolves a requested layout (zero fields from def) on d: an explicit
+// one must fit as it is; a default one shrinks (rows, then items, then state
+// threads, then threads) until it fits.
+func (s *SelectiveScan) fit(d *gpu.Device, req, def ScanLayout, backward bool) (scanShape, error) {
+	const op = "SelectiveScan"
+	explicit := !req.zero()
+	if req.Threads == 0 {
+		req.Threads = def.Threads
+	}
+	if req.Rows == 0 {
+		req.Rows = def.Rows
+	}
+	if req.Items == 0 {
+		req.Items = def.Items
+	}
+	nq := (s.n + 3) / 4
+	if req.StateThreads == 0 {
+		req.StateThreads = def.StateThreads
+		if nq%req.StateThreads != 0 {
+			req.StateThreads = 1
+		}
+	}
+	h := scanShape{req.Threads, req.Rows, req.Items, req.StateThreads}
+	if h.qt < 1 || nq%h.qt != 0 {
+		return h, fmt.Errorf("nn: %s: StateThreads %d must divide the %d quads of N=%d states", op, h.qt, nq, s.n)
+	}
+	if h.p&(h.p-1) != 0 || h.p < 1 {
+		return h, fmt.Errorf("nn: %s: Threads %d is not a power of two", op, h.p)
+	}
+	if h.items < 1 || h.items > shaders.ScanMaxItems || h.g < 1 {
+		return h, fmt.Errorf("nn: %s: Items must be in 1..%d and Rows positive, got %d, %d", op, shaders.ScanMaxItems, h.items, h.g)
+	}
+	lim := d.Limits
+	for {
+		wg := h.wg()
+		fits := wg <= int(lim.MaxComputeInvocationsPerWorkgroup) && wg <= int(lim.MaxComputeWorkgroupSizeX) &&
+			scanShared(h, s.n, backward) <= int(lim.MaxComputeWorkgroupStorageSize)
+		if fits {
+			return h, nil
+		}
+		if explicit {
+			return h, fmt.Errorf("nn: %s: %d threads x %d rows x %d items x %d state threads with N=%d needs %d bytes of workgroup memory and %d invocations; the device allows %d and %d",
+				op, h.p, h.g, h.items, h.qt, s.n, scanShared(h, s.n, backward), wg, lim.MaxComputeWorkgroupStorageSize, lim.MaxComputeInvocationsPerWorkgroup)
+		}
+		switch {
+		case h.g > 1:
+			h.g /= 2
+		case h.items > 1:
+			h.items /= 2
+		case h.qt > 1:
+			h.qt = 1
+		case h.p > 1:
+			h.p /= 2
+		default:
+			return h, fmt.Errorf("nn: %s: N=%d does not fit the device's %d bytes of workgroup memory", op, s.n, lim.MaxComputeWorkgroupStorageSize)
+		}
+	}
 }
 
 func (s *SelectiveScan) layout(d *gpu.Device, o ScanOptions) error {
@@ -268,57 +377,36 @@ func (s *SelectiveScan) layout(d *gpu.Device, o ScanOptions) error {
 	if err != nil {
 		return err
 	}
-	p, g, items, qt := o.Threads, o.Rows, o.Items, o.StateThreads
-	nq := (s.n + 3) / 4
-	if p == 0 {
-		p = 4
+	fwdReq := ScanLayout{o.Threads, o.Rows, o.Items, o.StateThreads}
+	bwdReq := o.Backward
+	defF, defB := scanGPUForward, scanGPUBackward
+	if d.Info.Type == "CPU" {
+		defF, defB = scanCPU, scanCPU
 	}
-	if qt == 0 {
-		qt = 1
-	} else if qt < 1 || nq%qt != 0 {
-		return fmt.Errorf("nn: %s: StateThreads %d must divide the %d quads of N=%d states", op, qt, nq, s.n)
-	}
-	if g == 0 {
-		g = 8
-	}
-	if items == 0 {
-		items = 4
-	}
-	if p&(p-1) != 0 || p < 1 {
-		return fmt.Errorf("nn: %s: Threads %d is not a power of two", op, p)
-	}
-	if items < 1 || items > shaders.ScanMaxItems || g < 1 {
-		return fmt.Errorf("nn: %s: Items must be in 1..%d and Rows positive, got %d, %d", op, shaders.ScanMaxItems, items, g)
-	}
-	lim := d.Limits
-	explicit := o.Rows != 0 || o.Items != 0 || o.StateThreads != 0
-	for {
-		wg := p * g * qt
-		fits := wg <= int(lim.MaxComputeInvocationsPerWorkgroup) && wg <= int(lim.MaxComputeWorkgroupSizeX) &&
-			scanShared(p, g, items, qt, s.n) <= int(lim.MaxComputeWorkgroupStorageSize)
-		if fits {
-			break
-		}
-		if explicit {
-			return fmt.Errorf("nn: %s: %d threads x %d rows x %d items x %d state threads with N=%d needs %d bytes of workgroup memory and %d invocations; the device allows %d and %d",
-				op, p, g, items, qt, s.n, scanShared(p, g, items, qt, s.n), wg, lim.MaxComputeWorkgroupStorageSize, lim.MaxComputeInvocationsPerWorkgroup)
-		}
-		switch {
-		case g > 1:
-			g /= 2
-		case items > 1:
-			items /= 2
-		case qt > 1:
-			qt = 1
-		case p > 1:
-			p /= 2
-		default:
-			return fmt.Errorf("nn: %s: N=%d does not fit the device's %d bytes of workgroup memory", op, s.n, lim.MaxComputeWorkgroupStorageSize)
+	if !fwdReq.zero() {
+		// An explicit forward layout fills the backward's zero fields and
+		// is the backward's when that is not given at all.
+		defF, defB = scanCPU, scanCPU
+		if bwdReq.zero() {
+			bwdReq = fwdReq
 		}
 	}
-	s.p, s.g, s.items, s.qt = p, g, items, qt
-	s.chunks = CeilDiv(s.a.Len, p*items)
-	s.blocks = CeilDiv(s.ed, g)
+	if s.f, err = s.fit(d, fwdReq, defF, false); err != nil {
+		return err
+	}
+	if s.b, err = s.fit(d, bwdReq, defB, true); err != nil {
+		return err
+	}
+	if s.f.chunk() != s.b.chunk() {
+		if !fwdReq.zero() || !bwdReq.zero() {
+			return fmt.Errorf("nn: %s: the forward's chunk (%d threads x %d items) and the backward's (%d x %d) differ; the backward walks the forward's chunks",
+				op, s.f.p, s.f.items, s.b.p, s.b.items)
+		}
+		// Defaults shrunk apart on a small device: one layout for both.
+		s.f = s.b
+	}
+	s.chunks = CeilDiv(s.a.Len, s.f.chunk())
+	s.blocks = CeilDiv(s.ed, s.b.g)
 	has := d.Has(gpu.FeatureSubgroups)
 	switch o.Subgroups {
 	case 0:
@@ -329,14 +417,19 @@ func (s *SelectiveScan) layout(d *gpu.Device, o ScanOptions) error {
 		}
 		s.subgroups = true
 	}
-	if n := int(lim.MaxStorageBuffersPerShaderStage); n < 9 {
+	if n := int(d.Limits.MaxStorageBuffersPerShaderStage); n < 9 {
 		return fmt.Errorf("nn: %s: needs 9 storage buffers per shader stage, %s allows %d", op, d, n)
 	}
 	return nil
 }
 
 // Chunk is the number of steps per chunk (Threads*Items).
-func (s *SelectiveScan) Chunk() int { return s.p * s.items }
+func (s *SelectiveScan) Chunk() int { return s.f.chunk() }
+
+// Layouts returns the forward's and the backward's layouts.
+func (s *SelectiveScan) Layouts() (fwd, bwd ScanLayout) {
+	return ScanLayout{s.f.p, s.f.g, s.f.items, s.f.qt}, ScanLayout{s.b.p, s.b.g, s.b.items, s.b.qt}
+}
 
 // Subgroups reports whether the row scans use subgroup shuffles.
 func (s *SelectiveScan) Subgroups() bool { return s.subgroups }
@@ -421,9 +514,11 @@ func (s *SelectiveScan) build(d *gpu.Device) error {
 	if z == nil {
 		z = s.dummyZ
 	}
-	c := gpu.Constants{
-		"N": float64(n), "P": float64(s.p), "G": float64(s.g), "ITEMS": float64(s.items), "QT": float64(s.qt),
-		"GATE": scanBool(a.Z != nil), "WG": float64(s.p * s.g * s.qt), "CHUNK": float64(s.p * s.items),
+	consts := func(h scanShape) gpu.Constants {
+		return gpu.Constants{
+			"N": float64(n), "P": float64(h.p), "G": float64(h.g), "ITEMS": float64(h.items), "QT": float64(h.qt),
+			"GATE": scanBool(a.Z != nil), "WG": float64(h.wg()), "CHUNK": float64(h.chunk()),
+		}
 	}
 	dims, err := uniformDims(d, "scan.dims", shaders.ScanDimsWords,
 		b, l, ed, s.chunks, s.blocks, offDB, offDC, offDA, offDD, offAL, offD, offB, offC, (n+3)/4, offHF)
@@ -431,26 +526,26 @@ func (s *SelectiveScan) build(d *gpu.Device) error {
 		return fmt.Errorf("nn: %s: %w", op, err)
 	}
 	s.owned = append(s.owned, dims)
-	name := fmt.Sprintf("scan.wgsl(items=%d)", s.items)
-	src, err := shaders.ScanSource(s.subgroups, s.items)
-	if err != nil {
-		return err
-	}
-	if s.subgroups {
-		name = fmt.Sprintf("scan.wgsl(items=%d,subgroups)", s.items)
-	}
-	bind := func(k shaders.Kernel, c gpu.Constants, ts ...*Tensor) (*gpu.BindGroup, error) {
-		g, err := bindVariant(d, k, name, src, c, ts...)
+	bind := func(k shaders.Kernel, h scanShape, ts ...*Tensor) (*gpu.BindGroup, error) {
+		name := fmt.Sprintf("scan.wgsl(items=%d)", h.items)
+		if s.subgroups {
+			name = fmt.Sprintf("scan.wgsl(items=%d,subgroups)", h.items)
+		}
+		src, err := shaders.ScanSource(s.subgroups, h.items)
+		if err != nil {
+			return nil, err
+		}
+		g, err := bindVariant(d, k, name, src, consts(h), ts...)
 		if err != nil {
 			return nil, fmt.Errorf("nn: %s (B=%d L=%d ED=%d N=%d): %w", op, b, l, ed, n, err)
 		}
 		s.groups = append(s.groups, g)
 		return g, nil
 	}
-	if s.fwd, err = bind(shaders.ScanForward, c, a.U, a.Delta, z, a.ALog, a.Bm, a.Cm, a.D, a.Y, s.st, dims); err != nil {
+	if s.fwd, err = bind(shaders.ScanForward, s.f, a.U, a.Delta, z, a.ALog, a.Bm, a.Cm, a.D, a.Y, s.st, dims); err != nil {
 		return err
 	}
-	s.gx, s.gy = Grid(d, b*s.blocks)
+	s.gx, s.gy = Grid(d, b*CeilDiv(ed, s.f.g))
 	s.offHF = int64(4 * offHF)
 	if !s.backward {
 		return nil
@@ -463,13 +558,14 @@ func (s *SelectiveScan) build(d *gpu.Device) error {
 		}
 		dz = s.dummyDZ
 	}
-	if s.bwd, err = bind(shaders.ScanBackward, c, a.U, a.Delta, z, a.DY, a.DU, a.DDelta, dz, s.ws, dims); err != nil {
+	if s.bwd, err = bind(shaders.ScanBackward, s.b, a.U, a.Delta, z, a.DY, a.DU, a.DDelta, dz, s.ws, dims); err != nil {
 		return err
 	}
-	if s.red, err = bind(shaders.ScanBackwardReduce, c, s.ws, a.DB, a.DC, a.DALog, a.DD, dims); err != nil {
+	if s.red, err = bind(shaders.ScanBackwardReduce, s.b, s.ws, a.DB, a.DC, a.DALog, a.DD, dims); err != nil {
 		return err
 	}
 	s.rx, s.ry = Grid(d, CeilDiv(b*l*n+ed*n+ed, 256))
+	s.bgx, s.bgy = Grid(d, b*s.blocks)
 	return nil
 }
 
@@ -570,7 +666,7 @@ func (s *SelectiveScan) RecordBackward(r *gpu.Recorder) {
 	r.Copy(a.D.Buf, 0, s.ws.Buf, s.offD, a.D.Bytes())
 	r.Copy(a.Bm.Buf, 0, s.ws.Buf, s.offB, a.Bm.Bytes())
 	r.Copy(a.Cm.Buf, 0, s.ws.Buf, s.offC, a.Cm.Bytes())
-	r.Dispatch(s.bwd, s.gx, s.gy, 1)
+	r.Dispatch(s.bwd, s.bgx, s.bgy, 1)
 	r.Dispatch(s.red, s.rx, s.ry, 1)
 }
 

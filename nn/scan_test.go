@@ -47,8 +47,12 @@ type scanCase struct {
 }
 
 func (c scanCase) String() string {
-	return fmt.Sprintf("b%d_l%d_ed%d_n%d_z%v_p%d_g%d_k%d_qt%d_sg%d", c.batch, c.l, c.ed, c.n, c.gate,
+	s := fmt.Sprintf("b%d_l%d_ed%d_n%d_z%v_p%d_g%d_k%d_qt%d_sg%d", c.batch, c.l, c.ed, c.n, c.gate,
 		c.opt.Threads, c.opt.Rows, c.opt.Items, c.opt.StateThreads, c.opt.Subgroups)
+	if bw := c.opt.Backward; bw != (nn.ScanLayout{}) {
+		s += fmt.Sprintf("_bwd_p%d_g%d_k%d_qt%d", bw.Threads, bw.Rows, bw.Items, bw.StateThreads)
+	}
+	return s
 }
 
 // scanData are the float32 inputs of one case, in the ranges the model
@@ -117,6 +121,14 @@ func scanCases() []scanCase {
 		scanCase{batch: 2, l: 37, ed: 5, n: 13, gate: false, opt: nn.ScanOptions{Threads: 2, Rows: 3, Items: 4, StateThreads: 4}},
 		scanCase{batch: 1, l: 129, ed: 5, n: 8, gate: true, opt: nn.ScanOptions{Threads: 8, Rows: 2, Items: 2, StateThreads: 2, Subgroups: -1}},
 		scanCase{batch: 1, l: 300, ed: 3, n: 8, gate: false, opt: nn.ScanOptions{Threads: 64, Rows: 1, Items: 1, StateThreads: 2}},
+		// The GPU defaults (another layout for the backward, on the same
+		// chunk), with several channel blocks of each and N = 64.
+		scanCase{batch: 2, l: 70, ed: 40, n: 16, gate: true, opt: nn.ScanOptions{Threads: 4, Rows: 16, Items: 4,
+			Backward: nn.ScanLayout{Threads: 8, Rows: 8, Items: 2}}},
+		scanCase{batch: 1, l: 130, ed: 20, n: 64, gate: true, opt: nn.ScanOptions{Threads: 4, Rows: 16, Items: 4,
+			Backward: nn.ScanLayout{Threads: 8, Rows: 8, Items: 2}}},
+		scanCase{batch: 2, l: 33, ed: 7, n: 5, gate: false, opt: nn.ScanOptions{Threads: 2, Rows: 4, Items: 4,
+			Backward: nn.ScanLayout{Threads: 4, Rows: 2, Items: 2}}},
 	)
 	return cs
 }
@@ -293,8 +305,58 @@ func TestSelectiveScanErrors(t *testing.T) {
 		if _, err := nn.NewSelectiveScanWith(d, good(), nn.ScanOptions{StateThreads: 3}); err == nil {
 			t.Error("StateThreads 3: no error")
 		}
+		if _, err := nn.NewSelectiveScanWith(d, good(), nn.ScanOptions{Threads: 4, Items: 4,
+			Backward: nn.ScanLayout{Threads: 8, Items: 4}}); err == nil || !strings.Contains(err.Error(), "chunk") {
+			t.Errorf("forward and backward chunks of 16 and 32 steps: error %v, want one about the chunks", err)
+		}
 		if _, err := nn.NewSelectiveScanWith(d, good(), nn.ScanOptions{Items: 17}); err == nil {
 			t.Error("Items 17: no error")
+		}
+	})
+}
+
+// TestScanEnvLayout checks that MOM_SCAN forces the layouts (one for both
+// kernels, or the forward's and the backward's) and that a malformed value
+// or one with different chunks is refused with an error naming it.
+func TestScanEnvLayout(t *testing.T) {
+	ktest.ForEachDevice(t, func(t *testing.T, d *gpu.Device) {
+		const b, l, ed, n = 2, 40, 6, 16
+		tn := func(name string, shape ...int) *nn.Tensor { return ktest.Tensor(t, d, name, nil, shape...) }
+		args := nn.ScanArgs{Batch: b, Len: l, U: tn("u", b, l, ed), Delta: tn("delta", b, l, ed), ALog: tn("a_log", ed, n),
+			Bm: tn("B", b, l, n), Cm: tn("C", b, l, n), D: tn("D", ed), Y: tn("y", b, l, ed)}
+		cases := []struct {
+			env      string
+			fwd, bwd nn.ScanLayout
+			err      string
+		}{
+			{env: "2,4,4", fwd: nn.ScanLayout{2, 4, 4, 1}, bwd: nn.ScanLayout{2, 4, 4, 1}},
+			{env: "2,4,4,2;4,2,2", fwd: nn.ScanLayout{2, 4, 4, 2}, bwd: nn.ScanLayout{4, 2, 2, 1}},
+			{env: "4,8,4;8,8,4", err: "chunk"},
+			{env: "4,8", err: nn.EnvScan},
+			{env: "4,x,4", err: nn.EnvScan},
+			{env: "4,8,4;4,8,4;4,8,4", err: nn.EnvScan},
+			{env: "4,8,4,3", err: "StateThreads"},
+		}
+		for _, c := range cases {
+			t.Setenv(nn.EnvScan, c.env)
+			s, err := nn.NewSelectiveScan(d, args)
+			if c.err != "" {
+				if err == nil || !strings.Contains(err.Error(), c.err) {
+					t.Errorf("%s=%q: error %v, want one naming %q", nn.EnvScan, c.env, err, c.err)
+				}
+				if err == nil {
+					s.Release()
+				}
+				continue
+			}
+			if err != nil {
+				t.Errorf("%s=%q: %v", nn.EnvScan, c.env, err)
+				continue
+			}
+			if f, bw := s.Layouts(); f != c.fwd || bw != c.bwd {
+				t.Errorf("%s=%q: layouts %v and %v, want %v and %v", nn.EnvScan, c.env, f, bw, c.fwd, c.bwd)
+			}
+			s.Release()
 		}
 	})
 }

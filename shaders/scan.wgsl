@@ -94,10 +94,13 @@ override GATE: bool = true;   // multiply by silu(z)
 override WG: u32 = P * G * QT;
 override CHUNK: u32 = P * ITEMS;
 override NQ: u32 = (N + 3u) / 4u;   // state quads
+override SQ: u32 = NQ + 1u - NQ % 2u; // odd row stride of bq, cq in quads
 
 // Dims: the batch, the length, ED, the number of chunks ceil(L/CHUNK) and of
-// channel blocks ceil(ED/G), the backward's workspace offsets in floats (see
-// scan_bwd) and NQ.
+// the backward's channel blocks (for the record: each kernel computes
+// ceil(ED/G) for its own G, as the forward may use another G than the
+// backward), the backward's workspace offsets in floats (see scan_bwd) and
+// NQ.
 struct Dims {
 	batch: u32,
 	len: u32,
@@ -135,6 +138,13 @@ var<workgroup> sc1: array<Map4, WG>;
 var<workgroup> carry: array<vec4<f32>, 2u * G * NQ>;
 // A = -exp(a_log) of the workgroup's channels, (G, NQ); 0 in padded lanes.
 var<workgroup> a_sh: array<vec4<f32>, G * NQ>;
+// B and C of the chunk's steps, shared by the workgroup's channels, loaded
+// once per chunk with neighbouring threads on neighbouring floats. Step
+// p*ITEMS + k of the chunk is row k*P + p, of SQ quads: the threads of a row
+// read neighbouring rows at the same time, and an odd row stride puts up to
+// eight of them in different banks.
+var<workgroup> bq: array<vec4<f32>, CHUNK * SQ>;
+var<workgroup> cq: array<vec4<f32>, CHUNK * SQ>;
 // The forward's parts of y from the state threads qt >= 1, (QT-1, G, CHUNK).
 var<workgroup> ysum: array<f32, (QT - 1u) * G * CHUNK + 1u>;
 
@@ -315,7 +325,7 @@ fn scan_fwd(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: 
 	let L = dims_f.len;
 	let ED = dims_f.ed;
 	let NCH = dims_f.nch;
-	let NBLK = dims_f.nblk;
+	let NBLK = (ED + G - 1u) / G;
 	let nq = dims_f.nq;
 	let wid = wg.x + wg.y * nwg.x;
 	if (wid >= BATCH * NBLK) {
@@ -364,6 +374,21 @@ fn scan_fwd(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: 
 				dt[k] = softplus(delta[x]);
 			}
 		}
+		for (var i = tid; i < CHUNK * NQ; i += WG) {
+			let j = i / NQ;
+			let t = ch * CHUNK + j;
+			let i0 = 4u * (i % NQ);
+			var vb = vec4<f32>(0.0);
+			var vc = vec4<f32>(0.0);
+			if (t < L) {
+				vb = load_bm((bi * L + t) * N + i0, i0);
+				vc = load_cm((bi * L + t) * N + i0, i0);
+			}
+			let row = (j % ITEMS) * P + j / ITEMS;
+			bq[row * SQ + i % NQ] = vb;
+			cq[row * SQ + i % NQ] = vc;
+		}
+		workgroupBarrier();
 		let cur = (ch & 1u) * G * NQ + g * NQ;
 		let nxt = ((ch + 1u) & 1u) * G * NQ + g * NQ;
 		for (var q0 = 0u; q0 < nq; q0 += QT) {
@@ -372,13 +397,8 @@ fn scan_fwd(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: 
 			let A = a_sh[g * NQ + q];
 			var m = ID4;
 			for (var k = 0u; k < ITEMS; k++) {
-				let t = t0 + k;
-				var bt = vec4<f32>(0.0);
-				cc[k] = vec4<f32>(0.0);
-				if (t < L) {
-					bt = load_bm((bi * L + t) * N + i0, i0);
-					cc[k] = load_cm((bi * L + t) * N + i0, i0);
-				}
+				let bt = bq[(k * P + p) * SQ + q];
+				cc[k] = cq[(k * P + p) * SQ + q];
 				aa[k] = exp(dt[k] * A);
 				bx[k] = (dt[k] * uu[k]) * bt;
 				m = compose(m, Map4(aa[k], bx[k]));
@@ -499,7 +519,7 @@ fn scan_bwd(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: 
 	let L = dims_b.len;
 	let ED = dims_b.ed;
 	let NCH = dims_b.nch;
-	let NBLK = dims_b.nblk;
+	let NBLK = (ED + G - 1u) / G;
 	let nq = dims_b.nq;
 	let OFF_DB = dims_b.off_db;
 	let OFF_DC = dims_b.off_dc;
@@ -580,6 +600,21 @@ fn scan_bwd(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: 
 				}
 			}
 		}
+		for (var i = tid; i < CHUNK * NQ; i += WG) {
+			let j = i / NQ;
+			let t = ch * CHUNK + j;
+			let i0 = 4u * (i % NQ);
+			var vb = vec4<f32>(0.0);
+			var vc = vec4<f32>(0.0);
+			if (t < L) {
+				vb = load_ws(OFF_B + (bi * L + t) * N + i0, i0);
+				vc = load_ws(OFF_C + (bi * L + t) * N + i0, i0);
+			}
+			let row = (j % ITEMS) * P + j / ITEMS;
+			bq[row * SQ + i % NQ] = vb;
+			cq[row * SQ + i % NQ] = vc;
+		}
+		workgroupBarrier();
 		let cur = (cc & 1u) * G * NQ + g * NQ;
 		let nxt = ((cc + 1u) & 1u) * G * NQ + g * NQ;
 		for (var q0 = 0u; q0 < nq; q0 += QT) {
@@ -589,13 +624,8 @@ fn scan_bwd(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: 
 			// (1) the states of the chunk, from its start state.
 			var m = ID4;
 			for (var k = 0u; k < ITEMS; k++) {
-				let t = t0 + k;
-				bt[k] = vec4<f32>(0.0);
-				ct[k] = vec4<f32>(0.0);
-				if (t < L) {
-					bt[k] = load_ws(OFF_B + (bi * L + t) * N + i0, i0);
-					ct[k] = load_ws(OFF_C + (bi * L + t) * N + i0, i0);
-				}
+				bt[k] = bq[(k * P + p) * SQ + q];
+				ct[k] = cq[(k * P + p) * SQ + q];
 				aa[k] = exp(dt[k] * A);
 				m = compose(m, Map4(aa[k], (dt[k] * uu[k]) * bt[k]));
 			}
@@ -731,7 +761,7 @@ fn scan_bwd_reduce(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_w
 	let BATCH = dims_r.batch;
 	let L = dims_r.len;
 	let ED = dims_r.ed;
-	let NBLK = dims_r.nblk;
+	let NBLK = (ED + G - 1u) / G;
 	let OFF_DB = dims_r.off_db;
 	let OFF_DC = dims_r.off_dc;
 	let OFF_DA = dims_r.off_da;
