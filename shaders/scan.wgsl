@@ -661,7 +661,24 @@ fn scan_bwd(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: 
 			if (p == 0u) {
 				carry[nxt + q] = s;
 			}
+			// dA of the quad, summed over the row: with subgroup shuffles
+			// where the row lies in one subgroup, else through red_a after
+			// the barrier.
+//#if subgroups
+//| 			if (P <= sgs) {
+//| 				var sa = dAp;
+//| 				for (var d = 1u; d < P; d = d * 2u) {
+//| 					sa += subgroupShuffleXor(sa, d);
+//| 				}
+//| 				if (p == 0u) {
+//| 					dacc[g * NQ + q] += sa;
+//| 				}
+//| 			} else {
+//| 				red_a[tid] = dAp;
+//| 			}
+//#else
 			red_a[tid] = dAp;
+//#endif
 			workgroupBarrier();
 			// dB, dC: sum the G channels, one thread per (state thread's
 			// quad, lane, step), neighbouring threads on neighbouring steps
@@ -685,6 +702,15 @@ fn scan_bwd(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: 
 					wsb[OFF_DC + o] = sc;
 				}
 			}
+//#if subgroups
+//| 			if (P > sgs && p == 0u) {
+//| 				var sa = vec4<f32>(0.0);
+//| 				for (var r2 = 0u; r2 < P; r2++) {
+//| 					sa += red_a[base + r2];
+//| 				}
+//| 				dacc[g * NQ + q] += sa;
+//| 			}
+//#else
 			if (p == 0u) {
 				var sa = vec4<f32>(0.0);
 				for (var r2 = 0u; r2 < P; r2++) {
@@ -692,6 +718,7 @@ fn scan_bwd(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: 
 				}
 				dacc[g * NQ + q] += sa;
 			}
+//#endif
 			workgroupBarrier();
 		}
 		if (QT > 1u) {
