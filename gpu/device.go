@@ -443,8 +443,12 @@ func (d *Device) release(kind C.int, p unsafe.Pointer) {
 	d.live[kind]--
 }
 
-// Close releases the device and everything cached on it.
+// Close releases the device and everything cached on it; on a nil Device
+// it does nothing.
 func (d *Device) Close() {
+	if d == nil {
+		return
+	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.closed {

@@ -60,7 +60,11 @@ func benchKernels(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	defer func() { d.Close() }()
+	defer func() {
+		if d != nil {
+			d.Close()
+		}
+	}()
 	peak := nnbench.DevicePeak(d)
 	fmt.Fprintf(stdout, "%s\n%s\n\n", d, roofLine(peak))
 	var names []string
@@ -78,7 +82,8 @@ func benchKernels(args []string, stdout, stderr io.Writer) error {
 		if !*shared && !first {
 			d.Close()
 			if d, err = df.open(); err != nil {
-				return err
+				d = nil
+				return fmt.Errorf("bench kernels: reopening the device for %s (--shared keeps one device for every case): %w", c.Name, err)
 			}
 		}
 		first = false
