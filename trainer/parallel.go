@@ -7,9 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 	"unsafe"
@@ -56,22 +54,7 @@ type dataParallel struct {
 
 	stop  bool       // the ranks agreed to stop after the step just taken
 	spans []mpi.Span // the step's reductions, gradient buckets then control
-	// ahead paces the last backward's stages: before queueing the stage
-	// that completes bucket b, buckets up to b-ahead are taken to the host
-	// and the sums that are back are queued to the device, so that their
-	// write-backs run between the remaining stages rather than after the
-	// whole backward. 0 queues every stage at once.
-	ahead int
 }
-
-// DefaultAhead is dataParallel.ahead unless EnvDPAhead sets it.
-const DefaultAhead = 2
-
-// EnvDPAhead names the environment variable that sets how many gradient
-// buckets the GPU may run ahead of the host in a data-parallel backward
-// (a number, 0 for no pacing: every stage queued at once and every
-// write-back after the backward), for tuning.
-const EnvDPAhead = "MOM_DP_AHEAD"
 
 // commStats are a step's communication times: the wall time during which
 // the MPI threads were summing the step's buckets (the union of the
@@ -91,16 +74,9 @@ type commStats struct {
 // reductions need, once.
 func newDataParallel(t *trainer) (*dataParallel, error) {
 	w := t.o.World
-	p := &dataParallel{w: w, rank: w.Rank(), size: w.Size(), rows: t.o.Batch / w.Size(), every: t.o.CheckEvery, ahead: DefaultAhead}
+	p := &dataParallel{w: w, rank: w.Rank(), size: w.Size(), rows: t.o.Batch / w.Size(), every: t.o.CheckEvery}
 	if p.every == 0 {
 		p.every = DefaultCheckEvery
-	}
-	if e := os.Getenv(EnvDPAhead); e != "" {
-		v, err := strconv.Atoi(e)
-		if err != nil || v < 0 {
-			return nil, fmt.Errorf("trainer: %s=%q: want a number of buckets, 0 or more", EnvDPAhead, e)
-		}
-		p.ahead = v
 	}
 	maxBytes := t.o.BucketBytes
 	if maxBytes <= 0 {
@@ -190,50 +166,6 @@ func (p *dataParallel) describe(t *trainer) string {
 // slot, then the clip norm and AdamW.
 func (p *dataParallel) step(ctx context.Context, t *trainer, step int, slot, slotBytes int64) (st commStats, err error) {
 	o := t.o
-	// Each bucket goes to the MPI thread as soon as it is on the host;
-	// the GPU carries on with the later stages meanwhile, and the sums
-	// that are back are written to the device while later buckets are
-	// still on their way: between the remaining stages when the stages
-	// are paced (ahead > 0), else after the backward, in queue order.
-	next := 0    // the next bucket whose sums to write back
-	started := 0 // the next bucket to hand to the MPI thread
-	collect := func(block bool) error {
-		if !block && !p.red.Ready(next) {
-			return nil
-		}
-		sums, sp, err := p.red.Wait(next)
-		if err != nil {
-			return fmt.Errorf("trainer: step %d: %w", step, err)
-		}
-		p.spans[next] = sp
-		up := time.Now()
-		if err := p.stage.In(next, sums); err != nil {
-			return fmt.Errorf("trainer: step %d: %w", step, err)
-		}
-		st.upload += time.Since(up)
-		p.stage.Done(next)
-		next++
-		return nil
-	}
-	// start waits for bucket started to reach the host, hands it to the
-	// MPI thread and writes back the sums that are ready.
-	start := func() error {
-		b := started
-		v, err := p.stage.WaitOut(b)
-		if err != nil {
-			return fmt.Errorf("trainer: step %d: gradient bucket %d: %w", step, b, err)
-		}
-		if err := p.red.Start(b, v); err != nil {
-			return err
-		}
-		started++
-		for next < b && p.red.Ready(next) {
-			if err := collect(false); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
 	for micro := 0; micro < o.Accum; micro++ {
 		if err := t.nextTrainBatch(step); err != nil {
 			return st, err
@@ -278,11 +210,6 @@ func (p *dataParallel) step(ctx context.Context, t *trainer, step int, slot, slo
 				return st, err
 			}
 			r = t.d.NewRecorder()
-			for p.ahead > 0 && started <= b-p.ahead {
-				if err := start(); err != nil {
-					return st, err
-				}
-			}
 		}
 		// Stages after the last bucket (none, as planBuckets closes one at
 		// the last stage) would be here.
@@ -295,12 +222,45 @@ func (p *dataParallel) step(ctx context.Context, t *trainer, step int, slot, slo
 			}
 		}
 	}
-	for started < len(p.buckets) {
-		if err := start(); err != nil {
+	// Each bucket goes to the MPI thread as soon as it is on the host;
+	// the GPU carries on with the later stages meanwhile, and the sums
+	// that are back are written to the device (after the backward, in
+	// queue order) while later buckets are still on their way.
+	next := 0 // the next bucket whose sums to write back
+	var backwardDone time.Time
+	collect := func(block bool) error {
+		if !block && !p.red.Ready(next) {
+			return nil
+		}
+		sums, sp, err := p.red.Wait(next)
+		if err != nil {
+			return fmt.Errorf("trainer: step %d: %w", step, err)
+		}
+		p.spans[next] = sp
+		up := time.Now()
+		if err := p.stage.In(next, sums); err != nil {
+			return fmt.Errorf("trainer: step %d: %w", step, err)
+		}
+		st.upload += time.Since(up)
+		p.stage.Done(next)
+		next++
+		return nil
+	}
+	for b := range p.buckets {
+		v, err := p.stage.WaitOut(b)
+		if err != nil {
+			return st, fmt.Errorf("trainer: step %d: gradient bucket %d: %w", step, b, err)
+		}
+		if err := p.red.Start(b, v); err != nil {
 			return st, err
 		}
+		for next < b && p.red.Ready(next) {
+			if err := collect(false); err != nil {
+				return st, err
+			}
+		}
 	}
-	backwardDone := time.Now()
+	backwardDone = time.Now()
 	raw, err := p.ctrlDown.Wait()
 	if err != nil {
 		return st, fmt.Errorf("trainer: step %d: loss record: %w", step, err)
