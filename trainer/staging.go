@@ -206,12 +206,6 @@ type bf16Staging struct {
 	bufs         []*gpu.HostReadBuffer  // device -> host
 	ups          []*gpu.HostWriteBuffer // host -> device
 	host         [][]float32            // per bucket: the padded values, widened
-	// words of the largest bucket in ordinary (cached) memory: the
-	// conversions run here and the mapped buffers, which may be uncached or
-	// write-combined, only see one bulk copy each way (on the H200, packing
-	// straight into the mapped buffer took 5x as long as the float32 copy
-	// of twice the bytes).
-	scratch []uint32
 }
 
 func newBF16Staging(d *gpu.Device, buckets []gradBucket) (*bf16Staging, error) {
@@ -254,9 +248,6 @@ func newBF16Staging(d *gpu.Device, buckets []gradBucket) (*bf16Staging, error) {
 		}
 		s.ups = append(s.ups, u)
 		s.host = append(s.host, make([]float32, b.padded))
-		if w > len(s.scratch) {
-			s.scratch = make([]uint32, w)
-		}
 	}
 	return s, nil
 }
@@ -273,9 +264,7 @@ func (s *bf16Staging) WaitOut(b int) ([]float32, error) {
 	if err != nil {
 		return nil, err
 	}
-	w := s.scratch[:s.words[b]]
-	gpu.ParallelCopy(unsafe.Slice((*byte)(unsafe.Pointer(&w[0])), 4*len(w)), raw[:4*len(w)])
-	widenBF16(s.host[b], w)
+	widenBF16(s.host[b], unsafe.Slice((*uint32)(unsafe.Pointer(&raw[0])), s.words[b]))
 	return s.host[b], nil
 }
 
@@ -288,9 +277,7 @@ func (s *bf16Staging) In(b int, sums []float32) error {
 	if err != nil {
 		return fmt.Errorf("trainer: gradient bucket %d: %w", b, err)
 	}
-	w := s.scratch[:s.words[b]]
-	packBF16(w, sums[:s.buckets[b].padded])
-	gpu.ParallelCopy(p[:4*len(w)], unsafe.Slice((*byte)(unsafe.Pointer(&w[0])), 4*len(w)))
+	packBF16(unsafe.Slice((*uint32)(unsafe.Pointer(&p[0])), s.words[b]), sums[:s.buckets[b].padded])
 	if err := u.Unmap(); err != nil {
 		return fmt.Errorf("trainer: gradient bucket %d: %w", b, err)
 	}
@@ -339,22 +326,15 @@ func bf16Round(b uint32) uint32 {
 // packBF16 rounds src into dst two per word (element 2i low), the last
 // word's upper half 0 when src is odd, on several cores.
 func packBF16(dst []uint32, src []float32) {
-	full := len(src) / 2 // words made of two values
-	// The pairs as 64-bit words (element 2i in the low half on a
-	// little-endian host, like the packing): one load per pair.
-	var pairs []uint64
-	if full > 0 {
-		pairs = unsafe.Slice((*uint64)(unsafe.Pointer(&src[0])), full)
-	}
-	parallelWords(full, func(lo, hi int) {
-		d, p := dst[lo:hi], pairs[lo:hi]
-		for i, v := range p {
-			d[i] = bf16Round(uint32(v)) | bf16Round(uint32(v>>32))<<16
+	parallelWords(len(dst), func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			w := bf16Round(math.Float32bits(src[2*i]))
+			if 2*i+1 < len(src) {
+				w |= bf16Round(math.Float32bits(src[2*i+1])) << 16
+			}
+			dst[i] = w
 		}
 	})
-	if full < len(dst) {
-		dst[full] = bf16Round(math.Float32bits(src[len(src)-1]))
-	}
 }
 
 // widenBF16 is packBF16's inverse into dst (len(dst) values from
