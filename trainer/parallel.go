@@ -84,7 +84,7 @@ func newDataParallel(t *trainer) (*dataParallel, error) {
 	}
 	m := t.m
 	pad := func(n int) int { return (n + p.size - 1) / p.size * p.size }
-	p.buckets = planBuckets(m.BackwardStages(), m.GradsFinishedBy, maxBytes, bucketAlign(t.o.GradExchange), pad)
+	p.buckets = planBuckets(m.BackwardStages(), m.GradsFinishedBy, maxBytes, pad)
 	p.endOf = make([]int, m.BackwardStages())
 	for s := range p.endOf {
 		p.endOf[s] = -1
@@ -112,7 +112,7 @@ func newDataParallel(t *trainer) (*dataParallel, error) {
 	}
 	p.ctrl = make([]float32, p.red.Len(p.ctrlB))
 	p.spans = make([]mpi.Span, len(lens))
-	if p.stage, err = newGradStaging(t.d, p.buckets, t.o.GradExchange); err != nil {
+	if p.stage, err = newGradStaging(t.d, p.buckets); err != nil {
 		return fail(err)
 	}
 	if p.ctrlDown, err = t.d.NewHostReadBuffer("loss record", int64(4*(n+ctrlOverflowWords))); err != nil {
@@ -154,13 +154,9 @@ func (p *dataParallel) describe(t *trainer) string {
 	if p.red.Method() != mpi.SharedMemory {
 		how = fmt.Sprintf("summed all-to-all on %d MPI thread(s) per rank", p.w.Lanes())
 	}
-	ex := "float32"
-	if t.o.GradExchange == ExchangeBF16 {
-		ex = "bfloat16 (rounded on both ways, summed in float32)"
-	}
 	return fmt.Sprintf("data-parallel over %d ranks (%s): %d of every %d rows per rank, gradients in %d buckets (largest %.1f MiB) "+
-		"exchanged as %s, %s, checksums every %d steps",
-		p.size, p.w.Library(), p.rows, t.o.Batch, len(p.buckets), float64(4*most)/(1<<20), ex, how, p.every)
+		"%s, checksums every %d steps",
+		p.size, p.w.Library(), p.rows, t.o.Batch, len(p.buckets), float64(4*most)/(1<<20), how, p.every)
 }
 
 // step records and runs one optimizer step: the micro-batches' forward and
