@@ -61,6 +61,9 @@ type ScanOptions struct {
 	// Subgroups: 0 uses subgroup shuffles for the row scans where the device
 	// has them, 1 requires them, -1 uses workgroup memory only.
 	Subgroups int
+	// Prefetch: 0 loads each chunk's inputs one chunk ahead except through
+	// wgpu-native (where, on the H200, that was slower), 1 always, -1 never.
+	Prefetch int
 }
 
 // ScanLayout is one scan kernel's cover of the work: the fields of
@@ -142,6 +145,7 @@ type SelectiveScan struct {
 	f, b            scanShape // the forward's and the backward's layouts
 	chunks, blocks  int       // chunks of the sequence; the backward's channel blocks
 	subgroups       bool
+	prefetch        bool    // load each chunk's inputs one chunk ahead
 	st              *Tensor // the chunk-start and final states (kept from forward to backward)
 	ws              *Tensor // the backward's workspace, see shaders/scan.wgsl (shared or own)
 	stBytes         int64
@@ -408,6 +412,12 @@ func (s *SelectiveScan) layout(d *gpu.Device, o ScanOptions) error {
 	}
 	s.chunks = CeilDiv(s.a.Len, s.f.chunk())
 	s.blocks = CeilDiv(s.ed, s.b.g)
+	switch o.Prefetch {
+	case 0:
+		s.prefetch = d.Lib.Runtime != gpu.WGPU
+	case 1:
+		s.prefetch = true
+	}
 	has := d.Has(gpu.FeatureSubgroups)
 	switch o.Subgroups {
 	case 0:
@@ -518,7 +528,7 @@ func (s *SelectiveScan) build(d *gpu.Device) error {
 	consts := func(h scanShape) gpu.Constants {
 		return gpu.Constants{
 			"N": float64(n), "P": float64(h.p), "G": float64(h.g), "ITEMS": float64(h.items), "QT": float64(h.qt),
-			"GATE": scanBool(a.Z != nil), "WG": float64(h.wg()), "CHUNK": float64(h.chunk()),
+			"GATE": scanBool(a.Z != nil), "PREFETCH": scanBool(s.prefetch), "WG": float64(h.wg()), "CHUNK": float64(h.chunk()),
 		}
 	}
 	dims, err := uniformDims(d, "scan.dims", shaders.ScanDimsWords,
@@ -528,11 +538,12 @@ func (s *SelectiveScan) build(d *gpu.Device) error {
 	}
 	s.owned = append(s.owned, dims)
 	bind := func(k shaders.Kernel, h scanShape, ts ...*Tensor) (*gpu.BindGroup, error) {
-		name := fmt.Sprintf("scan.wgsl(items=%d)", h.items)
+		stage := CeilDiv(h.chunk()*((n+3)/4), h.wg())
+		name := fmt.Sprintf("scan.wgsl(items=%d,stage=%d)", h.items, stage)
 		if s.subgroups {
-			name = fmt.Sprintf("scan.wgsl(items=%d,subgroups)", h.items)
+			name = fmt.Sprintf("scan.wgsl(items=%d,stage=%d,subgroups)", h.items, stage)
 		}
-		src, err := shaders.ScanSource(s.subgroups, h.items)
+		src, err := shaders.ScanSource(s.subgroups, h.items, stage)
 		if err != nil {
 			return nil, err
 		}

@@ -47,8 +47,8 @@ type scanCase struct {
 }
 
 func (c scanCase) String() string {
-	s := fmt.Sprintf("b%d_l%d_ed%d_n%d_z%v_p%d_g%d_k%d_qt%d_sg%d", c.batch, c.l, c.ed, c.n, c.gate,
-		c.opt.Threads, c.opt.Rows, c.opt.Items, c.opt.StateThreads, c.opt.Subgroups)
+	s := fmt.Sprintf("b%d_l%d_ed%d_n%d_z%v_p%d_g%d_k%d_qt%d_sg%d_pf%d", c.batch, c.l, c.ed, c.n, c.gate,
+		c.opt.Threads, c.opt.Rows, c.opt.Items, c.opt.StateThreads, c.opt.Subgroups, c.opt.Prefetch)
 	if bw := c.opt.Backward; bw != (nn.ScanLayout{}) {
 		s += fmt.Sprintf("_bwd_p%d_g%d_k%d_qt%d", bw.Threads, bw.Rows, bw.Items, bw.StateThreads)
 	}
@@ -129,6 +129,12 @@ func scanCases() []scanCase {
 			Backward: nn.ScanLayout{Threads: 8, Rows: 8, Items: 2}}},
 		scanCase{batch: 2, l: 33, ed: 7, n: 5, gate: false, opt: nn.ScanOptions{Threads: 2, Rows: 4, Items: 4,
 			Backward: nn.ScanLayout{Threads: 4, Rows: 2, Items: 2}}},
+		// Loads one chunk ahead, and not, on both runtimes whatever their
+		// default; several staged entries of B and C per thread (N = 64).
+		scanCase{batch: 2, l: 70, ed: 9, n: 16, gate: true, opt: nn.ScanOptions{Threads: 4, Rows: 4, Items: 4, Prefetch: 1}},
+		scanCase{batch: 1, l: 129, ed: 5, n: 64, gate: true, opt: nn.ScanOptions{Threads: 4, Rows: 2, Items: 4, Prefetch: 1}},
+		scanCase{batch: 2, l: 70, ed: 9, n: 16, gate: false, opt: nn.ScanOptions{Threads: 4, Rows: 4, Items: 4, Prefetch: -1}},
+		scanCase{batch: 1, l: 129, ed: 5, n: 64, gate: true, opt: nn.ScanOptions{Threads: 4, Rows: 2, Items: 4, Prefetch: -1}},
 	)
 	return cs
 }

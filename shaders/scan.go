@@ -8,10 +8,11 @@ import (
 // scanConstants are the override constants of the scan kernels: the state
 // size N and the layout (P threads per row along time, G rows of one channel
 // each per workgroup, ITEMS steps per thread per chunk, QT state threads per
-// (channel, time slot), WG = G*P*QT, CHUNK = P*ITEMS) and the gate switch.
+// (channel, time slot), WG = G*P*QT, CHUNK = P*ITEMS), the gate switch and
+// the prefetch switch.
 // The sizes that vary between calls come in the uniform Dims (see
 // scan.wgsl), bound last.
-var scanConstants = []string{"N", "P", "G", "ITEMS", "QT", "GATE", "WG", "CHUNK"}
+var scanConstants = []string{"N", "P", "G", "ITEMS", "QT", "GATE", "PREFETCH", "WG", "CHUNK"}
 
 // ScanForward is the selective scan's forward: one workgroup of G*P*QT
 // threads per (batch, block of G channels), chunks of P*ITEMS steps, over
@@ -66,11 +67,13 @@ const ScanDimsWords = 16
 const ScanMaxItems = 16
 
 // ScanSource returns the text of scan.wgsl specialised for items steps per
-// thread (the per-thread arrays, MAXI, get exactly that length), for the
-// workgroup-memory row scan (subgroups false) or for the subgroup one: with
-// `enable subgroups;` in place of the first line, the `//| ` lines of every
-// `//#if subgroups` block uncommented and its `//#else` part dropped.
-func ScanSource(subgroups bool, items int) (string, error) {
+// thread (the per-thread arrays, MAXI, get exactly that length) and stage
+// entries of B and C staged per thread and chunk (MAXS: ceil(CHUNK*NQ/WG)
+// of the kernel's layout), for the workgroup-memory row scan (subgroups
+// false) or for the subgroup one: with `enable subgroups;` in place of the
+// first line, the `//| ` lines of every `//#if subgroups` block uncommented
+// and its `//#else` part dropped.
+func ScanSource(subgroups bool, items, stage int) (string, error) {
 	src, err := Source("scan.wgsl")
 	if err != nil {
 		return "", err
@@ -83,6 +86,14 @@ func ScanSource(subgroups bool, items int) (string, error) {
 		return "", fmt.Errorf("shaders: scan.wgsl lacks %q", maxi)
 	}
 	src = strings.Replace(src, maxi, fmt.Sprintf("const MAXI: u32 = %du;", items), 1)
+	const maxs = "const MAXS: u32 = 4u;"
+	if !strings.Contains(src, maxs) {
+		return "", fmt.Errorf("shaders: scan.wgsl lacks %q", maxs)
+	}
+	if stage < 1 || stage > 1024 {
+		return "", fmt.Errorf("shaders: scan.wgsl: %d staged entries per thread, want 1..1024", stage)
+	}
+	src = strings.Replace(src, maxs, fmt.Sprintf("const MAXS: u32 = %du;", stage), 1)
 	if !subgroups {
 		return src, nil
 	}

@@ -91,6 +91,7 @@ override G: u32 = 4u;         // rows (channels) per workgroup
 override ITEMS: u32 = 4u;     // steps per thread per chunk, at most MAXI
 override QT: u32 = 1u;        // state threads per (channel, time slot), dividing NQ
 override GATE: bool = true;   // multiply by silu(z)
+override PREFETCH: bool = true; // load each chunk's inputs one chunk ahead (see fetch_fwd)
 override WG: u32 = P * G * QT;
 override CHUNK: u32 = P * ITEMS;
 override NQ: u32 = (N + 3u) / 4u;   // state quads
@@ -124,6 +125,9 @@ struct Dims {
 // The length of the per-thread arrays; shaders.ScanSource sets it to ITEMS so
 // that the arrays are exactly as long as the unrolled loops over them.
 const MAXI: u32 = 16u;
+// The (step, state quad) entries of B and C each thread stages per chunk,
+// ceil(CHUNK*NQ/WG); shaders.ScanSource sets it.
+const MAXS: u32 = 4u;
 
 // Map4 is four affine maps h -> a*h + b, one per state lane.
 struct Map4 {
@@ -309,6 +313,68 @@ fn load_cm(o: u32, i0: u32) -> vec4<f32> {
 	return v;
 }
 
+// Prefetch: each chunk's loads from device memory (the thread's steps of
+// u, delta, z and dy, and its share of the chunk's B and C) are issued one
+// chunk ahead, into these registers, so that their latency passes while the
+// chunk before is computed; the chunk's turn only moves them on. (On the
+// H200 through Dawn that took the forward from 0.91 to 0.56 ms and the
+// backward from 2.55 to 2.21; through wgpu-native both got slower, 6.37 to
+// 6.92 ms together, so there PREFETCH is off and each chunk loads its own
+// at its start.)
+var<private> pu: array<f32, MAXI>;
+var<private> pd: array<f32, MAXI>;
+var<private> pz: array<f32, MAXI>;
+var<private> py: array<f32, MAXI>;
+var<private> pb: array<vec4<f32>, MAXS>;
+var<private> pc: array<vec4<f32>, MAXS>;
+
+// fetch_fwd loads chunk ch's u, delta, z (0 past L and for dead rows) and
+// this thread's entries of its B and C (0 past L).
+fn fetch_fwd(bi: u32, ch: u32, e: u32, live: bool, p: u32, tid: u32, L: u32, ED: u32) {
+	let t0 = ch * CHUNK + p * ITEMS;
+	for (var k = 0u; k < ITEMS; k++) {
+		let t = t0 + k;
+		pu[k] = 0.0;
+		pd[k] = 0.0;
+		pz[k] = 0.0;
+		if (live && t < L) {
+			let x = (bi * L + t) * ED + e;
+			pu[k] = u[x];
+			pd[k] = delta[x];
+			if (GATE) {
+				pz[k] = z[x];
+			}
+		}
+	}
+	for (var s = 0u; s < MAXS; s++) {
+		let i = tid + s * WG;
+		let t = ch * CHUNK + i / NQ;
+		let i0 = 4u * (i % NQ);
+		var vb = vec4<f32>(0.0);
+		var vc = vec4<f32>(0.0);
+		if (i < CHUNK * NQ && t < L) {
+			vb = load_bm((bi * L + t) * N + i0, i0);
+			vc = load_cm((bi * L + t) * N + i0, i0);
+		}
+		pb[s] = vb;
+		pc[s] = vc;
+	}
+}
+
+// stage_bc stores the prefetched B and C entries into bq, cq: entry i is
+// step j = i/NQ of the chunk, quad i%NQ, at row (j%ITEMS)*P + j/ITEMS.
+fn stage_bc(tid: u32) {
+	for (var s = 0u; s < MAXS; s++) {
+		let i = tid + s * WG;
+		if (i < CHUNK * NQ) {
+			let j = i / NQ;
+			let row = (j % ITEMS) * P + j / ITEMS;
+			bq[row * SQ + i % NQ] = pb[s];
+			cq[row * SQ + i % NQ] = pc[s];
+		}
+	}
+}
+
 // scan_fwd: one workgroup per (batch, block of G channels), WG = G*P threads.
 @compute @workgroup_size(WG)
 fn scan_fwd(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
@@ -357,38 +423,34 @@ fn scan_fwd(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: 
 
 	var uu: array<f32, MAXI>;
 	var dt: array<f32, MAXI>;
+	var zz: array<f32, MAXI>;
 	var yacc: array<f32, MAXI>;
 	var aa: array<vec4<f32>, MAXI>;
 	var bx: array<vec4<f32>, MAXI>;
 	var cc: array<vec4<f32>, MAXI>;
+	if (PREFETCH) {
+		fetch_fwd(bi, 0u, e, live, p, tid, L, ED);
+	}
 	for (var ch = 0u; ch < NCH; ch++) {
+		if (!PREFETCH) {
+			fetch_fwd(bi, ch, e, live, p, tid, L, ED);
+		}
 		let t0 = ch * CHUNK + p * ITEMS;
 		for (var k = 0u; k < ITEMS; k++) {
 			let t = t0 + k;
-			uu[k] = 0.0;
+			uu[k] = pu[k];
+			zz[k] = pz[k];
 			dt[k] = 0.0;
 			yacc[k] = 0.0;
 			if (live && t < L) {
-				let x = (bi * L + t) * ED + e;
-				uu[k] = u[x];
-				dt[k] = softplus(delta[x]);
+				dt[k] = softplus(pd[k]);
 			}
 		}
-		for (var i = tid; i < CHUNK * NQ; i += WG) {
-			let j = i / NQ;
-			let t = ch * CHUNK + j;
-			let i0 = 4u * (i % NQ);
-			var vb = vec4<f32>(0.0);
-			var vc = vec4<f32>(0.0);
-			if (t < L) {
-				vb = load_bm((bi * L + t) * N + i0, i0);
-				vc = load_cm((bi * L + t) * N + i0, i0);
-			}
-			let row = (j % ITEMS) * P + j / ITEMS;
-			bq[row * SQ + i % NQ] = vb;
-			cq[row * SQ + i % NQ] = vc;
-		}
+		stage_bc(tid);
 		workgroupBarrier();
+		if (PREFETCH && ch + 1u < NCH) {
+			fetch_fwd(bi, ch + 1u, e, live, p, tid, L, ED);
+		}
 		let cur = (ch & 1u) * G * NQ + g * NQ;
 		let nxt = ((ch + 1u) & 1u) * G * NQ + g * NQ;
 		for (var q0 = 0u; q0 < nq; q0 += QT) {
@@ -454,7 +516,7 @@ fn scan_fwd(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: 
 				let x = (bi * L + t) * ED + e;
 				var out = yacc[k] + dv * uu[k];
 				if (GATE) {
-					let zv = z[x];
+					let zv = zz[k];
 					out *= zv * sigmoid(zv);
 				}
 				y[x] = out;
@@ -501,6 +563,44 @@ fn load_ws(o: u32, i0: u32) -> vec4<f32> {
 		}
 	}
 	return v;
+}
+
+// fetch_bwd loads chunk ch's u, delta, dy, z (0 past L and for dead rows)
+// and this thread's entries of its B and C from the workspace copies. It
+// mirrors fetch_fwd: one function cannot serve both, as dy and the
+// workspace are bound only in scan_bwd, at the bindings where scan_fwd has
+// a_log and B.
+fn fetch_bwd(bi: u32, ch: u32, e: u32, live: bool, p: u32, tid: u32, L: u32, ED: u32, OFF_B: u32, OFF_C: u32) {
+	let t0 = ch * CHUNK + p * ITEMS;
+	for (var k = 0u; k < ITEMS; k++) {
+		let t = t0 + k;
+		pu[k] = 0.0;
+		pd[k] = 0.0;
+		py[k] = 0.0;
+		pz[k] = 0.0;
+		if (live && t < L) {
+			let x = (bi * L + t) * ED + e;
+			pu[k] = u[x];
+			pd[k] = delta[x];
+			py[k] = dy[x];
+			if (GATE) {
+				pz[k] = z[x];
+			}
+		}
+	}
+	for (var s = 0u; s < MAXS; s++) {
+		let i = tid + s * WG;
+		let t = ch * CHUNK + i / NQ;
+		let i0 = 4u * (i % NQ);
+		var vb = vec4<f32>(0.0);
+		var vc = vec4<f32>(0.0);
+		if (i < CHUNK * NQ && t < L) {
+			vb = load_ws(OFF_B + (bi * L + t) * N + i0, i0);
+			vc = load_ws(OFF_C + (bi * L + t) * N + i0, i0);
+		}
+		pb[s] = vb;
+		pc[s] = vc;
+	}
 }
 
 // scan_bwd: the same workgroup layout as scan_fwd, chunks in reverse.
@@ -571,8 +671,14 @@ fn scan_bwd(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: 
 	var ct: array<vec4<f32>, MAXI>;
 	var hp: array<vec4<f32>, MAXI>;   // h[t-1]
 	var dDp = 0.0;
+	if (PREFETCH) {
+		fetch_bwd(bi, NCH - 1u, e, live, p, tid, L, ED, OFF_B, OFF_C);
+	}
 	for (var cc = 0u; cc < NCH; cc++) {
 		let ch = NCH - 1u - cc;
+		if (!PREFETCH) {
+			fetch_bwd(bi, ch, e, live, p, tid, L, ED, OFF_B, OFF_C);
+		}
 		let t0 = ch * CHUNK + p * ITEMS;
 		for (var k = 0u; k < ITEMS; k++) {
 			let t = t0 + k;
@@ -585,36 +691,25 @@ fn scan_bwd(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: 
 			ddt[k] = 0.0;
 			pre[k] = 0.0;
 			if (live && t < L) {
-				let x = (bi * L + t) * ED + e;
-				uu[k] = u[x];
-				let dl = delta[x];
+				uu[k] = pu[k];
+				let dl = pd[k];
 				dt[k] = softplus(dl);
 				sg[k] = sigmoid(dl);
-				let dyv = dy[x];
+				let dyv = py[k];
 				gy[k] = dyv;
 				if (GATE) {
-					let zv = z[x];
+					let zv = pz[k];
 					let s = sigmoid(zv);
 					gy[k] = dyv * zv * s;
 					gz[k] = dyv * s * (1.0 + zv * (1.0 - s));
 				}
 			}
 		}
-		for (var i = tid; i < CHUNK * NQ; i += WG) {
-			let j = i / NQ;
-			let t = ch * CHUNK + j;
-			let i0 = 4u * (i % NQ);
-			var vb = vec4<f32>(0.0);
-			var vc = vec4<f32>(0.0);
-			if (t < L) {
-				vb = load_ws(OFF_B + (bi * L + t) * N + i0, i0);
-				vc = load_ws(OFF_C + (bi * L + t) * N + i0, i0);
-			}
-			let row = (j % ITEMS) * P + j / ITEMS;
-			bq[row * SQ + i % NQ] = vb;
-			cq[row * SQ + i % NQ] = vc;
-		}
+		stage_bc(tid);
 		workgroupBarrier();
+		if (PREFETCH && ch > 0u) {
+			fetch_bwd(bi, ch - 1u, e, live, p, tid, L, ED, OFF_B, OFF_C);
+		}
 		let cur = (cc & 1u) * G * NQ + g * NQ;
 		let nxt = ((cc + 1u) & 1u) * G * NQ + g * NQ;
 		for (var q0 = 0u; q0 < nq; q0 += QT) {
