@@ -67,6 +67,11 @@
 // that four independent recurrences interleave in each thread and B, C load
 // as four neighbours.
 //
+// Loads: a chunk's B and C, which all G channels of a workgroup share, are
+// loaded once into workgroup memory (bq, cq); with PREFETCH each chunk's
+// loads are issued one chunk ahead into registers (fetch_fwd, fetch_bwd),
+// so that their latency passes while the chunk before is computed.
+//
 // State threads: with QT > 1, QT threads share each (channel, time slot),
 // thread qt taking the state quads qt, qt+QT, ... (QT divides NQ), so that a
 // workgroup holds QT times as many threads, each with a QT times shorter
