@@ -49,7 +49,8 @@ type ScanOptions struct {
 	// them put QT times as many threads to work, each with a QT times
 	// shorter sequential walk, at the price of computing the per-step
 	// scalars QT times and summing over states in workgroup memory (on the
-	// H200 that price was higher than the gain: 2 took 1.4x as long).
+	// H200 at B=8, which fills the GPU without them, that price was higher
+	// than the gain: 2 took 1.3-1.5x as long, 4 about 2x).
 	StateThreads int
 	// Backward, when any of its fields is set, is the backward kernel's
 	// layout (its zero fields default as above); otherwise the backward
@@ -81,9 +82,10 @@ func (l ScanLayout) String() string {
 // Default layouts, as measured on an H200 through Dawn (B=8 L=2048 ED=1536
 // N=16, a sweep of 27 layouts with B and C staged in workgroup memory per
 // chunk): the forward fastest at 4x16x4, the backward at 8x8x2 (both
-// chunks of 16 steps), together 0.91 + 2.55 ms where 4x8x4 for both took
-// 1.77 + 3.57 (and 1.24 + 3.32 before the staging). On a CPU rasteriser
-// (lavapipe) 4x8x4 for both.
+// chunks of 16 steps), where 4x8x4 for both took 1.77 + 3.57 ms (1.24 +
+// 3.32 before the staging); with the backward's later changes and the
+// prefetch they take 0.56 + 2.21 ms. On a CPU rasteriser (lavapipe) 4x8x4
+// for both.
 var (
 	scanGPUForward  = ScanLayout{Threads: 4, Rows: 16, Items: 4, StateThreads: 1}
 	scanGPUBackward = ScanLayout{Threads: 8, Rows: 8, Items: 2, StateThreads: 1}
