@@ -230,15 +230,7 @@ func TestGradientAccumulation(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer m.Release()
-		for _, p := range m.Params {
-			v := make([]float32, p.Spec.Len())
-			for i, x := range params[p.Spec.Name] {
-				v[i] = float32(x)
-			}
-			if err := p.W.Upload(v); err != nil {
-				t.Fatal(err)
-			}
-		}
+		uploadParams(t, m, params)
 		for i, b := range []*Batch{b1, b2} {
 			if err := m.SetBatch(b, 2); err != nil {
 				t.Fatal(err)

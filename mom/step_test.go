@@ -84,15 +84,7 @@ func newStepFixture(t *testing.T, d *gpu.Device, c Config, B, L int, seed uint64
 		}
 		m.Release()
 	})
-	for _, p := range m.Params {
-		v := make([]float32, p.Spec.Len())
-		for i, x := range params[p.Spec.Name] {
-			v[i] = float32(x)
-		}
-		if err := p.W.Upload(v); err != nil {
-			t.Fatal(err)
-		}
-	}
+	uploadParams(t, m, params)
 	if err := m.SetBatch(f.b, 1); err != nil {
 		t.Fatal(err)
 	}
