@@ -331,17 +331,27 @@ func TestMethodsAgree(t *testing.T) {
 	}
 }
 
+// openShm opens the world with the shared-memory reduction (timeout 0:
+// the default) and a reducer of one bucket of 1000 values; on failure the
+// reducer is nil and code is the worker's exit code.
+func openShm(timeout time.Duration) (w *World, red *Reducer, code int) {
+	w, err := Open(Options{Timeout: timeout, Reduce: SharedMemory})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return nil, nil, 1
+	}
+	if red, err = w.NewReducer([]int{1000}); err != nil {
+		return w, nil, fail(w, "NewReducer: %v", err)
+	}
+	return w, red, 0
+}
+
 // workShmStall: rank 1 never starts the bucket that rank 0 reduces
 // through shared memory; rank 0's watchdog must end the job.
 func workShmStall() int {
-	w, err := Open(Options{Timeout: 2 * time.Second, Reduce: SharedMemory})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	red, err := w.NewReducer([]int{1000})
-	if err != nil {
-		return fail(w, "NewReducer: %v", err)
+	w, red, code := openShm(2 * time.Second)
+	if red == nil {
+		return code
 	}
 	if w.Rank() == 1 {
 		time.Sleep(10 * time.Minute)
@@ -357,14 +367,9 @@ func workShmStall() int {
 // workShmDie: rank 1 dies (no MPI_Finalize) while rank 0 waits in a
 // shared-memory reduction; mpirun must end the job.
 func workShmDie() int {
-	w, err := Open(Options{Reduce: SharedMemory})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	red, err := w.NewReducer([]int{1000})
-	if err != nil {
-		return fail(w, "NewReducer: %v", err)
+	w, red, code := openShm(0)
+	if red == nil {
+		return code
 	}
 	if w.Rank() == 1 {
 		fmt.Fprintln(os.Stderr, "rank 1 dying")
