@@ -76,7 +76,9 @@ type Options struct {
 	// toggle, with allow_unsafe_apis): mom's kernels check their own
 	// bounds (tests compare every kernel with its reference at edge sizes),
 	// and on the H200 Dawn's checks cost about 20% of the GEMMs' time.
-	// wgpu-native offers no switch; its checks stay.
+	// wgpu-native's shaders are created through its trusted-module
+	// extension (wgpuDeviceCreateShaderModuleTrusted) without its bounds
+	// checks and loop bounding, where the library exports it.
 	Robust bool
 	// Transfer is the path large Buffer.Write and Read calls take (the
 	// staging of checkpoints, initial parameters, batches and readbacks);
@@ -120,6 +122,10 @@ type Device struct {
 	mem       memStats
 	xfer      *Stager // the transfer path Buffer.Write and Read use for large sizes
 	xferOpt   TransferPath
+	// unchecked: the runtime adds no bounds checks to shaders: Dawn's
+	// disable_robustness toggle, or wgpu-native's trusted shader modules
+	// (no bounds checks, no loop bounding), which Shader asks for.
+	unchecked bool
 }
 
 // Open loads the implementation and opens a device on the chosen adapter.
@@ -197,6 +203,7 @@ func (l *Library) Open(o Options) (*Device, error) {
 		staging:   map[int64][]*Buffer{},
 	}
 	d.mem.deferFree = l.Runtime == Dawn
+	d.unchecked = !o.Robust && (l.Runtime == Dawn || l.Runtime == WGPU && C.mg_has_unchecked_shaders(l.c) != 0)
 	if err := d.request(o); err != nil {
 		d.Close()
 		return nil, err

@@ -577,3 +577,56 @@ func TestReleaseAfterClose(t *testing.T) {
 		})
 	}
 }
+
+// TestShaderChecksOffByDefault: without Options.Robust neither runtime
+// adds bounds checks (Dawn through its toggle, wgpu-native through its
+// trusted modules, which both libraries mom installs offer), and a robust
+// device keeps them; the kernels of both compile and give the same result.
+func TestShaderChecksOffByDefault(t *testing.T) {
+	forEach(t, func(t *testing.T, d *Device) {
+		if d.ShaderChecks() {
+			t.Errorf("%s: the shader checks are on without Options.Robust", d)
+		}
+		rd, err := Open(Options{Runtime: d.Lib.Runtime, Adapter: -1, Robust: true})
+		if err != nil {
+			t.Fatalf("opening a robust %s device: %v", d.Lib.Runtime, err)
+		}
+		defer rd.Close()
+		if !rd.ShaderChecks() {
+			t.Errorf("%s: the shader checks are off with Options.Robust", rd)
+		}
+		const n = 1000 // not a multiple of the workgroup: the kernel's own check is exercised
+		x := make([]float32, n)
+		for i := range x {
+			x[i] = float32(i) - 500
+		}
+		for _, dev := range []*Device{d, rd} {
+			p := mustPipeline(t, dev, "scale.wgsl", scaleWGSL, Constants{"SCALE": 4})
+			bx, by := mustBuffer(t, dev, "x", 4*n), mustBuffer(t, dev, "y", 4*n)
+			if err := bx.WriteFloat32(0, x); err != nil {
+				t.Fatal(err)
+			}
+			g, err := dev.BindGroup(p, Buf(bx), Buf(by))
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := dev.NewRecorder()
+			r.Dispatch(g, (n+255)/256, 1, 1)
+			if err := r.SubmitChecked(); err != nil {
+				t.Fatal(err)
+			}
+			y, err := by.ReadFloat32(0, n)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := range y {
+				if y[i] != 4*x[i] {
+					t.Fatalf("checks %v: y[%d] = %g, want %g", dev.ShaderChecks(), i, y[i], 4*x[i])
+				}
+			}
+			g.Release()
+			bx.Release()
+			by.Release()
+		}
+	})
+}

@@ -93,6 +93,7 @@ mg_lib *mg_open(const char *path, char *err, size_t errlen) {
 	SYM(BufferDestroy, "wgpuBufferDestroy", 1);
 	SYM(QueueOnSubmittedWorkDone, "wgpuQueueOnSubmittedWorkDone", 1);
 	SYM(DeviceCreateShaderModule, "wgpuDeviceCreateShaderModule", 1);
+	SYM(DeviceCreateShaderModuleTrusted, "wgpuDeviceCreateShaderModuleTrusted", 0);
 	SYM(ShaderModuleGetCompilationInfo, "wgpuShaderModuleGetCompilationInfo", 0);
 	SYM(DeviceCreateComputePipeline, "wgpuDeviceCreateComputePipeline", 1);
 	SYM(ComputePipelineGetBindGroupLayout, "wgpuComputePipelineGetBindGroupLayout", 1);
@@ -503,11 +504,16 @@ int mg_queue_done(const mg_lib *L, void *queue, mg_op *op) {
 // ---- shaders and pipelines -------------------------------------------------
 
 void *mg_create_shader(const mg_lib *L, void *device, const char *label, const char *code,
-                       size_t len) {
+                       size_t len, int unchecked) {
 	wgsl_source src = {{NULL, STYPE_WGSL}, {code, len}};
 	labeled_desc d = {&src.chain, S(label)};
+	// WGPUShaderRuntimeChecks_None: neither bounds checks nor loop bounding.
+	if (unchecked && L->DeviceCreateShaderModuleTrusted)
+		return L->DeviceCreateShaderModuleTrusted(device, &d, 0);
 	return L->DeviceCreateShaderModule(device, &d);
 }
+
+int mg_has_unchecked_shaders(const mg_lib *L) { return L->DeviceCreateShaderModuleTrusted != NULL; }
 
 typedef struct { mg_compile_msg *out; size_t max, *n; } compile_sink;
 

@@ -107,6 +107,9 @@ struct mg_lib {
 	void (*BufferDestroy)(void *);
 	mg_future (*QueueOnSubmittedWorkDone)(void *, cbinfo);
 	void *(*DeviceCreateShaderModule)(void *, const labeled_desc *);
+	// wgpu-native's extension: the module without the runtime checks named
+	// by the flags (WGPUShaderRuntimeChecks) left out of its last argument.
+	void *(*DeviceCreateShaderModuleTrusted)(void *, const labeled_desc *, uint64_t);
 	mg_future (*ShaderModuleGetCompilationInfo)(void *, cbinfo);
 	void *(*DeviceCreateComputePipeline)(void *, const pipeline_desc *);
 	void *(*ComputePipelineGetBindGroupLayout)(void *, uint32_t);

@@ -364,5 +364,31 @@ func TestScanEnvLayout(t *testing.T) {
 			}
 			s.Release()
 		}
+		t.Setenv(nn.EnvScan, "")
+		for _, c := range []struct {
+			env  string
+			want bool
+			err  bool
+		}{{"on", true, false}, {"off", false, false}, {"yes", false, true}} {
+			t.Setenv(nn.EnvScanPrefetch, c.env)
+			s, err := nn.NewSelectiveScan(d, args)
+			if c.err {
+				if err == nil || !strings.Contains(err.Error(), nn.EnvScanPrefetch) {
+					t.Errorf("%s=%q: error %v, want one naming it", nn.EnvScanPrefetch, c.env, err)
+				}
+				if err == nil {
+					s.Release()
+				}
+				continue
+			}
+			if err != nil {
+				t.Errorf("%s=%q: %v", nn.EnvScanPrefetch, c.env, err)
+				continue
+			}
+			if s.Prefetches() != c.want {
+				t.Errorf("%s=%q: prefetch %v, want %v", nn.EnvScanPrefetch, c.env, s.Prefetches(), c.want)
+			}
+			s.Release()
+		}
 	})
 }

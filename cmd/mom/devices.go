@@ -138,7 +138,8 @@ func addDeviceFlags(fs interface {
 		transfer: fs.String("transfer", "auto", "host-device transfer path for parameters, checkpoints and batches: "+
 			"auto (the fastest offered), host-mapped (Dawn's host-mapped-pointer buffers), mapped (mapped staging buffers) or queue (writeBuffer)"),
 		robust: fs.Bool("robust", false, "keep Dawn's bounds checks on every shader access (by default they are off: mom's kernels check their own bounds, "+
-			"and Dawn's cost about 20% of the GEMMs' time on an H200); wgpu-native's always stay"),
+			"and Dawn's cost about 20% of the GEMMs' time on an H200); with wgpu-native, keep its bounds checks and loop bounding "+
+			"(by default its shaders are created as trusted modules without them)"),
 	}
 }
 
