@@ -493,7 +493,7 @@ func (d *Device) Close() {
 		C.mg_release(l, C.MG_ADAPTER, d.adapter)
 	}
 	if d.inst != nil {
-		C.mg_release(l, C.MG_INSTANCE, d.inst)
+		d.Lib.keepOrRelease(d.inst)
 	}
 	C.mg_state_free(d.state)
 	freeOp(d.op)

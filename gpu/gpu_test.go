@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+	"unsafe"
 )
 
 // The tests run against every runtime named in $MOM_RUNTIMES (default: both).
@@ -629,4 +630,34 @@ func TestShaderChecksOffByDefault(t *testing.T) {
 			by.Release()
 		}
 	})
+}
+
+// TestCloseKeepsOneInstance: devices opened and closed one after another
+// (as mom bench kernels does, a device per case) leave the library holding
+// one instance, the same each time, so that the Vulkan loader keeps the
+// driver loaded; forty in a row open (on an H200, NVIDIA's driver failed to
+// load at the 33rd when every close unloaded it).
+func TestCloseKeepsOneInstance(t *testing.T) {
+	for _, rt := range runtimes() {
+		t.Run(string(rt), func(t *testing.T) {
+			var kept unsafe.Pointer
+			for i := 0; i < 40; i++ {
+				d, err := Open(Options{Runtime: rt, Adapter: -1})
+				if err != nil {
+					t.Fatalf("device %d: %v", i+1, err)
+				}
+				d.Close()
+				d.Lib.pinMu.Lock()
+				pin := d.Lib.pin
+				d.Lib.pinMu.Unlock()
+				switch {
+				case pin == nil:
+					t.Fatalf("device %d: no instance kept after Close", i+1)
+				case kept != nil && pin != kept:
+					t.Fatalf("device %d: the kept instance changed", i+1)
+				}
+				kept = pin
+			}
+		})
+	}
 }

@@ -51,6 +51,25 @@ type Library struct {
 	Runtime Runtime
 	Path    string
 	c       *C.mg_lib
+
+	pinMu sync.Mutex
+	pin   unsafe.Pointer // the instance kept for the life of the process (keepOrRelease)
+}
+
+// keepOrRelease releases inst, an instance whose device has closed, except
+// the first: that one the library keeps for the life of the process, so
+// that the Vulkan loader never unloads the driver between one device and
+// the next. NVIDIA's driver (580, on an H200) failed to load again after
+// about 32 such unloads ("libnvidia-tls.so: cannot allocate memory in
+// static TLS block"), which stopped mom bench kernels (a device per case).
+func (l *Library) keepOrRelease(inst unsafe.Pointer) {
+	l.pinMu.Lock()
+	defer l.pinMu.Unlock()
+	if l.pin == nil {
+		l.pin = inst
+		return
+	}
+	C.mg_release(l.c, C.MG_INSTANCE, inst)
 }
 
 var (

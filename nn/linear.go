@@ -595,9 +595,10 @@ func gemmTileFor(d *gpu.Device, m, n int) (gemmTile, error) {
 // tile's bk), splits of them, so that tiles*splits reaches a target number of
 // workgroups for the device without chunks shorter than a minimum or a
 // partial-sum scratch (splits x perSplit floats) above 256 MiB or the
-// device's binding limit. splits == 1 means no split.
+// device's binding limit. splits == 1 means no split. The GPU target,
+// splitRowsTarget, was measured on an H200.
 func splitRows(d *gpu.Device, t gemmTile, rows, tiles, perSplit int) (chunk, splits int) {
-	target, minChunk := 512, 256
+	target, minChunk := splitRowsTarget, 256
 	if d.Info.Type == "CPU" {
 		target, minChunk = 4*runtime.NumCPU(), 64
 	}
@@ -621,6 +622,16 @@ func splitReduction(d *gpu.Device, t gemmTile, red, want, minChunk, perSplit int
 	}
 	return chunk, splits
 }
+
+// splitRowsTarget is the number of workgroups splitRows aims at on a GPU.
+// Measured on an H200 through Dawn (one run, bench kernels --size large),
+// the weight gradient of 8192 rows into 3072 x 768 (144 tiles) and its
+// grouped twin took, by target: 512 (4 splits) 1.265 / 1.326 ms, 720 1.196 /
+// 1.272, 1008 (7 splits) 1.145 / 1.201, 1296 1.119 / 1.248, 1584 1.106 /
+// 1.230, 2048 1.156 / 1.229: the tail wave of a few workgroups costs as
+// much as a full one (an H200 runs 132 to 264 of these workgroups at once),
+// and 1008 was the best for both together.
+const splitRowsTarget = 1008
 
 // EnvGemmSplit names the environment variable that sets the split-K of the
 // forward (NT) and input-gradient (NN) GEMMs (and of Gemm) built while it
