@@ -83,26 +83,39 @@ func newDataParallel(t *trainer) (*dataParallel, error) {
 		maxBytes = DefaultBucketBytes
 	}
 	m := t.m
-	pad := func(n int) int { return (n + p.size - 1) / p.size * p.size }
-	p.buckets = planBuckets(m.BackwardStages(), m.GradsFinishedBy, maxBytes, pad)
+	elem := mpi.Float32
+	if t.o.GradExchange == ExchangeBF16 {
+		elem = mpi.BFloat16
+	}
+	// The reduction's padding: a multiple of the ranks' whole 32-bit words.
+	q := 1
+	if elem == mpi.BFloat16 {
+		q = 2
+	}
+	pad := func(n int) int { return (n + q*p.size - 1) / (q * p.size) * (q * p.size) }
+	p.buckets = planBuckets(m.BackwardStages(), m.GradsFinishedBy, maxBytes, bucketAlign(t.o.GradExchange), pad)
 	p.endOf = make([]int, m.BackwardStages())
 	for s := range p.endOf {
 		p.endOf[s] = -1
 	}
 	lens := make([]int, 0, len(p.buckets)+1)
+	elems := make([]mpi.Elem, 0, len(p.buckets)+1)
 	for i, b := range p.buckets {
 		p.endOf[b.last] = i
 		lens = append(lens, b.n)
+		elems = append(elems, elem)
 	}
 	n := m.Cfg.LossSlots()
+	// The control bucket (losses, the overflow flag, checksums) is float32.
 	lens = append(lens, n+1+ctrlOverflowWords)
+	elems = append(elems, mpi.Float32)
 	p.ctrlB = len(p.buckets)
 	var err error
 	fail := func(e error) (*dataParallel, error) {
 		p.release()
 		return nil, e
 	}
-	if p.red, err = w.NewReducer(lens); err != nil {
+	if p.red, err = w.NewReducerElems(lens, elems, mpi.Auto); err != nil {
 		return fail(err)
 	}
 	for i, b := range p.buckets {
@@ -112,7 +125,7 @@ func newDataParallel(t *trainer) (*dataParallel, error) {
 	}
 	p.ctrl = make([]float32, p.red.Len(p.ctrlB))
 	p.spans = make([]mpi.Span, len(lens))
-	if p.stage, err = newGradStaging(t.d, p.buckets); err != nil {
+	if p.stage, err = newGradStaging(t.d, p.buckets, t.o.GradExchange); err != nil {
 		return fail(err)
 	}
 	if p.ctrlDown, err = t.d.NewHostReadBuffer("loss record", int64(4*(n+ctrlOverflowWords))); err != nil {
@@ -154,9 +167,13 @@ func (p *dataParallel) describe(t *trainer) string {
 	if p.red.Method() != mpi.SharedMemory {
 		how = fmt.Sprintf("summed all-to-all on %d MPI thread(s) per rank", p.w.Lanes())
 	}
+	ex := "float32"
+	if t.o.GradExchange == ExchangeBF16 {
+		ex = "bfloat16 (rounded on both ways, summed in float32)"
+	}
 	return fmt.Sprintf("data-parallel over %d ranks (%s): %d of every %d rows per rank, gradients in %d buckets (largest %.1f MiB) "+
-		"%s, checksums every %d steps",
-		p.size, p.w.Library(), p.rows, t.o.Batch, len(p.buckets), float64(4*most)/(1<<20), how, p.every)
+		"exchanged as %s, %s, checksums every %d steps",
+		p.size, p.w.Library(), p.rows, t.o.Batch, len(p.buckets), float64(4*most)/(1<<20), ex, how, p.every)
 }
 
 // step records and runs one optimizer step: the micro-batches' forward and

@@ -6,6 +6,7 @@ import (
 
 	"mom/gpu"
 	"mom/mom"
+	"mom/nn"
 )
 
 // gradBucket is a group of parameters whose gradients are summed over the
@@ -22,16 +23,18 @@ type gradBucket struct {
 // planBuckets groups the parameters into buckets of at least maxBytes
 // (the last may be smaller), closing a bucket only between backward
 // stages, in the order the backward finishes them. finished(s) lists the
-// parameters stage s finishes; pad rounds a length up as the reduction
-// needs.
-func planBuckets(stages int, finished func(s int) []*mom.Param, maxBytes int64, pad func(int) int) []gradBucket {
+// parameters stage s finishes; each starts at a multiple of align values
+// (the zeros between them are summed like the rest); pad rounds a length up
+// as the reduction needs.
+func planBuckets(stages int, finished func(s int) []*mom.Param, maxBytes int64, align int, pad func(int) int) []gradBucket {
 	var out []gradBucket
 	cur := gradBucket{}
 	for s := 0; s < stages; s++ {
 		for _, p := range finished(s) {
+			o := (cur.n + align - 1) / align * align
 			cur.params = append(cur.params, p)
-			cur.offs = append(cur.offs, cur.n)
-			cur.n += p.Spec.Len()
+			cur.offs = append(cur.offs, o)
+			cur.n = o + p.Spec.Len()
 		}
 		if cur.n > 0 && (int64(4*cur.n) >= maxBytes || s == stages-1) {
 			cur.last, cur.padded = s, pad(cur.n)
@@ -55,11 +58,14 @@ type gradStaging interface {
 	// Out starts bringing bucket b to the host, after the submit that
 	// holds its RecordOut.
 	Out(b int) error
-	// WaitOut waits for bucket b and returns its padded values in host
-	// memory (outside Go's heap), valid until Done(b).
+	// WaitOut waits for bucket b and returns it in host memory (outside
+	// Go's heap), valid until Done(b), as the reduction takes it: the
+	// padded values (float32), or their bfloat16 pairs, half as many
+	// 32-bit words (mpi.BFloat16).
 	WaitOut(b int) ([]float32, error)
-	// In writes bucket b's summed gradients back into the gradient
-	// tensors, ordered before any later submit.
+	// In writes bucket b's summed gradients, given as WaitOut gives a
+	// bucket, back into the gradient tensors, ordered before any later
+	// submit.
 	In(b int, sums []float32) error
 	// Done ends the host's use of what WaitOut(b) returned.
 	Done(b int)
@@ -72,8 +78,30 @@ type gradStaging interface {
 // host memory that MPI reads, and reads the sums from host memory MPI
 // wrote, at tens of GB/s instead of the queue's 1-8 GB/s) is where a faster
 // implementation plugs in.
-func newGradStaging(d *gpu.Device, buckets []gradBucket) (gradStaging, error) {
+func newGradStaging(d *gpu.Device, buckets []gradBucket, exchange string) (gradStaging, error) {
+	if exchange == ExchangeBF16 {
+		return newBF16Staging(d, buckets)
+	}
 	return newMappedStaging(d, buckets)
+}
+
+// Gradient exchanges (Options.GradExchange): the ranks' gradients and their
+// sums cross PCIe and host memory as float32 (the default: the sums are
+// exact up to the fixed summation order) or as bfloat16 (half the bytes;
+// each rank's gradients and the sums are rounded to bfloat16, the sums are
+// taken in float32).
+const (
+	ExchangeF32  = "f32"
+	ExchangeBF16 = "bf16"
+)
+
+// bucketAlign is the alignment of the parameters' places in a bucket for
+// an exchange: bfloat16 places must start on nn.BF16Align values.
+func bucketAlign(exchange string) int {
+	if exchange == ExchangeBF16 {
+		return nn.BF16Align
+	}
+	return 1
 }
 
 // mappedStaging implements gradStaging with a gpu.HostReadBuffer and a
@@ -127,6 +155,9 @@ func (s *mappedStaging) WaitOut(b int) ([]float32, error) {
 // copies.
 func (s *mappedStaging) In(b int, sums []float32) error {
 	bk := s.buckets[b]
+	if len(sums) != bk.padded {
+		return fmt.Errorf("trainer: gradient bucket %d: %d sums, want %d", b, len(sums), bk.padded)
+	}
 	u := s.ups[b]
 	p, err := u.Bytes()
 	if err != nil {
@@ -159,4 +190,129 @@ func (s *mappedStaging) Release() {
 		u.Release()
 	}
 	s.bufs, s.ups = nil, nil
+}
+
+// bf16Staging implements gradStaging for the bfloat16 exchange: after the
+// stage that completes a bucket the device rounds its gradients to
+// bfloat16 into their places in the bucket's packed buffer (nn.BF16), which
+// comes to the host through a map-readable buffer, half the bytes of
+// float32, and goes to the reduction as it is (an mpi.BFloat16 bucket:
+// summed in float32, rounded once); the packed sums go into a map-writable
+// buffer, which the device copies in and widens back into the gradients.
+// The words between the places stay zero.
+type bf16Staging struct {
+	d            *gpu.Device
+	buckets      []gradBucket
+	words        []int        // per bucket: 32-bit words of two bfloat16
+	packed       []*nn.Tensor // per bucket, on the device
+	pack, unpack []*nn.BF16
+	bufs         []*gpu.HostReadBuffer  // device -> host
+	ups          []*gpu.HostWriteBuffer // host -> device
+}
+
+func newBF16Staging(d *gpu.Device, buckets []gradBucket) (*bf16Staging, error) {
+	s := &bf16Staging{d: d, buckets: buckets}
+	fail := func(b int, err error) (*bf16Staging, error) {
+		s.Release()
+		return nil, fmt.Errorf("trainer: gradient bucket %d (%d values, bfloat16 exchange): %w", b, buckets[b].n, err)
+	}
+	for i, b := range buckets {
+		w := b.padded / 2 // the reduction pads a bfloat16 bucket to whole words
+		s.words = append(s.words, w)
+		t, err := nn.NewTensorIn(d, gpu.MemScratch, fmt.Sprintf("grad bucket %d bf16", i), w)
+		if err != nil {
+			return fail(i, err)
+		}
+		s.packed = append(s.packed, t)
+		gs := make([]*nn.Tensor, len(b.params))
+		for j, p := range b.params {
+			gs[j] = p.G
+		}
+		a := nn.BF16Args{F32: gs, Packed: t, Offs: b.offs}
+		pk, err := nn.NewBF16Pack(d, a)
+		if err != nil {
+			return fail(i, err)
+		}
+		s.pack = append(s.pack, pk)
+		up, err := nn.NewBF16Unpack(d, a)
+		if err != nil {
+			return fail(i, err)
+		}
+		s.unpack = append(s.unpack, up)
+		h, err := d.NewHostReadBuffer(fmt.Sprintf("grad bucket %d bf16", i), int64(4*w))
+		if err != nil {
+			return fail(i, err)
+		}
+		s.bufs = append(s.bufs, h)
+		u, err := d.NewHostWriteBuffer(fmt.Sprintf("grad bucket %d bf16 sums", i), int64(4*w))
+		if err != nil {
+			return fail(i, err)
+		}
+		s.ups = append(s.ups, u)
+	}
+	return s, nil
+}
+
+func (s *bf16Staging) RecordOut(r *gpu.Recorder, b int) {
+	s.pack[b].Record(r)
+	r.Copy(s.packed[b].Buf, 0, s.bufs[b].Buffer(), 0, int64(4*s.words[b]))
+}
+
+func (s *bf16Staging) Out(b int) error { return s.bufs[b].Map() }
+
+func (s *bf16Staging) WaitOut(b int) ([]float32, error) {
+	raw, err := s.bufs[b].Wait()
+	if err != nil {
+		return nil, err
+	}
+	return unsafe.Slice((*float32)(unsafe.Pointer(&raw[0])), s.words[b]), nil
+}
+
+// In copies the packed sums (the reduction's words) into the bucket's
+// host-write buffer and records its copy to the device and the widening
+// into the gradients; like mappedStaging.In, nothing waits for the queue.
+func (s *bf16Staging) In(b int, sums []float32) error {
+	if len(sums) != s.words[b] {
+		return fmt.Errorf("trainer: gradient bucket %d: %d words of bfloat16 sums, want %d", b, len(sums), s.words[b])
+	}
+	u := s.ups[b]
+	p, err := u.Bytes()
+	if err != nil {
+		return fmt.Errorf("trainer: gradient bucket %d: %w", b, err)
+	}
+	gpu.ParallelCopy(p[:4*s.words[b]], unsafe.Slice((*byte)(unsafe.Pointer(&sums[0])), 4*s.words[b]))
+	if err := u.Unmap(); err != nil {
+		return fmt.Errorf("trainer: gradient bucket %d: %w", b, err)
+	}
+	r := s.d.NewRecorder()
+	r.Copy(u.Buffer(), 0, s.packed[b].Buf, 0, int64(4*s.words[b]))
+	s.unpack[b].Record(r)
+	if err := r.Submit(); err != nil {
+		return fmt.Errorf("trainer: writing the summed gradients of bucket %d: %w", b, err)
+	}
+	if err := u.Remap(); err != nil {
+		return fmt.Errorf("trainer: gradient bucket %d: %w", b, err)
+	}
+	return nil
+}
+
+func (s *bf16Staging) Done(b int) { s.bufs[b].Unmap() }
+
+func (s *bf16Staging) Release() {
+	for _, h := range s.bufs {
+		h.Release()
+	}
+	for _, u := range s.ups {
+		u.Release()
+	}
+	for i := range s.pack {
+		s.pack[i].Release()
+	}
+	for i := range s.unpack {
+		s.unpack[i].Release()
+	}
+	for _, t := range s.packed {
+		t.Release()
+	}
+	s.bufs, s.ups, s.pack, s.unpack, s.packed = nil, nil, nil, nil, nil
 }

@@ -2,10 +2,17 @@ package trainer
 
 import (
 	"fmt"
+	"math"
+	"math/rand"
 	"testing"
 	"time"
+	"unsafe"
 
+	"mom/gpu"
+	"mom/gpu/gputest"
 	"mom/mom"
+	"mom/nn"
+	"mom/nn/ref"
 	"mom/trainer/mpi"
 )
 
@@ -29,14 +36,18 @@ func TestPlanBuckets(t *testing.T) {
 	pad2 := func(n int) int { return (n + 1) / 2 * 2 }
 	for _, c := range []struct {
 		maxBytes int64
+		align    int
 		want     string // per bucket: last stage, values, padded, names@offsets
 	}{
-		{4, "[0 10 10 head@0] [1 8 8 l1.a@0 l1.b@4] [2 3 4 l0.a@0] [4 20 20 emb@0]"},
-		{4 * 15, "[1 18 18 head@0 l1.a@10 l1.b@14] [4 23 24 l0.a@0 emb@3]"},
-		{1 << 30, "[4 41 42 head@0 l1.a@10 l1.b@14 l0.a@18 emb@21]"},
+		{4, 1, "[0 10 10 head@0] [1 8 8 l1.a@0 l1.b@4] [2 3 4 l0.a@0] [4 20 20 emb@0]"},
+		{4 * 15, 1, "[1 18 18 head@0 l1.a@10 l1.b@14] [4 23 24 l0.a@0 emb@3]"},
+		{1 << 30, 1, "[4 41 42 head@0 l1.a@10 l1.b@14 l0.a@18 emb@21]"},
+		// Places on multiples of 8 (the bfloat16 exchange's are of 128).
+		{4 * 15, 8, "[1 28 28 head@0 l1.a@16 l1.b@24] [4 28 28 l0.a@0 emb@8]"},
+		{1 << 30, 8, "[4 60 60 head@0 l1.a@16 l1.b@24 l0.a@32 emb@40]"},
 	} {
 		got := ""
-		for i, b := range planBuckets(len(stages), finished, c.maxBytes, pad2) {
+		for i, b := range planBuckets(len(stages), finished, c.maxBytes, c.align, pad2) {
 			if i > 0 {
 				got += " "
 			}
@@ -47,7 +58,7 @@ func TestPlanBuckets(t *testing.T) {
 			got += "]"
 		}
 		if got != c.want {
-			t.Errorf("maxBytes %d:\n got %s\nwant %s", c.maxBytes, got, c.want)
+			t.Errorf("maxBytes %d align %d:\n got %s\nwant %s", c.maxBytes, c.align, got, c.want)
 		}
 	}
 }
@@ -75,4 +86,115 @@ func TestSpanTimes(t *testing.T) {
 			t.Errorf("%v cut %d: %v, %v; want %dms, %dms", c.spans, c.cut, total, before, c.total, c.before)
 		}
 	}
+}
+
+// TestStagingRoundTrip: each staging brings a bucket's gradients to the
+// host exactly as its exchange says (float32 as they are; bfloat16 rounded
+// and packed two to a word by the twin ref.PackBF16, the gaps between
+// places zero) and writes sums given the same way back into the gradients,
+// on both runtimes, with parameters of odd sizes in two buckets.
+func TestStagingRoundTrip(t *testing.T) {
+	gputest.ForEachDevice(t, func(t *testing.T, d *gpu.Device) {
+		for _, ex := range []string{ExchangeF32, ExchangeBF16} {
+			t.Run(ex, func(t *testing.T) {
+				rng := rand.New(rand.NewSource(5))
+				sizes := [][]int{{3, 130}, {257}}
+				var params [][]*mom.Param
+				for s, st := range sizes {
+					var ps []*mom.Param
+					for j, n := range st {
+						g, err := nn.NewTensor(d, fmt.Sprintf("g%d.%d", s, j), n)
+						if err != nil {
+							t.Fatal(err)
+						}
+						defer g.Release()
+						v := make([]float32, n)
+						for i := range v {
+							v[i] = float32(rng.NormFloat64())
+						}
+						if err := g.Upload(v); err != nil {
+							t.Fatal(err)
+						}
+						ps = append(ps, &mom.Param{Spec: mom.ParamSpec{Name: g.Name, Shape: []int{n}}, G: g})
+					}
+					params = append(params, ps)
+				}
+				pad := func(n int) int { return (n + 3) / 4 * 4 } // 2 ranks' whole words
+				buckets := planBuckets(len(params), func(s int) []*mom.Param { return params[s] }, 4, bucketAlign(ex), pad)
+				st, err := newGradStaging(d, buckets, ex)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer st.Release()
+				round := func(x float32) float32 {
+					if ex == ExchangeBF16 {
+						return ref.FromBF16(ref.BF16Bits(x))
+					}
+					return x
+				}
+				// words is values as the exchange carries them.
+				words := func(values []float32) []float32 {
+					if ex != ExchangeBF16 {
+						return values
+					}
+					w := make([]uint32, len(values)/2)
+					ref.PackBF16(w, values)
+					return unsafe.Slice((*float32)(unsafe.Pointer(&w[0])), len(w))
+				}
+				for b, bk := range buckets {
+					r := d.NewRecorder()
+					st.RecordOut(r, b)
+					if err := r.Submit(); err != nil {
+						t.Fatal(err)
+					}
+					if err := st.Out(b); err != nil {
+						t.Fatal(err)
+					}
+					host, err := st.WaitOut(b)
+					if err != nil {
+						t.Fatal(err)
+					}
+					want := make([]float32, bk.padded)
+					for j, p := range bk.params {
+						v, err := p.G.Download()
+						if err != nil {
+							t.Fatal(err)
+						}
+						copy(want[bk.offs[j]:], v)
+					}
+					ww := words(want)
+					if len(host) != len(ww) {
+						t.Fatalf("bucket %d: %d words on the host, want %d", b, len(host), len(ww))
+					}
+					for i := range ww {
+						if math.Float32bits(host[i]) != math.Float32bits(ww[i]) {
+							t.Fatalf("bucket %d word %d on the host: %#08x, want %#08x", b, i, math.Float32bits(host[i]), math.Float32bits(ww[i]))
+						}
+					}
+					sums := make([]float32, bk.padded)
+					for i := range sums {
+						sums[i] = float32(rng.NormFloat64() * 3)
+					}
+					if err := st.In(b, words(sums)[:len(ww)-1]); err == nil {
+						t.Fatalf("bucket %d: In took %d words, one short", b, len(ww)-1)
+					}
+					if err := st.In(b, words(sums)); err != nil {
+						t.Fatal(err)
+					}
+					st.Done(b)
+					for j, p := range bk.params {
+						v, err := p.G.Download()
+						if err != nil {
+							t.Fatal(err)
+						}
+						for i, x := range v {
+							if w := round(sums[bk.offs[j]+i]); math.Float32bits(x) != math.Float32bits(w) {
+								t.Fatalf("bucket %d %s[%d] written back: %v, want %v", b, p.Spec.Name, i, x, w)
+							}
+						}
+					}
+				}
+			})
+		}
+	})
 }

@@ -69,6 +69,11 @@ type Options struct {
 	// BucketBytes is the size of the gradient buckets summed over the
 	// ranks while the backward runs (0: DefaultBucketBytes).
 	BucketBytes int64
+	// GradExchange is how the gradients and their sums cross between the
+	// device and the host in data-parallel training: ExchangeF32 ("" too)
+	// or ExchangeBF16 (half the bytes, each rank's gradients and the sums
+	// rounded to bfloat16). One process alone exchanges nothing.
+	GradExchange string
 	// CheckEvery: the ranks compare their parameters' checksums every
 	// CheckEvery steps, at the start and before every checkpoint (0:
 	// DefaultCheckEvery).
@@ -170,6 +175,8 @@ func (o Options) Validate() error {
 		return fmt.Errorf("trainer: --recompute %q: want auto, on or off", o.Recompute)
 	case o.EvalData != "" && (o.Data == "" || o.Data == "synthetic"):
 		return fmt.Errorf("trainer: --eval-data %s needs token-file --data; the synthetic stream has its own held-out split", o.EvalData)
+	case o.GradExchange != "" && o.GradExchange != ExchangeF32 && o.GradExchange != ExchangeBF16:
+		return fmt.Errorf("trainer: --grad-exchange %q: want %s or %s", o.GradExchange, ExchangeF32, ExchangeBF16)
 	case o.BucketBytes < 0 || o.CheckEvery < 0:
 		return fmt.Errorf("trainer: --bucket-mb %g and --check-every %d must not be negative", float64(o.BucketBytes)/(1<<20), o.CheckEvery)
 	case o.World != nil && o.Batch%o.World.Size() != 0:

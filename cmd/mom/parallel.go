@@ -25,6 +25,7 @@ type parallelFlags struct {
 	checkEvery *int
 	timeout    *time.Duration
 	lanes      *int
+	exchange   *string
 }
 
 func addParallelFlags(fs *flag.FlagSet) parallelFlags {
@@ -38,6 +39,8 @@ func addParallelFlags(fs *flag.FlagSet) parallelFlags {
 			"under mpirun: a rank whose collective waits longer for the others stops, and mpirun ends the job"),
 		lanes: fs.Int("comm-lanes", 0,
 			"under mpirun: MPI threads per rank that sum gradient buckets side by side (0: one per 2 cores of the rank's share of the host, at most 4)"),
+		exchange: fs.String("grad-exchange", trainer.ExchangeF32,
+			"under mpirun: how gradients and their sums cross between GPU and host: f32, or bf16 (half the bytes; each rank's gradients and the sums rounded to bfloat16, summed in float32)"),
 	}
 }
 
@@ -66,9 +69,12 @@ func (p parallelFlags) apply(o *trainer.Options) error {
 		return usagef("--comm-timeout %s must be positive", *p.timeout)
 	case *p.lanes < 0 || *p.lanes > 64:
 		return usagef("--comm-lanes %d must lie in 0..64", *p.lanes)
+	case *p.exchange != trainer.ExchangeF32 && *p.exchange != trainer.ExchangeBF16:
+		return usagef("--grad-exchange %q: want %s or %s", *p.exchange, trainer.ExchangeF32, trainer.ExchangeBF16)
 	}
 	o.BucketBytes = max(4, int64(*p.bucketMB*(1<<20)))
 	o.CheckEvery = *p.checkEvery
+	o.GradExchange = *p.exchange
 	return nil
 }
 

@@ -13,7 +13,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
+	"mom/nn/ref"
 	"mom/trainer/mpi/mpitest"
 )
 
@@ -252,7 +254,9 @@ func TestCollectives(t *testing.T) {
 
 // workMethods: the shared-memory and all-to-all reducers give the same
 // bits as the rank-order sum, for odd lengths, many buckets in flight on
-// both at once, and threads that cut the segments at odd places.
+// both at once, and threads that cut the segments at odd places; every
+// other bucket holds bfloat16 pairs, whose sums are the rank-order sums of
+// the bfloat16 values in float32, rounded once (nn/ref.BF16Bits).
 func workMethods() int {
 	w, err := Open(Options{Lanes: 2, Threads: 3})
 	if err != nil {
@@ -261,9 +265,15 @@ func workMethods() int {
 	}
 	defer w.Close()
 	lens := []int{1, 2, 3, 5, 7, 1000, 3*1031 + 1, 100003, 1<<17 + 5, 300001, 11}
+	elems := make([]Elem, len(lens))
+	for b := range elems {
+		if b%2 == 1 {
+			elems[b] = BFloat16
+		}
+	}
 	var reds [2]*Reducer
 	for i, m := range []Method{SharedMemory, AllToAll} {
-		if reds[i], err = w.NewReducerMethod(lens, m); err != nil {
+		if reds[i], err = w.NewReducerElems(lens, elems, m); err != nil {
 			return fail(w, "NewReducerMethod(%v): %v", m, err)
 		}
 		defer reds[i].Release()
@@ -271,15 +281,25 @@ func workMethods() int {
 			return fail(w, "method %v, want %v", reds[i].Method(), m)
 		}
 	}
+	value := func(b, k, i, round int) float32 {
+		if i%5 == 0 {
+			return float32(i%11) * 1e-3 * float32(k+round+1)
+		}
+		return bucketValue(b, k, i) * float32(round+1)
+	}
 	for round := 0; round < 3; round++ {
 		sends := make([][]float32, len(lens))
 		for b, n := range lens {
-			sends[b] = make([]float32, reds[0].Len(b))
+			vals := make([]float32, reds[0].Len(b))
 			for i := 0; i < n; i++ {
-				sends[b][i] = bucketValue(b, w.Rank(), i) * float32(round+1)
-				if i%5 == 0 {
-					sends[b][i] = float32(i%11) * 1e-3 * float32(w.Rank()+round+1)
-				}
+				vals[i] = value(b, w.Rank(), i, round)
+			}
+			if elems[b] == BFloat16 {
+				words := make([]uint32, reds[0].Words(b))
+				ref.PackBF16(words, vals)
+				sends[b] = unsafe.Slice((*float32)(unsafe.Pointer(&words[0])), len(words))
+			} else {
+				sends[b] = vals
 			}
 		}
 		// All buckets in flight on both reducers, interleaved.
@@ -300,20 +320,29 @@ func workMethods() int {
 					return fail(w, "%v: Wait(%d): %v", red.Method(), b, err)
 				}
 			}
+			if len(got[0]) != reds[0].Words(b) || len(got[1]) != reds[0].Words(b) {
+				return fail(w, "bucket %d: %d and %d words of sums, want %d", b, len(got[0]), len(got[1]), reds[0].Words(b))
+			}
 			for i := 0; i < reds[0].Len(b); i++ {
 				want := float32(0)
 				if i < n {
 					for k := 0; k < w.Size(); k++ {
-						v := bucketValue(b, k, i) * float32(round+1)
-						if i%5 == 0 {
-							v = float32(i%11) * 1e-3 * float32(k+round+1)
+						v := value(b, k, i, round)
+						if elems[b] == BFloat16 {
+							v = ref.FromBF16(ref.BF16Bits(v))
 						}
 						want += v
 					}
 				}
-				a, c := math.Float32bits(got[0][i]), math.Float32bits(got[1][i])
-				if a != c || a != math.Float32bits(want) {
-					return fail(w, "round %d bucket %d [%d]: shm %v, alltoall %v, rank-order sum %v", round, b, i, got[0][i], got[1][i], want)
+				var a, c, x uint32
+				if elems[b] == BFloat16 {
+					half := func(ws []float32) uint32 { return math.Float32bits(ws[i/2]) >> (16 * (i % 2)) & 0xffff }
+					a, c, x = half(got[0]), half(got[1]), uint32(ref.BF16Bits(want))
+				} else {
+					a, c, x = math.Float32bits(got[0][i]), math.Float32bits(got[1][i]), math.Float32bits(want)
+				}
+				if a != c || a != x {
+					return fail(w, "round %d bucket %d (%v) [%d]: shm %#x, alltoall %#x, rank-order sum %#x", round, b, elems[b], i, a, c, x)
 				}
 			}
 		}

@@ -21,6 +21,34 @@ func (s Span) Dur() time.Duration { return s.End.Sub(s.Start) }
 // minChunk is the fewest values a bucket's chunk on one lane holds.
 const minChunk = 1 << 14
 
+// Elem is the type of a bucket's values.
+type Elem int
+
+const (
+	// Float32 values, summed exactly as the Reducer's doc says.
+	Float32 Elem = iota
+	// BFloat16 values (the upper 16 bits of a float32), two to a 32-bit
+	// word, element 2i in the low half of word i (as nn.BF16 packs them).
+	// Each sum is taken in float32 in the same rank order and rounded to
+	// the nearest bfloat16, ties to even, once.
+	BFloat16
+)
+
+// size is the bytes of one value.
+func (e Elem) size() int {
+	if e == BFloat16 {
+		return 2
+	}
+	return 4
+}
+
+func (e Elem) String() string {
+	if e == BFloat16 {
+		return "bfloat16"
+	}
+	return "float32"
+}
+
 // Reducer sums float32 buckets over every rank in a fixed order, so that
 // every rank gets the same bits and a run is reproducible whatever
 // algorithm the MPI library picks: element i of the sum is
@@ -29,7 +57,10 @@ const minChunk = 1 << 14
 // segment is summed exactly once, on one rank, so all ranks end with
 // identical sums. A bucket's length is padded to a multiple of the number
 // of ranks (Len); the caller's send buffer has that length, its padding
-// zero. There are two methods (Method):
+// zero. A bucket's values are Float32, or BFloat16 (NewReducerElems): half
+// the bytes to copy and sum, each sum taken in float32 and rounded once;
+// their padded length is a multiple of twice the number of ranks. There
+// are two methods (Method):
 //
 // All-to-all, for any placement of the ranks:
 //
@@ -81,10 +112,11 @@ type Reducer struct {
 	method  Method
 	shm     *shmState // the shared-memory method's window
 	lens    []int
+	elems   []Elem // each bucket's values
 	chunks  [][]chunk
 	scratch []unsafe.Pointer // per lane: the received segments of the chunk being summed
 	results []unsafe.Pointer
-	sends   []*C.float // the send buffer of each bucket in flight
+	sends   []unsafe.Pointer // the send buffer of each bucket in flight
 	keep    [][]float32
 	busy    []bool
 }
@@ -108,14 +140,31 @@ func (w *World) NewReducer(lengths []int) (*Reducer, error) {
 // /dev/shm lacks room for the window, the reducer uses AllToAll.
 // SharedMemory needs every rank on one host.
 func (w *World) NewReducerMethod(lengths []int, m Method) (*Reducer, error) {
+	return w.NewReducerElems(lengths, nil, m)
+}
+
+// NewReducerElems is NewReducerMethod with each bucket's type of values
+// (nil: all Float32).
+func (w *World) NewReducerElems(lengths []int, elems []Elem, m Method) (*Reducer, error) {
+	if elems == nil {
+		elems = make([]Elem, len(lengths))
+	}
+	if len(elems) != len(lengths) {
+		return nil, fmt.Errorf("mpi: rank %d: %d bucket lengths and %d types", w.rank, len(lengths), len(elems))
+	}
+	for i, e := range elems {
+		if e != Float32 && e != BFloat16 {
+			return nil, fmt.Errorf("mpi: rank %d: bucket %d has no type %d", w.rank, i, int(e))
+		}
+	}
 	if m == Auto {
 		m = w.method
 		if m == SharedMemory && w.autoShm {
-			padded := make([]int, len(lengths))
+			bytes := make([]int, len(lengths))
 			for i, n := range lengths {
-				padded[i] = (max(n, 1) + w.size - 1) / w.size * w.size
+				bytes[i] = padTo(n, w.size, elems[i]) * elems[i].size()
 			}
-			_, _, used := shmPlan(padded, w.size)
+			_, _, used := shmPlan(bytes, w.size)
 			total := 0
 			for _, u := range used {
 				total += u
@@ -136,7 +185,7 @@ func (w *World) NewReducerMethod(lengths []int, m Method) (*Reducer, error) {
 	if m != SharedMemory && m != AllToAll {
 		return nil, fmt.Errorf("mpi: %v: no reduction method %v", w, m)
 	}
-	r := &Reducer{w: w, method: m}
+	r := &Reducer{w: w, method: m, elems: append([]Elem(nil), elems...)}
 	N, L := w.size, len(w.lanes)
 	if m == SharedMemory {
 		L = 1 // one chunk per bucket, on lane 0
@@ -146,10 +195,11 @@ func (w *World) NewReducerMethod(lengths []int, m Method) (*Reducer, error) {
 		if n <= 0 {
 			return nil, fmt.Errorf("mpi: rank %d: bucket %d has length %d", w.rank, i, n)
 		}
-		p := (n + N - 1) / N * N
-		// Chunks of a multiple of N values, at most one per lane.
+		q := 4 / elems[i].size() // values per 32-bit word
+		p := padTo(n, N, elems[i])
+		// Chunks of a multiple of N words, at most one per lane.
 		k := min(L, max(1, p/(N*minChunk)))
-		per := (p/N + k - 1) / k * N
+		per := (p/(N*q) + k - 1) / k * N * q
 		if per/N > 1<<31-1 {
 			return nil, fmt.Errorf("mpi: rank %d: bucket %d of %d values is too large for MPI's int counts", w.rank, i, n)
 		}
@@ -164,7 +214,7 @@ func (w *World) NewReducerMethod(lengths []int, m Method) (*Reducer, error) {
 		r.lens = append(r.lens, p)
 		r.chunks = append(r.chunks, cs)
 	}
-	r.sends = make([]*C.float, len(r.lens))
+	r.sends = make([]unsafe.Pointer, len(r.lens))
 	r.keep = make([][]float32, len(r.lens))
 	r.busy = make([]bool, len(r.lens))
 	if m == SharedMemory {
@@ -207,28 +257,45 @@ func (w *World) NewReducerMethod(lengths []int, m Method) (*Reducer, error) {
 	return r, nil
 }
 
+// padTo pads a bucket of n values (at least 1) to a multiple of n ranks'
+// whole 32-bit words.
+func padTo(n, ranks int, e Elem) int {
+	m := ranks * 4 / e.size()
+	return (max(n, 1) + m - 1) / m * m
+}
+
 // reduce sums chunk j of bucket b (on its lane).
 func (r *Reducer) reduce(b, j int) C.int {
 	w := r.w
 	c := r.chunks[b][j]
-	seg := c.n / w.size
+	esz := r.elems[b].size()
+	seg := c.n / w.size           // values of each rank's segment
+	words := C.int(seg * esz / 4) // the same in 32-bit words, as MPI moves them
 	comm := c.call.comm
 	scratch := (*C.float)(r.scratch[c.lane])
-	send := (*C.float)(unsafe.Add(unsafe.Pointer(r.sends[b]), 4*c.off))
+	send := (*C.float)(unsafe.Add(r.sends[b], esz*c.off))
 	// Rank k's segment i of this chunk is send[i*seg : (i+1)*seg].
-	if rc := C.mm_alltoall_floats(w.lib, comm, send, C.int(seg), scratch); rc != 0 {
+	if rc := C.mm_alltoall_floats(w.lib, comm, send, words, scratch); rc != 0 {
 		return rc
 	}
 	// scratch holds segment `rank` of every rank's chunk, in rank order;
 	// sum them into the first: rank 0's + rank 1's + ...
-	for k := 1; k < w.size; k++ {
-		part := (*C.float)(unsafe.Add(r.scratch[c.lane], 4*seg*k))
-		if rc := C.mm_sum_local(w.lib, part, scratch, C.int(seg)); rc != 0 {
-			return rc
+	if r.elems[b] == BFloat16 {
+		ins := make([]*C.uint16_t, w.size)
+		for k := range ins {
+			ins[k] = (*C.uint16_t)(unsafe.Add(r.scratch[c.lane], 2*seg*k))
+		}
+		C.mm_sum_ranks_bf16(ins[0], &ins[0], C.int(w.size), C.size_t(seg))
+	} else {
+		for k := 1; k < w.size; k++ {
+			part := (*C.float)(unsafe.Add(r.scratch[c.lane], 4*seg*k))
+			if rc := C.mm_sum_local(w.lib, part, scratch, C.int(seg)); rc != 0 {
+				return rc
+			}
 		}
 	}
-	out := (*C.float)(unsafe.Add(r.results[b], 4*c.off))
-	return C.mm_allgather_floats(w.lib, comm, scratch, C.int(seg), out)
+	out := (*C.float)(unsafe.Add(r.results[b], esz*c.off))
+	return C.mm_allgather_floats(w.lib, comm, scratch, words, out)
 }
 
 // Method is how the reducer sums: SharedMemory or AllToAll.
@@ -237,23 +304,28 @@ func (r *Reducer) Method() Method { return r.method }
 // Buckets is the number of buckets.
 func (r *Reducer) Buckets() int { return len(r.lens) }
 
-// Len is bucket b's padded length: its send buffer's length.
+// Len is bucket b's padded length in values.
 func (r *Reducer) Len(b int) int { return r.lens[b] }
 
-// Start queues the sum of bucket b over all ranks; send (Len(b) values)
+// Words is bucket b's padded length in 32-bit words: its send buffer's
+// length (Len for Float32, Len/2 for BFloat16).
+func (r *Reducer) Words(b int) int { return r.lens[b] * r.elems[b].size() / 4 }
+
+// Start queues the sum of bucket b over all ranks; send (Words(b) words:
+// the values, or for a BFloat16 bucket their pairs as nn.BF16 packs them)
 // must stay untouched until Wait(b) returns.
 func (r *Reducer) Start(b int, send []float32) error {
 	w := r.w
 	if b < 0 || b >= len(r.lens) {
 		return fmt.Errorf("mpi: rank %d: no bucket %d (there are %d)", w.rank, b, len(r.lens))
 	}
-	if len(send) != r.lens[b] {
-		return fmt.Errorf("mpi: rank %d: bucket %d: %d values to send, want %d", w.rank, b, len(send), r.lens[b])
+	if len(send) != r.Words(b) {
+		return fmt.Errorf("mpi: rank %d: bucket %d (%s): %d words to send, want %d", w.rank, b, r.elems[b], len(send), r.Words(b))
 	}
 	if r.busy[b] {
 		return fmt.Errorf("mpi: rank %d: bucket %d started twice", w.rank, b)
 	}
-	r.sends[b], r.keep[b] = (*C.float)(unsafe.Pointer(&send[0])), send
+	r.sends[b], r.keep[b] = unsafe.Pointer(&send[0]), send
 	for j, c := range r.chunks[b] {
 		if err := w.queue(c.lane, c.call); err != nil {
 			// The chunks queued already must finish before send is let go.
@@ -285,8 +357,9 @@ func (r *Reducer) Ready(b int) bool {
 	return true
 }
 
-// Wait waits for bucket b's sums and returns them with the time its
-// reduction ran (from the first chunk's start to the last one's end).
+// Wait waits for bucket b's sums (Words(b) words, as Start takes them) and
+// returns them with the time its reduction ran (from the first chunk's
+// start to the last one's end).
 func (r *Reducer) Wait(b int) ([]float32, Span, error) {
 	if b < 0 || b >= len(r.lens) || !r.busy[b] {
 		return nil, Span{}, fmt.Errorf("mpi: rank %d: bucket %d was not started", r.w.rank, b)
@@ -309,7 +382,7 @@ func (r *Reducer) Wait(b int) ([]float32, Span, error) {
 	if err != nil {
 		return nil, sp, err
 	}
-	return unsafe.Slice((*float32)(r.results[b]), r.lens[b]), sp, nil
+	return unsafe.Slice((*float32)(r.results[b]), r.Words(b)), sp, nil
 }
 
 // Release frees the reducer's memory after the buckets in flight are done

@@ -215,3 +215,35 @@ void mm_version(mm_lib *L, char *msg, int cap) {
 	if (L->Get_library_version(buf, &n) != 0) snprintf(buf, sizeof buf, "unknown MPI library");
 	snprintf(msg, (size_t)cap, "%s", buf);
 }
+
+static inline float bf16_widen(uint16_t h) {
+	uint32_t b = (uint32_t)h << 16;
+	float f;
+	memcpy(&f, &b, sizeof f);
+	return f;
+}
+
+// bf16_round is nn/ref.BF16Bits: to the nearest, ties to even, on the bits;
+// NaN stays a quiet NaN of the same sign.
+static inline uint16_t bf16_round(float f) {
+	uint32_t b;
+	memcpy(&b, &f, sizeof b);
+	if ((b & 0x7fffffffu) > 0x7f800000u) return (uint16_t)(((b >> 16) & 0x8000u) | 0x7fc0u);
+	return (uint16_t)((b + 0x7fffu + ((b >> 16) & 1u)) >> 16);
+}
+
+void mm_sum_ranks_bf16(uint16_t *out, const uint16_t *const *in, int nin, size_t n) {
+	enum { BLOCK = 4096 };
+	float acc[BLOCK];
+	for (size_t lo = 0; lo < n; lo += BLOCK) {
+		size_t m = n - lo < BLOCK ? n - lo : BLOCK;
+		const uint16_t *a = in[0] + lo;
+		for (size_t i = 0; i < m; i++) acc[i] = bf16_widen(a[i]);
+		for (int k = 1; k < nin; k++) {
+			const uint16_t *c = in[k] + lo;
+			for (size_t i = 0; i < m; i++) acc[i] = acc[i] + bf16_widen(c[i]);
+		}
+		uint16_t *o = out + lo;
+		for (size_t i = 0; i < m; i++) o[i] = bf16_round(acc[i]);
+	}
+}

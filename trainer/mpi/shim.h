@@ -92,6 +92,10 @@ int mm_win_free(mm_lib *L, mm_handle *win);
 // order, element by element.
 void mm_copy(void *dst, const void *src, size_t bytes);
 void mm_sum_ranks(float *out, const float *const *in, int nin, size_t n);
+// mm_sum_ranks_bf16 is mm_sum_ranks over bfloat16 values (the upper 16 bits
+// of a float32): each sum is taken in float32 in rank order and rounded to
+// the nearest bfloat16, ties to even, once; out may be in[0].
+void mm_sum_ranks_bf16(uint16_t *out, const uint16_t *const *in, int nin, size_t n);
 
 void mm_error_string(mm_lib *L, int code, char *msg, int cap);
 void mm_version(mm_lib *L, char *msg, int cap);

@@ -80,21 +80,21 @@ const minPiece = 1 << 15
 // area of the window starts on a page.
 func pageRound(n int) int { return (n + 4095) &^ 4095 }
 
-// shmPlan lays out a window for buckets of the padded lengths lens on n
-// ranks: every rank's slot (as large as the largest bucket) first, then
+// shmPlan lays out a window for buckets of the given sizes in bytes
+// (padded) on n ranks: every rank's slot (as large as the largest bucket) first, then
 // the sums areas; bucket b's sums go to rank owner[b], at byte offs[b] of
 // its part, given to the rank with the fewest bytes so far (the same
 // choice on every rank). used[k] is the size of rank k's part.
-func shmPlan(lens []int, n int) (owner, offs, used []int) {
+func shmPlan(bytes []int, n int) (owner, offs, used []int) {
 	most := 0
-	for _, p := range lens {
+	for _, p := range bytes {
 		most = max(most, p)
 	}
-	owner, offs, used = make([]int, len(lens)), make([]int, len(lens)), make([]int, n)
+	owner, offs, used = make([]int, len(bytes)), make([]int, len(bytes)), make([]int, n)
 	for k := range used {
-		used[k] = pageRound(4 * most)
+		used[k] = pageRound(most)
 	}
-	for b, p := range lens {
+	for b, p := range bytes {
 		k := 0
 		for j := range used {
 			if used[j] < used[k] {
@@ -102,7 +102,7 @@ func shmPlan(lens []int, n int) (owner, offs, used []int) {
 			}
 		}
 		owner[b], offs[b] = k, used[k]
-		used[k] += pageRound(4 * p)
+		used[k] += pageRound(p)
 	}
 	return owner, offs, used
 }
@@ -137,7 +137,11 @@ func (w *World) shmRoom(bytes int) (bool, error) {
 func (r *Reducer) newShm() error {
 	w := r.w
 	N := w.size
-	owner, offs, used := shmPlan(r.lens, N)
+	bytes := make([]int, len(r.lens))
+	for b, p := range r.lens {
+		bytes[b] = p * r.elems[b].size()
+	}
+	owner, offs, used := shmPlan(bytes, N)
 	s := &shmState{threads: w.threads}
 	err := w.do(fmt.Sprintf("MPI_Win_allocate_shared of %d bytes", used[w.rank]), func() C.int {
 		var base unsafe.Pointer
@@ -201,20 +205,21 @@ func (s *shmState) split(n int, fn func(lo, hi int)) {
 func (r *Reducer) reduceShm(b int) C.int {
 	w, s := r.w, r.shm
 	p := r.lens[b]
+	esz := r.elems[b].size()
 	comm := w.shared
 	seg := p / w.size
 	off := w.rank * seg // this rank's segment: [off, off+seg)
 	// 1. This rank's values to its slot, but for its own segment, which
 	// only this rank reads (from send).
 	mine := s.slots[w.rank]
-	send := unsafe.Pointer(r.sends[b])
+	send := r.sends[b]
 	// send (Go memory in tests) goes to C inside the array of inputs.
 	var pin runtime.Pinner
 	pin.Pin(send)
 	defer pin.Unpin()
 	cp := func(lo, hi int) {
 		if hi > lo {
-			C.mm_copy(unsafe.Add(mine, 4*lo), unsafe.Add(send, 4*lo), C.size_t(4*(hi-lo)))
+			C.mm_copy(unsafe.Add(mine, esz*lo), unsafe.Add(send, esz*lo), C.size_t(esz*(hi-lo)))
 		}
 	}
 	s.split(p-seg, func(lo, hi int) {
@@ -230,14 +235,32 @@ func (r *Reducer) reduceShm(b int) C.int {
 	// 3. This rank's segment, summed over the ranks in rank order.
 	out := r.results[b]
 	s.split(seg, func(lo, hi int) {
-		at := off + lo
-		ins := make([]*C.float, len(s.slots))
+		at := esz * (off + lo)
+		ins := make([]unsafe.Pointer, len(s.slots))
 		for k, slot := range s.slots {
-			ins[k] = (*C.float)(unsafe.Add(slot, 4*at))
+			ins[k] = unsafe.Add(slot, at)
 		}
-		ins[w.rank] = (*C.float)(unsafe.Add(send, 4*at))
-		C.mm_sum_ranks((*C.float)(unsafe.Add(out, 4*at)), &ins[0], C.int(len(ins)), C.size_t(hi-lo))
+		ins[w.rank] = unsafe.Add(send, at)
+		sumRanks(r.elems[b], unsafe.Add(out, at), ins, hi-lo)
 	})
 	// 4. Every segment is summed, and no rank reads the slots any more.
 	return C.mm_win_fence(w.lib, s.win, comm)
+}
+
+// sumRanks sets the n values of type e at out to the sums of those at ins,
+// in rank order (C's mm_sum_ranks and mm_sum_ranks_bf16).
+func sumRanks(e Elem, out unsafe.Pointer, ins []unsafe.Pointer, n int) {
+	if e == BFloat16 {
+		ps := make([]*C.uint16_t, len(ins))
+		for k, p := range ins {
+			ps[k] = (*C.uint16_t)(p)
+		}
+		C.mm_sum_ranks_bf16((*C.uint16_t)(out), &ps[0], C.int(len(ps)), C.size_t(n))
+		return
+	}
+	ps := make([]*C.float, len(ins))
+	for k, p := range ins {
+		ps[k] = (*C.float)(p)
+	}
+	C.mm_sum_ranks((*C.float)(out), &ps[0], C.int(len(ps)), C.size_t(n))
 }
