@@ -241,30 +241,30 @@ fn store_row4(r: u32, v0: vec4<f32>, v1: vec4<f32>, t: Tile, base: u32) {
 	}
 }
 
-fn store(acc: ptr<function, array<vec4<f32>, 16>>, t: Tile, z: u32) {
+fn store(t: Tile, z: u32) {
 	let base = C_OFF + z * M * N;
 	with_bias = HAS_BIAS && z == 0u;
-	store_row(0u, (*acc)[0], (*acc)[1], t, base);
-	store_row(1u, (*acc)[2], (*acc)[3], t, base);
-	store_row(2u, (*acc)[4], (*acc)[5], t, base);
-	store_row(3u, (*acc)[6], (*acc)[7], t, base);
-	store_row(4u, (*acc)[8], (*acc)[9], t, base);
-	store_row(5u, (*acc)[10], (*acc)[11], t, base);
-	store_row(6u, (*acc)[12], (*acc)[13], t, base);
-	store_row(7u, (*acc)[14], (*acc)[15], t, base);
+	store_row(0u, acc0, acc1, t, base);
+	store_row(1u, acc2, acc3, t, base);
+	store_row(2u, acc4, acc5, t, base);
+	store_row(3u, acc6, acc7, t, base);
+	store_row(4u, acc8, acc9, t, base);
+	store_row(5u, acc10, acc11, t, base);
+	store_row(6u, acc12, acc13, t, base);
+	store_row(7u, acc14, acc15, t, base);
 }
 
-fn store4(acc: ptr<function, array<vec4<f32>, 16>>, t: Tile, z: u32) {
+fn store4(t: Tile, z: u32) {
 	let base = C_OFF + z * M * N;
 	with_bias = HAS_BIAS && z == 0u;
-	store_row4(0u, (*acc)[0], (*acc)[1], t, base);
-	store_row4(1u, (*acc)[2], (*acc)[3], t, base);
-	store_row4(2u, (*acc)[4], (*acc)[5], t, base);
-	store_row4(3u, (*acc)[6], (*acc)[7], t, base);
-	store_row4(4u, (*acc)[8], (*acc)[9], t, base);
-	store_row4(5u, (*acc)[10], (*acc)[11], t, base);
-	store_row4(6u, (*acc)[12], (*acc)[13], t, base);
-	store_row4(7u, (*acc)[14], (*acc)[15], t, base);
+	store_row4(0u, acc0, acc1, t, base);
+	store_row4(1u, acc2, acc3, t, base);
+	store_row4(2u, acc4, acc5, t, base);
+	store_row4(3u, acc6, acc7, t, base);
+	store_row4(4u, acc8, acc9, t, base);
+	store_row4(5u, acc10, acc11, t, base);
+	store_row4(6u, acc12, acc13, t, base);
+	store_row4(7u, acc14, acc15, t, base);
 }
 
 @compute @workgroup_size(WG)
@@ -274,15 +274,14 @@ fn gemm(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
 	if (!t.ok) {
 		return;
 	}
-	var acc: array<vec4<f32>, 16>;
 	for (var k0 = t.kbeg; k0 < t.kend; k0 += BK) {
 		load_a(t.m0, k0, t.kend);
 		load_b(t.n0, k0, t.kend);
 		workgroupBarrier();
-		mma(&acc);
+		mma();
 		workgroupBarrier();
 	}
-	store(&acc, t, wg.z);
+	store(t, wg.z);
 }
 
 @compute @workgroup_size(WG)
@@ -292,15 +291,14 @@ fn gemm_v4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: v
 	if (!t.ok) {
 		return;
 	}
-	var acc: array<vec4<f32>, 16>;
 	for (var k0 = t.kbeg; k0 < t.kend; k0 += BK) {
 		load_a4(t.m0, k0, t.kend);
 		load_b4(t.n0, k0, t.kend);
 		workgroupBarrier();
-		mma(&acc);
+		mma();
 		workgroupBarrier();
 	}
-	store4(&acc, t, wg.z);
+	store4(t, wg.z);
 }
 
 // ---- vec4 loads with register prefetch (gemm_v4p, gemm_v4db) ----
@@ -380,16 +378,15 @@ fn gemm_v4p(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: 
 	if (!t.ok) {
 		return;
 	}
-	var acc: array<vec4<f32>, 16>;
 	fetch4(t.m0, t.n0, t.kbeg, t.kend);
 	for (var k0 = t.kbeg; k0 < t.kend; k0 += BK) {
 		stash4(0u);
 		workgroupBarrier();
 		fetch4(t.m0, t.n0, k0 + BK, t.kend);
-		mma(&acc);
+		mma();
 		workgroupBarrier();
 	}
-	store4(&acc, t, wg.z);
+	store4(t, wg.z);
 }
 
 // gemm_v4db: step s computes from half s%2 while the registers holding
@@ -403,19 +400,18 @@ fn gemm_v4db(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg:
 	if (!t.ok) {
 		return;
 	}
-	var acc: array<vec4<f32>, 16>;
 	fetch4(t.m0, t.n0, t.kbeg, t.kend);
 	stash4(0u);
 	workgroupBarrier();
 	var h = 0u;
 	for (var k0 = t.kbeg; k0 < t.kend; k0 += BK) {
 		fetch4(t.m0, t.n0, k0 + BK, t.kend);
-		mma_at(&acc, h);
+		mma_at(h);
 		h ^= 1u;
 		stash4(h);
 		workgroupBarrier();
 	}
-	store4(&acc, t, wg.z);
+	store4(t, wg.z);
 }
 
 // ---- split-K epilogue and bias gradient ----

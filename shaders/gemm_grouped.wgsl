@@ -360,7 +360,7 @@ fn grouped_gemm(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) n
 	for (var k0 = kbeg; k0 < kstop; k0 += BK) {
 		gg_load(boff, n0, k0);
 		workgroupBarrier();
-		mma(&acc);
+		mma_arr(&acc);
 		workgroupBarrier();
 	}
 	gg_store(&acc, t.g, n0);
@@ -381,7 +381,7 @@ fn grouped_gemm_v4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups
 	for (var k0 = kbeg; k0 < kstop; k0 += BK) {
 		gg_load4(boff, n0, k0);
 		workgroupBarrier();
-		mma(&acc);
+		mma_arr(&acc);
 		workgroupBarrier();
 	}
 	gg_store4(&acc, t.g, n0);
@@ -531,7 +531,7 @@ fn grouped_tn(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg
 	for (var k0 = sp.p0; k0 < sp.p1; k0 += BK) {
 		tn_load(m0, n0, k0, sp.p1);
 		workgroupBarrier();
-		mma(&acc);
+		mma_arr(&acc);
 		workgroupBarrier();
 	}
 	tn_store(&acc, m0, n0, tn_base(sp.g, wg.z));
@@ -553,7 +553,7 @@ fn grouped_tn_v4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) 
 	for (var k0 = sp.p0; k0 < sp.p1; k0 += BK) {
 		tn_load4(m0, n0, k0, sp.p1);
 		workgroupBarrier();
-		mma(&acc);
+		mma_arr(&acc);
 		workgroupBarrier();
 	}
 	tn_store4(&acc, m0, n0, tn_base(sp.g, wg.z));
@@ -688,7 +688,7 @@ fn grouped_gemm_v4p(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroup
 		gg_stash(0u);
 		workgroupBarrier();
 		gg_fetch(boff, n0, k0 + BK);
-		mma(&acc);
+		mma_arr(&acc);
 		workgroupBarrier();
 	}
 	gg_store4(&acc, t.g, n0);
@@ -712,7 +712,7 @@ fn grouped_tn_v4p(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups)
 		tn_stash(0u);
 		workgroupBarrier();
 		tn_fetch(m0, n0, k0 + BK, sp.p1);
-		mma(&acc);
+		mma_arr(&acc);
 		workgroupBarrier();
 	}
 	tn_store4(&acc, m0, n0, tn_base(sp.g, wg.z));
@@ -739,7 +739,7 @@ fn grouped_gemm_v4db(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgrou
 	var h = 0u;
 	for (var k0 = kbeg; k0 < kstop; k0 += BK) {
 		gg_fetch(boff, n0, k0 + BK);
-		mma_at(&acc, h);
+		mma_arr_at(&acc, h);
 		h ^= 1u;
 		gg_stash(h);
 		workgroupBarrier();
@@ -766,7 +766,7 @@ fn grouped_tn_v4db(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups
 	var h = 0u;
 	for (var k0 = sp.p0; k0 < sp.p1; k0 += BK) {
 		tn_fetch(m0, n0, k0 + BK, sp.p1);
-		mma_at(&acc, h);
+		mma_arr_at(&acc, h);
 		h ^= 1u;
 		tn_stash(h);
 		workgroupBarrier();

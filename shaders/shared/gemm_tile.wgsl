@@ -11,7 +11,7 @@
 //   As4[h*HA + k*SA + m/4][m%4] = A(m0+m, k0+k),   Bs4[h*HB + k*SB + n/4][n%4] = B(k0+k, n0+n).
 // Each of its WG = (BM/8)*(BN/8) invocations owns 8 x 8 outputs held in 16
 // vec4 registers: rows m0 + (i*TY + ty)*4 + r (i < 2, r < 4) and columns
-// n0 + (j*TX + tx)*4 + q (j < 2, q < 4), as acc[(4*i + r)*2 + j][q]
+// n0 + (j*TX + tx)*4 + q (j < 2, q < 4), as acc{(4*i + r)*2 + j}[q]
 // (row_of maps an acc row index to its row in the tile).
 //
 // The entry points of each importer, by how a step's tiles get to
@@ -145,14 +145,73 @@ fn stash_b_n_at(e: u32, v: vec4<f32>, h: u32) {
 
 // ---- the inner product over one BK step ----
 
-// mma adds the products of the step in half 0 to acc; mma_at those of
-// half h. Unrolled by hand so that acc stays in registers on every
-// compiler.
-fn mma(acc: ptr<function, array<vec4<f32>, 16>>) {
-	mma_at(acc, 0u);
+// The invocation's 8 x 8 outputs: acc{(4*i + r)*2 + j}[q] is row
+// row_of(4*i + r), column (j*TX + tx)*4 + q of the tile. Sixteen
+// module-scope private vec4 (zero at the start of every invocation)
+// rather than a function's array passed by pointer: on the H200 the
+// driver compiled the array version 7-9% slower (4096³ 3.92 -> 3.66 ms
+// through Dawn; 64 scalars instead of vec4 ran the same).
+var<private> acc0: vec4<f32>;
+var<private> acc1: vec4<f32>;
+var<private> acc2: vec4<f32>;
+var<private> acc3: vec4<f32>;
+var<private> acc4: vec4<f32>;
+var<private> acc5: vec4<f32>;
+var<private> acc6: vec4<f32>;
+var<private> acc7: vec4<f32>;
+var<private> acc8: vec4<f32>;
+var<private> acc9: vec4<f32>;
+var<private> acc10: vec4<f32>;
+var<private> acc11: vec4<f32>;
+var<private> acc12: vec4<f32>;
+var<private> acc13: vec4<f32>;
+var<private> acc14: vec4<f32>;
+var<private> acc15: vec4<f32>;
+
+// mma adds the products of the step in half 0 to the accumulators; mma_at
+// those of half h. Unrolled by hand.
+fn mma() {
+	mma_at(0u);
 }
 
-fn mma_at(acc: ptr<function, array<vec4<f32>, 16>>, h: u32) {
+fn mma_at(h: u32) {
+	let ab = h * HA + ty;
+	let bb = h * HB + tx;
+	for (var kk = 0u; kk < BK; kk++) {
+		let a0 = As4[ab + kk * SA];
+		let a1 = As4[ab + kk * SA + TY];
+		let b0 = Bs4[bb + kk * SB];
+		let b1 = Bs4[bb + kk * SB + TX];
+		acc0 = fma(vec4<f32>(a0.x), b0, acc0);
+		acc1 = fma(vec4<f32>(a0.x), b1, acc1);
+		acc2 = fma(vec4<f32>(a0.y), b0, acc2);
+		acc3 = fma(vec4<f32>(a0.y), b1, acc3);
+		acc4 = fma(vec4<f32>(a0.z), b0, acc4);
+		acc5 = fma(vec4<f32>(a0.z), b1, acc5);
+		acc6 = fma(vec4<f32>(a0.w), b0, acc6);
+		acc7 = fma(vec4<f32>(a0.w), b1, acc7);
+		acc8 = fma(vec4<f32>(a1.x), b0, acc8);
+		acc9 = fma(vec4<f32>(a1.x), b1, acc9);
+		acc10 = fma(vec4<f32>(a1.y), b0, acc10);
+		acc11 = fma(vec4<f32>(a1.y), b1, acc11);
+		acc12 = fma(vec4<f32>(a1.z), b0, acc12);
+		acc13 = fma(vec4<f32>(a1.z), b1, acc13);
+		acc14 = fma(vec4<f32>(a1.w), b0, acc14);
+		acc15 = fma(vec4<f32>(a1.w), b1, acc15);
+	}
+}
+
+// mma_arr and mma_arr_at are mma and mma_at on a function's array of the
+// same 16 accumulators, acc{i} as (*acc)[i]: the grouped GEMM's form. On
+// the H200 its kernels ran 27% slower through Dawn with the private
+// accumulators (grouped NT 1.150 -> 1.455 ms, TN 1.202 -> 1.557) and the
+// same through wgpu-native, while the plain GEMM's ran 7-9% faster with
+// them on both.
+fn mma_arr(acc: ptr<function, array<vec4<f32>, 16>>) {
+	mma_arr_at(acc, 0u);
+}
+
+fn mma_arr_at(acc: ptr<function, array<vec4<f32>, 16>>, h: u32) {
 	let ab = h * HA + ty;
 	let bb = h * HB + tx;
 	for (var kk = 0u; kk < BK; kk++) {
