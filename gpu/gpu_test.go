@@ -116,35 +116,44 @@ func TestRoundTripMillionFloats(t *testing.T) {
 			x[i] = float32(rng.NormFloat64())
 		}
 		for _, scale := range []float64{1, 2, -0.5} {
-			p := mustPipeline(t, d, "scale.wgsl", scaleWGSL, Constants{"SCALE": scale})
-			bx, by := mustBuffer(t, d, "x", 4*n), mustBuffer(t, d, "y", 4*n)
-			if err := bx.WriteFloat32(0, x); err != nil {
-				t.Fatal(err)
-			}
-			g, err := d.BindGroup(p, Buf(bx), Buf(by))
-			if err != nil {
-				t.Fatal(err)
-			}
-			r := d.NewRecorder()
-			r.Dispatch(g, n/256, 1, 1)
-			if err := r.SubmitChecked(); err != nil {
-				t.Fatal(err)
-			}
-			y, err := by.ReadFloat32(0, n)
-			if err != nil {
-				t.Fatal(err)
-			}
+			y := scaleOn(t, d, x, scale)
 			for i := range x {
 				// Scaling by a power of two (or 1) is exact in float32.
 				if want := x[i] * float32(scale); math.Float32bits(y[i]) != math.Float32bits(want) {
 					t.Fatalf("scale %g: y[%d] = %g, want %g exactly", scale, i, y[i], want)
 				}
 			}
-			g.Release()
-			bx.Release()
-			by.Release()
 		}
 	})
+}
+
+// scaleOn runs scaleWGSL on d over x (one invocation per value, the last
+// workgroup partly past the end) and returns what it wrote.
+func scaleOn(t *testing.T, d *Device, x []float32, scale float64) []float32 {
+	t.Helper()
+	n := int64(len(x))
+	p := mustPipeline(t, d, "scale.wgsl", scaleWGSL, Constants{"SCALE": scale})
+	bx, by := mustBuffer(t, d, "x", 4*n), mustBuffer(t, d, "y", 4*n)
+	defer bx.Release()
+	defer by.Release()
+	if err := bx.WriteFloat32(0, x); err != nil {
+		t.Fatal(err)
+	}
+	g, err := d.BindGroup(p, Buf(bx), Buf(by))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Release()
+	r := d.NewRecorder()
+	r.Dispatch(g, int((n+255)/256), 1, 1)
+	if err := r.SubmitChecked(); err != nil {
+		t.Fatal(err)
+	}
+	y, err := by.ReadFloat32(0, int(n))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return y
 }
 
 func TestCompileErrorNamesLine(t *testing.T) {
@@ -602,32 +611,12 @@ func TestShaderChecksOffByDefault(t *testing.T) {
 			x[i] = float32(i) - 500
 		}
 		for _, dev := range []*Device{d, rd} {
-			p := mustPipeline(t, dev, "scale.wgsl", scaleWGSL, Constants{"SCALE": 4})
-			bx, by := mustBuffer(t, dev, "x", 4*n), mustBuffer(t, dev, "y", 4*n)
-			if err := bx.WriteFloat32(0, x); err != nil {
-				t.Fatal(err)
-			}
-			g, err := dev.BindGroup(p, Buf(bx), Buf(by))
-			if err != nil {
-				t.Fatal(err)
-			}
-			r := dev.NewRecorder()
-			r.Dispatch(g, (n+255)/256, 1, 1)
-			if err := r.SubmitChecked(); err != nil {
-				t.Fatal(err)
-			}
-			y, err := by.ReadFloat32(0, n)
-			if err != nil {
-				t.Fatal(err)
-			}
+			y := scaleOn(t, dev, x, 4)
 			for i := range y {
 				if y[i] != 4*x[i] {
 					t.Fatalf("checks %v: y[%d] = %g, want %g", dev.ShaderChecks(), i, y[i], 4*x[i])
 				}
 			}
-			g.Release()
-			bx.Release()
-			by.Release()
 		}
 	})
 }
