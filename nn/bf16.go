@@ -22,6 +22,10 @@ type BF16Args struct {
 	// Offs[i] is the place of F32[i]'s first value in Packed, in values: a
 	// multiple of BF16Align; the tensors' places do not overlap.
 	Offs []int
+	// From and Count, when given, convert only values From[i] ..
+	// From[i]+Count[i] of F32[i] (From[i] a multiple of BF16Align), placed
+	// at Offs[i]; nil: every value.
+	From, Count []int
 }
 
 // BF16 converts between float32 tensors and their places in a packed
@@ -50,6 +54,17 @@ func newBF16(d *gpu.Device, a BF16Args, pack bool) (*BF16, error) {
 	if a.Packed == nil || a.Packed.DType != F32 {
 		return nil, fmt.Errorf("nn: bf16: the packed buffer must be a float32 tensor used as 32-bit words")
 	}
+	if (a.From == nil) != (a.Count == nil) || a.From != nil && (len(a.From) != len(a.F32) || len(a.Count) != len(a.F32)) {
+		return nil, fmt.Errorf("nn: bf16: %d tensors, %d starts and %d counts (want starts and counts for every tensor, or neither)",
+			len(a.F32), len(a.From), len(a.Count))
+	}
+	// span is the range of F32[i] converted.
+	span := func(i int) (from, count int) {
+		if a.From == nil {
+			return 0, a.F32[i].Len()
+		}
+		return a.From[i], a.Count[i]
+	}
 	seen := map[*gpu.Buffer]string{a.Packed.Buf: a.Packed.Name}
 	end := 0
 	for i, t := range a.F32 {
@@ -60,11 +75,16 @@ func newBF16(d *gpu.Device, a BF16Args, pack bool) (*BF16, error) {
 			return nil, fmt.Errorf("nn: bf16: %s shares its buffer with %s", t.Name, prev)
 		}
 		seen[t.Buf] = t.Name
+		from, count := span(i)
+		if from < 0 || count <= 0 || from+count > t.Len() || from%BF16Align != 0 {
+			return nil, fmt.Errorf("nn: bf16: %s: values %d..%d: want a start that is a multiple of %d and a range within its %d values",
+				t.Name, from, from+count, BF16Align, t.Len())
+		}
 		o := a.Offs[i]
 		if o < end || o%BF16Align != 0 {
 			return nil, fmt.Errorf("nn: bf16: %s at value %d: places must be multiples of %d, in order, not overlapping (the previous ends at %d)", t.Name, o, BF16Align, end)
 		}
-		end = o + t.Len()
+		end = o + count
 		if CeilDiv(end, 2) > a.Packed.Len() {
 			return nil, fmt.Errorf("nn: bf16: %s at values %d..%d does not fit %s (%d words)", t.Name, o, end, a.Packed.Name, a.Packed.Len())
 		}
@@ -83,11 +103,11 @@ func newBF16(d *gpu.Device, a BF16Args, pack bool) (*BF16, error) {
 	c := &BF16{}
 	most := castSpan(d)
 	for i, t := range a.F32 {
-		n := t.Len()
+		from, n := span(i)
 		c.n += int64(n)
 		for off := 0; off < n; off += most {
 			k := min(most, n-off)
-			f := gpu.Binding{Buffer: t.Buf, Offset: int64(4 * off), Size: int64(4 * k)}
+			f := gpu.Binding{Buffer: t.Buf, Offset: int64(4 * (from + off)), Size: int64(4 * k)}
 			h := gpu.Binding{Buffer: a.Packed.Buf, Offset: int64(2 * (a.Offs[i] + off)), Size: int64(4 * CeilDiv(k, 2))}
 			bs := []gpu.Binding{f, h}
 			if !pack {
@@ -96,7 +116,7 @@ func newBF16(d *gpu.Device, a BF16Args, pack bool) (*BF16, error) {
 			g, err := d.BindGroup(p, bs...)
 			if err != nil {
 				c.Release()
-				return nil, fmt.Errorf("nn: bf16: %s %s bfloat16 (elements %d..%d): %w", t.Name, dir, off, off+k, err)
+				return nil, fmt.Errorf("nn: bf16: %s %s bfloat16 (elements %d..%d): %w", t.Name, dir, from+off, from+off+k, err)
 			}
 			x, y := Grid(d, CeilDiv(CeilDiv(k, 2), 256))
 			c.ds = append(c.ds, elemDispatch{g, x, y})

@@ -58,12 +58,14 @@ func TestBF16(t *testing.T) {
 			lens  []int
 			gap   int    // extra values of gap after each tensor, rounded up to a place
 			limit uint64 // the binding limit (0: the device's)
+			from  []int  // convert values from[i].. of each tensor (BF16Args.From; nil: all)
 		}{
-			{"one value", []int{1}, 0, 0},
-			{"pairs and odd", []int{2, 3, 5}, 0, 0},
-			{"around 64", []int{63, 64, 65}, 200, 0},
-			{"workgroups", []int{513, 1}, 0, 0},
-			{"in ranges", []int{1027, 300, 2049}, 128, 1024},
+			{"one value", []int{1}, 0, 0, nil},
+			{"pairs and odd", []int{2, 3, 5}, 0, 0, nil},
+			{"around 64", []int{63, 64, 65}, 200, 0, nil},
+			{"workgroups", []int{513, 1}, 0, 0, nil},
+			{"in ranges", []int{1027, 300, 2049}, 128, 1024, nil},
+			{"pieces in ranges", []int{300, 1001, 257}, 0, 1024, []int{128, 256, 0}},
 		}
 		for _, c := range cases {
 			t.Run(strings.ReplaceAll(c.name, " ", "_"), func(t *testing.T) {
@@ -73,15 +75,20 @@ func TestBF16(t *testing.T) {
 					defer func() { d.Limits.MaxStorageBufferBindingSize = old }()
 				}
 				var ts []*nn.Tensor
-				var xs [][]float32
-				var offs []int
+				var xs [][]float32 // the converted values of each tensor
+				var offs, from, count []int
 				end := 0
 				for i, n := range c.lens {
 					x := bf16Inputs(rng, n, true)
-					xs = append(xs, x)
 					ts = append(ts, ktest.Tensor(t, d, "x"+string(rune('0'+i)), x, n))
+					f := 0
+					if c.from != nil {
+						f = c.from[i]
+					}
+					xs = append(xs, x[f:])
+					from, count = append(from, f), append(count, n-f)
 					offs = append(offs, end)
-					end = nn.CeilDiv(end+n+c.gap, nn.BF16Align) * nn.BF16Align
+					end = nn.CeilDiv(end+n-f+c.gap, nn.BF16Align) * nn.BF16Align
 				}
 				words := nn.CeilDiv(end, 2) + 64
 				packed := ktest.Tensor(t, d, "packed", nil, words)
@@ -93,6 +100,9 @@ func TestBF16(t *testing.T) {
 					t.Fatal(err)
 				}
 				a := nn.BF16Args{F32: ts, Packed: packed, Offs: offs}
+				if c.from != nil {
+					a.From, a.Count = from, count
+				}
 				pk, err := nn.NewBF16Pack(d, a)
 				if err != nil {
 					t.Fatal(err)
@@ -112,9 +122,16 @@ func TestBF16(t *testing.T) {
 						t.Fatalf("word %d: %#08x, want %#08x", w, got[w], want[w])
 					}
 				}
-				// Unpack into poisoned tensors.
+				// Unpack into poisoned tensors: the converted values change,
+				// the others (before From) stay.
+				var before [][]uint32
 				for _, x := range ts {
 					ktest.Poison(t, x)
+					p, err := x.DownloadU32()
+					if err != nil {
+						t.Fatal(err)
+					}
+					before = append(before, p)
 				}
 				up, err := nn.NewBF16Unpack(d, a)
 				if err != nil {
@@ -130,8 +147,12 @@ func TestBF16(t *testing.T) {
 					w := make([]float32, len(xs[i]))
 					ref.UnpackBF16(w, want[offs[i]/2:])
 					for j := range g {
-						if g[j] != math.Float32bits(w[j]) {
-							t.Fatalf("tensor %d value %d: %#08x, want %#08x", i, j, g[j], math.Float32bits(w[j]))
+						exp := before[i][j]
+						if j >= from[i] {
+							exp = math.Float32bits(w[j-from[i]])
+						}
+						if g[j] != exp {
+							t.Fatalf("tensor %d value %d: %#08x, want %#08x", i, j, g[j], exp)
 						}
 					}
 				}
@@ -151,6 +172,9 @@ func TestBF16(t *testing.T) {
 			{"too small", nn.BF16Args{F32: []*nn.Tensor{x, y}, Packed: p, Offs: []int{0, 256}}, "does not fit"},
 			{"lists differ", nn.BF16Args{F32: []*nn.Tensor{x, y}, Packed: p, Offs: []int{0}}, "places"},
 			{"twice", nn.BF16Args{F32: []*nn.Tensor{x, x}, Packed: p, Offs: []int{0, 128}}, "shares"},
+			{"start off a place", nn.BF16Args{F32: []*nn.Tensor{x}, Packed: p, Offs: []int{0}, From: []int{64}, Count: []int{5}}, "multiple of"},
+			{"past the end", nn.BF16Args{F32: []*nn.Tensor{x}, Packed: p, Offs: []int{0}, From: []int{0}, Count: []int{11}}, "within"},
+			{"counts without starts", nn.BF16Args{F32: []*nn.Tensor{x}, Packed: p, Offs: []int{0}, Count: []int{5}}, "starts and counts"},
 		} {
 			if op, err := nn.NewBF16Pack(d, c.a); err == nil || !strings.Contains(err.Error(), c.want) {
 				op.Release()

@@ -41,7 +41,7 @@ type dataParallel struct {
 	rows       int // rows of each global micro-batch this rank trains on
 
 	buckets []gradBucket
-	endOf   []int // endOf[s] is the bucket backward stage s completes, or -1
+	closing [][]int // closing[s] lists the buckets backward stage s completes, in order
 	stage   gradStaging
 	red     *mpi.Reducer
 	// The control bucket, summed after the gradients: the step's loss
@@ -94,14 +94,11 @@ func newDataParallel(t *trainer) (*dataParallel, error) {
 	}
 	pad := func(n int) int { return (n + q*p.size - 1) / (q * p.size) * (q * p.size) }
 	p.buckets = planBuckets(m.BackwardStages(), m.GradsFinishedBy, maxBytes, bucketAlign(t.o.GradExchange), pad)
-	p.endOf = make([]int, m.BackwardStages())
-	for s := range p.endOf {
-		p.endOf[s] = -1
-	}
+	p.closing = make([][]int, m.BackwardStages())
 	lens := make([]int, 0, len(p.buckets)+1)
 	elems := make([]mpi.Elem, 0, len(p.buckets)+1)
 	for i, b := range p.buckets {
-		p.endOf[b.last] = i
+		p.closing[b.last] = append(p.closing[b.last], i)
 		lens = append(lens, b.n)
 		elems = append(elems, elem)
 	}
@@ -209,24 +206,24 @@ func (p *dataParallel) step(ctx context.Context, t *trainer, step int, slot, slo
 			if s == last {
 				t.recordOverflowDown(r, p.ctrlDown.Buffer(), int64(4*t.m.Cfg.LossSlots()))
 			}
-			b := p.endOf[s]
-			if b < 0 {
-				continue
-			}
-			p.stage.RecordOut(r, b)
-			if err := r.Submit(); err != nil {
-				return st, fmt.Errorf("trainer: step %d: %w; %s", step, err, t.ckptNote())
-			}
-			if !mapped && (t.ls == nil || s == last) {
-				if err := p.ctrlDown.Map(); err != nil {
+			// Each bucket the stage completes goes out in a submit of
+			// its own, so that its map waits for its copy only.
+			for _, b := range p.closing[s] {
+				p.stage.RecordOut(r, b)
+				if err := r.Submit(); err != nil {
+					return st, fmt.Errorf("trainer: step %d: %w; %s", step, err, t.ckptNote())
+				}
+				if !mapped && (t.ls == nil || s == last) {
+					if err := p.ctrlDown.Map(); err != nil {
+						return st, err
+					}
+					mapped = true
+				}
+				if err := p.stage.Out(b); err != nil {
 					return st, err
 				}
-				mapped = true
+				r = t.d.NewRecorder()
 			}
-			if err := p.stage.Out(b); err != nil {
-				return st, err
-			}
-			r = t.d.NewRecorder()
 		}
 		// Stages after the last bucket (none, as planBuckets closes one at
 		// the last stage) would be here.

@@ -11,35 +11,67 @@ import (
 
 // gradBucket is a group of parameters whose gradients are summed over the
 // ranks together: those finished by consecutive backward stages, laid out
-// one after another.
+// one after another, or one piece of a large parameter.
 type gradBucket struct {
 	params []*mom.Param
-	offs   []int // element offset of each parameter's gradient in the bucket
+	offs   []int // element offset of each parameter's values in the bucket
+	from   []int // the first of the parameter's values in the bucket (0 but for a piece)
+	count  []int // how many of its values (all but for a piece)
 	n      int   // values (before padding)
 	padded int   // values with the padding the reduction needs (a multiple of the ranks)
 	last   int   // the backward stage that completes it
 }
+
+// pieceAlign is the alignment, in values, of the pieces of a split
+// parameter: 512 bytes, a multiple of every storage binding offset
+// alignment WebGPU allows (256) and of nn.BF16Align.
+const pieceAlign = 128
 
 // planBuckets groups the parameters into buckets of at least maxBytes
 // (the last may be smaller), closing a bucket only between backward
 // stages, in the order the backward finishes them. finished(s) lists the
 // parameters stage s finishes; each starts at a multiple of align values
 // (the zeros between them are summed like the rest); pad rounds a length up
-// as the reduction needs.
+// as the reduction needs. A parameter of more than twice maxBytes (the
+// tied embedding, which the last stage finishes) is cut into pieces of
+// about maxBytes (multiples of pieceAlign values), a bucket each, closed
+// at its stage after the bucket being filled: the pieces then pipeline
+// (one is summed while the next comes to the host and the one before goes
+// back) instead of the whole going through each step in turn.
 func planBuckets(stages int, finished func(s int) []*mom.Param, maxBytes int64, align int, pad func(int) int) []gradBucket {
 	var out []gradBucket
 	cur := gradBucket{}
+	closeAt := func(s int) {
+		cur.last, cur.padded = s, pad(cur.n)
+		out = append(out, cur)
+		cur = gradBucket{}
+	}
+	add := func(p *mom.Param, from, count int) {
+		o := (cur.n + align - 1) / align * align
+		cur.params = append(cur.params, p)
+		cur.offs = append(cur.offs, o)
+		cur.from = append(cur.from, from)
+		cur.count = append(cur.count, count)
+		cur.n = o + count
+	}
+	piece := max(pieceAlign, int(maxBytes/4)/pieceAlign*pieceAlign)
 	for s := 0; s < stages; s++ {
 		for _, p := range finished(s) {
-			o := (cur.n + align - 1) / align * align
-			cur.params = append(cur.params, p)
-			cur.offs = append(cur.offs, o)
-			cur.n = o + p.Spec.Len()
+			n := p.Spec.Len()
+			if maxBytes <= 0 || int64(4*n) <= 2*maxBytes || n <= 2*piece {
+				add(p, 0, n)
+				continue
+			}
+			if cur.n > 0 {
+				closeAt(s)
+			}
+			for from := 0; from < n; from += piece {
+				add(p, from, min(piece, n-from))
+				closeAt(s)
+			}
 		}
 		if cur.n > 0 && (int64(4*cur.n) >= maxBytes || s == stages-1) {
-			cur.last, cur.padded = s, pad(cur.n)
-			out = append(out, cur)
-			cur = gradBucket{}
+			closeAt(s)
 		}
 	}
 	return out
@@ -133,8 +165,9 @@ func newMappedStaging(d *gpu.Device, buckets []gradBucket) (*mappedStaging, erro
 }
 
 func (s *mappedStaging) RecordOut(r *gpu.Recorder, b int) {
-	for i, p := range s.buckets[b].params {
-		r.Copy(p.G.Buf, 0, s.bufs[b].Buffer(), int64(4*s.buckets[b].offs[i]), p.G.Bytes())
+	bk := s.buckets[b]
+	for i, p := range bk.params {
+		r.Copy(p.G.Buf, int64(4*bk.from[i]), s.bufs[b].Buffer(), int64(4*bk.offs[i]), int64(4*bk.count[i]))
 	}
 }
 
@@ -169,7 +202,7 @@ func (s *mappedStaging) In(b int, sums []float32) error {
 	}
 	r := s.d.NewRecorder()
 	for i, q := range bk.params {
-		r.Copy(u.Buffer(), int64(4*bk.offs[i]), q.G.Buf, 0, q.G.Bytes())
+		r.Copy(u.Buffer(), int64(4*bk.offs[i]), q.G.Buf, int64(4*bk.from[i]), int64(4*bk.count[i]))
 	}
 	if err := r.Submit(); err != nil {
 		return fmt.Errorf("trainer: writing the summed gradients of bucket %d: %w", b, err)
@@ -228,7 +261,7 @@ func newBF16Staging(d *gpu.Device, buckets []gradBucket) (*bf16Staging, error) {
 		for j, p := range b.params {
 			gs[j] = p.G
 		}
-		a := nn.BF16Args{F32: gs, Packed: t, Offs: b.offs}
+		a := nn.BF16Args{F32: gs, Packed: t, Offs: b.offs, From: b.from, Count: b.count}
 		pk, err := nn.NewBF16Pack(d, a)
 		if err != nil {
 			return fail(i, err)

@@ -19,7 +19,8 @@ import (
 // TestPlanBuckets: buckets close between stages once they hold maxBytes,
 // in the order the backward finishes the gradients; the last takes the
 // rest; every parameter lands in one bucket at its offset; padding rounds
-// up to the ranks.
+// up to the ranks; a parameter of more than twice maxBytes goes in pieces
+// of a bucket each (name[from:to]).
 func TestPlanBuckets(t *testing.T) {
 	param := func(name string, n int) *mom.Param {
 		return &mom.Param{Spec: mom.ParamSpec{Name: name, Shape: []int{n}}}
@@ -46,21 +47,45 @@ func TestPlanBuckets(t *testing.T) {
 		{4 * 15, 8, "[1 28 28 head@0 l1.a@16 l1.b@24] [4 28 28 l0.a@0 emb@8]"},
 		{1 << 30, 8, "[4 60 60 head@0 l1.a@16 l1.b@24 l0.a@32 emb@40]"},
 	} {
-		got := ""
-		for i, b := range planBuckets(len(stages), finished, c.maxBytes, c.align, pad2) {
-			if i > 0 {
-				got += " "
-			}
-			got += fmt.Sprintf("[%d %d %d", b.last, b.n, b.padded)
-			for j, p := range b.params {
-				got += fmt.Sprintf(" %s@%d", p.Spec.Name, b.offs[j])
-			}
-			got += "]"
-		}
-		if got != c.want {
+		if got := bucketPlan(planBuckets(len(stages), finished, c.maxBytes, c.align, pad2)); got != c.want {
 			t.Errorf("maxBytes %d align %d:\n got %s\nwant %s", c.maxBytes, c.align, got, c.want)
 		}
 	}
+	// A large last parameter (the tied embedding) in pieces of 256 values.
+	big := [][]*mom.Param{{param("head", 10)}, {param("l", 4)}, {param("emb", 1000)}, {param("in", 3)}}
+	for _, c := range []struct {
+		maxBytes int64
+		want     string
+	}{
+		{4 * 300, "[2 14 14 head@0 l@10] [2 256 256 emb[0:256]@0] [2 256 256 emb[256:512]@0] [2 256 256 emb[512:768]@0] " +
+			"[2 232 232 emb[768:1000]@0] [3 3 4 in@0]"},
+		{4 * 500, "[2 1014 1014 head@0 l@10 emb@14] [3 3 4 in@0]"}, // not over twice the size: whole
+	} {
+		if got := bucketPlan(planBuckets(len(big), func(s int) []*mom.Param { return big[s] }, c.maxBytes, 1, pad2)); got != c.want {
+			t.Errorf("maxBytes %d:\n got %s\nwant %s", c.maxBytes, got, c.want)
+		}
+	}
+}
+
+// bucketPlan writes buckets as "[last n padded name@off ...]", a piece of
+// a parameter as name[from:to]@off.
+func bucketPlan(bs []gradBucket) string {
+	got := ""
+	for i, b := range bs {
+		if i > 0 {
+			got += " "
+		}
+		got += fmt.Sprintf("[%d %d %d", b.last, b.n, b.padded)
+		for j, p := range b.params {
+			name := p.Spec.Name
+			if b.from[j] != 0 || b.count[j] != p.Spec.Len() {
+				name += fmt.Sprintf("[%d:%d]", b.from[j], b.from[j]+b.count[j])
+			}
+			got += fmt.Sprintf(" %s@%d", name, b.offs[j])
+		}
+		got += "]"
+	}
+	return got
 }
 
 // TestSpanTimes: the communication time is the union of the reductions'
@@ -92,7 +117,8 @@ func TestSpanTimes(t *testing.T) {
 // host exactly as its exchange says (float32 as they are; bfloat16 rounded
 // and packed two to a word by the twin ref.PackBF16, the gaps between
 // places zero) and writes sums given the same way back into the gradients,
-// on both runtimes, with parameters of odd sizes in two buckets.
+// on both runtimes, with parameters of odd sizes in two buckets and one
+// (257 values) in pieces of 128.
 func TestStagingRoundTrip(t *testing.T) {
 	gputest.ForEachDevice(t, func(t *testing.T, d *gpu.Device) {
 		for _, ex := range []string{ExchangeF32, ExchangeBF16} {
@@ -160,7 +186,7 @@ func TestStagingRoundTrip(t *testing.T) {
 						if err != nil {
 							t.Fatal(err)
 						}
-						copy(want[bk.offs[j]:], v)
+						copy(want[bk.offs[j]:], v[bk.from[j]:bk.from[j]+bk.count[j]])
 					}
 					ww := words(want)
 					if len(host) != len(ww) {
@@ -187,9 +213,10 @@ func TestStagingRoundTrip(t *testing.T) {
 						if err != nil {
 							t.Fatal(err)
 						}
-						for i, x := range v {
+						for i := 0; i < bk.count[j]; i++ {
+							x := v[bk.from[j]+i]
 							if w := round(sums[bk.offs[j]+i]); math.Float32bits(x) != math.Float32bits(w) {
-								t.Fatalf("bucket %d %s[%d] written back: %v, want %v", b, p.Spec.Name, i, x, w)
+								t.Fatalf("bucket %d %s[%d] written back: %v, want %v", b, p.Spec.Name, bk.from[j]+i, x, w)
 							}
 						}
 					}

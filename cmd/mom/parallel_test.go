@@ -123,10 +123,10 @@ func TestDataParallelMatchesOneProcess(t *testing.T) {
 		lossTol, paramTol float64
 		want              string // in the 2-rank run's output
 	}{
-		{"three", []string{"--setting", "three", "--bucket-mb", "0.05"}, 1e-5, 1e-4, "exchanged as float32"},
+		{"three", []string{"--setting", "three", "--bucket-mb", "0.01"}, 1e-5, 1e-4, "exchanged as float32"},
 		// Diffusion noise drawn on the global batch; two micro-batches a step.
 		{"transfusion-accum2", []string{"--setting", "transfusion", "--accum", "2"}, 1e-5, 1e-4, "exchanged as float32"},
-		{"three-bf16", []string{"--setting", "three", "--bucket-mb", "0.05", "--grad-exchange", "bf16"}, 5e-3, 0.3, "exchanged as bfloat16"},
+		{"three-bf16", []string{"--setting", "three", "--bucket-mb", "0.01", "--grad-exchange", "bf16"}, 5e-3, 0.3, "exchanged as bfloat16"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			root := t.TempDir()
