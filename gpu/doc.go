@@ -19,10 +19,11 @@
 // (the data-parallel trainer's gradient buckets), HostWriteBuffer its
 // map-writable twin for uploads (the summed buckets); waiting for either
 // waits for that map only (on wgpu-native a non-blocking poll, as its
-// blocking poll waits for every submission). Dawn's shader bounds checks
-// are off unless Options.Robust (its disable_robustness toggle): mom's
-// kernels check their own bounds, and the checks cost about 20% of the
-// GEMMs' time on an H200. For several GPUs in one
+// blocking poll waits for every submission). The runtimes' shader bounds
+// checks are off unless Options.Robust (Dawn's disable_robustness toggle;
+// wgpu-native's trusted shader modules, which also drop its loop counters):
+// mom's kernels check their own bounds, and the checks cost about 20% of
+// the GEMMs' time on an H200 (wgpu-native's scan 2.7x). For several GPUs in one
 // host, BestKind lists the adapters ranks share out and UniqueIDs names the
 // GPU behind each by its PCI address or UUID, asked from the Vulkan loader
 // (vkid.c; neither WebGPU implementation exposes them).
