@@ -105,7 +105,7 @@ func (d *Device) Shader(name, code string) (*Shader, error) {
 	defer C.free(unsafe.Pointer(ccode))
 	var ptr unsafe.Pointer
 	scopeErr := d.scopeLocked("compile "+name, func() {
-		ptr = C.mg_create_shader(d.Lib.c, d.dev, cname, ccode, C.size_t(C.strlen(ccode)), C.int(b2i(d.unchecked && d.Lib.Runtime == WGPU)))
+		ptr = C.mg_create_shader(d.Lib.c, d.dev, cname, ccode, C.size_t(C.strlen(ccode)), C.mg_bool(b2u(d.unchecked && d.Lib.Runtime == WGPU)))
 	})
 	if ptr != nil {
 		d.created(C.MG_SHADER)
@@ -379,10 +379,3 @@ func (d *Device) ReleaseShader(s *Shader) {
 // device's shaders: with Options.Robust, or through a wgpu-native library
 // without the trusted-module extension.
 func (d *Device) ShaderChecks() bool { return !d.unchecked }
-
-func b2i(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
-}

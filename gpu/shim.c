@@ -504,7 +504,7 @@ int mg_queue_done(const mg_lib *L, void *queue, mg_op *op) {
 // ---- shaders and pipelines -------------------------------------------------
 
 void *mg_create_shader(const mg_lib *L, void *device, const char *label, const char *code,
-                       size_t len, int unchecked) {
+                       size_t len, mg_bool unchecked) {
 	wgsl_source src = {{NULL, STYPE_WGSL}, {code, len}};
 	labeled_desc d = {&src.chain, S(label)};
 	// WGPUShaderRuntimeChecks_None: neither bounds checks nor loop bounding.

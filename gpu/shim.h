@@ -152,7 +152,7 @@ int mg_queue_done(const mg_lib *L, void *queue, mg_op *op);
 
 // Shaders and pipelines.
 void *mg_create_shader(const mg_lib *L, void *device, const char *label, const char *code,
-                       size_t len, int unchecked);
+                       size_t len, mg_bool unchecked);
 int mg_has_unchecked_shaders(const mg_lib *L);
 int mg_compilation_info(const mg_lib *L, void *inst, void *device, void *module, mg_op *op,
                         mg_compile_msg *out, size_t max, size_t *n);

@@ -87,12 +87,7 @@ func newDataParallel(t *trainer) (*dataParallel, error) {
 	if t.o.GradExchange == ExchangeBF16 {
 		elem = mpi.BFloat16
 	}
-	// The reduction's padding: a multiple of the ranks' whole 32-bit words.
-	q := 1
-	if elem == mpi.BFloat16 {
-		q = 2
-	}
-	pad := func(n int) int { return (n + q*p.size - 1) / (q * p.size) * (q * p.size) }
+	pad := func(n int) int { return mpi.PaddedLen(n, p.size, elem) }
 	p.buckets = planBuckets(m.BackwardStages(), m.GradsFinishedBy, maxBytes, bucketAlign(t.o.GradExchange), pad)
 	p.closing = make([][]int, m.BackwardStages())
 	lens := make([]int, 0, len(p.buckets)+1)

@@ -78,7 +78,7 @@ func planBuckets(stages int, finished func(s int) []*mom.Param, maxBytes int64, 
 }
 
 // gradStaging moves gradient buckets between the device and host memory,
-// where the ranks sum them. mappedStaging, the portable path, copies each
+// where the ranks sum them. hostStaging, the portable path, copies each
 // bucket into a map-readable buffer and hands MPI the mapped bytes, and
 // writes the sums back through map-writable buffers (no wait for the
 // queue). A faster path (Dawn's host-mapped buffers, which the device reads
@@ -104,17 +104,13 @@ type gradStaging interface {
 	Release()
 }
 
-// newGradStaging makes the fastest staging the device offers for the
-// buckets. Today that is mappedStaging everywhere; a device with host-mapped
-// buffers (Dawn's host-mapped-pointer feature: the GPU copies straight into
-// host memory that MPI reads, and reads the sums from host memory MPI
-// wrote, at tens of GB/s instead of the queue's 1-8 GB/s) is where a faster
-// implementation plugs in.
+// newGradStaging makes the staging of the buckets for the exchange.
+// Today that is hostStaging everywhere; a device with host-mapped buffers
+// (Dawn's host-mapped-pointer feature: the GPU copies straight into host
+// memory that MPI reads, and reads the sums from host memory MPI wrote) is
+// where a faster implementation plugs in.
 func newGradStaging(d *gpu.Device, buckets []gradBucket, exchange string) (gradStaging, error) {
-	if exchange == ExchangeBF16 {
-		return newBF16Staging(d, buckets)
-	}
-	return newMappedStaging(d, buckets)
+	return newHostStaging(d, buckets, exchange == ExchangeBF16)
 }
 
 // Gradient exchanges (Options.GradExchange): the ranks' gradients and their
@@ -136,164 +132,102 @@ func bucketAlign(exchange string) int {
 	return 1
 }
 
-// mappedStaging implements gradStaging with a gpu.HostReadBuffer and a
-// gpu.HostWriteBuffer per bucket, made once.
-type mappedStaging struct {
+// hostStaging implements gradStaging with a gpu.HostReadBuffer and a
+// gpu.HostWriteBuffer per bucket, made once, holding the bucket as the
+// reduction takes it. In float32 the gradients are copied into and out of
+// their places in them. In the bfloat16 exchange, after the stage that
+// completes a bucket the device rounds its gradients to bfloat16 into
+// their places in the bucket's packed buffer (nn.BF16), which comes to the
+// host (half the bytes of float32) and goes to the reduction as it is (an
+// mpi.BFloat16 bucket: summed in float32, rounded once); the packed sums
+// come back into it and are widened into the gradients. The words between
+// the places stay zero.
+type hostStaging struct {
 	d       *gpu.Device
 	buckets []gradBucket
+	words   []int                  // per bucket: 32-bit words on the host (padded values, or their bfloat16 pairs)
 	bufs    []*gpu.HostReadBuffer  // device -> host, per bucket
 	ups     []*gpu.HostWriteBuffer // host -> device, per bucket
+	// The bfloat16 exchange only (nil in float32): per bucket the packed
+	// buffer on the device and the conversions into and out of it.
+	packed       []*nn.Tensor
+	pack, unpack []*nn.BF16
 }
 
-func newMappedStaging(d *gpu.Device, buckets []gradBucket) (*mappedStaging, error) {
-	s := &mappedStaging{d: d, buckets: buckets}
+func newHostStaging(d *gpu.Device, buckets []gradBucket, bf16 bool) (*hostStaging, error) {
+	s := &hostStaging{d: d, buckets: buckets}
+	ex := "float32"
+	if bf16 {
+		ex = "bfloat16"
+	}
+	fail := func(b int, err error) (*hostStaging, error) {
+		s.Release()
+		return nil, fmt.Errorf("trainer: gradient bucket %d (%d values, %s exchange): %w", b, buckets[b].n, ex, err)
+	}
 	for i, b := range buckets {
-		h, err := d.NewHostReadBuffer(fmt.Sprintf("grad bucket %d", i), int64(4*b.padded))
+		w := b.padded
+		if bf16 {
+			w = b.padded / 2 // the reduction pads a bfloat16 bucket to whole words
+			if err := s.addConversions(i, b, w); err != nil {
+				return fail(i, err)
+			}
+		}
+		s.words = append(s.words, w)
+		h, err := d.NewHostReadBuffer(fmt.Sprintf("grad bucket %d", i), int64(4*w))
 		if err != nil {
-			s.Release()
-			return nil, fmt.Errorf("trainer: gradient bucket %d (%d values): %w", i, b.padded, err)
+			return fail(i, err)
 		}
 		s.bufs = append(s.bufs, h)
-		u, err := d.NewHostWriteBuffer(fmt.Sprintf("grad bucket %d sums", i), int64(4*b.n))
+		u, err := d.NewHostWriteBuffer(fmt.Sprintf("grad bucket %d sums", i), int64(4*w))
 		if err != nil {
-			s.Release()
-			return nil, fmt.Errorf("trainer: gradient bucket %d (%d values): %w", i, b.n, err)
+			return fail(i, err)
 		}
 		s.ups = append(s.ups, u)
 	}
 	return s, nil
 }
 
-func (s *mappedStaging) RecordOut(r *gpu.Recorder, b int) {
+// addConversions makes bucket i's packed buffer of w words and its
+// bfloat16 conversions.
+func (s *hostStaging) addConversions(i int, b gradBucket, w int) error {
+	t, err := nn.NewTensorIn(s.d, gpu.MemScratch, fmt.Sprintf("grad bucket %d bf16", i), w)
+	if err != nil {
+		return err
+	}
+	s.packed = append(s.packed, t)
+	gs := make([]*nn.Tensor, len(b.params))
+	for j, p := range b.params {
+		gs[j] = p.G
+	}
+	a := nn.BF16Args{F32: gs, Packed: t, Offs: b.offs, From: b.from, Count: b.count}
+	pk, err := nn.NewBF16Pack(s.d, a)
+	if err != nil {
+		return err
+	}
+	s.pack = append(s.pack, pk)
+	up, err := nn.NewBF16Unpack(s.d, a)
+	if err != nil {
+		return err
+	}
+	s.unpack = append(s.unpack, up)
+	return nil
+}
+
+func (s *hostStaging) RecordOut(r *gpu.Recorder, b int) {
+	if s.pack != nil {
+		s.pack[b].Record(r)
+		r.Copy(s.packed[b].Buf, 0, s.bufs[b].Buffer(), 0, int64(4*s.words[b]))
+		return
+	}
 	bk := s.buckets[b]
 	for i, p := range bk.params {
 		r.Copy(p.G.Buf, int64(4*bk.from[i]), s.bufs[b].Buffer(), int64(4*bk.offs[i]), int64(4*bk.count[i]))
 	}
 }
 
-func (s *mappedStaging) Out(b int) error { return s.bufs[b].Map() }
+func (s *hostStaging) Out(b int) error { return s.bufs[b].Map() }
 
-func (s *mappedStaging) WaitOut(b int) ([]float32, error) {
-	raw, err := s.bufs[b].Wait()
-	if err != nil {
-		return nil, err
-	}
-	return unsafe.Slice((*float32)(unsafe.Pointer(&raw[0])), s.buckets[b].padded), nil
-}
-
-// In writes the sums into the bucket's host-write buffer and records
-// copies from it into the gradient tensors. Nothing waits for the queue
-// (Buffer.Write would, for its staging, behind the whole backward still
-// running): only the next step's In of the same bucket waits, for these
-// copies.
-func (s *mappedStaging) In(b int, sums []float32) error {
-	bk := s.buckets[b]
-	if len(sums) != bk.padded {
-		return fmt.Errorf("trainer: gradient bucket %d: %d sums, want %d", b, len(sums), bk.padded)
-	}
-	u := s.ups[b]
-	p, err := u.Bytes()
-	if err != nil {
-		return fmt.Errorf("trainer: gradient bucket %d: %w", b, err)
-	}
-	gpu.ParallelCopy(p[:4*bk.n], unsafe.Slice((*byte)(unsafe.Pointer(&sums[0])), 4*bk.n))
-	if err := u.Unmap(); err != nil {
-		return fmt.Errorf("trainer: gradient bucket %d: %w", b, err)
-	}
-	r := s.d.NewRecorder()
-	for i, q := range bk.params {
-		r.Copy(u.Buffer(), int64(4*bk.offs[i]), q.G.Buf, int64(4*bk.from[i]), int64(4*bk.count[i]))
-	}
-	if err := r.Submit(); err != nil {
-		return fmt.Errorf("trainer: writing the summed gradients of bucket %d: %w", b, err)
-	}
-	if err := u.Remap(); err != nil {
-		return fmt.Errorf("trainer: gradient bucket %d: %w", b, err)
-	}
-	return nil
-}
-
-func (s *mappedStaging) Done(b int) { s.bufs[b].Unmap() }
-
-func (s *mappedStaging) Release() {
-	for _, h := range s.bufs {
-		h.Release()
-	}
-	for _, u := range s.ups {
-		u.Release()
-	}
-	s.bufs, s.ups = nil, nil
-}
-
-// bf16Staging implements gradStaging for the bfloat16 exchange: after the
-// stage that completes a bucket the device rounds its gradients to
-// bfloat16 into their places in the bucket's packed buffer (nn.BF16), which
-// comes to the host through a map-readable buffer, half the bytes of
-// float32, and goes to the reduction as it is (an mpi.BFloat16 bucket:
-// summed in float32, rounded once); the packed sums go into a map-writable
-// buffer, which the device copies in and widens back into the gradients.
-// The words between the places stay zero.
-type bf16Staging struct {
-	d            *gpu.Device
-	buckets      []gradBucket
-	words        []int        // per bucket: 32-bit words of two bfloat16
-	packed       []*nn.Tensor // per bucket, on the device
-	pack, unpack []*nn.BF16
-	bufs         []*gpu.HostReadBuffer  // device -> host
-	ups          []*gpu.HostWriteBuffer // host -> device
-}
-
-func newBF16Staging(d *gpu.Device, buckets []gradBucket) (*bf16Staging, error) {
-	s := &bf16Staging{d: d, buckets: buckets}
-	fail := func(b int, err error) (*bf16Staging, error) {
-		s.Release()
-		return nil, fmt.Errorf("trainer: gradient bucket %d (%d values, bfloat16 exchange): %w", b, buckets[b].n, err)
-	}
-	for i, b := range buckets {
-		w := b.padded / 2 // the reduction pads a bfloat16 bucket to whole words
-		s.words = append(s.words, w)
-		t, err := nn.NewTensorIn(d, gpu.MemScratch, fmt.Sprintf("grad bucket %d bf16", i), w)
-		if err != nil {
-			return fail(i, err)
-		}
-		s.packed = append(s.packed, t)
-		gs := make([]*nn.Tensor, len(b.params))
-		for j, p := range b.params {
-			gs[j] = p.G
-		}
-		a := nn.BF16Args{F32: gs, Packed: t, Offs: b.offs, From: b.from, Count: b.count}
-		pk, err := nn.NewBF16Pack(d, a)
-		if err != nil {
-			return fail(i, err)
-		}
-		s.pack = append(s.pack, pk)
-		up, err := nn.NewBF16Unpack(d, a)
-		if err != nil {
-			return fail(i, err)
-		}
-		s.unpack = append(s.unpack, up)
-		h, err := d.NewHostReadBuffer(fmt.Sprintf("grad bucket %d bf16", i), int64(4*w))
-		if err != nil {
-			return fail(i, err)
-		}
-		s.bufs = append(s.bufs, h)
-		u, err := d.NewHostWriteBuffer(fmt.Sprintf("grad bucket %d bf16 sums", i), int64(4*w))
-		if err != nil {
-			return fail(i, err)
-		}
-		s.ups = append(s.ups, u)
-	}
-	return s, nil
-}
-
-func (s *bf16Staging) RecordOut(r *gpu.Recorder, b int) {
-	s.pack[b].Record(r)
-	r.Copy(s.packed[b].Buf, 0, s.bufs[b].Buffer(), 0, int64(4*s.words[b]))
-}
-
-func (s *bf16Staging) Out(b int) error { return s.bufs[b].Map() }
-
-func (s *bf16Staging) WaitOut(b int) ([]float32, error) {
+func (s *hostStaging) WaitOut(b int) ([]float32, error) {
 	raw, err := s.bufs[b].Wait()
 	if err != nil {
 		return nil, err
@@ -301,25 +235,36 @@ func (s *bf16Staging) WaitOut(b int) ([]float32, error) {
 	return unsafe.Slice((*float32)(unsafe.Pointer(&raw[0])), s.words[b]), nil
 }
 
-// In copies the packed sums (the reduction's words) into the bucket's
-// host-write buffer and records its copy to the device and the widening
-// into the gradients; like mappedStaging.In, nothing waits for the queue.
-func (s *bf16Staging) In(b int, sums []float32) error {
-	if len(sums) != s.words[b] {
-		return fmt.Errorf("trainer: gradient bucket %d: %d words of bfloat16 sums, want %d", b, len(sums), s.words[b])
+// In writes the sums into the bucket's host-write buffer and records
+// copies from it into the gradient tensors (in bfloat16: into the packed
+// buffer, widened into the gradients). Nothing waits for the queue
+// (Buffer.Write would, for its staging, behind the whole backward still
+// running): only the next step's In of the same bucket waits, for these
+// copies.
+func (s *hostStaging) In(b int, sums []float32) error {
+	w := s.words[b]
+	if len(sums) != w {
+		return fmt.Errorf("trainer: gradient bucket %d: %d words of sums, want %d", b, len(sums), w)
 	}
 	u := s.ups[b]
 	p, err := u.Bytes()
 	if err != nil {
 		return fmt.Errorf("trainer: gradient bucket %d: %w", b, err)
 	}
-	gpu.ParallelCopy(p[:4*s.words[b]], unsafe.Slice((*byte)(unsafe.Pointer(&sums[0])), 4*s.words[b]))
+	gpu.ParallelCopy(p[:4*w], unsafe.Slice((*byte)(unsafe.Pointer(&sums[0])), 4*w))
 	if err := u.Unmap(); err != nil {
 		return fmt.Errorf("trainer: gradient bucket %d: %w", b, err)
 	}
 	r := s.d.NewRecorder()
-	r.Copy(u.Buffer(), 0, s.packed[b].Buf, 0, int64(4*s.words[b]))
-	s.unpack[b].Record(r)
+	if s.unpack != nil {
+		r.Copy(u.Buffer(), 0, s.packed[b].Buf, 0, int64(4*w))
+		s.unpack[b].Record(r)
+	} else {
+		bk := s.buckets[b]
+		for i, q := range bk.params {
+			r.Copy(u.Buffer(), int64(4*bk.offs[i]), q.G.Buf, int64(4*bk.from[i]), int64(4*bk.count[i]))
+		}
+	}
 	if err := r.Submit(); err != nil {
 		return fmt.Errorf("trainer: writing the summed gradients of bucket %d: %w", b, err)
 	}
@@ -329,9 +274,9 @@ func (s *bf16Staging) In(b int, sums []float32) error {
 	return nil
 }
 
-func (s *bf16Staging) Done(b int) { s.bufs[b].Unmap() }
+func (s *hostStaging) Done(b int) { s.bufs[b].Unmap() }
 
-func (s *bf16Staging) Release() {
+func (s *hostStaging) Release() {
 	for _, h := range s.bufs {
 		h.Release()
 	}

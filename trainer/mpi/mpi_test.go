@@ -585,3 +585,20 @@ func BenchmarkReduce(b *testing.B) {
 		})
 	}
 }
+
+// TestPaddedLen: buckets pad to a multiple of the ranks' whole 32-bit
+// words: N values in float32, 2N in bfloat16; an empty bucket to one unit.
+func TestPaddedLen(t *testing.T) {
+	for _, c := range []struct {
+		n, ranks int
+		e        Elem
+		want     int
+	}{
+		{1, 2, Float32, 2}, {4, 2, Float32, 4}, {5, 3, Float32, 6}, {0, 2, Float32, 2},
+		{1, 2, BFloat16, 4}, {4, 2, BFloat16, 4}, {5, 2, BFloat16, 8}, {7, 3, BFloat16, 12}, {0, 3, BFloat16, 6},
+	} {
+		if got := PaddedLen(c.n, c.ranks, c.e); got != c.want {
+			t.Errorf("PaddedLen(%d, %d, %v) = %d, want %d", c.n, c.ranks, c.e, got, c.want)
+		}
+	}
+}

@@ -162,7 +162,7 @@ func (w *World) NewReducerElems(lengths []int, elems []Elem, m Method) (*Reducer
 		if m == SharedMemory && w.autoShm {
 			bytes := make([]int, len(lengths))
 			for i, n := range lengths {
-				bytes[i] = padTo(n, w.size, elems[i]) * elems[i].size()
+				bytes[i] = PaddedLen(n, w.size, elems[i]) * elems[i].size()
 			}
 			_, _, used := shmPlan(bytes, w.size)
 			total := 0
@@ -196,7 +196,7 @@ func (w *World) NewReducerElems(lengths []int, elems []Elem, m Method) (*Reducer
 			return nil, fmt.Errorf("mpi: rank %d: bucket %d has length %d", w.rank, i, n)
 		}
 		q := 4 / elems[i].size() // values per 32-bit word
-		p := padTo(n, N, elems[i])
+		p := PaddedLen(n, N, elems[i])
 		// Chunks of a multiple of N words, at most one per lane.
 		k := min(L, max(1, p/(N*minChunk)))
 		per := (p/(N*q) + k - 1) / k * N * q
@@ -257,9 +257,10 @@ func (w *World) NewReducerElems(lengths []int, elems []Elem, m Method) (*Reducer
 	return r, nil
 }
 
-// padTo pads a bucket of n values (at least 1) to a multiple of n ranks'
-// whole 32-bit words.
-func padTo(n, ranks int, e Elem) int {
+// PaddedLen is the length a Reducer pads a bucket of n values of type e
+// to on the given number of ranks (its Len): a multiple of the ranks'
+// whole 32-bit words (n at least 1).
+func PaddedLen(n, ranks int, e Elem) int {
 	m := ranks * 4 / e.size()
 	return (max(n, 1) + m - 1) / m * m
 }
