@@ -27,6 +27,12 @@ func TestGradNorm(t *testing.T) {
 			{[]int{300000, 17}, 1, 0, 0},                          // no clipping; several workgroups
 			{[]int{2 * 1024 * 1024, 1}, 0.01, 2, 0},               // the 1024-workgroup cap
 			{[]int{3000, 2999}, 1, 3, 4096},                       // tensors bound in ranges
+			// More tensors than one dispatch takes (6 ranges): a full group, a
+			// group filled up with the zero tensor, sizes across the
+			// workgroup steps (2048 elements each).
+			{[]int{1, 2047, 2048, 2049, 5, 4096, 6, 640, 1 << 16, 3}, 0.05, 1, 0},
+			{[]int{1, 2, 3, 4, 5, 6}, 1, 0, 0},       // exactly one group
+			{[]int{4000, 1, 9000, 7, 3}, 1, 5, 4096}, // ranges of one tensor in two groups
 		} {
 			t.Run(fmt.Sprint(c.sizes, c.limit), func(t *testing.T) {
 				run := func() {

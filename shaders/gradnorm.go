@@ -2,13 +2,14 @@ package shaders
 
 // Gradient norm kernels (gradnorm.wgsl).
 var (
-	// SumSq writes, per workgroup w of num_workgroups (at most 65535 in x),
-	// the sum of squares of its grid-strided elements of g to part[w].
+	// SumSq writes the sums of squares of up to 6 gradient ranges g0..g5
+	// (a group of fewer binds a one-element zero tensor in the rest): range
+	// j gets clamp(ceil(n_j/2048), 1, 1024) workgroups, after those of the
+	// ranges before it, and each writes its sum to part[its workgroup].
+	// Dispatch the sum of the ranges' workgroups in x.
 	SumSq = Kernel{File: "gradnorm.wgsl", Entry: "sumsq", Workgroup: [3]int{256, 1, 1},
-		Bindings: []string{"g: (n) read", "part: (num_workgroups) read_write"}}
-	// SumSq4 is SumSq reading vec4 (n divisible by 4).
-	SumSq4 = Kernel{File: "gradnorm.wgsl", Entry: "sumsq4", Workgroup: [3]int{256, 1, 1},
-		Bindings: []string{"g: (n/4) read", "part: (num_workgroups) read_write"}}
+		Bindings: []string{"g0: (n0) read", "g1: (n1) read", "g2: (n2) read", "g3: (n3) read", "g4: (n4) read", "g5: (n5) read",
+			"part: (workgroups) read_write"}}
 	// GradNormFinish sums all partials (one workgroup): norm = sqrt(sum),
 	// scale = min(1, MAX_NORM/(norm+1e-6)), or 1 when MAX_NORM <= 0.
 	GradNormFinish = Kernel{File: "gradnorm.wgsl", Entry: "finish", Workgroup: [3]int{256, 1, 1},

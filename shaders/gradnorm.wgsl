@@ -1,10 +1,14 @@
 // gradnorm.wgsl: the global gradient norm over many tensors and the clip
-// scale, deterministic and without readback. sumsq (or sumsq4) runs once per
-// tensor range: workgroup w sums the squares of the elements
-// w*256 + tid + k*(num_workgroups*256) and writes part[w] (the part binding
-// is that range's own slice of the partials buffer). finish then sums every
-// partial in a fixed order; finish_scaled does the same for gradients that
-// carry a dynamic loss scale, and steps the scale (see it below).
+// scale, deterministic and without readback. sumsq runs once per group of up
+// to RANGES gradient ranges (whole tensors, or binding-sized ranges of a large
+// one): range j gets wgs(n_j) workgroups, numbered after those of the ranges
+// before it, and workgroup w of range j sums the squares of the range's
+// elements w*256 + tid + k*(wgs(n_j)*256) and writes part[first_j + w] (the
+// part binding is the group's own slice of the partials buffer). finish then
+// sums every partial in a fixed order; finish_scaled does the same for
+// gradients that carry a dynamic loss scale, and steps the scale (see it
+// below). One dispatch per group rather than per tensor: each dispatch costs
+// a pipeline barrier, and a model has hundreds of small tensors.
 
 override MAX_NORM: f32 = 0.0; // <= 0: no clipping (scale 1)
 // finish_scaled: the loss scale doubles after GROWTH_EVERY steps in a row
@@ -17,10 +21,16 @@ override MAX_SCALE: f32 = 16777216.0;
 const WG: u32 = 256u;
 var<workgroup> red: array<f32, WG>;
 
-// sumsq / sumsq4
-@group(0) @binding(0) var<storage, read> g: array<f32>;         // (n) one gradient range
-@group(0) @binding(0) var<storage, read> g4: array<vec4<f32>>;  // (n/4)
-@group(0) @binding(1) var<storage, read_write> part: array<f32>; // (num_workgroups) this range's partials
+// sumsq: RANGES gradient ranges (a group with fewer binds a one-element
+// zero tensor in the rest) and the group's partials.
+const RANGES: u32 = 6u;
+@group(0) @binding(0) var<storage, read> g0: array<f32>;
+@group(0) @binding(1) var<storage, read> g1: array<f32>;
+@group(0) @binding(2) var<storage, read> g2: array<f32>;
+@group(0) @binding(3) var<storage, read> g3: array<f32>;
+@group(0) @binding(4) var<storage, read> g4: array<f32>;
+@group(0) @binding(5) var<storage, read> g5: array<f32>;
+@group(0) @binding(6) var<storage, read_write> part: array<f32>; // this group's partials
 // finish
 @group(0) @binding(0) var<storage, read> parts: array<f32>;       // (P) all partials, unused slots 0
 @group(0) @binding(1) var<storage, read_write> norm: array<f32>;  // (1)
@@ -44,35 +54,62 @@ fn wg_sum(tid: u32, v: f32) -> f32 {
 	return r;
 }
 
+// wgs is the number of workgroups of a range of n elements: about 8
+// elements per invocation, at least 1 and at most 1024 (nn.sumSqWorkgroups
+// is the same rule).
+fn wgs(n: u32) -> u32 {
+	return clamp((n + 2047u) / 2048u, 1u, 1024u);
+}
+
+// range_len is the length of range j.
+fn range_len(j: u32) -> u32 {
+	switch j {
+		case 0u: { return arrayLength(&g0); }
+		case 1u: { return arrayLength(&g1); }
+		case 2u: { return arrayLength(&g2); }
+		case 3u: { return arrayLength(&g3); }
+		case 4u: { return arrayLength(&g4); }
+		default: { return arrayLength(&g5); }
+	}
+}
+
+// range_at is element i of range j.
+fn range_at(j: u32, i: u32) -> f32 {
+	switch j {
+		case 0u: { return g0[i]; }
+		case 1u: { return g1[i]; }
+		case 2u: { return g2[i]; }
+		case 3u: { return g3[i]; }
+		case 4u: { return g4[i]; }
+		default: { return g5[i]; }
+	}
+}
+
+// Dispatch the sum of wgs(n_j) over the group's RANGES ranges, in x.
 @compute @workgroup_size(256)
-fn sumsq(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-	@builtin(local_invocation_index) tid: u32) {
-	let n = arrayLength(&g);
-	let stride = nwg.x * WG;
+fn sumsq(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) tid: u32) {
+	let w = wid.x;
+	var j = 0u;
+	var first = 0u;
+	var count = wgs(range_len(0u));
+	while (j + 1u < RANGES && w >= first + count) {
+		first += count;
+		j++;
+		count = wgs(range_len(j));
+	}
+	if (w >= first + count) {
+		return;
+	}
+	let n = range_len(j);
+	let stride = count * WG;
 	var s = 0.0;
-	for (var i = wid.x * WG + tid; i < n; i += stride) {
-		let v = g[i];
+	for (var i = (w - first) * WG + tid; i < n; i += stride) {
+		let v = range_at(j, i);
 		s += v * v;
 	}
 	let tot = wg_sum(tid, s);
 	if (tid == 0u) {
-		part[wid.x] = tot;
-	}
-}
-
-@compute @workgroup_size(256)
-fn sumsq4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-	@builtin(local_invocation_index) tid: u32) {
-	let n = arrayLength(&g4);
-	let stride = nwg.x * WG;
-	var s = 0.0;
-	for (var i = wid.x * WG + tid; i < n; i += stride) {
-		let v = g4[i];
-		s += dot(v, v);
-	}
-	let tot = wg_sum(tid, s);
-	if (tid == 0u) {
-		part[wid.x] = tot;
+		part[w] = tot;
 	}
 }
 
