@@ -74,8 +74,9 @@ type Model struct {
 	dB, dC                  *nn.Tensor // (t, n)
 	ddtLow                  *nn.Tensor // (t, r)
 
-	recompute bool      // the backward recomputes x2 and delta (ModelOptions)
-	f16       halfModel // mixed precision (half.go); the zero value in float32
+	recompute  bool      // the backward recomputes x2 and delta (ModelOptions)
+	deferEmbed bool      // the last backward stage leaves out the tied embedding's scatter (DeferEmbeddingBackward)
+	f16        halfModel // mixed precision (half.go); the zero value in float32
 
 	tensors []*nn.Tensor // every tensor made here, for Release
 	scans   []*nn.SelectiveScan
@@ -503,10 +504,44 @@ func (m *Model) SetBatchShare(b *Batch, accum, row0 int) error {
 func (m *Model) RecordForward(r *gpu.Recorder) { m.RecordForwardWith(r, nil) }
 
 // RecordBackward records the backward pass; parameter gradients accumulate.
+// It is always the whole backward, with DeferEmbeddingBackward too.
 func (m *Model) RecordBackward(r *gpu.Recorder) {
 	for s := 0; s < m.BackwardStages(); s++ {
 		m.RecordBackwardStage(r, s)
 	}
+	if m.deferEmbed {
+		m.embed.RecordBackward(r)
+	}
+}
+
+// DeferEmbeddingBackward is for data-parallel training with a token
+// embedding tied to the head. From then on the last backward stage
+// (RecordBackwardStage) leaves out the embedding's scatter of the gradient
+// rows EmbeddingRows into the table's gradient, so that the table's
+// gradient is final after stage 0 (the head's part; GradsFinishedBy says
+// so) and can be summed over the ranks while the rest of the backward
+// runs; the caller scatters every rank's rows into the summed gradient
+// itself. RecordBackward still records the whole backward. It reports
+// whether the model defers: false, and nothing changes, for an untied
+// table.
+func (m *Model) DeferEmbeddingBackward() bool {
+	if !m.Cfg.TieEmbeddings || m.embed == nil || m.byName[NameEmbed] == nil {
+		return false
+	}
+	m.deferEmbed = true
+	return true
+}
+
+// EmbeddingRows is the gradient of the token embedding's output, (B*L, D),
+// complete after the layer stages of the backward (after stage
+// BackwardStages()-2): the rows the embedding's backward scatters into the
+// table's gradient by token id.
+func (m *Model) EmbeddingRows() *nn.Tensor {
+	t, err := m.dh.Reshape(m.T, m.Cfg.DModel)
+	if err != nil {
+		return nil
+	}
+	return t
 }
 
 // BackwardStages is the number of parts the backward pass is recorded in
@@ -554,7 +589,9 @@ func (m *Model) RecordBackwardStage(r *gpu.Recorder, s int) {
 		ly.inZ.RecordBackward(r)
 		ly.norm.RecordBackward(r)
 	case s == L+1:
-		m.embed.RecordBackward(r)
+		if !m.deferEmbed {
+			m.embed.RecordBackward(r)
+		}
 		if m.patchIn != nil {
 			rec(r, m.f16.cDh)
 			m.patchIn.RecordBackward(r)
@@ -605,7 +642,9 @@ func (m *Model) gradsWrittenBy(s int) []*Param {
 			}
 		}
 	case s == L+1:
-		names = []string{NameEmbed}
+		if !m.deferEmbed {
+			names = append(names, NameEmbed)
+		}
 		if c.Continuous() {
 			names = append(names, NamePatchIn)
 		}

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"mom/gpu"
+	"mom/nn"
 )
 
 // TestBackwardStagesListEveryGradientOnce: the stages' finished-gradient
@@ -156,4 +157,102 @@ func shareStep(t *testing.T, d *gpu.Device, c Config, params map[string][]float6
 		t.Fatal(err)
 	}
 	return readStep(t, m, lossBuf)
+}
+
+// TestDeferredEmbeddingBackward: with DeferEmbeddingBackward a tied
+// table's gradient is finished by the head's stage, the stages leave out
+// the embedding's scatter, and that scatter done afterwards by a
+// backward-only embedding over EmbeddingRows gives the whole backward's
+// gradient; RecordBackward stays whole; an untied table is not deferred.
+func TestDeferredEmbeddingBackward(t *testing.T) {
+	forEachDevice(t, func(t *testing.T, d *gpu.Device) {
+		c, err := Preset("tiny", ThreeModal, AllSplits)
+		if err != nil {
+			t.Fatal(err)
+		}
+		const B, L = 2, 16
+		rng := rand.New(rand.NewPCG(41, 42))
+		b := randomBatch(c, B, L, rng)
+		params := float32Params(c, rng)
+		m, err := NewModel(d, c, B, L)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer m.Release()
+		uploadParams(t, m, params)
+		if err := m.SetBatch(b, 1); err != nil {
+			t.Fatal(err)
+		}
+		emb := m.Param(NameEmbed)
+		grad := func(record func(r *gpu.Recorder)) []float32 {
+			t.Helper()
+			r := d.NewRecorder()
+			m.RecordZeroGrads(r)
+			m.RecordForward(r)
+			record(r)
+			if err := r.Submit(); err != nil {
+				t.Fatal(err)
+			}
+			g, err := emb.G.Download()
+			if err != nil {
+				t.Fatal(err)
+			}
+			return g
+		}
+		want := grad(m.RecordBackward)
+		if !m.DeferEmbeddingBackward() {
+			t.Fatal("a tied table was not deferred")
+		}
+		finished := -1
+		for s := 0; s < m.BackwardStages(); s++ {
+			for _, p := range m.GradsFinishedBy(s) {
+				if p == emb {
+					finished = s
+				}
+			}
+		}
+		if finished != 0 {
+			t.Errorf("deferred: %s finished by stage %d, want 0 (the head's)", NameEmbed, finished)
+		}
+		scatter, err := nn.NewEmbedding(d, nn.EmbeddingArgs{E: emb.W, DOut: m.EmbeddingRows(), DE: emb.G})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer scatter.Release()
+		if err := scatter.Update(b.Inputs); err != nil {
+			t.Fatal(err)
+		}
+		stages := func(r *gpu.Recorder) {
+			for s := 0; s < m.BackwardStages(); s++ {
+				m.RecordBackwardStage(r, s)
+			}
+		}
+		headOnly := grad(stages)
+		got := grad(func(r *gpu.Recorder) { stages(r); scatter.RecordBackward(r) })
+		whole := grad(m.RecordBackward)
+		differs := false
+		for i := range want {
+			if headOnly[i] != want[i] {
+				differs = true
+			}
+			if got[i] != want[i] {
+				t.Fatalf("stages + scatter: %s[%d] = %g, whole backward %g", NameEmbed, i, got[i], want[i])
+			}
+			if whole[i] != want[i] {
+				t.Fatalf("RecordBackward with the deferral: %s[%d] = %g, want %g", NameEmbed, i, whole[i], want[i])
+			}
+		}
+		if !differs {
+			t.Error("the deferred stages gave the whole gradient: the scatter was not left out")
+		}
+		c.TieEmbeddings = false
+		u, err := NewModel(d, c, B, L)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer u.Release()
+		if u.DeferEmbeddingBackward() {
+			t.Error("an untied table was deferred")
+		}
+	})
 }

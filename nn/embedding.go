@@ -9,7 +9,7 @@ import (
 
 // EmbeddingArgs are the tensors of a token embedding.
 type EmbeddingArgs struct {
-	E, Out, DOut, DE *Tensor // E (V, D); Out (T, D); DOut (T, D) and DE (V, D) nil for forward-only
+	E, Out, DOut, DE *Tensor // E (V, D); Out (T, D); DOut (T, D) and DE (V, D) nil for forward-only; Out nil for backward-only
 }
 
 // Embedding gathers table rows by token id: out[t] = E[ids[t]]. The
@@ -30,21 +30,27 @@ type Embedding struct {
 
 // NewEmbedding checks shapes and builds the dispatches.
 func NewEmbedding(dev *gpu.Device, a EmbeddingArgs) (*Embedding, error) {
-	if a.E == nil || a.Out == nil {
-		return nil, fmt.Errorf("nn: embedding: E and Out are required")
+	back := a.DOut != nil || a.DE != nil
+	if a.E == nil || (a.Out == nil && !back) {
+		return nil, fmt.Errorf("nn: embedding: E and Out (or DOut and DE) are required")
 	}
 	if len(a.E.Shape) != 2 {
 		return nil, fmt.Errorf("nn: embedding: table %s has shape %v, want (V, D)", a.E.Name, a.E.Shape)
 	}
 	v, d := a.E.Shape[0], a.E.Shape[1]
-	if len(a.Out.Shape) != 2 {
-		return nil, fmt.Errorf("nn: embedding: output %s has shape %v, want (T, %d)", a.Out.Name, a.Out.Shape, d)
+	rows := a.Out
+	if rows == nil {
+		rows = a.DOut // backward-only: T from the output gradient
 	}
-	t := a.Out.Shape[0]
-	if err := CheckShape("embedding output", a.Out, t, d); err != nil {
-		return nil, err
+	if rows == nil || len(rows.Shape) != 2 {
+		return nil, fmt.Errorf("nn: embedding: output %v has no shape (T, %d)", rows, d)
 	}
-	back := a.DOut != nil || a.DE != nil
+	t := rows.Shape[0]
+	if a.Out != nil {
+		if err := CheckShape("embedding output", a.Out, t, d); err != nil {
+			return nil, err
+		}
+	}
 	if back {
 		if err := CheckShape("embedding dout", a.DOut, t, d); err != nil {
 			return nil, err
@@ -56,7 +62,7 @@ func NewEmbedding(dev *gpu.Device, a EmbeddingArgs) (*Embedding, error) {
 			return nil, fmt.Errorf("nn: embedding: DE and DOut share a buffer")
 		}
 	}
-	if shareBuffer(a.E, a.Out) {
+	if a.Out != nil && shareBuffer(a.E, a.Out) {
 		return nil, fmt.Errorf("nn: embedding: Out and E share a buffer")
 	}
 	e := &Embedding{t: t, v: v, d: d}
@@ -65,7 +71,7 @@ func NewEmbedding(dev *gpu.Device, a EmbeddingArgs) (*Embedding, error) {
 		e.Release()
 		return nil, x
 	}
-	if e.ids, err = NewTensor(dev, a.Out.Name+".ids", t); err != nil {
+	if e.ids, err = NewTensor(dev, rows.Name+".ids", t); err != nil {
 		return fail(err)
 	}
 	c := gpu.Constants{"D": float64(d), "T": float64(t)}
@@ -73,14 +79,16 @@ func NewEmbedding(dev *gpu.Device, a EmbeddingArgs) (*Embedding, error) {
 	if d%4 == 0 {
 		kf, per = shaders.EmbeddingFwd4, 4
 	}
-	if e.fwd, err = Bind(dev, kf, c, e.ids, a.E, a.Out); err != nil {
-		return fail(fmt.Errorf("nn: embedding %s %v: %w", a.E.Name, a.E.Shape, err))
+	if a.Out != nil {
+		if e.fwd, err = Bind(dev, kf, c, e.ids, a.E, a.Out); err != nil {
+			return fail(fmt.Errorf("nn: embedding %s %v: %w", a.E.Name, a.E.Shape, err))
+		}
+		e.fx, e.fy = Grid(dev, CeilDiv(t*d/per, 256))
 	}
-	e.fx, e.fy = Grid(dev, CeilDiv(t*d/per, 256))
 	if !back {
 		return e, nil
 	}
-	if e.index, err = NewTensor(dev, a.Out.Name+".index", 3*t+2); err != nil {
+	if e.index, err = NewTensor(dev, rows.Name+".index", 3*t+2); err != nil {
 		return fail(err)
 	}
 	// zeros: no distinct ids until the first Update
@@ -162,8 +170,12 @@ func (e *Embedding) buildIndex(ids []uint32) {
 	e.host[0] = uint32(nu)
 }
 
-// RecordForward records the gather.
-func (e *Embedding) RecordForward(r *gpu.Recorder) { r.Dispatch(e.fwd, e.fx, e.fy, 1) }
+// RecordForward records the gather; nothing for a backward-only embedding.
+func (e *Embedding) RecordForward(r *gpu.Recorder) {
+	if e.fwd != nil {
+		r.Dispatch(e.fwd, e.fx, e.fy, 1)
+	}
+}
 
 // RecordBackward records dE += the scattered dOut rows; nothing for a
 // forward-only embedding. The dispatch covers T slots whatever the batch, so

@@ -101,13 +101,31 @@ func TestEmbeddingForwardOnlyAndErrors(t *testing.T) {
 		ktest.Run(t, d, op.RecordForward)
 		ktest.Close(t, "out after errors", ktest.Download(t, out), []float64{5, 6, 1, 2, 5, 6, 3, 4}, ktest.Tol{})
 
+		// Backward-only (no Out): T from DOut; the forward records nothing.
+		dout := ktest.Tensor(t, d, "dout", []float32{1, 2, 3, 4, 5, 6, 7, 8}, 4, 2)
+		de := ktest.Tensor(t, d, "dE", []float32{0, 0, 0, 0, 100, 100}, 3, 2)
+		bo, err := nn.NewEmbedding(d, nn.EmbeddingArgs{E: e, DOut: dout, DE: de})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer bo.Release()
+		if err := bo.Update(ids); err != nil {
+			t.Fatal(err)
+		}
+		ktest.Run(t, d, func(r *gpu.Recorder) { bo.RecordForward(r); bo.RecordBackward(r) })
+		want := []float64{0, 0, 0, 0, 100, 100}
+		ref.EmbeddingBackward(want, []float64{1, 2, 3, 4, 5, 6, 7, 8}, ids, 4, 2)
+		ktest.Close(t, "backward-only dE", ktest.Download(t, de), want, ktest.Tol{})
+
 		bad := ktest.Tensor(t, d, "bad", nil, 4, 3)
 		for name, a := range map[string]nn.EmbeddingArgs{
-			"out width":    {E: e, Out: bad},
-			"dout shape":   {E: e, Out: out, DOut: bad, DE: ktest.Tensor(t, d, "dE", nil, 3, 2)},
-			"de missing":   {E: e, Out: out, DOut: ktest.Tensor(t, d, "dout", nil, 4, 2)},
-			"table 1-D":    {E: ktest.Tensor(t, d, "flat", nil, 6), Out: out},
-			"out is table": {E: e, Out: e},
+			"no out, no dout":  {E: e, DE: ktest.Tensor(t, d, "dE2", nil, 3, 2)},
+			"no out, dout 1-D": {E: e, DOut: ktest.Tensor(t, d, "dout1", nil, 8), DE: ktest.Tensor(t, d, "dE3", nil, 3, 2)},
+			"out width":        {E: e, Out: bad},
+			"dout shape":       {E: e, Out: out, DOut: bad, DE: ktest.Tensor(t, d, "dE", nil, 3, 2)},
+			"de missing":       {E: e, Out: out, DOut: ktest.Tensor(t, d, "dout", nil, 4, 2)},
+			"table 1-D":        {E: ktest.Tensor(t, d, "flat", nil, 6), Out: out},
+			"out is table":     {E: e, Out: e},
 		} {
 			if _, err := nn.NewEmbedding(d, a); err == nil {
 				t.Errorf("%s: no error", name)

@@ -60,7 +60,13 @@
 // (mpi.Reducer: through an MPI-3 shared-memory window when every rank is
 // on one host, else all-to-all) while the GPU runs the rest of the
 // backward. The sums go
-// back to the gradient tensors, a small control bucket adds up the loss
+// back to the gradient tensors. A tied embedding's table gets its
+// gradient from the head (the first stage) and from the scatter of the
+// token rows (the last); with Options.EmbeddingGather the last stage leaves
+// the scatter out (mom.Model.DeferEmbeddingBackward), the table is summed
+// while the backward runs, every rank's rows are gathered (a float32
+// bucket in which each rank fills its own slot) and every rank scatters
+// them into the summed table. A small control bucket adds up the loss
 // record and the ranks' stop requests (so the ranks stop after the same
 // step), and every rank takes the same AdamW step. The ranks compare
 // parameter checksums (nn.Checksum) at the start, every CheckEvery steps and

@@ -20,6 +20,20 @@ type gradBucket struct {
 	n      int   // values (before padding)
 	padded int   // values with the padding the reduction needs (a multiple of the ranks)
 	last   int   // the backward stage that completes it
+	// gather, instead of parameters: the bucket gathers every rank's rows
+	// of the token embedding's output gradient (mom.Model's
+	// DeferEmbeddingBackward). Always float32, so that the gather is exact.
+	gather *rowGather
+}
+
+// rowGather is an all-gather done as a sum: each rank copies its rows into
+// its own slot of the bucket, the other slots stay zero on that rank, so
+// the sum over the ranks is every rank's rows in rank order (adding zeros
+// is exact), which comes back into dst.
+type rowGather struct {
+	src  *nn.Tensor // this rank's rows (mom.Model.EmbeddingRows)
+	dst  *nn.Tensor // every rank's rows, in rank order
+	slot int        // element offset of this rank's rows in the bucket
 }
 
 // pieceAlign is the alignment, in values, of the pieces of a split
@@ -141,7 +155,9 @@ func bucketAlign(exchange string) int {
 // host (half the bytes of float32) and goes to the reduction as it is (an
 // mpi.BFloat16 bucket: summed in float32, rounded once); the packed sums
 // come back into it and are widened into the gradients. The words between
-// the places stay zero.
+// the places stay zero. A gather bucket is float32 in either exchange: the
+// rank's rows go into its slot, the gathered rows come back into the
+// gather's destination.
 type hostStaging struct {
 	d       *gpu.Device
 	buckets []gradBucket
@@ -149,7 +165,8 @@ type hostStaging struct {
 	bufs    []*gpu.HostReadBuffer  // device -> host, per bucket
 	ups     []*gpu.HostWriteBuffer // host -> device, per bucket
 	// The bfloat16 exchange only (nil in float32): per bucket the packed
-	// buffer on the device and the conversions into and out of it.
+	// buffer on the device and the conversions into and out of it (nil
+	// for a gather bucket).
 	packed       []*nn.Tensor
 	pack, unpack []*nn.BF16
 }
@@ -164,9 +181,14 @@ func newHostStaging(d *gpu.Device, buckets []gradBucket, bf16 bool) (*hostStagin
 		s.Release()
 		return nil, fmt.Errorf("trainer: gradient bucket %d (%d values, %s exchange): %w", b, buckets[b].n, ex, err)
 	}
+	if bf16 {
+		s.packed = make([]*nn.Tensor, len(buckets))
+		s.pack = make([]*nn.BF16, len(buckets))
+		s.unpack = make([]*nn.BF16, len(buckets))
+	}
 	for i, b := range buckets {
 		w := b.padded
-		if bf16 {
+		if bf16 && b.gather == nil {
 			w = b.padded / 2 // the reduction pads a bfloat16 bucket to whole words
 			if err := s.addConversions(i, b, w); err != nil {
 				return fail(i, err)
@@ -194,7 +216,7 @@ func (s *hostStaging) addConversions(i int, b gradBucket, w int) error {
 	if err != nil {
 		return err
 	}
-	s.packed = append(s.packed, t)
+	s.packed[i] = t
 	gs := make([]*nn.Tensor, len(b.params))
 	for j, p := range b.params {
 		gs[j] = p.G
@@ -204,16 +226,20 @@ func (s *hostStaging) addConversions(i int, b gradBucket, w int) error {
 	if err != nil {
 		return err
 	}
-	s.pack = append(s.pack, pk)
+	s.pack[i] = pk
 	up, err := nn.NewBF16Unpack(s.d, a)
 	if err != nil {
 		return err
 	}
-	s.unpack = append(s.unpack, up)
+	s.unpack[i] = up
 	return nil
 }
 
 func (s *hostStaging) RecordOut(r *gpu.Recorder, b int) {
+	if g := s.buckets[b].gather; g != nil {
+		r.Copy(g.src.Buf, 0, s.bufs[b].Buffer(), int64(4*g.slot), int64(4*g.src.Len()))
+		return
+	}
 	if s.pack != nil {
 		s.pack[b].Record(r)
 		r.Copy(s.packed[b].Buf, 0, s.bufs[b].Buffer(), 0, int64(4*s.words[b]))
@@ -256,7 +282,9 @@ func (s *hostStaging) In(b int, sums []float32) error {
 		return fmt.Errorf("trainer: gradient bucket %d: %w", b, err)
 	}
 	r := s.d.NewRecorder()
-	if s.unpack != nil {
+	if g := s.buckets[b].gather; g != nil {
+		r.Copy(u.Buffer(), 0, g.dst.Buf, 0, int64(4*g.dst.Len()))
+	} else if s.unpack != nil {
 		r.Copy(u.Buffer(), 0, s.packed[b].Buf, 0, int64(4*w))
 		s.unpack[b].Record(r)
 	} else {
@@ -284,13 +312,19 @@ func (s *hostStaging) Release() {
 		u.Release()
 	}
 	for i := range s.pack {
-		s.pack[i].Release()
+		if s.pack[i] != nil {
+			s.pack[i].Release()
+		}
 	}
 	for i := range s.unpack {
-		s.unpack[i].Release()
+		if s.unpack[i] != nil {
+			s.unpack[i].Release()
+		}
 	}
 	for _, t := range s.packed {
-		t.Release()
+		if t != nil {
+			t.Release()
+		}
 	}
 	s.bufs, s.ups, s.pack, s.unpack, s.packed = nil, nil, nil, nil, nil
 }

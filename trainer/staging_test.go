@@ -147,6 +147,25 @@ func TestStagingRoundTrip(t *testing.T) {
 				}
 				pad := func(n int) int { return (n + 3) / 4 * 4 } // 2 ranks' whole words
 				buckets := planBuckets(len(params), func(s int) []*mom.Param { return params[s] }, 4, bucketAlign(ex), pad)
+				// A gather bucket, as rank 1 of 2: 5 rows of 3 into slot 1.
+				src, err := nn.NewTensor(d, "rows", 5, 3)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer src.Release()
+				rows := make([]float32, 15)
+				for i := range rows {
+					rows[i] = float32(rng.NormFloat64())
+				}
+				if err := src.Upload(rows); err != nil {
+					t.Fatal(err)
+				}
+				dst, err := nn.NewTensor(d, "gathered", 10, 3)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer dst.Release()
+				buckets = append(buckets, gradBucket{n: 30, padded: pad(30), last: len(params) - 1, gather: &rowGather{src: src, dst: dst, slot: 15}})
 				st, err := newGradStaging(d, buckets, ex)
 				if err != nil {
 					t.Fatal(err)
@@ -168,6 +187,11 @@ func TestStagingRoundTrip(t *testing.T) {
 					return unsafe.Slice((*float32)(unsafe.Pointer(&w[0])), len(w))
 				}
 				for b, bk := range buckets {
+					words, round := words, round
+					if bk.gather != nil { // float32 in either exchange
+						words = func(v []float32) []float32 { return v }
+						round = func(x float32) float32 { return x }
+					}
 					r := d.NewRecorder()
 					st.RecordOut(r, b)
 					if err := r.Submit(); err != nil {
@@ -187,6 +211,9 @@ func TestStagingRoundTrip(t *testing.T) {
 							t.Fatal(err)
 						}
 						copy(want[bk.offs[j]:], v[bk.from[j]:bk.from[j]+bk.count[j]])
+					}
+					if bk.gather != nil {
+						copy(want[bk.gather.slot:], rows) // slot 0 and the padding stay zero
 					}
 					ww := words(want)
 					if len(host) != len(ww) {
@@ -208,6 +235,17 @@ func TestStagingRoundTrip(t *testing.T) {
 						t.Fatal(err)
 					}
 					st.Done(b)
+					if bk.gather != nil {
+						v, err := dst.Download()
+						if err != nil {
+							t.Fatal(err)
+						}
+						for i, x := range v {
+							if math.Float32bits(x) != math.Float32bits(sums[i]) {
+								t.Fatalf("gathered row value %d written back: %v, want %v", i, x, sums[i])
+							}
+						}
+					}
 					for j, p := range bk.params {
 						v, err := p.G.Download()
 						if err != nil {
@@ -222,6 +260,54 @@ func TestStagingRoundTrip(t *testing.T) {
 					}
 				}
 			})
+		}
+	})
+}
+
+// TestDeferEmbedding: the tied embedding's rows are gathered when asked
+// to, or, with auto, while every rank's rows (float32) are at most half the
+// table's bytes in the exchange; never for an untied table or with off.
+func TestDeferEmbedding(t *testing.T) {
+	gputest.ForEachDevice(t, func(t *testing.T, d *gpu.Device) {
+		cfg, err := mom.Preset("tiny", mom.ThreeModal, mom.AllSplits)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := mom.NewModel(d, cfg, 1, 8)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer m.Release()
+		table, rows := m.Param(mom.NameEmbed).G.Len(), m.EmbeddingRows().Len()
+		// auto: 2 * 4 bytes * ranks * rows <= bytes per value * table.
+		f32Most, bf16Most := 4*table/(8*rows), 2*table/(8*rows)
+		if bf16Most < 1 {
+			t.Fatalf("a table of %d values and %d rows values: the case is too small to test", table, rows)
+		}
+		for _, c := range []struct {
+			ranks          int
+			exchange, mode string
+			want           bool
+		}{
+			{f32Most, ExchangeF32, GatherAuto, true},
+			{f32Most + 1, ExchangeF32, GatherAuto, false},
+			{bf16Most, ExchangeBF16, "", true},
+			{bf16Most + 1, ExchangeBF16, GatherAuto, false},
+			{f32Most + 1, ExchangeF32, GatherOn, true},
+			{2, ExchangeF32, GatherOff, false},
+		} {
+			if got := deferEmbedding(m, c.ranks, c.exchange, c.mode); got != c.want {
+				t.Errorf("%d ranks, %s exchange, %q: %v, want %v", c.ranks, c.exchange, c.mode, got, c.want)
+			}
+		}
+		cfg.TieEmbeddings = false
+		u, err := mom.NewModel(d, cfg, 1, 8)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer u.Release()
+		if deferEmbedding(u, 2, ExchangeF32, GatherOn) {
+			t.Error("an untied table was deferred")
 		}
 	})
 }

@@ -74,6 +74,13 @@ type Options struct {
 	// or ExchangeBF16 (half the bytes, each rank's gradients and the sums
 	// rounded to bfloat16). One process alone exchanges nothing.
 	GradExchange string
+	// EmbeddingGather is how data-parallel training sums a tied
+	// embedding's gradient: GatherOn sums the table's gradient (the head's
+	// part) after the head's backward and gathers every rank's token rows
+	// after the last stage, which every rank then scatters into it;
+	// GatherOff sums the whole table after the backward; GatherAuto ("" too)
+	// gathers when the rows are at most half the table's bytes.
+	EmbeddingGather string
 	// CheckEvery: the ranks compare their parameters' checksums every
 	// CheckEvery steps, at the start and before every checkpoint (0:
 	// DefaultCheckEvery).
@@ -177,6 +184,8 @@ func (o Options) Validate() error {
 		return fmt.Errorf("trainer: --eval-data %s needs token-file --data; the synthetic stream has its own held-out split", o.EvalData)
 	case o.GradExchange != "" && o.GradExchange != ExchangeF32 && o.GradExchange != ExchangeBF16:
 		return fmt.Errorf("trainer: --grad-exchange %q: want %s or %s", o.GradExchange, ExchangeF32, ExchangeBF16)
+	case o.EmbeddingGather != "" && o.EmbeddingGather != GatherAuto && o.EmbeddingGather != GatherOn && o.EmbeddingGather != GatherOff:
+		return fmt.Errorf("trainer: --embedding-gather %q: want %s, %s or %s", o.EmbeddingGather, GatherAuto, GatherOn, GatherOff)
 	case o.BucketBytes < 0 || o.CheckEvery < 0:
 		return fmt.Errorf("trainer: --bucket-mb %g and --check-every %d must not be negative", float64(o.BucketBytes)/(1<<20), o.CheckEvery)
 	case o.World != nil && o.Batch%o.World.Size() != 0:

@@ -52,6 +52,8 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"bench", "step", "--profile", "-1"}, 2, "--profile -1"},
 		{[]string{"bench", "step", "--profile", "5", "--interleave"}, 2, "--profile and --interleave"},
 		{[]string{"bench", "kernels", "--reps", "0"}, 2, "--reps 0"},
+		{[]string{"train", "--out", "x", "--grad-exchange", "f16"}, 2, `--grad-exchange "f16"`},
+		{[]string{"train", "--out", "x", "--embedding-gather", "yes"}, 2, `--embedding-gather "yes"`},
 	}
 	for _, c := range cases {
 		code, _, errOut := runCLI(c.args...)

@@ -26,6 +26,7 @@ type parallelFlags struct {
 	timeout    *time.Duration
 	lanes      *int
 	exchange   *string
+	gather     *string
 }
 
 func addParallelFlags(fs *flag.FlagSet) parallelFlags {
@@ -41,6 +42,9 @@ func addParallelFlags(fs *flag.FlagSet) parallelFlags {
 			"under mpirun: MPI threads per rank that sum gradient buckets side by side (0: one per 2 cores of the rank's share of the host, at most 4)"),
 		exchange: fs.String("grad-exchange", trainer.ExchangeF32,
 			"under mpirun: how gradients and their sums cross between GPU and host: f32, or bf16 (half the bytes; each rank's gradients and the sums rounded to bfloat16, summed in float32)"),
+		gather: fs.String("embedding-gather", trainer.GatherAuto,
+			"under mpirun, with a tied embedding: sum its table's gradient after the head's backward and gather every rank's token rows after the last stage, "+
+				"instead of summing the whole table after the backward: auto (when the rows are at most half the table's bytes), on or off"),
 	}
 }
 
@@ -71,10 +75,13 @@ func (p parallelFlags) apply(o *trainer.Options) error {
 		return usagef("--comm-lanes %d must lie in 0..64", *p.lanes)
 	case *p.exchange != trainer.ExchangeF32 && *p.exchange != trainer.ExchangeBF16:
 		return usagef("--grad-exchange %q: want %s or %s", *p.exchange, trainer.ExchangeF32, trainer.ExchangeBF16)
+	case *p.gather != trainer.GatherAuto && *p.gather != trainer.GatherOn && *p.gather != trainer.GatherOff:
+		return usagef("--embedding-gather %q: want %s, %s or %s", *p.gather, trainer.GatherAuto, trainer.GatherOn, trainer.GatherOff)
 	}
 	o.BucketBytes = max(4, int64(*p.bucketMB*(1<<20)))
 	o.CheckEvery = *p.checkEvery
 	o.GradExchange = *p.exchange
+	o.EmbeddingGather = *p.gather
 	return nil
 }
 

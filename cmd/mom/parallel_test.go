@@ -123,9 +123,12 @@ func TestDataParallelMatchesOneProcess(t *testing.T) {
 		lossTol, paramTol float64
 		want              string // in the 2-rank run's output
 	}{
-		{"three", []string{"--setting", "three", "--bucket-mb", "0.01"}, 1e-5, 1e-4, "exchanged as float32"},
-		// Diffusion noise drawn on the global batch; two micro-batches a step.
-		{"transfusion-accum2", []string{"--setting", "transfusion", "--accum", "2"}, 1e-5, 1e-4, "exchanged as float32"},
+		// The tied embedding's rows gathered (--embedding-gather on; auto
+		// leaves the tiny preset's small table whole).
+		{"three", []string{"--setting", "three", "--bucket-mb", "0.01", "--embedding-gather", "on"}, 1e-5, 1e-4, "its token rows"},
+		// Diffusion noise drawn on the global batch; two micro-batches a step,
+		// the first with the whole backward on each rank.
+		{"transfusion-accum2", []string{"--setting", "transfusion", "--accum", "2", "--embedding-gather", "on"}, 1e-5, 1e-4, "its token rows"},
 		{"three-bf16", []string{"--setting", "three", "--bucket-mb", "0.01", "--grad-exchange", "bf16"}, 5e-3, 0.3, "exchanged as bfloat16"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -139,6 +142,9 @@ func TestDataParallelMatchesOneProcess(t *testing.T) {
 				if !strings.Contains(out, want) {
 					t.Errorf("the 2-rank run's output lacks %q:\n%s", want, out)
 				}
+			}
+			if gathered := strings.Contains(out, "its token rows"); gathered != (c.want == "its token rows") {
+				t.Errorf("the tied embedding's rows gathered: %v, want %v (--embedding-gather auto leaves the tiny preset's table whole)", gathered, !gathered)
 			}
 			compareRuns(t, one, two, c.lossTol, c.paramTol)
 			if c.name != "three" {
