@@ -70,6 +70,7 @@ type Model struct {
 	dpred   *nn.Tensor
 	// gradients shared by all layers
 	dh, dxf, dxn            *nn.Tensor // (t, d)
+	embRows                 *nn.Tensor // dh as (T, d): the embedding's output gradient
 	dy, du, ddelta, dz, dx1 *nn.Tensor // (t, ed)
 	dB, dC                  *nn.Tensor // (t, n)
 	ddtLow                  *nn.Tensor // (t, r)
@@ -276,6 +277,7 @@ func (m *Model) build() error {
 	}
 	emb := P(NameEmbed)
 	h0, dh := flat(m.h[0]), flat(m.dh)
+	m.embRows = dh
 	logits := flat(m.logits)
 	if err != nil {
 		return err
@@ -525,7 +527,7 @@ func (m *Model) RecordBackward(r *gpu.Recorder) {
 // whether the model defers: false, and nothing changes, for an untied
 // table.
 func (m *Model) DeferEmbeddingBackward() bool {
-	if !m.Cfg.TieEmbeddings || m.embed == nil || m.byName[NameEmbed] == nil {
+	if !m.Cfg.TieEmbeddings {
 		return false
 	}
 	m.deferEmbed = true
@@ -536,13 +538,7 @@ func (m *Model) DeferEmbeddingBackward() bool {
 // complete after the layer stages of the backward (after stage
 // BackwardStages()-2): the rows the embedding's backward scatters into the
 // table's gradient by token id.
-func (m *Model) EmbeddingRows() *nn.Tensor {
-	t, err := m.dh.Reshape(m.T, m.Cfg.DModel)
-	if err != nil {
-		return nil
-	}
-	return t
-}
+func (m *Model) EmbeddingRows() *nn.Tensor { return m.embRows }
 
 // BackwardStages is the number of parts the backward pass is recorded in
 // by RecordBackwardStage: the head (with the final norm), each layer from

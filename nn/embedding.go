@@ -31,7 +31,7 @@ type Embedding struct {
 // NewEmbedding checks shapes and builds the dispatches.
 func NewEmbedding(dev *gpu.Device, a EmbeddingArgs) (*Embedding, error) {
 	back := a.DOut != nil || a.DE != nil
-	if a.E == nil || (a.Out == nil && !back) {
+	if a.E == nil || (a.Out == nil && a.DOut == nil) {
 		return nil, fmt.Errorf("nn: embedding: E and Out (or DOut and DE) are required")
 	}
 	if len(a.E.Shape) != 2 {
@@ -42,8 +42,8 @@ func NewEmbedding(dev *gpu.Device, a EmbeddingArgs) (*Embedding, error) {
 	if rows == nil {
 		rows = a.DOut // backward-only: T from the output gradient
 	}
-	if rows == nil || len(rows.Shape) != 2 {
-		return nil, fmt.Errorf("nn: embedding: output %v has no shape (T, %d)", rows, d)
+	if len(rows.Shape) != 2 {
+		return nil, fmt.Errorf("nn: embedding: output %s has shape %v, want (T, %d)", rows.Name, rows.Shape, d)
 	}
 	t := rows.Shape[0]
 	if a.Out != nil {

@@ -66,6 +66,15 @@ const ScanDimsWords = 16
 // ScanMaxItems is the most steps per thread per chunk (MAXI in scan.wgsl).
 const ScanMaxItems = 16
 
+// setConst replaces scan.wgsl's `const NAME: u32 = DEFu;` by value.
+func setConst(src, name string, def, value int) (string, error) {
+	decl := fmt.Sprintf("const %s: u32 = %du;", name, def)
+	if !strings.Contains(src, decl) {
+		return "", fmt.Errorf("shaders: scan.wgsl lacks %q", decl)
+	}
+	return strings.Replace(src, decl, fmt.Sprintf("const %s: u32 = %du;", name, value), 1), nil
+}
+
 // ScanSource returns the text of scan.wgsl specialised for items steps per
 // thread (the per-thread arrays, MAXI, get exactly that length) and stage
 // entries of B and C staged per thread and chunk (MAXS: ceil(CHUNK*NQ/WG)
@@ -81,19 +90,15 @@ func ScanSource(subgroups bool, items, stage int) (string, error) {
 	if items < 1 || items > ScanMaxItems {
 		return "", fmt.Errorf("shaders: scan.wgsl: %d items per thread, want 1..%d", items, ScanMaxItems)
 	}
-	const maxi = "const MAXI: u32 = 16u;"
-	if !strings.Contains(src, maxi) {
-		return "", fmt.Errorf("shaders: scan.wgsl lacks %q", maxi)
-	}
-	src = strings.Replace(src, maxi, fmt.Sprintf("const MAXI: u32 = %du;", items), 1)
-	const maxs = "const MAXS: u32 = 4u;"
-	if !strings.Contains(src, maxs) {
-		return "", fmt.Errorf("shaders: scan.wgsl lacks %q", maxs)
-	}
 	if stage < 1 || stage > 1024 {
 		return "", fmt.Errorf("shaders: scan.wgsl: %d staged entries per thread, want 1..1024", stage)
 	}
-	src = strings.Replace(src, maxs, fmt.Sprintf("const MAXS: u32 = %du;", stage), 1)
+	if src, err = setConst(src, "MAXI", 16, items); err != nil {
+		return "", err
+	}
+	if src, err = setConst(src, "MAXS", 4, stage); err != nil {
+		return "", err
+	}
 	if !subgroups {
 		return src, nil
 	}

@@ -104,7 +104,8 @@ func newDataParallel(t *trainer) (*dataParallel, error) {
 	// after the head's stage, and the rows are gathered after the last
 	// stage and scattered on every rank: worth it while every rank's rows
 	// (float32) are at most half the table's bytes in the exchange.
-	deferred := deferEmbedding(m, p.size, t.o.GradExchange, t.o.EmbeddingGather) && m.DeferEmbeddingBackward()
+	src, emb := m.EmbeddingRows(), m.Param(mom.NameEmbed)
+	deferred := gatherPays(t.o.EmbeddingGather, t.o.GradExchange, p.size, src.Len(), emb.G.Len()) && m.DeferEmbeddingBackward()
 	var err error
 	fail := func(e error) (*dataParallel, error) {
 		p.release()
@@ -113,11 +114,6 @@ func newDataParallel(t *trainer) (*dataParallel, error) {
 	p.buckets = planBuckets(m.BackwardStages(), m.GradsFinishedBy, maxBytes, bucketAlign(t.o.GradExchange), pad)
 	p.closing = make([][]int, m.BackwardStages())
 	if deferred {
-		src := m.EmbeddingRows()
-		emb := m.Param(mom.NameEmbed)
-		if src == nil || emb == nil {
-			return fail(fmt.Errorf("trainer: the deferred embedding backward has no gradient rows or table"))
-		}
 		T, D := src.Shape[0], src.Shape[1]
 		if p.gathered, err = nn.NewTensorIn(t.d, gpu.MemScratch, "embedding gradient rows of every rank", p.size*T, D); err != nil {
 			return fail(err)
@@ -180,26 +176,26 @@ const (
 	GatherOff  = "off"
 )
 
-// deferEmbedding reports whether a data-parallel run of m on ranks ranks
-// defers its tied embedding's backward (newDataParallel): with GatherOn,
-// or with GatherAuto when gathering every rank's gradient rows, in
-// float32, moves at most half the bytes of the table's gradient in the
-// exchange. On 2 H200s (94m, 8x512 per GPU, bfloat16 exchange) it cut the
-// time the GPU waits after the backward from 9.6 to 4.3 ms a step (1.63x ->
-// 1.70x over one GPU).
-func deferEmbedding(m *mom.Model, ranks int, exchange, mode string) bool {
-	emb, rows := m.Param(mom.NameEmbed), m.EmbeddingRows()
-	if !m.Cfg.TieEmbeddings || emb == nil || rows == nil || mode == GatherOff {
-		return false
-	}
-	if mode == GatherOn {
+// gatherPays reports whether a data-parallel run on ranks ranks should
+// defer a tied embedding's backward (newDataParallel; the model decides
+// whether it can): with GatherOn, or with GatherAuto ("") when gathering
+// every rank's rows (rows values each, float32) moves at most half the
+// bytes of the table's gradient (table values) in the exchange. On 2 H200s
+// (94m, 8x512 per GPU, bfloat16 exchange) it cut the time the GPU waits
+// after the backward from 9.6 to 4.3 ms a step (1.63x -> 1.70x over one
+// GPU).
+func gatherPays(mode, exchange string, ranks, rows, table int) bool {
+	switch mode {
+	case GatherOn:
 		return true
+	case GatherOff:
+		return false
 	}
 	per := 4
 	if exchange == ExchangeBF16 {
 		per = 2
 	}
-	return 2*4*ranks*rows.Len() <= per*emb.G.Len()
+	return 2*4*ranks*rows <= per*table
 }
 
 func (p *dataParallel) release() {

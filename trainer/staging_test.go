@@ -264,50 +264,27 @@ func TestStagingRoundTrip(t *testing.T) {
 	})
 }
 
-// TestDeferEmbedding: the tied embedding's rows are gathered when asked
-// to, or, with auto, while every rank's rows (float32) are at most half the
-// table's bytes in the exchange; never for an untied table or with off.
-func TestDeferEmbedding(t *testing.T) {
-	gputest.ForEachDevice(t, func(t *testing.T, d *gpu.Device) {
-		cfg, err := mom.Preset("tiny", mom.ThreeModal, mom.AllSplits)
-		if err != nil {
-			t.Fatal(err)
+// TestGatherPays: the tied embedding's rows are gathered when asked to,
+// or, with auto, while every rank's rows (float32) are at most half the
+// table's bytes in the exchange; never with off. (Whether a model can
+// defer, a tied table, is mom's TestDeferredEmbeddingBackward.)
+func TestGatherPays(t *testing.T) {
+	const rows, table = 1000, 64000 // values
+	for _, c := range []struct {
+		mode, exchange string
+		ranks          int
+		want           bool
+	}{
+		// rows in float32: 4*ranks*1000 bytes, at most half the table's.
+		{GatherAuto, ExchangeF32, 32, true}, // 128000 <= 256000/2
+		{GatherAuto, ExchangeF32, 33, false},
+		{"", ExchangeBF16, 16, true}, // 64000 <= 128000/2
+		{GatherAuto, ExchangeBF16, 17, false},
+		{GatherOn, ExchangeF32, 1000, true},
+		{GatherOff, ExchangeF32, 2, false},
+	} {
+		if got := gatherPays(c.mode, c.exchange, c.ranks, rows, table); got != c.want {
+			t.Errorf("%q, %s exchange, %d ranks: %v, want %v", c.mode, c.exchange, c.ranks, got, c.want)
 		}
-		m, err := mom.NewModel(d, cfg, 1, 8)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer m.Release()
-		table, rows := m.Param(mom.NameEmbed).G.Len(), m.EmbeddingRows().Len()
-		// auto: 2 * 4 bytes * ranks * rows <= bytes per value * table.
-		f32Most, bf16Most := 4*table/(8*rows), 2*table/(8*rows)
-		if bf16Most < 1 {
-			t.Fatalf("a table of %d values and %d rows values: the case is too small to test", table, rows)
-		}
-		for _, c := range []struct {
-			ranks          int
-			exchange, mode string
-			want           bool
-		}{
-			{f32Most, ExchangeF32, GatherAuto, true},
-			{f32Most + 1, ExchangeF32, GatherAuto, false},
-			{bf16Most, ExchangeBF16, "", true},
-			{bf16Most + 1, ExchangeBF16, GatherAuto, false},
-			{f32Most + 1, ExchangeF32, GatherOn, true},
-			{2, ExchangeF32, GatherOff, false},
-		} {
-			if got := deferEmbedding(m, c.ranks, c.exchange, c.mode); got != c.want {
-				t.Errorf("%d ranks, %s exchange, %q: %v, want %v", c.ranks, c.exchange, c.mode, got, c.want)
-			}
-		}
-		cfg.TieEmbeddings = false
-		u, err := mom.NewModel(d, cfg, 1, 8)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer u.Release()
-		if deferEmbedding(u, 2, ExchangeF32, GatherOn) {
-			t.Error("an untied table was deferred")
-		}
-	})
+	}
 }

@@ -182,20 +182,32 @@ func (o Options) Validate() error {
 		return fmt.Errorf("trainer: --recompute %q: want auto, on or off", o.Recompute)
 	case o.EvalData != "" && (o.Data == "" || o.Data == "synthetic"):
 		return fmt.Errorf("trainer: --eval-data %s needs token-file --data; the synthetic stream has its own held-out split", o.EvalData)
-	case o.GradExchange != "" && o.GradExchange != ExchangeF32 && o.GradExchange != ExchangeBF16:
-		return fmt.Errorf("trainer: --grad-exchange %q: want %s or %s", o.GradExchange, ExchangeF32, ExchangeBF16)
-	case o.EmbeddingGather != "" && o.EmbeddingGather != GatherAuto && o.EmbeddingGather != GatherOn && o.EmbeddingGather != GatherOff:
-		return fmt.Errorf("trainer: --embedding-gather %q: want %s, %s or %s", o.EmbeddingGather, GatherAuto, GatherOn, GatherOff)
 	case o.BucketBytes < 0 || o.CheckEvery < 0:
 		return fmt.Errorf("trainer: --bucket-mb %g and --check-every %d must not be negative", float64(o.BucketBytes)/(1<<20), o.CheckEvery)
 	case o.World != nil && o.Batch%o.World.Size() != 0:
 		return fmt.Errorf("trainer: --batch %d does not divide among the %d ranks: each rank takes an equal share of every batch (give a multiple of %d)",
 			o.Batch, o.World.Size(), o.World.Size())
 	}
+	if err := o.ValidateExchange(); err != nil {
+		return err
+	}
 	if err := o.validatePrecision(); err != nil {
 		return err
 	}
 	return o.checkSampling()
+}
+
+// ValidateExchange checks the data-parallel exchange choices,
+// GradExchange and EmbeddingGather (Validate checks them too; mom train
+// checks them before an MPI job starts).
+func (o Options) ValidateExchange() error {
+	switch {
+	case o.GradExchange != "" && o.GradExchange != ExchangeF32 && o.GradExchange != ExchangeBF16:
+		return fmt.Errorf("trainer: --grad-exchange %q: want %s or %s", o.GradExchange, ExchangeF32, ExchangeBF16)
+	case o.EmbeddingGather != "" && o.EmbeddingGather != GatherAuto && o.EmbeddingGather != GatherOn && o.EmbeddingGather != GatherOff:
+		return fmt.Errorf("trainer: --embedding-gather %q: want %s, %s or %s", o.EmbeddingGather, GatherAuto, GatherOn, GatherOff)
+	}
+	return nil
 }
 
 func splitNames(s mom.Splits) []string {

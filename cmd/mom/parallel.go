@@ -73,15 +73,14 @@ func (p parallelFlags) apply(o *trainer.Options) error {
 		return usagef("--comm-timeout %s must be positive", *p.timeout)
 	case *p.lanes < 0 || *p.lanes > 64:
 		return usagef("--comm-lanes %d must lie in 0..64", *p.lanes)
-	case *p.exchange != trainer.ExchangeF32 && *p.exchange != trainer.ExchangeBF16:
-		return usagef("--grad-exchange %q: want %s or %s", *p.exchange, trainer.ExchangeF32, trainer.ExchangeBF16)
-	case *p.gather != trainer.GatherAuto && *p.gather != trainer.GatherOn && *p.gather != trainer.GatherOff:
-		return usagef("--embedding-gather %q: want %s, %s or %s", *p.gather, trainer.GatherAuto, trainer.GatherOn, trainer.GatherOff)
 	}
 	o.BucketBytes = max(4, int64(*p.bucketMB*(1<<20)))
 	o.CheckEvery = *p.checkEvery
 	o.GradExchange = *p.exchange
 	o.EmbeddingGather = *p.gather
+	if err := o.ValidateExchange(); err != nil {
+		return usagef("%v", err)
+	}
 	return nil
 }
 
